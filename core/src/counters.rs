@@ -1,0 +1,137 @@
+//! What the engine saw and what it could not use. Every stage that drops or ignores a
+//! packet bumps exactly one `Drop` reason here, so "nothing is lost silently" can be
+//! checked: packets in = packets used + sum of drops. Names are stable (kebab-case),
+//! since `/metrics`, the replay summary and scripts print them.
+//! Plain counters, no atomics: the engine is single-threaded and the driver copies a
+//! snapshot out.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Why a packet (or a message inside one) was not used.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Drop {
+    /// Frame shorter than its link header, or cut short by the snap length.
+    Truncated,
+    /// A link type we do not decode.
+    UnknownLink,
+    /// Not IP (ARP, LLDP, ...).
+    NotIp,
+    /// IPv4/IPv6 header malformed (bad version, length, checksum-independent checks).
+    BadIp,
+    /// IP protocol other than UDP/TCP/IP-in-IP (ICMP, SCTP, ...).
+    OtherProtocol,
+    /// IP fragment that could not be reassembled (overlap, too big, conflicting end).
+    BadFragment,
+    /// Fragments still incomplete when they expired.
+    FragmentTimeout,
+    /// UDP header malformed.
+    BadUdp,
+    /// TCP header malformed.
+    BadTcp,
+    /// TCP bytes discarded: stream buffer over the cap, or a gap that never filled.
+    TcpStream,
+    /// TCP payload that is not SIP (we only follow SIP over TCP).
+    TcpNotSip,
+    /// HEP packet malformed (bad chunk lengths, missing mandatory chunks, bad zlib).
+    BadHep,
+    /// HEP payload that is not SIP/RTP (logs, JSON RTCP reports, QoS).
+    HepOtherPayload,
+    /// HEP capture id not in the allow-list.
+    HepCaptureId,
+    /// Looked like SIP but neither rsip nor the tolerant parser could read it.
+    BadSip,
+    /// SIP message without a header the tracker needs (Call-ID, CSeq, From, To).
+    SipMissingHeader,
+    /// UDP payload that is neither SIP, RTP nor RTCP (DNS, STUN, keep-alives, ...).
+    NotSipOrRtp,
+    /// RTP/RTCP on a port no call's SDP announced.
+    RtpNoCall,
+    /// A packet stamped before the engine's current time (counted, still used).
+    TimeBackwards,
+    /// A channel between stages was full (driver side; counted here for one view).
+    QueueFull,
+}
+
+impl Drop {
+    pub const ALL: [Drop; 20] = [
+        Drop::Truncated,
+        Drop::UnknownLink,
+        Drop::NotIp,
+        Drop::BadIp,
+        Drop::OtherProtocol,
+        Drop::BadFragment,
+        Drop::FragmentTimeout,
+        Drop::BadUdp,
+        Drop::BadTcp,
+        Drop::TcpStream,
+        Drop::TcpNotSip,
+        Drop::BadHep,
+        Drop::HepOtherPayload,
+        Drop::HepCaptureId,
+        Drop::BadSip,
+        Drop::SipMissingHeader,
+        Drop::NotSipOrRtp,
+        Drop::RtpNoCall,
+        Drop::TimeBackwards,
+        Drop::QueueFull,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Drop::Truncated => "truncated",
+            Drop::UnknownLink => "unknown-link",
+            Drop::NotIp => "not-ip",
+            Drop::BadIp => "bad-ip",
+            Drop::OtherProtocol => "other-protocol",
+            Drop::BadFragment => "bad-fragment",
+            Drop::FragmentTimeout => "fragment-timeout",
+            Drop::BadUdp => "bad-udp",
+            Drop::BadTcp => "bad-tcp",
+            Drop::TcpStream => "tcp-stream",
+            Drop::TcpNotSip => "tcp-not-sip",
+            Drop::BadHep => "bad-hep",
+            Drop::HepOtherPayload => "hep-other-payload",
+            Drop::HepCaptureId => "hep-capture-id",
+            Drop::BadSip => "bad-sip",
+            Drop::SipMissingHeader => "sip-missing-header",
+            Drop::NotSipOrRtp => "not-sip-or-rtp",
+            Drop::RtpNoCall => "rtp-no-call",
+            Drop::TimeBackwards => "time-backwards",
+            Drop::QueueFull => "queue-full",
+        }
+    }
+}
+
+/// Running totals for one engine.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Counters {
+    pub frames: u64,
+    pub bytes: u64,
+    pub datagrams: u64,
+    pub hep_packets: u64,
+    pub sip_messages: u64,
+    /// SIP messages that rsip rejected and the tolerant parser read.
+    pub sip_fallback: u64,
+    /// SIP requests by method name, responses by status code ("INVITE", "180", ...).
+    pub sip_by_kind: BTreeMap<String, u64>,
+    pub rtp_packets: u64,
+    pub rtcp_packets: u64,
+    pub calls_started: u64,
+    pub calls_ended: u64,
+    pub violations: u64,
+    pub drops: BTreeMap<Drop, u64>,
+}
+
+impl Counters {
+    pub fn drop(&mut self, why: Drop) {
+        *self.drops.entry(why).or_default() += 1;
+    }
+    pub fn dropped(&self, why: Drop) -> u64 {
+        self.drops.get(&why).copied().unwrap_or(0)
+    }
+    pub fn total_drops(&self) -> u64 {
+        self.drops.values().sum()
+    }
+}

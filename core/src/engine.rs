@@ -1,0 +1,215 @@
+//! The engine: composes decode → sip/rtp → track → policy behind a sans-IO poll API.
+//! Replaying a file and capturing live both drive this, with the same calls in the same
+//! order, so both give the same records:
+//!
+//! ```text
+//! for each frame: handle_timeout(frame.ts) while poll_timeout() <= frame.ts;
+//!                 handle_frame(frame); drain poll_output() to None
+//! end of file:    finish(EndReason::CaptureEnded); drain
+//! ```
+//! May use: every core module. Invariants: the engine's time is `max(packet times seen)`;
+//! a packet stamped earlier is counted (`Drop::TimeBackwards`) and still used; outputs are
+//! queued in the order they became known.
+
+use crate::config::{Config, ExtensionSet};
+use crate::counters::{Counters, Drop};
+use crate::decode::{Datagram, DecodeConfig, Decoder, Frame, PayloadHint, Transport};
+use crate::policy::{Policy, Violation};
+use crate::rtp::{self, Media};
+use crate::sip::{self, SipError};
+use crate::time::{Dur, Ts};
+use crate::track::{CallEvent, EndReason, TrackConfig, Tracker};
+use std::collections::VecDeque;
+
+/// What the engine produces, drained by the driver to the sinks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    Call(CallEvent),
+    Violation(Violation),
+}
+
+/// Everything after the decoder; split out so the decoder's callback can borrow it.
+struct Pipeline {
+    tracker: Tracker,
+    policy: Policy,
+    events: Vec<CallEvent>,
+    violations: Vec<Violation>,
+    out: VecDeque<Output>,
+}
+
+pub struct Engine {
+    decoder: Decoder,
+    pipe: Pipeline,
+    counters: Counters,
+    now: Ts,
+}
+
+/// The config could not be turned into an engine (the parts `Config::parse` cannot check).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct EngineError(String);
+
+fn decode_config(cfg: &Config) -> DecodeConfig {
+    DecodeConfig {
+        tcp_max_message: cfg.capture.tcp_max_message,
+        hep_ports: cfg.capture.hep_ports.clone(),
+        hep_capture_ids: cfg.capture.hep_capture_ids.clone(),
+        ..DecodeConfig::default()
+    }
+}
+
+fn track_config(cfg: &Config) -> Result<TrackConfig, EngineError> {
+    Ok(TrackConfig {
+        cycle_ms: cfg.ringing.cycle_ms,
+        call_timeout: Dur::from_secs(i64::from(cfg.limits.call_timeout_s)),
+        extensions: ExtensionSet::parse(&cfg.site.extensions)
+            .map_err(|e| EngineError(format!("site.extensions: {e}")))?,
+    })
+}
+
+impl Engine {
+    pub fn new(cfg: &Config) -> Result<Engine, EngineError> {
+        Ok(Engine {
+            decoder: Decoder::new(decode_config(cfg)),
+            pipe: Pipeline {
+                tracker: Tracker::new(track_config(cfg)?),
+                policy: Policy::new(cfg).map_err(EngineError)?,
+                events: Vec::new(),
+                violations: Vec::new(),
+                out: VecDeque::new(),
+            },
+            counters: Counters::default(),
+            now: Ts::MIN,
+        })
+    }
+
+    /// Take a new config (reload). Calls in progress keep the policy they started with.
+    pub fn set_config(&mut self, cfg: &Config) -> Result<(), EngineError> {
+        let policy = Policy::new(cfg).map_err(EngineError)?;
+        let track = track_config(cfg)?;
+        self.pipe.policy = policy;
+        self.pipe.tracker.set_config(track);
+        Ok(())
+    }
+
+    /// Feed one captured frame. Never fails: what cannot be used is counted.
+    pub fn handle_frame(&mut self, f: Frame<'_>) {
+        self.counters.frames += 1;
+        self.counters.bytes += f.bytes.len() as u64;
+        if f.ts < self.now {
+            self.counters.drop(Drop::TimeBackwards);
+        } else {
+            self.now = f.ts;
+        }
+        let pipe = &mut self.pipe;
+        self.decoder.decode(f, &mut self.counters, &mut |counters, d| pipe.datagram(counters, d));
+    }
+
+    /// Fire every timer due at or before `now` (the driver calls this before each frame
+    /// whose time has passed `poll_timeout()`, and with the system time when idle live).
+    pub fn handle_timeout(&mut self, now: Ts) {
+        if now > self.now {
+            self.now = now;
+        }
+        self.decoder.expire(now, &mut self.counters);
+        self.pipe.tracker.handle_timeout(now, &mut self.pipe.events);
+        self.pipe.flush(&mut self.counters);
+        self.pipe.policy.handle_timeout(now, &mut self.pipe.violations);
+        self.pipe.flush(&mut self.counters);
+    }
+
+    /// The earliest packet time at which `handle_timeout` has work.
+    pub fn poll_timeout(&self) -> Option<Ts> {
+        [self.decoder.next_expiry(), self.pipe.tracker.poll_timeout(), self.pipe.policy.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.pipe.out.pop_front()
+    }
+
+    /// End every call in progress (end of the capture files, or shutdown) at the engine's
+    /// current time, then run the timers that remain due at that time.
+    pub fn finish(&mut self, reason: EndReason) {
+        let now = self.now.max(Ts::EPOCH);
+        self.pipe.tracker.end_all(now, reason, &mut self.pipe.events);
+        self.pipe.flush(&mut self.counters);
+    }
+
+    pub fn now(&self) -> Ts {
+        self.now
+    }
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+    pub fn active_calls(&self) -> usize {
+        self.pipe.tracker.active_calls()
+    }
+}
+
+impl Pipeline {
+    fn datagram(&mut self, counters: &mut Counters, d: Datagram<'_>) {
+        counters.datagrams += 1;
+        let sip_like = match d.hint {
+            PayloadHint::Sip => true,
+            PayloadHint::Rtp | PayloadHint::Rtcp => false,
+            PayloadHint::Unknown => d.transport != Transport::Udp || sip::looks_like_sip(d.payload),
+        };
+        if sip_like {
+            match sip::parse(d.payload) {
+                Ok(msg) => {
+                    counters.sip_messages += 1;
+                    if msg.parsed_by == sip::ParsedBy::Fallback {
+                        counters.sip_fallback += 1;
+                    }
+                    *counters.sip_by_kind.entry(msg.kind_label()).or_default() += 1;
+                    self.tracker.on_sip(d.ts, d.src, d.dst, &msg, &mut self.events);
+                }
+                Err(SipError::MissingHeader(_)) => counters.drop(Drop::SipMissingHeader),
+                Err(_) => counters.drop(Drop::BadSip),
+            }
+        } else {
+            match rtp::classify(d.payload) {
+                Media::Rtp(pkt) => {
+                    counters.rtp_packets += 1;
+                    if self.tracker.on_rtp(d.ts, d.src, d.dst, &pkt, &mut self.events).is_none() {
+                        counters.drop(Drop::RtpNoCall);
+                    }
+                }
+                Media::Rtcp { .. } => counters.rtcp_packets += 1,
+                Media::Neither => counters.drop(Drop::NotSipOrRtp),
+            }
+        }
+        self.flush(counters);
+    }
+
+    /// Pass the tracker's events through policy, in order, into the output queue.
+    fn flush(&mut self, counters: &mut Counters) {
+        for ev in std::mem::take(&mut self.events) {
+            match ev {
+                CallEvent::Started(start) => {
+                    counters.calls_started += 1;
+                    self.policy.on_start(&start, &mut self.violations);
+                    self.out.push_back(Output::Call(CallEvent::Started(start)));
+                }
+                CallEvent::Ended(mut rec) => {
+                    counters.calls_ended += 1;
+                    self.policy.on_end(&mut rec, &mut self.violations);
+                    self.out.push_back(Output::Call(CallEvent::Ended(rec)));
+                }
+                other => self.out.push_back(Output::Call(other)),
+            }
+            self.push_violations(counters);
+        }
+        self.push_violations(counters);
+    }
+
+    fn push_violations(&mut self, counters: &mut Counters) {
+        for v in self.violations.drain(..) {
+            counters.violations += 1;
+            self.out.push_back(Output::Violation(v));
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! The command line: clap definitions and dispatch, one file per subcommand. Raw
+//! arguments become validated `Settings` here, then the subcommand runs. Exit codes:
+//! 0 ok, 1 the job failed (bad input file, I/O), 2 bad usage or an invalid config.
+
+mod calls;
+mod config_cmd;
+mod filter;
+mod replay;
+mod stats;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "callwarden",
+    version,
+    about = "Watches a PBX's SIP and RTP, keeps call records, enforces telephone rules"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand takes.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct Common {
+    /// Config file (default: config/callwarden.toml, then /etc/callwarden/callwarden.toml,
+    /// then the embedded defaults).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// SQLite database (overrides [store].path).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the pipeline over capture files (pcap, pcapng) and store the calls.
+    Replay(replay::Args),
+    /// List call records.
+    Calls(calls::Args),
+    /// Call statistics by extension or day.
+    Stats(stats::Args),
+    /// Check a config file.
+    Config(config_cmd::Args),
+}
+
+/// Parse arguments, run, map the result to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::Replay(a) => replay::run(a),
+        Command::Calls(a) => calls::run(a),
+        Command::Stats(a) => stats::run(a),
+        Command::Config(a) => config_cmd::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            // One line per cause: what was wrong and where.
+            eprintln!("callwarden: {e:#}");
+            if e.downcast_ref::<crate::settings::ConfigErrors>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+/// Logs go to stderr, journald-friendly (no colours when not a terminal); level from
+/// `RUST_LOG` (default `warn` for commands; the daemon raises it to `info`).
+fn init_logging() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
