@@ -494,10 +494,7 @@ impl ExtensionSet {
                     return Err(format!("\"{p}\" is not a range of digits like \"8000-8999\""));
                 }
                 set.ranges.push((lo, hi, a.len()));
-            } else if !p.is_empty()
-                && p.bytes()
-                    .all(|c| c.is_ascii_digit() || c == '*' as u8 || c == '#' as u8 || c.is_ascii_alphanumeric())
-            {
+            } else if !p.is_empty() && p.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'*' || c == b'#') {
                 set.singles.push(p.to_string());
             } else {
                 return Err(format!("\"{p}\" is not an extension number or range"));
