@@ -178,15 +178,21 @@ impl<'i> Reader<'_, 'i> {
                 .strip_prefix("missing field `")
                 .and_then(|m| m.split_once('`'))
                 .is_some_and(|(field, _)| removed.iter().any(|r| *r == push_key(key.clone(), field)));
-            if echo {
-                break;
+            if !echo {
+                self.errors.push(ConfigError {
+                    line: line_of(self.text, off.unwrap_or(v.span().start)),
+                    key: key.clone(),
+                    message: e.message().to_string(),
+                });
             }
-            self.errors.push(ConfigError {
-                line: line_of(self.text, off.unwrap_or(v.span().start)),
-                key: key.clone(),
-                message: e.message().to_string(),
-            });
+            // (For an echo the error points at the table that lacks the key: dropping
+            // the table lets the rest of the section be read.)
             let progressed = key != base && off.is_some_and(|o| remove_at(&mut v, o));
+            // Dropping an array element shifts the later ones: the typed array no longer
+            // lines up with the file, so nothing in it is judged further.
+            if let Some(array) = key.strip_suffix(']').and_then(|k| k.rsplit_once('[')).map(|(a, _)| a) {
+                self.failed.push(array.to_string());
+            }
             removed.push(key.clone());
             self.failed.push(key);
             if !progressed {
@@ -758,6 +764,10 @@ name = \"a\"
         assert!(msg.contains("-1") || msg.contains("invalid"), "{msg}");
         let (key, line, _) = one("[[group]]\nname = \"d\"\nwindows = [\"10:00-12:00\", 3]\n");
         assert_eq!((key.as_str(), line), ("group[0].windows[1]", 3));
+        // After a bad element the array is not judged further (its indices would shift),
+        // but the rest of the group is.
+        let text = "[[group]]\nname = \"d\"\nwindows = [3, \"25:00-26:00\"]\nmay_dial = [\"x\"]\n";
+        assert_eq!(keys(text), vec![("group[0].windows[0]".to_string(), 3), ("group[0].may_dial[0]".to_string(), 4)]);
         let (key, line, _) = one("[api]\n[[api.token]]\nname = \"x\"\ntoken = \"t\"\n");
         assert_eq!((key.as_str(), line), ("api.token[0]", 2), "missing role");
         let (key, line, _) = one("group = 3\n");
@@ -892,6 +902,9 @@ name = \"a\"
         assert_eq!((key.as_str(), line), ("api.token[1].token", 7));
         assert_eq!(one(&tok("", "x")).0, "api.token[0].name");
         assert_eq!(one("[[api.token]]\nname = \"a\"\ntoken = \"x\"\nrole = \"root\"\n").0, "api.token[0].role");
+        // A token that cannot be read does not hide the rest of [api].
+        let text = "[api]\nlisten = \"localhost\"\n[[api.token]]\nname = \"a\"\ntoken = \"x\"\nrole = \"root\"\n";
+        assert_eq!(keys(text), vec![("api.listen".to_string(), 2), ("api.token[0].role".to_string(), 6)]);
     }
 
     #[test]
