@@ -14,7 +14,8 @@ mod sink {
     }
 }
 
-#[allow(dead_code)]
+// Parts of the store only the binary and the HTTP API use.
+#[allow(dead_code, unused_imports)]
 #[path = "../src/sink/store/mod.rs"]
 mod store;
 

@@ -235,6 +235,39 @@ fn a_lock_held_elsewhere_is_waited_out_by_retrying() {
 }
 
 #[test]
+fn a_full_queue_blocks_the_sink_and_loses_nothing() {
+    let (_d, path) = db();
+    write(&path, &[], &[]);
+    // A queue of 2 and a writer stuck on a lock for 300 ms: the sink must wait, not drop.
+    let opts = StoreOptions {
+        queue: 2,
+        busy_timeout: std::time::Duration::from_millis(5),
+        retries: 10,
+        retry_pause: std::time::Duration::from_millis(20),
+        ..Default::default()
+    };
+    let (mut sink, writer) = open_with(&path, TZ, opts).unwrap();
+    let other = Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let holder = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        other.execute_batch("COMMIT").unwrap();
+    });
+    let started = std::time::Instant::now();
+    for i in 0..50 {
+        let c = call(&format!("q{i}"), T0 + i * 1_000_000, "8001", "13800138000", Direction::Outbound);
+        sink.accept(&Output::Call(CallEvent::Ended(Box::new(c)))).unwrap();
+    }
+    let waited = started.elapsed();
+    holder.join().unwrap();
+    drop(sink);
+    let s = writer.close().unwrap();
+    assert!(waited >= std::time::Duration::from_millis(200), "the sink did not block: {waited:?}");
+    assert_eq!((s.calls, s.calls_new, s.lost), (50, 50, 0));
+    assert_eq!(count(&path, "calls"), 50);
+}
+
+#[test]
 fn the_sink_reports_a_stopped_writer() {
     let (_d, path) = db();
     let (mut sink, writer) = open(&path, TZ).unwrap();
