@@ -797,16 +797,27 @@ name = \"a\"
         let (key, line, msg) = one("[ringing]\ncycle_ms = 0\n");
         assert_eq!((key.as_str(), line), ("ringing.cycle_ms", 2));
         assert!(msg.contains("> 0"), "{msg}");
-        assert_eq!(one("[limits]\ncall_timeout_s = 0\n").0, "limits.call_timeout_s");
-        assert_eq!(one("[capture]\ntcp_max_message = 1023\n").0, "capture.tcp_max_message");
-        assert!(Config::parse("[capture]\ntcp_max_message = 1024\n").is_ok());
-        assert_eq!(one("[capture]\nhep_listen = \"9060\"\n").0, "capture.hep_listen");
-        assert!(Config::parse("[capture]\nhep_listen = \"127.0.0.1:9060\"\n").is_ok());
-        assert_eq!(one("[tariffs]\nunit_s = 0\n").0, "tariffs.unit_s");
-        assert_eq!(one("[store]\npath = \"\"\n").0, "store.path");
-        assert_eq!(one("[recordings]\ndir = \" \"\n").0, "recordings.dir");
-        assert_eq!(one("[numbers]\nrestricted_prefixes = [\"168\", \"9x\"]\n").0, "numbers.restricted_prefixes[1]");
-        assert_eq!(one("[alerts]\nwebhooks = [\"ftp://x\"]\n").0, "alerts.webhooks[0]");
+        // Each check after a blank line and a comment, so the line is not just "2".
+        let cases = [
+            ("[limits]", "call_timeout_s = 0", "limits.call_timeout_s"),
+            ("[capture]", "tcp_max_message = 1023", "capture.tcp_max_message"),
+            ("[capture]", "hep_listen = \"9060\"", "capture.hep_listen"),
+            ("[capture]", "snaplen = 0", "capture.snaplen"),
+            ("[capture]", "interfaces = [\"\"]", "capture.interfaces[0]"),
+            ("[tariffs]", "unit_s = 0", "tariffs.unit_s"),
+            ("[store]", "path = \"\"", "store.path"),
+            ("[recordings]", "dir = \" \"", "recordings.dir"),
+            ("[numbers]", "restricted_prefixes = [\"168\", \"9x\"]", "numbers.restricted_prefixes[1]"),
+            ("[numbers]", "emergency = [\"110\", \"\"]", "numbers.emergency[1]"),
+            ("[numbers]", "personal = [\"\"]", "numbers.personal[0]"),
+            ("[alerts]", "webhooks = [\"ftp://x\"]", "alerts.webhooks[0]"),
+            ("[api]", "listen = \"localhost\"", "api.listen"),
+        ];
+        for (section, line, key) in cases {
+            let (k, l, _) = one(&format!("{section}\n\n# why\n{line}\n"));
+            assert_eq!((k.as_str(), l), (key, 4), "{line}");
+        }
+        assert!(Config::parse("[capture]\ntcp_max_message = 1024\nhep_listen = \"127.0.0.1:9060\"\n").is_ok());
     }
 
     #[test]

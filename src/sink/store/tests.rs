@@ -172,6 +172,43 @@ fn flush_barrier_returns_after_the_commit() {
 }
 
 #[test]
+fn a_violation_is_committed_without_waiting_for_the_batch() {
+    let (_d, path) = db();
+    write(&path, &[], &[]);
+    let opts = StoreOptions {
+        batch_max: 1_000_000,
+        batch_age: std::time::Duration::from_secs(3600),
+        busy_timeout: std::time::Duration::from_millis(5),
+        retries: 20,
+        retry_pause: std::time::Duration::from_millis(10),
+        ..Default::default()
+    };
+    let (mut sink, writer) = open_with(&path, TZ, opts).unwrap();
+    let other = Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let ended = |i: i64| {
+        let c = call(&format!("v{i}"), T0 + i * 1_000_000, "8001", "16800123", Direction::Outbound);
+        Output::Call(CallEvent::Ended(Box::new(c)))
+    };
+    // The writer takes the first call and blocks committing it; the rest queue up behind.
+    sink.accept(&ended(0)).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    sink.accept(&ended(1)).unwrap();
+    sink.accept(&ended(2)).unwrap();
+    let c = call("v2", T0 + 2_000_000, "8001", "16800123", Direction::Outbound);
+    sink.accept(&Output::Violation(violation(&c, "OUT-1", ViolationKind::PremiumRate, "8001", 0, None))).unwrap();
+    sink.accept(&ended(3)).unwrap();
+    sink.accept(&ended(4)).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    other.execute_batch("COMMIT").unwrap();
+    drop(sink);
+    let s = writer.close().unwrap();
+    // [v0], then [v1 v2 OUT-1] committed at the violation, then [v3 v4] when drained;
+    // batching by size or age alone would have made [v1 .. v4] one transaction.
+    assert_eq!((s.transactions, s.calls, s.violations), (3, 5, 1), "{s:?}");
+}
+
+#[test]
 fn disk_full_is_reported_and_stored_rows_stay_intact() {
     let (_d, path) = db();
     // Create the schema first, then let the writer grow the file by a few pages only.

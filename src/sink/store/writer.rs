@@ -1,7 +1,6 @@
 //! The writer thread: the only connection that writes. It takes calls and violations from
-//! a bounded channel and commits them in batches: whenever the queue is empty (so a
-//! violation is committed as soon as it arrives), and at the latest every `batch_max`
-//! items or `batch_age`. A failed transaction is rolled back, logged and retried with
+//! a bounded channel and commits them in batches: whenever the queue is empty, as soon as
+//! a violation arrives, and at the latest every `batch_max` items or `batch_age`. A failed transaction is rolled back, logged and retried with
 //! doubling pauses; after the last retry the items are written one per transaction, so
 //! only the ones that really cannot be written are lost, counted and reported.
 //! Invariants: every write of a batch is in one IMMEDIATE transaction (all or nothing);
@@ -94,8 +93,11 @@ impl Writer {
             if batch.is_empty() {
                 oldest = Instant::now();
             }
+            // A violation is evidence the moment it is raised (a premium-rate call is
+            // flagged at its INVITE): commit it now, even while calls keep coming.
+            let urgent = matches!(item, Item::Violation(_));
             batch.push(item);
-            if batch.len() >= self.opts.batch_max || oldest.elapsed() >= self.opts.batch_age {
+            if urgent || batch.len() >= self.opts.batch_max || oldest.elapsed() >= self.opts.batch_age {
                 self.commit(&mut batch);
             }
         }
