@@ -20,6 +20,7 @@ pub struct Filter {
     /// Calls where this extension is caller or callee.
     #[arg(long)]
     pub ext: Option<String>,
+    /// Calls of this group (a [[group]] name).
     #[arg(long)]
     pub group: Option<String>,
     /// A class name: internal, emergency, premium, toll-free, hk-macau, taiwan,
