@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+mod validate;
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -374,11 +376,97 @@ impl std::fmt::Display for ConfigError {
 
 impl Config {
     /// Parse and validate a TOML text. Every error found is returned, each with its key
-    /// and line, so `config check` can list them all at once.
+    /// and line, so `config check` can list them all at once; they come sorted by line.
     pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
-        let _ = text;
-        todo!("config helper")
+        validate::parse(text)
     }
+}
+
+/// The weekday names `[[shift]].days` accepts, Monday first.
+pub const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+/// "HH:MM" (two digits each) → minutes since midnight. "24:00" (= 1440, the end of the
+/// day) only when `allow_24`, for the end of a shift or window.
+/// Hand-written rather than jiff's `civil::Time` parser, which also takes seconds and
+/// fractions and never "24:00": the config's form is exactly this one.
+pub fn parse_hhmm(s: &str, allow_24: bool) -> Option<u16> {
+    let b = s.as_bytes();
+    if b.len() != 5 || b.get(2) != Some(&b':') {
+        return None;
+    }
+    let two = |i: usize| -> Option<u16> {
+        let (h, l) = (*b.get(i)?, *b.get(i + 1)?);
+        (h.is_ascii_digit() && l.is_ascii_digit()).then(|| u16::from(h - b'0') * 10 + u16::from(l - b'0'))
+    };
+    let (h, m) = (two(0)?, two(3)?);
+    match (h, m) {
+        (24, 0) if allow_24 => Some(24 * 60),
+        (0..=23, 0..=59) => Some(h * 60 + m),
+        _ => None,
+    }
+}
+
+/// "HH:MM-HH:MM" → (from, to) in minutes since midnight. `to` may be "24:00"; `to` < `from`
+/// crosses midnight; `from` == `to` is refused (empty or whole day: ambiguous).
+pub fn parse_window(s: &str) -> Option<(u16, u16)> {
+    let (a, b) = s.trim().split_once('-')?;
+    let (from, to) = (parse_hhmm(a.trim(), false)?, parse_hhmm(b.trim(), true)?);
+    (from != to).then_some((from, to))
+}
+
+/// A calendar date "YYYY-MM-DD" (strictly that form).
+pub fn parse_date(s: &str) -> Option<jiff::civil::Date> {
+    let b = s.as_bytes();
+    let shape = b.len() == 10
+        && b.iter().enumerate().all(|(i, c)| if i == 4 || i == 7 { *c == b'-' } else { c.is_ascii_digit() });
+    if !shape {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// A bound as config (approvals) and query filters write it: a whole date in the site's
+/// zone, or an RFC 3339 instant with its offset.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum DateOrInstant {
+    Date(jiff::civil::Date),
+    Instant(crate::time::Ts),
+}
+
+impl DateOrInstant {
+    pub fn parse(s: &str) -> Option<DateOrInstant> {
+        let s = s.trim();
+        if let Some(d) = parse_date(s) {
+            return Some(DateOrInstant::Date(d));
+        }
+        // RFC 3339 needs a 'T' (or space) between date and time and an offset; jiff's
+        // Timestamp parser insists on the offset, which is what makes an instant exact.
+        let ts: jiff::Timestamp = s.parse().ok()?;
+        Some(DateOrInstant::Instant(crate::time::Ts(ts.as_microsecond())))
+    }
+
+    /// The first instant covered: midnight starting the date in `tz`, or the instant.
+    pub fn start(self, tz: &jiff::tz::TimeZone) -> Option<crate::time::Ts> {
+        match self {
+            DateOrInstant::Date(d) => midnight(d, tz),
+            DateOrInstant::Instant(t) => Some(t),
+        }
+    }
+
+    /// The first instant no longer covered: midnight after the date in `tz` (so a date is
+    /// inclusive), or the instant itself (exclusive).
+    pub fn end(self, tz: &jiff::tz::TimeZone) -> Option<crate::time::Ts> {
+        match self {
+            DateOrInstant::Date(d) => midnight(d.tomorrow().ok()?, tz),
+            DateOrInstant::Instant(t) => Some(t),
+        }
+    }
+}
+
+/// The instant a date begins in `tz` (the first valid time when a DST gap eats midnight).
+fn midnight(d: jiff::civil::Date, tz: &jiff::tz::TimeZone) -> Option<crate::time::Ts> {
+    let z = d.to_zoned_datetime(tz.clone()).ok()?;
+    Some(crate::time::Ts(z.timestamp().as_microsecond()))
 }
 
 /// A set of extensions from "8000-8999" ranges and single numbers. Ranges compare
@@ -406,10 +494,7 @@ impl ExtensionSet {
                     return Err(format!("\"{p}\" is not a range of digits like \"8000-8999\""));
                 }
                 set.ranges.push((lo, hi, a.len()));
-            } else if !p.is_empty()
-                && p.bytes()
-                    .all(|c| c.is_ascii_digit() || c == '*' as u8 || c == '#' as u8 || c.is_ascii_alphanumeric())
-            {
+            } else if !p.is_empty() && p.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'*' || c == b'#') {
                 set.singles.push(p.to_string());
             } else {
                 return Err(format!("\"{p}\" is not an extension number or range"));
@@ -439,6 +524,115 @@ impl ExtensionSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const SHIPPED: &str = include_str!("../../config/callwarden.toml");
+
+    #[test]
+    fn shipped_config_is_the_defaults_plus_the_dispatch_example() {
+        let cfg = Config::parse(SHIPPED).unwrap_or_else(|e| panic!("config/callwarden.toml: {e:#?}"));
+        let d = Config::default();
+        assert_eq!(cfg.site, d.site);
+        assert_eq!(cfg.capture, d.capture);
+        assert_eq!(cfg.ringing, d.ringing);
+        assert_eq!(cfg.limits, d.limits);
+        assert_eq!(cfg.numbers, d.numbers);
+        assert_eq!(cfg.fines, d.fines);
+        assert_eq!(cfg.tariffs, d.tariffs);
+        assert_eq!(cfg.approvals, d.approvals);
+        assert_eq!(cfg.holidays, d.holidays);
+        assert_eq!(cfg.store, d.store);
+        assert_eq!(cfg.recordings, d.recordings);
+        assert_eq!(cfg.api, d.api);
+        assert_eq!(cfg.alerts, d.alerts);
+        let dispatch = Group {
+            name: "dispatch".into(),
+            extensions: vec!["8001-8009".into()],
+            record: RecordMode::Always,
+            mode: GroupMode::Normal,
+            may_dial: Some(["internal", "local", "mobile", "emergency", "toll-free"].map(String::from).to_vec()),
+            max_rings: Some(3),
+            roster: true,
+            ..Group::default()
+        };
+        assert_eq!(cfg.groups, vec![dispatch]);
+        let shift = |staff: &str, from: &str, to: &str| Shift {
+            group: "dispatch".into(),
+            extensions: vec!["8001-8009".into()],
+            staff: staff.into(),
+            from: from.into(),
+            to: to.into(),
+            days: Vec::new(),
+        };
+        assert_eq!(cfg.shifts, vec![shift("day shift", "08:00", "17:00"), shift("night shift", "17:00", "08:00")]);
+    }
+
+    /// Every key of every section is written out in the shipped file (not only implied by
+    /// the defaults), so the file documents them all.
+    #[test]
+    fn shipped_config_spells_out_every_key() {
+        let file: toml::Table = toml::from_str(SHIPPED).unwrap();
+        let defaults = toml::Table::try_from(Config::default()).unwrap();
+        let mut missing = Vec::new();
+        for (section, value) in &defaults {
+            let Some(table) = value.as_table() else { continue };
+            for key in table.keys() {
+                // [[api.token]] is there as a commented-out example (no token by default).
+                if section == "api" && key == "token" {
+                    continue;
+                }
+                if file.get(section).and_then(|s| s.get(key)).is_none() {
+                    missing.push(format!("{section}.{key}"));
+                }
+            }
+        }
+        let group = toml::Table::try_from(Group::default()).unwrap();
+        let shift = toml::Table::try_from(Shift::default()).unwrap();
+        for (section, keys) in [("group", &group), ("shift", &shift)] {
+            let first = file.get(section).and_then(|g| g.as_array()).and_then(|a| a.first()).and_then(|g| g.as_table());
+            for key in keys.keys() {
+                if first.is_none_or(|t| !t.contains_key(key)) {
+                    missing.push(format!("{section}[0].{key}"));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "keys not written in config/callwarden.toml: {missing:?}");
+        // The optional keys are there as comments.
+        for key in
+            ["max_talk_s", "personal_max_talk_s", "internal_max_talk_s", "effective_min_talk_s", "retention_days"]
+        {
+            assert!(SHIPPED.contains(&format!("# {key} = ")), "{key} not shown in the [[group]] example");
+        }
+        for example in ["# [[approval]]", "# [[api.token]]"] {
+            assert!(SHIPPED.contains(example), "{example} example missing");
+        }
+    }
+
+    #[test]
+    fn time_helpers() {
+        assert_eq!(parse_hhmm("00:00", false), Some(0));
+        assert_eq!(parse_hhmm("23:59", false), Some(1439));
+        assert_eq!(parse_hhmm("24:00", false), None);
+        assert_eq!(parse_hhmm("24:00", true), Some(1440));
+        assert_eq!(parse_hhmm("24:01", true), None);
+        assert_eq!(parse_hhmm("8:00", true), None);
+        assert_eq!(parse_hhmm("08:00:00", true), None);
+        assert_eq!(parse_window("17:00-08:00"), Some((1020, 480)));
+        assert_eq!(parse_window("00:00-24:00"), Some((0, 1440)));
+        assert_eq!(parse_window("10:00-10:00"), None);
+        assert_eq!(parse_date("2026-02-29"), None);
+        assert!(parse_date("2028-02-29").is_some());
+        assert_eq!(parse_date("2026-1-01"), None);
+        let sh = jiff::tz::TimeZone::get("Asia/Shanghai").unwrap();
+        let d = DateOrInstant::parse("2026-03-02").unwrap();
+        // Midnight in Shanghai is 16:00 UTC the day before.
+        assert_eq!(d.start(&sh), Some(crate::time::Ts(1_772_380_800_000_000)));
+        assert_eq!(d.end(&sh), Some(crate::time::Ts(1_772_380_800_000_000 + 86_400_000_000)));
+        let i = DateOrInstant::parse("2026-03-01T23:30:00Z").unwrap();
+        assert_eq!(i, DateOrInstant::Instant(crate::time::Ts(1_772_407_800_000_000)));
+        assert_eq!(i.start(&sh), i.end(&sh));
+        assert_eq!(DateOrInstant::parse("2026-03-01T23:30:00"), None, "an instant needs its offset");
+        assert_eq!(DateOrInstant::parse("yesterday"), None);
+    }
 
     #[test]
     fn extension_set() {

@@ -1,5 +1,13 @@
 //! Filters shared by `calls`, `stats`, `violations` and `recordings list`: --from, --to
-//! (dates or RFC 3339), --ext, --group, --class, --rule, --number.
+//! (dates or RFC 3339), --ext, --group, --class, --rule, --number; and what those
+//! commands share around them: opening the database read-only, printing aligned tables,
+//! money and durations as people read them.
+
+use crate::settings::Settings;
+use crate::sink::store::{query, CallQuery, QueryError, Reader};
+use jiff::tz::TimeZone;
+use std::io::Write;
+use std::process::ExitCode;
 
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct Filter {
@@ -12,13 +20,134 @@ pub struct Filter {
     /// Calls where this extension is caller or callee.
     #[arg(long)]
     pub ext: Option<String>,
+    /// Calls of this group (a [[group]] name).
     #[arg(long)]
     pub group: Option<String>,
+    /// A class name: internal, emergency, premium, toll-free, hk-macau, taiwan,
+    /// international, mobile, long-distance, local.
     #[arg(long)]
     pub class: Option<String>,
+    /// A rule id (OUT-1) or violation kind (premium-rate).
     #[arg(long)]
     pub rule: Option<String>,
     /// Calls whose dialled or normalised number contains this.
     #[arg(long)]
     pub number: Option<String>,
+}
+
+impl Filter {
+    /// The call query these filters describe, dates judged in `tz`.
+    pub fn call_query(&self, tz: &TimeZone) -> Result<CallQuery, QueryError> {
+        Ok(CallQuery {
+            from: self.from.as_deref().map(|s| query::range_start("--from", s, tz)).transpose()?,
+            to: self.to.as_deref().map(|s| query::range_end("--to", s, tz)).transpose()?,
+            ext: self.ext.clone(),
+            group: self.group.clone(),
+            class: self.class.as_deref().map(|c| query::class_name("--class", c)).transpose()?,
+            rule: self.rule.clone(),
+            number: self.number.clone(),
+            ..CallQuery::default()
+        })
+    }
+}
+
+/// Open the database of `settings` read-only, in the site's zone; an error names the file.
+pub fn open_reader(settings: &Settings) -> anyhow::Result<Reader> {
+    let path = &settings.db_path;
+    Reader::open(path)
+        .and_then(|r| r.with_timezone(&settings.config.site.timezone))
+        .map_err(|e| crate::sink::store::reader::open_error(path, e))
+}
+
+/// A bad filter value is bad usage: say which and exit 2.
+pub fn usage_error(e: &QueryError) -> ExitCode {
+    eprintln!("callwarden: {e}");
+    ExitCode::from(2)
+}
+
+/// Write rows as an aligned table (the first row is the header).
+pub fn print_table(rows: &[Vec<String>]) -> anyhow::Result<()> {
+    let mut tw = tabwriter::TabWriter::new(std::io::stdout().lock()).padding(2);
+    for row in rows {
+        // A tab or newline inside a value (a SIP display name, a detail) would break the
+        // columns.
+        let cells: Vec<String> = row.iter().map(|c| c.replace(['\t', '\n', '\r'], " ")).collect();
+        writeln!(tw, "{}", cells.join("\t"))?;
+    }
+    tw.flush()?;
+    Ok(())
+}
+
+/// Print `value` as one pretty JSON document.
+pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Fen as yuan with two decimals ("12.30").
+pub fn yuan(fen: i64) -> String {
+    let sign = if fen < 0 { "-" } else { "" };
+    let f = fen.unsigned_abs();
+    format!("{sign}{}.{:02}", f / 100, f % 100)
+}
+
+/// Milliseconds as seconds with one decimal ("7.0").
+pub fn secs(ms: i64) -> String {
+    let sign = if ms < 0 { "-" } else { "" };
+    // Round to the nearest tenth, half up, in integers.
+    let tenths = (ms.unsigned_abs() + 50) / 100;
+    format!("{sign}{}.{}", tenths / 10, tenths % 10)
+}
+
+/// A time from the store (RFC 3339 with offset) as the table shows it: "YYYY-MM-DD HH:MM:SS"
+/// in the site's zone (the zone is in the JSON, not in the table).
+pub fn table_time(rfc3339: &str) -> String {
+    match rfc3339.get(..19) {
+        Some(s) => s.replacen('T', " ", 1),
+        None => rfc3339.to_string(),
+    }
+}
+
+pub fn dash<T: ToString>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(yuan(0), "0.00");
+        assert_eq!(yuan(6500), "65.00");
+        assert_eq!(yuan(1234), "12.34");
+        assert_eq!(yuan(-5), "-0.05");
+        assert_eq!(secs(7000), "7.0");
+        assert_eq!(secs(16_949), "16.9");
+        assert_eq!(secs(16_950), "17.0");
+        assert_eq!(secs(0), "0.0");
+        assert_eq!(table_time("2026-03-02T07:30:00.000000+08:00"), "2026-03-02 07:30:00");
+        assert_eq!(table_time("short"), "short");
+    }
+
+    #[test]
+    fn filter_to_query() {
+        let tz = TimeZone::get("Asia/Shanghai").unwrap();
+        let f = Filter {
+            from: Some("2026-03-02".into()),
+            to: Some("2026-03-02".into()),
+            class: Some("long-distance".into()),
+            ..Filter::default()
+        };
+        let q = f.call_query(&tz).unwrap();
+        assert_eq!(q.from, Some(callwarden_core::Ts(1_772_380_800_000_000)));
+        assert_eq!(q.to, Some(callwarden_core::Ts(1_772_467_200_000_000)));
+        assert_eq!(q.class.as_deref(), Some("long-distance"));
+        let bad = Filter { class: Some("longdistance".into()), ..Filter::default() };
+        assert!(bad.call_query(&tz).unwrap_err().to_string().starts_with("--class:"));
+        let bad = Filter { to: Some("tomorrow".into()), ..Filter::default() };
+        assert!(bad.call_query(&tz).unwrap_err().to_string().starts_with("--to:"));
+    }
 }

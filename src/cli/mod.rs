@@ -7,6 +7,7 @@ mod config_cmd;
 mod filter;
 mod replay;
 mod stats;
+mod violations;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -43,6 +44,8 @@ pub enum Command {
     Calls(calls::Args),
     /// Call statistics by extension or day.
     Stats(stats::Args),
+    /// List violations.
+    Violations(violations::Args),
     /// Check a config file.
     Config(config_cmd::Args),
 }
@@ -55,6 +58,7 @@ pub fn main() -> ExitCode {
         Command::Replay(a) => replay::run(a),
         Command::Calls(a) => calls::run(a),
         Command::Stats(a) => stats::run(a),
+        Command::Violations(a) => violations::run(a),
         Command::Config(a) => config_cmd::run(a),
     };
     match result {

@@ -1,6 +1,12 @@
-//! `callwarden stats`: see the store helper's brief.
+//! `callwarden stats --by ext|group|day|month`: the figures supervisors ask for (STA-2,
+//! ANS-1..3, DUR-1..3, OUT-6) per extension, group, day or month, over the calls the
+//! filters select. The definitions are in `sink::store::stats`; the JSON is one array of
+//! rows with those field names.
 
+use super::filter::{dash, open_reader, print_json, print_table, secs, usage_error, yuan, Filter};
 use super::Common;
+use crate::settings::Settings;
+use crate::sink::store::{StatsBy, StatsParams, StatsRow};
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
@@ -8,13 +14,78 @@ pub struct Args {
     #[command(flatten)]
     pub common: Common,
     #[command(flatten)]
-    pub filter: super::filter::Filter,
+    pub filter: Filter,
+    /// One row per: ext (each of our extensions on a call), group, day or month.
+    #[arg(long, default_value = "ext", value_parser = ["ext", "group", "day", "month"])]
+    pub by: String,
     /// Print one JSON document instead of a table.
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
-    let _ = a;
-    todo!("store helper")
+    let settings = Settings::load(a.common.config.as_deref(), a.common.db.as_deref())?;
+    let reader = open_reader(&settings)?;
+    let (by, q) = match (a.by.parse::<StatsBy>(), a.filter.call_query(reader.timezone())) {
+        (Ok(by), Ok(q)) => (by, q),
+        (Err(e), _) | (_, Err(e)) => return Ok(usage_error(&e)),
+    };
+    let rows = reader.stats(by, &q, &StatsParams::from_config(&settings.config))?;
+    if a.json {
+        print_json(&rows)?;
+    } else {
+        print_table(&table(by, &rows))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn table(by: StatsBy, rows: &[StatsRow]) -> Vec<Vec<String>> {
+    let header = [
+        by.as_str(),
+        "calls",
+        "in",
+        "out",
+        "int",
+        "answered",
+        "missed",
+        "≤max rings",
+        "rings 0/1/2/3/4/5+",
+        "talk s mean",
+        "p50",
+        "p90",
+        "max",
+        "effective",
+        "long",
+        "violations",
+        "cost yuan",
+    ];
+    let mut out = vec![header.iter().map(|s| s.to_string()).collect::<Vec<_>>()];
+    for r in rows {
+        let within = match r.within_max_rings_share {
+            Some(share) => format!("{}/{} {:.1}%", r.within_max_rings, r.answered_incoming, share * 100.0),
+            None => "-".into(),
+        };
+        let rings = r.rings_before_answer.as_array().map(|n| n.to_string()).join("/");
+        let violations = r.violations.iter().map(|(rule, n)| format!("{rule}:{n}")).collect::<Vec<_>>().join(" ");
+        out.push(vec![
+            r.key.clone().unwrap_or_else(|| "(none)".into()),
+            r.calls.to_string(),
+            r.inbound.to_string(),
+            r.outbound.to_string(),
+            r.internal.to_string(),
+            r.answered.to_string(),
+            r.missed.to_string(),
+            within,
+            rings,
+            dash(r.talk_ms.mean.map(secs)),
+            dash(r.talk_ms.p50.map(secs)),
+            dash(r.talk_ms.p90.map(secs)),
+            dash(r.talk_ms.max.map(secs)),
+            r.effective.to_string(),
+            r.long_calls.to_string(),
+            if violations.is_empty() { "-".into() } else { violations },
+            yuan(r.cost_fen),
+        ]);
+    }
+    out
 }

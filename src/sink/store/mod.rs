@@ -1,21 +1,49 @@
-//! The SQLite store: schema and numbered migrations, the writer thread (one connection,
-//! batched transactions, fed by a bounded channel), and the read queries the CLI and API
-//! use (each reader on its own connection, WAL mode). Times are integer microseconds with
-//! indexed day columns in the site's zone; money in fen.
-//! Invariants: a call is committed when it ends, a violation as soon as it is raised; a
-//! call is identified by (call_id, started_at), so replaying a file twice stores it once.
+//! The SQLite store: schema and numbered migrations (`migrations`), the writer thread (one
+//! connection, batched transactions, fed by a bounded channel: `writer`), and the read
+//! queries the CLI and the HTTP API share (`query` for the query types and date filters,
+//! `reader` for the read-only connection, `stats` for the figures). Times are integer
+//! microseconds with indexed day/month columns in the site's zone; money in fen.
+//! May use: core types (CallRecord, Violation, Config), rusqlite, jiff, serde_json.
+//! Invariants: a call is committed when it ends, a violation as soon as it is raised
+//! (the writer commits whenever its queue is empty); a call is identified by
+//! (call_id, started_at), so replaying a file twice stores it once; a violation by its
+//! natural key, so one raised at the INVITE and completed at the end is one row; nothing
+//! queued is dropped: the sink blocks when the queue is full, and what could not be
+//! written after retries is counted and reported by `StoreWriter::close`.
+
+pub mod migrations;
+pub mod query;
+pub mod reader;
+pub mod stats;
+mod writer;
+
+pub use query::{CallQuery, QueryError, StatsBy, StatsParams, ViolationQuery};
+pub use reader::{CallRow, Reader, ViolationRow};
+pub use stats::StatsRow;
 
 use crate::sink::Sink;
+use anyhow::{anyhow, Context};
+use callwarden_core::track::CallEvent;
 use callwarden_core::Output;
+use rusqlite::Connection;
 use std::path::Path;
+use std::sync::mpsc::{self, SyncSender};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use writer::{Msg, Writer};
 
 /// The pipeline side of the store: a cheap handle that queues outputs for the writer
 /// thread. Several may exist (one per pipeline).
 #[derive(Clone)]
-pub struct StoreSink {}
+pub struct StoreSink {
+    tx: SyncSender<Msg>,
+}
 
 /// Owns the writer thread. `close` flushes what is queued, stops the thread and reports.
-pub struct StoreWriter {}
+pub struct StoreWriter {
+    tx: SyncSender<Msg>,
+    thread: JoinHandle<WriteSummary>,
+}
 
 /// What the writer did, returned when it is closed.
 #[derive(Clone, Debug, Default)]
@@ -26,24 +54,138 @@ pub struct WriteSummary {
     pub calls_new: u64,
     pub violations: u64,
     pub transactions: u64,
+    /// Transactions that failed and were tried again (each is also logged).
+    pub retries: u64,
+    /// Calls and violations that could not be written even after the retries.
+    pub lost: u64,
+    /// The last write error, when there was one.
+    pub last_error: Option<String>,
+}
+
+/// Knobs of the writer; `Default` is what `open` uses.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Capacity of the queue between the pipeline and the writer (items).
+    pub queue: usize,
+    /// Commit at least every this many items ...
+    pub batch_max: usize,
+    /// ... or when the oldest uncommitted item is this old (and always when the queue
+    /// is empty).
+    pub batch_age: Duration,
+    /// How long SQLite waits for a lock held by another connection before failing.
+    pub busy_timeout: Duration,
+    /// Retries of a failed transaction (with doubling pauses from `retry_pause`) before
+    /// the items are written one by one and what still fails is counted as lost.
+    pub retries: u32,
+    pub retry_pause: Duration,
+    /// Test hook: cap the database size (`PRAGMA max_page_count`) to provoke "disk full".
+    pub max_page_count: Option<u32>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            queue: 4096,
+            batch_max: 500,
+            batch_age: Duration::from_millis(100),
+            busy_timeout: Duration::from_secs(5),
+            retries: 5,
+            retry_pause: Duration::from_millis(100),
+            max_page_count: None,
+        }
+    }
 }
 
 /// Open (creating and migrating) the database at `path` and start the writer thread.
 /// `tz` is the site's zone, for the day/month columns.
 pub fn open(path: &Path, tz: &str) -> anyhow::Result<(StoreSink, StoreWriter)> {
-    let _ = (path, tz);
-    todo!("store helper")
+    open_with(path, tz, StoreOptions::default())
+}
+
+/// `open` with explicit knobs.
+pub fn open_with(path: &Path, tz: &str, opts: StoreOptions) -> anyhow::Result<(StoreSink, StoreWriter)> {
+    let zone = jiff::tz::TimeZone::get(tz).with_context(|| format!("unknown time zone {tz:?}"))?;
+    let mut conn = Connection::open(path)?;
+    configure(&conn, &opts)?;
+    migrations::apply(&mut conn)?;
+    // Readers format times and judge dates in the zone the day columns were written in.
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('timezone', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [tz],
+    )?;
+    let (tx, rx) = mpsc::sync_channel(opts.queue.max(1));
+    let writer = Writer::new(conn, zone, opts);
+    let thread = std::thread::Builder::new()
+        .name("store-writer".into())
+        .spawn(move || writer.run(rx))
+        .context("cannot start the store writer thread")?;
+    Ok((StoreSink { tx: tx.clone() }, StoreWriter { tx, thread }))
+}
+
+fn configure(conn: &Connection, opts: &StoreOptions) -> rusqlite::Result<()> {
+    conn.busy_timeout(opts.busy_timeout)?;
+    // journal_mode answers with the mode in force; a file that is not a database fails here.
+    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "wal", |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        tracing::warn!(mode, "the database could not be put in WAL mode");
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    if let Some(pages) = opts.max_page_count {
+        conn.pragma_update(None, "max_page_count", pages)?;
+    }
+    Ok(())
+}
+
+impl StoreSink {
+    fn send(&self, msg: Msg) -> anyhow::Result<()> {
+        // Blocks while the queue is full: a call record is never dropped for speed.
+        self.tx.send(msg).map_err(|_| anyhow!("the store writer has stopped; the output was not stored"))
+    }
+
+    /// Return once everything this sink (and any other) sent before the call is
+    /// committed. `Err` if the writer has stopped, or if something sent since the last
+    /// barrier could not be written.
+    #[allow(dead_code, reason = "for the daemon and the policy tests; replay only closes")]
+    pub fn flush_barrier(&self) -> anyhow::Result<()> {
+        let (reply, done) = mpsc::sync_channel(1);
+        self.send(Msg::Barrier(reply))?;
+        let res = done.recv().map_err(|_| anyhow!("the store writer stopped before the flush"))?;
+        res.map_err(|e| anyhow!(e))
+    }
 }
 
 impl StoreWriter {
     pub fn close(self) -> anyhow::Result<WriteSummary> {
-        todo!("store helper")
+        // If the thread is already gone the send fails; the join tells why.
+        let _ = self.tx.send(Msg::Close);
+        drop(self.tx);
+        let summary = self.thread.join().map_err(|_| anyhow!("the store writer thread panicked"))?;
+        if summary.lost > 0 {
+            return Err(anyhow!(
+                "{} call(s)/violation(s) could not be written ({} written): {}",
+                summary.lost,
+                summary.calls + summary.violations,
+                summary.last_error.as_deref().unwrap_or("unknown error")
+            ));
+        }
+        Ok(summary)
     }
 }
 
 impl Sink for StoreSink {
     fn accept(&mut self, out: &Output) -> anyhow::Result<()> {
-        let _ = out;
-        todo!("store helper")
+        match out {
+            Output::Call(CallEvent::Ended(rec)) => self.send(Msg::Call(rec.clone())),
+            Output::Violation(v) => self.send(Msg::Violation(Box::new(v.clone()))),
+            // Calls in progress are not stored; the record at the end has everything.
+            Output::Call(_) => Ok(()),
+        }
     }
 }
+
+#[cfg(test)]
+pub(crate) mod testdata;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,328 @@
+//! Query types shared by the CLI and the HTTP API, and the parsing of what users type
+//! into them: `--from`/`--to` (a date in the site's zone, inclusive, or an RFC 3339
+//! instant), class names, keyset cursors, `--by`.
+//! Invariants: a time range is half-open, [from, to); a date as `to` covers its whole day
+//! (the bound becomes the next midnight); parsing never panics and every error names the
+//! parameter and the value.
+
+use callwarden_core::config::{Config, DateOrInstant};
+use callwarden_core::policy::Class;
+use callwarden_core::Ts;
+use jiff::tz::TimeZone;
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    #[error("{param}: {value:?} is not a date YYYY-MM-DD or an RFC 3339 instant such as 2026-03-02T08:00:00+08:00")]
+    Time { param: &'static str, value: String },
+    #[error("{param}: {value:?} is not a class; one of {names}")]
+    Class { param: &'static str, value: String, names: String },
+    #[error("{param}: {value:?} is not a cursor")]
+    Cursor { param: &'static str, value: String },
+    #[error("{param}: {value:?} is not one of ext, group, day, month")]
+    By { param: &'static str, value: String },
+}
+
+/// The start of a range: midnight of a date in `tz`, or an instant.
+pub fn range_start(param: &'static str, value: &str, tz: &TimeZone) -> Result<Ts, QueryError> {
+    DateOrInstant::parse(value).and_then(|d| d.start(tz)).ok_or_else(|| QueryError::Time { param, value: value.into() })
+}
+
+/// The (exclusive) end of a range: the midnight after a date in `tz` (the date is
+/// included), or an instant.
+pub fn range_end(param: &'static str, value: &str, tz: &TimeZone) -> Result<Ts, QueryError> {
+    DateOrInstant::parse(value).and_then(|d| d.end(tz)).ok_or_else(|| QueryError::Time { param, value: value.into() })
+}
+
+/// A class name as `calls` prints it.
+pub fn class_name(param: &'static str, value: &str) -> Result<String, QueryError> {
+    match Class::parse(value) {
+        Some(c) => Ok(c.as_str().to_string()),
+        None => Err(QueryError::Class {
+            param,
+            value: value.into(),
+            names: Class::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", "),
+        }),
+    }
+}
+
+/// Position after a call, for keyset paging: calls are ordered by (start, Call-ID).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallCursor {
+    pub started_us: i64,
+    pub call_id: String,
+}
+
+impl fmt::Display for CallCursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.started_us, self.call_id)
+    }
+}
+
+impl FromStr for CallCursor {
+    type Err = QueryError;
+    fn from_str(s: &str) -> Result<Self, QueryError> {
+        let bad = || QueryError::Cursor { param: "after", value: s.into() };
+        let (us, id) = s.split_once(':').ok_or_else(bad)?;
+        Ok(CallCursor { started_us: us.parse().map_err(|_| bad())?, call_id: id.to_string() })
+    }
+}
+
+/// Position after a violation: they are ordered by (detection time, id).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct ViolationCursor {
+    pub detected_us: i64,
+    pub id: i64,
+}
+
+impl fmt::Display for ViolationCursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.detected_us, self.id)
+    }
+}
+
+impl FromStr for ViolationCursor {
+    type Err = QueryError;
+    fn from_str(s: &str) -> Result<Self, QueryError> {
+        let bad = || QueryError::Cursor { param: "after", value: s.into() };
+        let (us, id) = s.split_once(':').ok_or_else(bad)?;
+        Ok(ViolationCursor { detected_us: us.parse().map_err(|_| bad())?, id: id.parse().map_err(|_| bad())? })
+    }
+}
+
+/// Which calls: every filter that is set must hold.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CallQuery {
+    /// Calls that started at or after this instant ...
+    pub from: Option<Ts>,
+    /// ... and before this one.
+    pub to: Option<Ts>,
+    /// One of our extensions on the call (caller or callee).
+    pub ext: Option<String>,
+    pub group: Option<String>,
+    /// A class name ("mobile", ...).
+    pub class: Option<String>,
+    /// Calls with a violation of this rule id ("OUT-1") or kind ("premium-rate").
+    pub rule: Option<String>,
+    /// Dialled or normalised number contains this.
+    pub number: Option<String>,
+    /// "inbound" | "outbound" | "internal" | "transit".
+    pub direction: Option<String>,
+    pub limit: Option<usize>,
+    /// Keyset paging: only calls after this one in the order.
+    pub after: Option<CallCursor>,
+    /// Newest first (the API's default view) instead of oldest first.
+    pub newest_first: bool,
+}
+
+/// Which violations. Time bounds apply to the start of the call the violation is about
+/// (its detection time when it is about no call), so a day's calls and a day's
+/// violations agree; `group` and `class` are those of that call.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ViolationQuery {
+    pub from: Option<Ts>,
+    pub to: Option<Ts>,
+    pub ext: Option<String>,
+    pub group: Option<String>,
+    pub class: Option<String>,
+    /// Rule id ("OUT-1") or kind ("premium-rate").
+    pub rule: Option<String>,
+    pub number: Option<String>,
+    pub limit: Option<usize>,
+    pub after: Option<ViolationCursor>,
+}
+
+impl ViolationQuery {
+    /// The violations matching the same filters as a call query (no paging).
+    pub fn like_calls(q: &CallQuery) -> ViolationQuery {
+        ViolationQuery {
+            from: q.from,
+            to: q.to,
+            ext: q.ext.clone(),
+            group: q.group.clone(),
+            class: q.class.clone(),
+            rule: q.rule.clone(),
+            number: q.number.clone(),
+            limit: None,
+            after: None,
+        }
+    }
+}
+
+/// How `stats` groups calls into rows.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub enum StatsBy {
+    /// One row per extension of ours; a call counts for each of our extensions on it.
+    #[default]
+    Ext,
+    Group,
+    Day,
+    Month,
+}
+
+impl StatsBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatsBy::Ext => "ext",
+            StatsBy::Group => "group",
+            StatsBy::Day => "day",
+            StatsBy::Month => "month",
+        }
+    }
+}
+
+impl FromStr for StatsBy {
+    type Err = QueryError;
+    fn from_str(s: &str) -> Result<Self, QueryError> {
+        match s {
+            "ext" => Ok(StatsBy::Ext),
+            "group" => Ok(StatsBy::Group),
+            "day" => Ok(StatsBy::Day),
+            "month" => Ok(StatsBy::Month),
+            _ => Err(QueryError::By { param: "by", value: s.into() }),
+        }
+    }
+}
+
+/// The limits a call is judged against in `stats` (from `[limits]`, with the group's
+/// overrides), in milliseconds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub max_rings: u32,
+    pub max_talk_ms: i64,
+    pub personal_max_talk_ms: i64,
+    pub internal_max_talk_ms: i64,
+    pub effective_min_talk_ms: i64,
+}
+
+/// What `stats` needs from the config.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatsParams {
+    pub limits: Limits,
+    /// Per-group overrides, by group name.
+    pub groups: HashMap<String, Limits>,
+    /// Personal numbers (prefixes of the normalised number), DUR-2.
+    pub personal: Vec<String>,
+}
+
+impl StatsParams {
+    pub fn from_config(cfg: &Config) -> StatsParams {
+        let ms = |s: u32| i64::from(s) * 1000;
+        let l = &cfg.limits;
+        let limits = Limits {
+            max_rings: l.max_rings,
+            max_talk_ms: ms(l.max_talk_s),
+            personal_max_talk_ms: ms(l.personal_max_talk_s),
+            internal_max_talk_ms: ms(l.internal_max_talk_s),
+            effective_min_talk_ms: ms(l.effective_min_talk_s),
+        };
+        let groups = cfg
+            .groups
+            .iter()
+            .map(|g| {
+                let lim = Limits {
+                    max_rings: g.max_rings.unwrap_or(limits.max_rings),
+                    max_talk_ms: g.max_talk_s.map_or(limits.max_talk_ms, ms),
+                    personal_max_talk_ms: g.personal_max_talk_s.map_or(limits.personal_max_talk_ms, ms),
+                    internal_max_talk_ms: g.internal_max_talk_s.map_or(limits.internal_max_talk_ms, ms),
+                    effective_min_talk_ms: g.effective_min_talk_s.map_or(limits.effective_min_talk_ms, ms),
+                };
+                (g.name.clone(), lim)
+            })
+            .collect();
+        StatsParams { limits, groups, personal: cfg.numbers.personal.clone() }
+    }
+
+    /// The limits for a call of `group`.
+    pub fn for_group(&self, group: Option<&str>) -> &Limits {
+        group.and_then(|g| self.groups.get(g)).unwrap_or(&self.limits)
+    }
+}
+
+impl Default for StatsParams {
+    fn default() -> Self {
+        StatsParams::from_config(&Config::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shanghai() -> TimeZone {
+        TimeZone::get("Asia/Shanghai").unwrap()
+    }
+
+    #[test]
+    fn dates_are_whole_days_in_the_zone() {
+        let tz = shanghai();
+        // 2026-03-02 00:00 +08:00 = 2026-03-01T16:00Z.
+        assert_eq!(range_start("from", "2026-03-02", &tz), Ok(Ts(1_772_380_800_000_000)));
+        assert_eq!(range_end("to", "2026-03-02", &tz), Ok(Ts(1_772_380_800_000_000 + 86_400_000_000)));
+        assert_eq!(range_start("from", "2026-03-02", &TimeZone::UTC), Ok(Ts(1_772_409_600_000_000)));
+        // An instant is used as is, whatever its offset.
+        assert_eq!(range_end("to", "2026-03-02T08:00:00+08:00", &tz), Ok(Ts(1_772_409_600_000_000)));
+        assert_eq!(range_start("from", "2026-03-02T00:00:00Z", &tz), Ok(Ts(1_772_409_600_000_000)));
+        let e = range_start("from", "02/03/2026", &tz).unwrap_err();
+        assert!(e.to_string().starts_with("from: \"02/03/2026\""), "{e}");
+    }
+
+    #[test]
+    fn cursors_round_trip() {
+        let c = CallCursor { started_us: 1_772_407_800_000_000, call_id: "abc:def@host".into() };
+        assert_eq!(c.to_string().parse::<CallCursor>(), Ok(c));
+        assert!("x:y".parse::<CallCursor>().is_err());
+        assert!("".parse::<CallCursor>().is_err());
+        let v = ViolationCursor { detected_us: -5, id: 7 };
+        assert_eq!(v.to_string().parse::<ViolationCursor>(), Ok(v));
+        assert!("5:x".parse::<ViolationCursor>().is_err());
+    }
+
+    #[test]
+    fn class_and_by() {
+        assert_eq!(class_name("class", "long-distance"), Ok("long-distance".into()));
+        let e = class_name("class", "longdistance").unwrap_err().to_string();
+        assert!(e.contains("hk-macau"), "{e}");
+        assert_eq!("month".parse::<StatsBy>(), Ok(StatsBy::Month));
+        assert!("week".parse::<StatsBy>().is_err());
+    }
+
+    #[test]
+    fn params_take_group_overrides() {
+        let cfg = Config::parse(
+            "[limits]\nmax_rings = 4\n[[group]]\nname = \"d\"\nextensions = [\"8001\"]\nmax_rings = 2\neffective_min_talk_s = 60\n",
+        )
+        .unwrap();
+        let p = StatsParams::from_config(&cfg);
+        assert_eq!(p.for_group(None).max_rings, 4);
+        assert_eq!(p.for_group(Some("nope")).max_rings, 4);
+        assert_eq!(p.for_group(Some("d")).max_rings, 2);
+        assert_eq!(p.for_group(Some("d")).effective_min_talk_ms, 60_000);
+        assert_eq!(p.for_group(Some("d")).max_talk_ms, 180_000);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn time_parsing_never_panics(s in "\\PC{0,40}") {
+            let tz = shanghai();
+            if let (Ok(a), Ok(b)) = (range_start("from", &s, &tz), range_end("to", &s, &tz)) {
+                proptest::prop_assert!(a <= b);
+            }
+            let _ = s.parse::<CallCursor>();
+            let _ = s.parse::<ViolationCursor>();
+        }
+
+        #[test]
+        fn any_valid_date_is_one_day_or_dst_day(y in 1971i16..2100, m in 1i8..=12, d in 1i8..=28) {
+            let s = format!("{y:04}-{m:02}-{d:02}");
+            for tz in [shanghai(), TimeZone::get("Europe/London").unwrap()] {
+                let a = range_start("from", &s, &tz).unwrap();
+                let b = range_end("to", &s, &tz).unwrap();
+                let hours = (b.0 - a.0) / 3_600_000_000;
+                proptest::prop_assert!((23..=25).contains(&hours), "{} {}", s, hours);
+            }
+        }
+    }
+}

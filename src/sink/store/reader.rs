@@ -1,0 +1,469 @@
+//! Read-only access for the CLI and the HTTP API: each `Reader` has its own read-only
+//! connection (WAL lets it read while the writer commits). Rows come out with the JSON
+//! field names of DESIGN.md, times as RFC 3339 with the site's offset (microseconds:
+//! the precision of the packets the figures come from).
+//! Invariants: a reader never writes; every value from the database is read with a
+//! checked conversion (a bad row is an error, not a panic).
+
+use super::migrations;
+use super::query::{CallCursor, CallQuery, StatsBy, StatsParams, ViolationCursor, ViolationQuery};
+use super::stats::{self, StatCall, StatViolation, StatsRow};
+use anyhow::{anyhow, bail, Context};
+use jiff::tz::TimeZone;
+use rusqlite::types::Value;
+use rusqlite::{params_from_iter, Connection, OpenFlags, OptionalExtension, Row};
+use serde::Serialize;
+use std::path::Path;
+use std::time::Duration;
+
+/// A rule broken by a call, as listed with the call.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RuleKind {
+    pub rule: String,
+    pub kind: String,
+}
+
+/// One call as `calls --json` and `GET /api/calls` print it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CallRow {
+    pub call_id: String,
+    pub caller: String,
+    pub callee: String,
+    pub dialled: String,
+    pub number: String,
+    pub direction: String,
+    pub class: Option<String>,
+    pub group: Option<String>,
+    pub started_at: String,
+    pub ringing_at: Option<String>,
+    pub answered_at: Option<String>,
+    pub ended_at: String,
+    pub rings: u32,
+    pub ring_ms: i64,
+    pub talk_ms: i64,
+    pub answered: bool,
+    pub end_reason: String,
+    pub sip_status: Option<u16>,
+    pub cost_fen: Option<i64>,
+    /// Recording id; recordings are not stored yet (a later migration adds them).
+    pub recording: Option<i64>,
+    pub violations: Vec<RuleKind>,
+    /// Start in µs: with `call_id`, the call's identity and its paging cursor.
+    #[serde(skip)]
+    pub started_us: i64,
+}
+
+impl CallRow {
+    /// The cursor that continues a listing after this call.
+    #[allow(dead_code, reason = "for the HTTP API's paging")]
+    pub fn cursor(&self) -> CallCursor {
+        CallCursor { started_us: self.started_us, call_id: self.call_id.clone() }
+    }
+}
+
+/// One call with everything stored about it (`GET /api/calls/{id}`).
+#[allow(dead_code, reason = "for the HTTP API's GET /api/calls/{id}")]
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CallDetail {
+    #[serde(flatten)]
+    pub call: CallRow,
+    pub caller_display: Option<String>,
+    pub dtmf: String,
+    /// Media statistics per direction and the SIP ladder, as stored (JSON).
+    pub media_caller: serde_json::Value,
+    pub media_callee: serde_json::Value,
+    pub ladder: serde_json::Value,
+    pub violation_details: Vec<ViolationRow>,
+}
+
+/// One violation as `violations --json` and `GET /api/violations` print it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ViolationRow {
+    pub id: i64,
+    pub rule: String,
+    pub kind: String,
+    pub call_id: Option<String>,
+    pub extension: String,
+    pub number: String,
+    pub detected_at: String,
+    /// Fen; null while pending (a premium-rate fine before the call's charge is known).
+    pub fine_fen: Option<i64>,
+    pub detail: String,
+    #[serde(skip)]
+    pub detected_us: i64,
+    #[serde(skip)]
+    pub call_started_us: Option<i64>,
+}
+
+impl ViolationRow {
+    /// The cursor that continues a listing after this violation.
+    #[allow(dead_code, reason = "for the HTTP API's paging")]
+    pub fn cursor(&self) -> ViolationCursor {
+        ViolationCursor { detected_us: self.detected_us, id: self.id }
+    }
+}
+
+pub struct Reader {
+    conn: Connection,
+    tz: TimeZone,
+}
+
+/// RFC 3339 with the zone's offset, to the microsecond.
+pub fn format_ts(us: i64, tz: &TimeZone) -> String {
+    match jiff::Timestamp::from_microsecond(us) {
+        Ok(t) => t.to_zoned_datetime(tz.clone()).strftime("%Y-%m-%dT%H:%M:%S%.6f%:z").to_string(),
+        Err(_) => callwarden_core::Ts(us).to_string(),
+    }
+}
+
+/// A WHERE clause built from optional filters, with its parameters in order.
+#[derive(Default)]
+struct Where {
+    clauses: Vec<String>,
+    params: Vec<Value>,
+}
+
+impl Where {
+    fn add(&mut self, clause: &str, params: impl IntoIterator<Item = Value>) {
+        self.clauses.push(clause.to_string());
+        self.params.extend(params);
+    }
+
+    fn sql(&self) -> String {
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.clauses.join(" AND "))
+        }
+    }
+}
+
+fn text(s: &str) -> Value {
+    Value::Text(s.to_string())
+}
+
+/// `%s%` for LIKE, with LIKE's wildcards in `s` taken literally (ESCAPE '\').
+fn contains(s: &str) -> Value {
+    let mut p = String::with_capacity(s.len() + 2);
+    p.push('%');
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    Value::Text(p)
+}
+
+fn limit_value(limit: Option<usize>) -> Value {
+    // -1 is SQLite's "no limit".
+    Value::Integer(limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX)))
+}
+
+fn call_where(q: &CallQuery) -> Where {
+    let mut w = Where::default();
+    if let Some(t) = q.from {
+        w.add("c.started_us >= ?", [Value::Integer(t.as_micros())]);
+    }
+    if let Some(t) = q.to {
+        w.add("c.started_us < ?", [Value::Integer(t.as_micros())]);
+    }
+    if let Some(e) = &q.ext {
+        w.add("(c.caller_ext = ? OR c.callee_ext = ?)", [text(e), text(e)]);
+    }
+    if let Some(g) = &q.group {
+        w.add("c.group_name = ?", [text(g)]);
+    }
+    if let Some(c) = &q.class {
+        w.add("c.class = ?", [text(c)]);
+    }
+    if let Some(d) = &q.direction {
+        w.add("c.direction = ?", [text(d)]);
+    }
+    if let Some(r) = &q.rule {
+        w.add(
+            "EXISTS (SELECT 1 FROM violations v WHERE v.call_id = c.call_id AND v.call_started_us = c.started_us \
+             AND (v.rule = ? OR v.kind = ?))",
+            [text(r), text(r)],
+        );
+    }
+    if let Some(n) = &q.number {
+        w.add("(c.dialled LIKE ? ESCAPE '\\' OR c.number LIKE ? ESCAPE '\\')", [contains(n), contains(n)]);
+    }
+    w
+}
+
+fn violation_where(q: &ViolationQuery) -> Where {
+    let mut w = Where::default();
+    if let Some(t) = q.from {
+        w.add("coalesce(v.call_started_us, v.detected_us) >= ?", [Value::Integer(t.as_micros())]);
+    }
+    if let Some(t) = q.to {
+        w.add("coalesce(v.call_started_us, v.detected_us) < ?", [Value::Integer(t.as_micros())]);
+    }
+    if let Some(e) = &q.ext {
+        w.add("v.extension = ?", [text(e)]);
+    }
+    if let Some(g) = &q.group {
+        w.add("c.group_name = ?", [text(g)]);
+    }
+    if let Some(c) = &q.class {
+        w.add("c.class = ?", [text(c)]);
+    }
+    if let Some(r) = &q.rule {
+        w.add("(v.rule = ? OR v.kind = ?)", [text(r), text(r)]);
+    }
+    if let Some(n) = &q.number {
+        w.add("v.number LIKE ? ESCAPE '\\'", [contains(n)]);
+    }
+    w
+}
+
+const VIOLATION_COLUMNS: &str =
+    "v.id, v.rule, v.kind, v.call_id, v.extension, v.number, v.detected_us, v.fine_fen, v.detail, v.call_started_us";
+const VIOLATION_FROM: &str =
+    "FROM violations v LEFT JOIN calls c ON c.call_id = v.call_id AND c.started_us = v.call_started_us";
+
+impl Reader {
+    /// Open the database at `path` read-only. Times are shown (and dates judged) in the
+    /// zone the store was written in; `with_timezone` changes that.
+    pub fn open(path: &Path) -> anyhow::Result<Reader> {
+        // SQLite's own message for a missing file is "unable to open database file".
+        std::fs::metadata(path).context("no such database (it is created by `callwarden replay` or `run`)")?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(path, flags)?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        let version = migrations::version(&conn)?;
+        if version == 0 {
+            bail!("not a callwarden database (schema version 0)");
+        }
+        if version != migrations::latest() {
+            bail!(
+                "the database is at schema version {version} and this build reads version {}: {}",
+                migrations::latest(),
+                if version < migrations::latest() {
+                    "replay a file into it (or start `run`) once to upgrade it"
+                } else {
+                    "use a newer callwarden"
+                }
+            );
+        }
+        let zone: Option<String> =
+            conn.query_row("SELECT value FROM meta WHERE key = 'timezone'", [], |r| r.get(0)).optional()?;
+        let tz = zone.and_then(|z| TimeZone::get(&z).ok()).unwrap_or(TimeZone::UTC);
+        Ok(Reader { conn, tz })
+    }
+
+    /// Show times and judge dates in `tz` (the site's zone from the current config).
+    pub fn with_timezone(mut self, tz: &str) -> anyhow::Result<Reader> {
+        self.tz = TimeZone::get(tz).with_context(|| format!("unknown time zone {tz:?}"))?;
+        Ok(self)
+    }
+
+    pub fn timezone(&self) -> &TimeZone {
+        &self.tz
+    }
+
+    /// Calls matching `q`, ordered by start (then Call-ID).
+    pub fn calls(&self, q: &CallQuery) -> anyhow::Result<Vec<CallRow>> {
+        let mut w = call_where(q);
+        let (cmp, order) = if q.newest_first { ("<", "DESC") } else { (">", "ASC") };
+        if let Some(after) = &q.after {
+            w.add(
+                &format!("(c.started_us, c.call_id) {cmp} (?, ?)"),
+                [Value::Integer(after.started_us), text(&after.call_id)],
+            );
+        }
+        let sql = format!(
+            "SELECT c.call_id, c.caller, c.callee, c.dialled, c.number, c.direction, c.class, c.group_name,
+                    c.started_us, c.ringing_us, c.answered_us, c.ended_us, c.rings, c.ring_ms, c.talk_ms,
+                    c.answered, c.end_reason, c.sip_status, c.cost_fen
+             FROM calls c {} ORDER BY c.started_us {order}, c.call_id {order} LIMIT ?",
+            w.sql()
+        );
+        let mut params = w.params;
+        params.push(limit_value(q.limit));
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map(params_from_iter(params), |r| self.call_row(r))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let mut row = row?;
+            row.violations = self.rule_kinds(&row.call_id, row.started_us)?;
+            out.push(row);
+        }
+        Ok(out)
+    }
+
+    /// The call with this Call-ID (the latest, if the same Call-ID started twice).
+    #[allow(dead_code, reason = "for the HTTP API's GET /api/calls/{id}")]
+    pub fn call(&self, call_id: &str) -> anyhow::Result<Option<CallDetail>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT c.call_id, c.caller, c.callee, c.dialled, c.number, c.direction, c.class, c.group_name,
+                    c.started_us, c.ringing_us, c.answered_us, c.ended_us, c.rings, c.ring_ms, c.talk_ms,
+                    c.answered, c.end_reason, c.sip_status, c.cost_fen,
+                    c.caller_display, c.dtmf, c.media_caller, c.media_callee, c.ladder
+             FROM calls c WHERE c.call_id = ? ORDER BY c.started_us DESC LIMIT 1",
+        )?;
+        let found = stmt
+            .query_row([call_id], |r| {
+                Ok((
+                    self.call_row(r)?,
+                    r.get::<_, Option<String>>(19)?,
+                    r.get::<_, String>(20)?,
+                    r.get::<_, String>(21)?,
+                    r.get::<_, String>(22)?,
+                    r.get::<_, String>(23)?,
+                ))
+            })
+            .optional()?;
+        let Some((mut call, caller_display, dtmf, media_caller, media_callee, ladder)) = found else {
+            return Ok(None);
+        };
+        call.violations = self.rule_kinds(&call.call_id, call.started_us)?;
+        let parse = |what: &str, s: &str| -> anyhow::Result<serde_json::Value> {
+            serde_json::from_str(s).with_context(|| format!("call {call_id}: stored {what} is not JSON"))
+        };
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {VIOLATION_COLUMNS} FROM violations v WHERE v.call_id = ? AND v.call_started_us = ?
+             ORDER BY v.detected_us, v.id"
+        ))?;
+        let violation_details = stmt
+            .query_map(rusqlite::params![call.call_id, call.started_us], |r| self.violation_row(r))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(CallDetail {
+            media_caller: parse("media_caller", &media_caller)?,
+            media_callee: parse("media_callee", &media_callee)?,
+            ladder: parse("ladder", &ladder)?,
+            call,
+            caller_display,
+            dtmf,
+            violation_details,
+        }))
+    }
+
+    /// Violations matching `q`, ordered by detection time (then id).
+    pub fn violations(&self, q: &ViolationQuery) -> anyhow::Result<Vec<ViolationRow>> {
+        let mut w = violation_where(q);
+        if let Some(a) = q.after {
+            w.add("(v.detected_us, v.id) > (?, ?)", [Value::Integer(a.detected_us), Value::Integer(a.id)]);
+        }
+        let sql =
+            format!("SELECT {VIOLATION_COLUMNS} {VIOLATION_FROM} {} ORDER BY v.detected_us, v.id LIMIT ?", w.sql());
+        let mut params = w.params;
+        params.push(limit_value(q.limit));
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map(params_from_iter(params), |r| self.violation_row(r))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// The figures of `stats` for the calls `q` selects (paging fields are ignored), one
+    /// row per extension, group, day or month.
+    pub fn stats(&self, by: StatsBy, q: &CallQuery, p: &StatsParams) -> anyhow::Result<Vec<StatsRow>> {
+        let w = call_where(q);
+        let sql = format!(
+            "SELECT c.direction, c.caller_ext, c.callee_ext, c.group_name, c.day, c.month, c.answered,
+                    c.end_reason, c.rings, c.talk_ms, c.cost_fen, c.number
+             FROM calls c {}",
+            w.sql()
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let calls = stmt
+            .query_map(params_from_iter(w.params), |r| {
+                Ok(StatCall {
+                    direction: r.get(0)?,
+                    caller_ext: r.get(1)?,
+                    callee_ext: r.get(2)?,
+                    group: r.get(3)?,
+                    day: r.get(4)?,
+                    month: r.get(5)?,
+                    answered: r.get(6)?,
+                    end_reason: r.get(7)?,
+                    rings: r.get(8)?,
+                    talk_ms: r.get(9)?,
+                    cost_fen: r.get(10)?,
+                    number: r.get(11)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let vq = ViolationQuery::like_calls(q);
+        let w = violation_where(&vq);
+        let sql = format!("SELECT v.rule, v.extension, c.group_name, v.day, v.month {VIOLATION_FROM} {}", w.sql());
+        let mut stmt = self.conn.prepare(&sql)?;
+        let violations = stmt
+            .query_map(params_from_iter(w.params), |r| {
+                Ok(StatViolation {
+                    rule: r.get(0)?,
+                    extension: r.get(1)?,
+                    group: r.get(2)?,
+                    day: r.get(3)?,
+                    month: r.get(4)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let only = if by == StatsBy::Ext { q.ext.as_deref() } else { None };
+        Ok(stats::aggregate(by, &calls, &violations, p, only))
+    }
+
+    fn call_row(&self, r: &Row<'_>) -> rusqlite::Result<CallRow> {
+        let ts = |i: usize| -> rusqlite::Result<String> { Ok(format_ts(r.get(i)?, &self.tz)) };
+        let opt_ts = |i: usize| -> rusqlite::Result<Option<String>> {
+            Ok(r.get::<_, Option<i64>>(i)?.map(|us| format_ts(us, &self.tz)))
+        };
+        Ok(CallRow {
+            call_id: r.get(0)?,
+            caller: r.get(1)?,
+            callee: r.get(2)?,
+            dialled: r.get(3)?,
+            number: r.get(4)?,
+            direction: r.get(5)?,
+            class: r.get(6)?,
+            group: r.get(7)?,
+            started_at: ts(8)?,
+            started_us: r.get(8)?,
+            ringing_at: opt_ts(9)?,
+            answered_at: opt_ts(10)?,
+            ended_at: ts(11)?,
+            rings: r.get(12)?,
+            ring_ms: r.get(13)?,
+            talk_ms: r.get(14)?,
+            answered: r.get(15)?,
+            end_reason: r.get(16)?,
+            sip_status: r.get(17)?,
+            cost_fen: r.get(18)?,
+            recording: None,
+            violations: Vec::new(),
+        })
+    }
+
+    fn violation_row(&self, r: &Row<'_>) -> rusqlite::Result<ViolationRow> {
+        let detected_us: i64 = r.get(6)?;
+        Ok(ViolationRow {
+            id: r.get(0)?,
+            rule: r.get(1)?,
+            kind: r.get(2)?,
+            call_id: r.get(3)?,
+            extension: r.get(4)?,
+            number: r.get(5)?,
+            detected_at: format_ts(detected_us, &self.tz),
+            detected_us,
+            fine_fen: r.get(7)?,
+            detail: r.get(8)?,
+            call_started_us: r.get(9)?,
+        })
+    }
+
+    fn rule_kinds(&self, call_id: &str, started_us: i64) -> rusqlite::Result<Vec<RuleKind>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT rule, kind FROM violations WHERE call_id = ? AND call_started_us = ? ORDER BY detected_us, id",
+        )?;
+        let rows = stmt
+            .query_map(rusqlite::params![call_id, started_us], |r| Ok(RuleKind { rule: r.get(0)?, kind: r.get(1)? }))?;
+        rows.collect()
+    }
+}
+
+/// Turn any reader error into one line naming the database file.
+pub fn open_error(path: &Path, e: anyhow::Error) -> anyhow::Error {
+    anyhow!("{}: cannot read the database: {e:#}", path.display())
+}

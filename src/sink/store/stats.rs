@@ -1,0 +1,367 @@
+//! The figures of `stats` (STA-2, ANS-1..3, DUR-1..3, OUT-6): pure aggregation over the
+//! calls and violations a query selected, so every figure can be checked by hand.
+//! Definitions (the JSON field names):
+//! - `calls`, `inbound`, `outbound`, `internal`: calls in the row (transit calls count in
+//!   `calls` only). By extension, a call counts for each of our extensions on it.
+//! - `answered`: answered calls of any direction.
+//! - `missed`: inbound/internal calls not answered, ended `cancelled`, `busy`, `rejected`,
+//!   `no-answer` or `timeout` (ANS-3); by extension, only for the extension called.
+//! - `answered_incoming`: answered inbound/internal calls (by extension: those it
+//!   received); `within_max_rings` of them were answered within the group's `max_rings`
+//!   (ANS-1), `within_max_rings_share` = within / answered_incoming (null when 0);
+//!   `rings_before_answer` is their distribution over 0, 1, 2, 3, 4, 5+ rings (ANS-2).
+//! - `talk_ms`: mean (rounded), p50, p90 (nearest rank: the smallest value with at least
+//!   p% of the values at or below it) and max of the talk time of answered calls.
+//! - `effective`: answered calls with talk ≥ the group's `effective_min_talk_s` (STA-1).
+//! - `long_calls`: answered calls with talk > the applicable limit: internal calls
+//!   `internal_max_talk_s`, personal numbers `personal_max_talk_s`, others `max_talk_s`
+//!   (DUR-1..3), each with the group's override.
+//! - `violations`: count by rule id of the violations selected for the row's key.
+//! - `cost_fen`: sum of call charges (by extension: of the calls it made).
+
+use super::query::{StatsBy, StatsParams};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// End reasons that make an unanswered inbound/internal call a missed one.
+pub const MISSED_REASONS: [&str; 5] = ["cancelled", "busy", "rejected", "no-answer", "timeout"];
+
+/// What `stats` needs of one call.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StatCall {
+    pub direction: String,
+    pub caller_ext: Option<String>,
+    pub callee_ext: Option<String>,
+    pub group: Option<String>,
+    pub day: String,
+    pub month: String,
+    pub answered: bool,
+    pub end_reason: String,
+    pub rings: u32,
+    pub talk_ms: i64,
+    pub cost_fen: Option<i64>,
+    pub number: String,
+}
+
+/// What `stats` needs of one violation (group: that of its call).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StatViolation {
+    pub rule: String,
+    pub extension: String,
+    pub group: Option<String>,
+    pub day: String,
+    pub month: String,
+}
+
+/// Answered incoming calls by rings before answer: 0 (no ringing phase), 1, 2, 3, 4, 5+.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RingsHistogram {
+    #[serde(rename = "0")]
+    pub r0: u64,
+    #[serde(rename = "1")]
+    pub r1: u64,
+    #[serde(rename = "2")]
+    pub r2: u64,
+    #[serde(rename = "3")]
+    pub r3: u64,
+    #[serde(rename = "4")]
+    pub r4: u64,
+    #[serde(rename = "5+")]
+    pub r5_plus: u64,
+}
+
+impl RingsHistogram {
+    fn add(&mut self, rings: u32) {
+        let slot = match rings {
+            0 => &mut self.r0,
+            1 => &mut self.r1,
+            2 => &mut self.r2,
+            3 => &mut self.r3,
+            4 => &mut self.r4,
+            _ => &mut self.r5_plus,
+        };
+        *slot += 1;
+    }
+
+    pub fn as_array(&self) -> [u64; 6] {
+        [self.r0, self.r1, self.r2, self.r3, self.r4, self.r5_plus]
+    }
+}
+
+/// Talk time of answered calls, milliseconds; null when there were none.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TalkStats {
+    pub mean: Option<i64>,
+    pub p50: Option<i64>,
+    pub p90: Option<i64>,
+    pub max: Option<i64>,
+}
+
+impl TalkStats {
+    pub fn of(mut talk: Vec<i64>) -> TalkStats {
+        talk.sort_unstable();
+        let n = talk.len();
+        let mean = (n > 0).then(|| {
+            let sum: i128 = talk.iter().map(|&t| i128::from(t)).sum();
+            // Round half away from zero, in integers (no float error on large sums).
+            let n = n as i128;
+            let q = (2 * sum + if sum >= 0 { n } else { -n }) / (2 * n);
+            i64::try_from(q).unwrap_or(i64::MAX)
+        });
+        TalkStats { mean, p50: percentile(&talk, 50), p90: percentile(&talk, 90), max: talk.last().copied() }
+    }
+}
+
+/// Nearest-rank percentile of sorted values: the value at rank ⌈p·n/100⌉ (1-based).
+pub fn percentile(sorted: &[i64], p: usize) -> Option<i64> {
+    let rank = (p.min(100) * sorted.len()).div_ceil(100).max(1);
+    sorted.get(rank - 1).copied()
+}
+
+/// One row of `stats`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct StatsRow {
+    /// The extension, group name, day (YYYY-MM-DD) or month (YYYY-MM); null for calls
+    /// in no group.
+    pub key: Option<String>,
+    pub calls: u64,
+    pub inbound: u64,
+    pub outbound: u64,
+    pub internal: u64,
+    pub answered: u64,
+    pub missed: u64,
+    pub answered_incoming: u64,
+    pub within_max_rings: u64,
+    pub within_max_rings_share: Option<f64>,
+    pub rings_before_answer: RingsHistogram,
+    pub talk_ms: TalkStats,
+    pub effective: u64,
+    pub long_calls: u64,
+    pub violations: BTreeMap<String, u64>,
+    pub cost_fen: i64,
+}
+
+/// Group calls and violations into rows by `by`, ordered by key. `only_key` keeps one
+/// row (by extension with `--ext`: the other party of an internal call is not shown).
+pub fn aggregate(
+    by: StatsBy,
+    calls: &[StatCall],
+    violations: &[StatViolation],
+    p: &StatsParams,
+    only_key: Option<&str>,
+) -> Vec<StatsRow> {
+    let mut rows: BTreeMap<Option<String>, (StatsRow, Vec<i64>)> = BTreeMap::new();
+    let wanted = |k: &Option<String>| only_key.is_none_or(|o| k.as_deref() == Some(o));
+    for c in calls {
+        let incoming = matches!(c.direction.as_str(), "inbound" | "internal");
+        // (key, is the called party, is the paying party)
+        let mut keys: Vec<(Option<String>, bool, bool)> = match by {
+            StatsBy::Ext => {
+                let mut k = Vec::new();
+                if let Some(e) = &c.caller_ext {
+                    k.push((Some(e.clone()), c.callee_ext.as_ref() == Some(e), true));
+                }
+                if let Some(e) = &c.callee_ext {
+                    if c.caller_ext.as_ref() != Some(e) {
+                        k.push((Some(e.clone()), true, false));
+                    }
+                }
+                k
+            }
+            StatsBy::Group => vec![(c.group.clone(), true, true)],
+            StatsBy::Day => vec![(Some(c.day.clone()), true, true)],
+            StatsBy::Month => vec![(Some(c.month.clone()), true, true)],
+        };
+        keys.retain(|(k, _, _)| wanted(k));
+        let lim = p.for_group(c.group.as_deref());
+        for (key, called, pays) in keys {
+            let (row, talk) =
+                rows.entry(key.clone()).or_insert_with(|| (StatsRow { key, ..StatsRow::default() }, vec![]));
+            row.calls += 1;
+            match c.direction.as_str() {
+                "inbound" => row.inbound += 1,
+                "outbound" => row.outbound += 1,
+                "internal" => row.internal += 1,
+                _ => {}
+            }
+            if c.answered {
+                row.answered += 1;
+                talk.push(c.talk_ms);
+                if c.talk_ms >= lim.effective_min_talk_ms {
+                    row.effective += 1;
+                }
+                let max_talk = if c.direction == "internal" {
+                    lim.internal_max_talk_ms
+                } else if p.personal.iter().any(|pre| !pre.is_empty() && c.number.starts_with(pre.as_str())) {
+                    lim.personal_max_talk_ms
+                } else {
+                    lim.max_talk_ms
+                };
+                if c.talk_ms > max_talk {
+                    row.long_calls += 1;
+                }
+            }
+            if incoming && called {
+                if c.answered {
+                    row.answered_incoming += 1;
+                    row.rings_before_answer.add(c.rings);
+                    if c.rings <= lim.max_rings {
+                        row.within_max_rings += 1;
+                    }
+                } else if MISSED_REASONS.contains(&c.end_reason.as_str()) {
+                    row.missed += 1;
+                }
+            }
+            if pays {
+                row.cost_fen = row.cost_fen.saturating_add(c.cost_fen.unwrap_or(0));
+            }
+        }
+    }
+    for v in violations {
+        let key = match by {
+            StatsBy::Ext => Some(v.extension.clone()),
+            StatsBy::Group => v.group.clone(),
+            StatsBy::Day => Some(v.day.clone()),
+            StatsBy::Month => Some(v.month.clone()),
+        };
+        if !wanted(&key) {
+            continue;
+        }
+        let (row, _) = rows.entry(key.clone()).or_insert_with(|| (StatsRow { key, ..StatsRow::default() }, vec![]));
+        *row.violations.entry(v.rule.clone()).or_default() += 1;
+    }
+    rows.into_values()
+        .map(|(mut row, talk)| {
+            row.talk_ms = TalkStats::of(talk);
+            row.within_max_rings_share =
+                (row.answered_incoming > 0).then(|| row.within_max_rings as f64 / row.answered_incoming as f64);
+            row
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(
+        dir: &str,
+        caller: Option<&str>,
+        callee: Option<&str>,
+        answered: bool,
+        rings: u32,
+        talk_s: i64,
+    ) -> StatCall {
+        StatCall {
+            direction: dir.into(),
+            caller_ext: caller.map(Into::into),
+            callee_ext: callee.map(Into::into),
+            group: Some("dispatch".into()),
+            day: "2026-03-02".into(),
+            month: "2026-03".into(),
+            answered,
+            end_reason: if answered { "caller-bye".into() } else { "cancelled".into() },
+            rings,
+            talk_ms: talk_s * 1000,
+            cost_fen: None,
+            number: "13800138000".into(),
+        }
+    }
+
+    #[test]
+    fn percentiles_by_hand() {
+        let ten: Vec<i64> = (1..=10).map(|i| i * 10).collect();
+        assert_eq!(percentile(&ten, 50), Some(50));
+        assert_eq!(percentile(&ten, 90), Some(90));
+        assert_eq!(percentile(&ten, 100), Some(100));
+        assert_eq!(percentile(&ten, 0), Some(10));
+        assert_eq!(percentile(&[1, 3, 5], 50), Some(3));
+        assert_eq!(percentile(&[1, 3, 5], 90), Some(5));
+        assert_eq!(percentile(&[7], 90), Some(7));
+        assert_eq!(percentile(&[], 50), None);
+        let t = TalkStats::of(vec![5, 1, 3, 2]);
+        // sorted 1 2 3 5: mean 11/4 = 2.75 → 3; p50 rank 2 → 2; p90 rank 4 → 5.
+        assert_eq!(t, TalkStats { mean: Some(3), p50: Some(2), p90: Some(5), max: Some(5) });
+        assert_eq!(TalkStats::of(vec![1, 2]).mean, Some(2), "1.5 rounds half up");
+        assert_eq!(TalkStats::of(vec![]), TalkStats::default());
+    }
+
+    #[test]
+    fn figures_by_hand() {
+        let p = StatsParams::default(); // max_rings 3, max_talk 180 s, effective 30 s
+        let mut calls = vec![
+            // 8001 receives: answered after 1, 3, 4 and 7 rings; one cancelled while ringing.
+            call("inbound", None, Some("8001"), true, 1, 20),
+            call("inbound", None, Some("8001"), true, 3, 40),
+            call("inbound", None, Some("8001"), true, 4, 200),
+            call("inbound", None, Some("8001"), true, 7, 60),
+            call("inbound", None, Some("8001"), false, 2, 0),
+            // 8001 calls out (answered without ringing phase: 0 rings) and 8002 internally.
+            call("outbound", Some("8001"), None, true, 0, 100),
+            call("internal", Some("8001"), Some("8002"), false, 1, 0),
+        ];
+        calls[5].cost_fen = Some(30);
+        calls[6].end_reason = "no-answer".into();
+        let viol = vec![
+            StatViolation { rule: "ANS-1".into(), extension: "8001".into(), ..Default::default() },
+            StatViolation { rule: "ANS-1".into(), extension: "8001".into(), ..Default::default() },
+            StatViolation { rule: "DUR-1".into(), extension: "8001".into(), ..Default::default() },
+            StatViolation { rule: "ANS-3".into(), extension: "8002".into(), ..Default::default() },
+        ];
+        let rows = aggregate(StatsBy::Ext, &calls, &viol, &p, None);
+        assert_eq!(rows.len(), 2);
+        let r = &rows[0];
+        assert_eq!(r.key.as_deref(), Some("8001"));
+        assert_eq!((r.calls, r.inbound, r.outbound, r.internal), (7, 5, 1, 1));
+        assert_eq!(r.answered, 5);
+        assert_eq!(r.missed, 1, "the internal no-answer is 8002's miss, not 8001's");
+        assert_eq!((r.answered_incoming, r.within_max_rings), (4, 2));
+        assert_eq!(r.within_max_rings_share, Some(0.5));
+        assert_eq!(r.rings_before_answer.as_array(), [0, 1, 0, 1, 1, 1]);
+        // Talk of answered calls: 20 40 200 60 100 s → sorted 20 40 60 100 200.
+        assert_eq!(
+            r.talk_ms,
+            TalkStats { mean: Some(84_000), p50: Some(60_000), p90: Some(200_000), max: Some(200_000) }
+        );
+        assert_eq!(r.effective, 4, "all but the 20 s call");
+        assert_eq!(r.long_calls, 1, "the 200 s call");
+        assert_eq!(r.violations, BTreeMap::from([("ANS-1".into(), 2), ("DUR-1".into(), 1)]));
+        assert_eq!(r.cost_fen, 30);
+        let r = &rows[1];
+        assert_eq!(r.key.as_deref(), Some("8002"));
+        assert_eq!((r.calls, r.internal, r.missed, r.answered), (1, 1, 1, 0));
+        assert_eq!(r.within_max_rings_share, None);
+        assert_eq!(r.talk_ms, TalkStats::default());
+
+        // By day: every call once; the internal call is counted once, missed once.
+        let rows = aggregate(StatsBy::Day, &calls, &[], &p, None);
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].calls, rows[0].missed, rows[0].answered_incoming), (7, 2, 4));
+
+        // --ext 8002 shows only 8002's row.
+        let rows = aggregate(StatsBy::Ext, &calls, &viol, &p, Some("8002"));
+        assert_eq!(rows.iter().map(|r| r.key.clone()).collect::<Vec<_>>(), vec![Some("8002".to_string())]);
+    }
+
+    #[test]
+    fn group_limits_and_personal_numbers() {
+        let cfg = callwarden_core::config::Config::parse(
+            "[numbers]\npersonal = [\"139\"]\n[[group]]\nname = \"dispatch\"\nextensions = [\"8001\"]\nmax_rings = 1\n\
+             max_talk_s = 60\npersonal_max_talk_s = 30\ninternal_max_talk_s = 90\n",
+        )
+        .unwrap();
+        let p = StatsParams::from_config(&cfg);
+        let mut personal = call("outbound", Some("8001"), None, true, 0, 45);
+        personal.number = "13912345678".into();
+        let calls = vec![
+            call("inbound", None, Some("8001"), true, 2, 50), // 2 rings > 1: not within; 50 s ≤ 60
+            call("internal", Some("8001"), Some("8002"), true, 1, 80), // 80 ≤ 90: not long
+            call("outbound", Some("8001"), None, true, 0, 61), // 61 > 60: long
+            personal,                                         // 45 > 30: long
+        ];
+        let rows = aggregate(StatsBy::Group, &calls, &[], &p, None);
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].answered_incoming, rows[0].within_max_rings), (2, 1));
+        assert_eq!(rows[0].long_calls, 2);
+    }
+}

@@ -1,0 +1,534 @@
+//! Store tests through the real writer thread and reader: migrations on open, upsert
+//! idempotence, the violation completed at the end of its call, the flush barrier,
+//! write failures (disk full, a lock held by another process), and the queries.
+
+use super::reader::RuleKind;
+use super::testdata::{call, unanswered, violation, T0};
+use super::*;
+use callwarden_core::policy::{Violation, ViolationKind};
+use callwarden_core::track::{CallRecord, Direction, EndReason};
+use callwarden_core::Ts;
+use std::path::PathBuf;
+
+const TZ: &str = "Asia/Shanghai";
+
+fn db() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("test.db");
+    (dir, path)
+}
+
+/// Write `calls` then `violations` through a fresh writer and close it.
+fn write(path: &Path, calls: &[CallRecord], violations: &[Violation]) -> WriteSummary {
+    let (mut sink, writer) = open(path, TZ).unwrap();
+    for c in calls {
+        sink.accept(&Output::Call(CallEvent::Ended(Box::new(c.clone())))).unwrap();
+    }
+    for v in violations {
+        sink.accept(&Output::Violation(v.clone())).unwrap();
+    }
+    drop(sink);
+    writer.close().unwrap()
+}
+
+fn reader(path: &Path) -> Reader {
+    Reader::open(path).unwrap()
+}
+
+fn all_calls(path: &Path) -> Vec<CallRow> {
+    reader(path).calls(&CallQuery::default()).unwrap()
+}
+
+fn count(path: &Path, table: &str) -> i64 {
+    let conn = Connection::open(path).unwrap();
+    conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).unwrap()
+}
+
+#[test]
+fn open_twice_keeps_schema_and_data() {
+    let (_d, path) = db();
+    let s = write(&path, &[call("a", T0, "8001", "13800138000", Direction::Outbound)], &[]);
+    assert_eq!((s.calls, s.calls_new), (1, 1));
+    let s = write(&path, &[], &[]);
+    assert_eq!(s.calls, 0);
+    let conn = Connection::open(&path).unwrap();
+    assert_eq!(migrations::version(&conn).unwrap(), migrations::latest());
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    assert_eq!(mode, "wal");
+    assert_eq!(all_calls(&path).len(), 1);
+}
+
+#[test]
+fn upgrade_from_an_empty_v0_file() {
+    let (_d, path) = db();
+    // An existing, empty SQLite file (user_version 0), as `sqlite3 x.db ''` leaves it.
+    Connection::open(&path).unwrap().execute_batch("PRAGMA user_version = 0; VACUUM;").unwrap();
+    assert!(Reader::open(&path).is_err(), "a v0 file is not readable as a callwarden database yet");
+    write(&path, &[call("a", T0, "8001", "13800138000", Direction::Outbound)], &[]);
+    assert_eq!(all_calls(&path).len(), 1);
+}
+
+#[test]
+fn the_same_calls_twice_are_stored_once() {
+    let (_d, path) = db();
+    let calls: Vec<CallRecord> = (0..3)
+        .map(|i| call(&format!("c{i}"), T0 + i * 60_000_000, "8001", "13800138000", Direction::Outbound))
+        .collect();
+    let s1 = write(&path, &calls, &[]);
+    assert_eq!((s1.calls, s1.calls_new), (3, 3));
+    let s2 = write(&path, &calls, &[]);
+    assert_eq!((s2.calls, s2.calls_new), (3, 0), "a second replay adds nothing");
+    assert_eq!(count(&path, "calls"), 3);
+    // The same Call-ID starting at another time is another call.
+    let mut again = calls[0].clone();
+    again.started_at = Ts(T0 + 3_600_000_000);
+    let s3 = write(&path, &[again], &[]);
+    assert_eq!(s3.calls_new, 1);
+    assert_eq!(count(&path, "calls"), 4);
+    // A call written again with new figures is updated in place.
+    let mut changed = calls[1].clone();
+    changed.end_reason = EndReason::CalleeBye;
+    changed.cost_fen = Some(45);
+    let s4 = write(&path, &[changed], &[]);
+    assert_eq!((s4.calls, s4.calls_new), (1, 0));
+    let row = all_calls(&path).into_iter().find(|c| c.call_id == "c1").unwrap();
+    assert_eq!((row.end_reason.as_str(), row.cost_fen), ("callee-bye", Some(45)));
+}
+
+#[test]
+fn a_violation_completed_at_the_end_is_one_row() {
+    let (_d, path) = db();
+    let c = call("prem", T0, "8003", "16800123", Direction::Outbound);
+    let at_invite = violation(&c, "OUT-1", ViolationKind::PremiumRate, "8003", 0, None);
+    let at_end = violation(&c, "OUT-1", ViolationKind::PremiumRate, "8003", 49_200, Some(6_500));
+    let slow = violation(&c, "ANS-1", ViolationKind::SlowAnswer, "8003", 7_200, None);
+    let s = write(&path, std::slice::from_ref(&c), &[at_invite.clone(), slow.clone(), at_end.clone()]);
+    assert_eq!(s.violations, 3);
+    let r = reader(&path);
+    let rows = r.violations(&ViolationQuery::default()).unwrap();
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    let prem = rows.iter().find(|v| v.rule == "OUT-1").unwrap();
+    assert_eq!(prem.fine_fen, Some(6_500));
+    assert_eq!(prem.detail, "fine 6500 fen");
+    assert_eq!(prem.detected_at, "2026-03-02T07:30:00.000000+08:00", "first detection is kept");
+    // A replay raises both again, pending first: nothing is added, the fine stays.
+    write(&path, &[c], &[at_invite, at_end.clone(), slow]);
+    let rows = reader(&path).violations(&ViolationQuery::default()).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows.iter().find(|v| v.rule == "OUT-1").unwrap().fine_fen, Some(6_500));
+    // The same rule for another extension of the call is another offence.
+    let mut other = at_end;
+    other.extension = "8004".into();
+    write(&path, &[], &[other]);
+    assert_eq!(count(&path, "violations"), 3);
+}
+
+#[test]
+fn violations_about_no_call_are_keyed_by_day() {
+    let (_d, path) = db();
+    let day = |us: i64| Violation {
+        rule: "STA-1".into(),
+        kind: ViolationKind::BelowTarget,
+        call_id: None,
+        call_started_at: None,
+        extension: "8001".into(),
+        number: String::new(),
+        detected_at: Ts(us),
+        fine_fen: Some(100),
+        detail: "12 of 80".into(),
+    };
+    // Two detections on 2026-03-02 (Shanghai), one on the 3rd.
+    write(&path, &[], &[day(T0), day(T0 + 3_600_000_000), day(T0 + 86_400_000_000)]);
+    let rows = reader(&path).violations(&ViolationQuery::default()).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].call_id, None);
+}
+
+#[test]
+fn flush_barrier_returns_after_the_commit() {
+    let (_d, path) = db();
+    let (mut sink, writer) = open_with(
+        &path,
+        TZ,
+        // Batching bounds far away: only the barrier (or an empty queue) commits.
+        StoreOptions { batch_max: 1_000_000, batch_age: std::time::Duration::from_secs(3600), ..Default::default() },
+    )
+    .unwrap();
+    let c = call("prem", T0, "8003", "16800123", Direction::Outbound);
+    let v = violation(&c, "OUT-1", ViolationKind::PremiumRate, "8003", 0, None);
+    let r = reader(&path);
+    for round in 0..20 {
+        let mut v = v.clone();
+        v.extension = format!("80{round:02}");
+        sink.accept(&Output::Violation(v)).unwrap();
+        sink.flush_barrier().unwrap();
+        // Read on another connection, while the writer is still running.
+        let seen = r.violations(&ViolationQuery::default()).unwrap().len();
+        assert_eq!(seen, round + 1);
+    }
+    drop(sink);
+    let s = writer.close().unwrap();
+    assert_eq!(s.violations, 20);
+}
+
+#[test]
+fn a_violation_is_committed_without_waiting_for_the_batch() {
+    let (_d, path) = db();
+    write(&path, &[], &[]);
+    let opts = StoreOptions {
+        batch_max: 1_000_000,
+        batch_age: std::time::Duration::from_secs(3600),
+        busy_timeout: std::time::Duration::from_millis(5),
+        retries: 20,
+        retry_pause: std::time::Duration::from_millis(10),
+        ..Default::default()
+    };
+    let (mut sink, writer) = open_with(&path, TZ, opts).unwrap();
+    let other = Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let ended = |i: i64| {
+        let c = call(&format!("v{i}"), T0 + i * 1_000_000, "8001", "16800123", Direction::Outbound);
+        Output::Call(CallEvent::Ended(Box::new(c)))
+    };
+    // The writer takes the first call and blocks committing it; the rest queue up behind.
+    sink.accept(&ended(0)).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    sink.accept(&ended(1)).unwrap();
+    sink.accept(&ended(2)).unwrap();
+    let c = call("v2", T0 + 2_000_000, "8001", "16800123", Direction::Outbound);
+    sink.accept(&Output::Violation(violation(&c, "OUT-1", ViolationKind::PremiumRate, "8001", 0, None))).unwrap();
+    sink.accept(&ended(3)).unwrap();
+    sink.accept(&ended(4)).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    other.execute_batch("COMMIT").unwrap();
+    drop(sink);
+    let s = writer.close().unwrap();
+    // [v0], then [v1 v2 OUT-1] committed at the violation, then [v3 v4] when drained;
+    // batching by size or age alone would have made [v1 .. v4] one transaction.
+    assert_eq!((s.transactions, s.calls, s.violations), (3, 5, 1), "{s:?}");
+}
+
+#[test]
+fn disk_full_is_reported_and_stored_rows_stay_intact() {
+    let (_d, path) = db();
+    // Create the schema first, then let the writer grow the file by a few pages only.
+    write(&path, &[], &[]);
+    let pages: u32 = Connection::open(&path).unwrap().query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
+    let opts = StoreOptions {
+        max_page_count: Some(pages + 4),
+        retries: 1,
+        retry_pause: std::time::Duration::from_millis(1),
+        ..Default::default()
+    };
+    let (mut sink, writer) = open_with(&path, TZ, opts).unwrap();
+    for i in 0..200 {
+        let mut c = call(&format!("full-{i}"), T0 + i * 1_000_000, "8001", "13800138000", Direction::Outbound);
+        c.ladder = (0..20).map(|_| c.ladder[0].clone()).collect();
+        sink.accept(&Output::Call(CallEvent::Ended(Box::new(c)))).unwrap();
+        if i % 50 == 49 {
+            let _ = sink.flush_barrier();
+        }
+    }
+    drop(sink);
+    let err = writer.close().unwrap_err().to_string();
+    assert!(err.contains("could not be written") && err.contains("full"), "{err}");
+    let conn = Connection::open(&path).unwrap();
+    let ok: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(ok, "ok");
+    let stored = count(&path, "calls");
+    assert!(stored > 0 && stored < 200, "{stored}");
+    // What is stored is whole: every row reads back.
+    assert_eq!(all_calls(&path).len() as i64, stored);
+}
+
+#[test]
+fn a_lock_held_elsewhere_is_waited_out_by_retrying() {
+    let (_d, path) = db();
+    write(&path, &[], &[]);
+    let opts = StoreOptions {
+        busy_timeout: std::time::Duration::from_millis(5),
+        retries: 8,
+        retry_pause: std::time::Duration::from_millis(20),
+        ..Default::default()
+    };
+    let (mut sink, writer) = open_with(&path, TZ, opts).unwrap();
+    let other = Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        locked_tx.send(()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        other.execute_batch("COMMIT").unwrap();
+    });
+    locked_rx.recv().unwrap();
+    sink.accept(&Output::Call(CallEvent::Ended(Box::new(call("x", T0, "8001", "110", Direction::Outbound))))).unwrap();
+    sink.flush_barrier().unwrap();
+    holder.join().unwrap();
+    drop(sink);
+    let s = writer.close().unwrap();
+    assert!(s.retries >= 1, "{s:?}");
+    assert_eq!((s.calls, s.lost), (1, 0));
+    assert_eq!(all_calls(&path).len(), 1);
+}
+
+#[test]
+fn a_full_queue_blocks_the_sink_and_loses_nothing() {
+    let (_d, path) = db();
+    write(&path, &[], &[]);
+    // A queue of 2 and a writer stuck on a lock for 300 ms: the sink must wait, not drop.
+    let opts = StoreOptions {
+        queue: 2,
+        busy_timeout: std::time::Duration::from_millis(5),
+        retries: 10,
+        retry_pause: std::time::Duration::from_millis(20),
+        ..Default::default()
+    };
+    let (mut sink, writer) = open_with(&path, TZ, opts).unwrap();
+    let other = Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let holder = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        other.execute_batch("COMMIT").unwrap();
+    });
+    let started = std::time::Instant::now();
+    for i in 0..50 {
+        let c = call(&format!("q{i}"), T0 + i * 1_000_000, "8001", "13800138000", Direction::Outbound);
+        sink.accept(&Output::Call(CallEvent::Ended(Box::new(c)))).unwrap();
+    }
+    let waited = started.elapsed();
+    holder.join().unwrap();
+    drop(sink);
+    let s = writer.close().unwrap();
+    assert!(waited >= std::time::Duration::from_millis(200), "the sink did not block: {waited:?}");
+    assert_eq!((s.calls, s.calls_new, s.lost), (50, 50, 0));
+    assert_eq!(count(&path, "calls"), 50);
+}
+
+#[test]
+fn the_sink_reports_a_stopped_writer() {
+    let (_d, path) = db();
+    let (mut sink, writer) = open(&path, TZ).unwrap();
+    writer.close().unwrap();
+    let out = Output::Call(CallEvent::Ended(Box::new(call("late", T0, "8001", "110", Direction::Outbound))));
+    assert!(sink.accept(&out).is_err());
+    assert!(sink.flush_barrier().is_err());
+}
+
+#[test]
+fn reader_errors_name_what_is_wrong() {
+    let (dir, path) = db();
+    let e = format!("{:#}", Reader::open(&path).err().unwrap());
+    assert!(e.contains("no such database"), "{e}");
+    let junk = dir.path().join("junk.db");
+    std::fs::write(&junk, "this is not sqlite, just some text long enough to have a header........").unwrap();
+    let e = format!("{:#}", Reader::open(&junk).err().unwrap());
+    assert!(e.contains("not a database"), "{e}");
+    let empty = dir.path().join("empty.db");
+    Connection::open(&empty).unwrap().execute_batch("CREATE TABLE t (x)").unwrap();
+    let e = format!("{:#}", Reader::open(&empty).err().unwrap());
+    assert!(e.contains("not a callwarden database"), "{e}");
+}
+
+#[test]
+fn a_call_at_2330_utc_is_the_next_day_in_shanghai() {
+    let (_d, path) = db();
+    // T0 = 2026-03-01T23:30Z = 2026-03-02 07:30 +08:00; one a minute before midnight
+    // Shanghai time (15:59Z) is still the 1st.
+    let early = call("early", T0 - 27_060_000_000, "8001", "13800138000", Direction::Outbound);
+    let late = call("late", T0, "8001", "13800138000", Direction::Outbound);
+    write(&path, &[early, late], &[]);
+    let conn = Connection::open(&path).unwrap();
+    let days: Vec<(String, String, String)> = conn
+        .prepare("SELECT call_id, day, month FROM calls ORDER BY started_us")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        days,
+        vec![
+            ("early".into(), "2026-03-01".into(), "2026-03".into()),
+            ("late".into(), "2026-03-02".into(), "2026-03".into())
+        ]
+    );
+    let r = reader(&path);
+    let tz = r.timezone().clone();
+    let ids = |from: &str, to: &str| -> Vec<String> {
+        let q = CallQuery {
+            from: Some(query::range_start("from", from, &tz).unwrap()),
+            to: Some(query::range_end("to", to, &tz).unwrap()),
+            ..Default::default()
+        };
+        r.calls(&q).unwrap().into_iter().map(|c| c.call_id).collect()
+    };
+    assert_eq!(ids("2026-03-02", "2026-03-02"), vec!["late"]);
+    assert_eq!(ids("2026-03-01", "2026-03-01"), vec!["early"]);
+    assert_eq!(ids("2026-03-01", "2026-03-02"), vec!["early", "late"]);
+    // The same instant named in UTC: the 1st at 23:30Z is inside [23:00Z, 24:00Z).
+    assert_eq!(ids("2026-03-01T23:00:00Z", "2026-03-02T00:00:00Z"), vec!["late"]);
+    let row = &r.calls(&CallQuery::default()).unwrap()[1];
+    assert_eq!(row.started_at, "2026-03-02T07:30:00.000000+08:00");
+    assert_eq!(row.ringing_at.as_deref(), Some("2026-03-02T07:30:00.200000+08:00"));
+    // In UTC the same call is on the 1st.
+    let utc = Reader::open(&path).unwrap().with_timezone("UTC").unwrap();
+    assert_eq!(utc.calls(&CallQuery::default()).unwrap()[1].started_at, "2026-03-01T23:30:00.000000+00:00");
+}
+
+/// A small day of calls for the query and stats tests.
+fn sample(path: &Path) {
+    let min = 60_000_000;
+    let out = call("out-1", T0, "8001", "13800138000", Direction::Outbound);
+    let mut prem = call("prem-1", T0 + min, "8003", "16800123", Direction::Outbound);
+    prem.class = Some("premium".into());
+    prem.cost_fen = Some(300);
+    let mut inb = call("in-1", T0 + 2 * min, "02112345678", "8002", Direction::Inbound);
+    inb.rings = 4;
+    inb.ring_ms = 16_000;
+    inb.class = Some("local".into());
+    let missed =
+        unanswered(call("in-2", T0 + 3 * min, "13900001111", "8002", Direction::Inbound), EndReason::Cancelled, 487);
+    let mut int = call("int-1", T0 + 4 * min, "8001", "8002", Direction::Internal);
+    int.talk_ms = 200_000;
+    let mut other = call("other-1", T0 + 5 * min, "8101", "50_%x", Direction::Outbound);
+    other.group = None;
+    other.number = "50_%x".into();
+    let violations = [
+        violation(&prem, "OUT-1", ViolationKind::PremiumRate, "8003", 0, Some(11_000)),
+        violation(&inb, "ANS-1", ViolationKind::SlowAnswer, "8002", 16_200, None),
+        violation(&int, "DUR-3", ViolationKind::LongCall, "8001", 207_200, None),
+    ];
+    write(path, &[out, prem, inb, missed, int, other], &violations);
+}
+
+#[test]
+fn call_filters_and_paging() {
+    let (_d, path) = db();
+    sample(&path);
+    let r = reader(&path);
+    let ids = |q: CallQuery| -> Vec<String> { r.calls(&q).unwrap().into_iter().map(|c| c.call_id).collect() };
+    let q = CallQuery::default;
+    assert_eq!(ids(q()), vec!["out-1", "prem-1", "in-1", "in-2", "int-1", "other-1"]);
+    assert_eq!(ids(CallQuery { ext: Some("8002".into()), ..q() }), vec!["in-1", "in-2", "int-1"]);
+    assert_eq!(ids(CallQuery { ext: Some("8001".into()), ..q() }), vec!["out-1", "int-1"]);
+    assert_eq!(ids(CallQuery { ext: Some("02112345678".into()), ..q() }), Vec::<String>::new(), "not ours");
+    assert_eq!(ids(CallQuery { class: Some("premium".into()), ..q() }), vec!["prem-1"]);
+    assert_eq!(ids(CallQuery { rule: Some("OUT-1".into()), ..q() }), vec!["prem-1"]);
+    assert_eq!(ids(CallQuery { rule: Some("slow-answer".into()), ..q() }), vec!["in-1"]);
+    assert_eq!(ids(CallQuery { number: Some("168".into()), ..q() }), vec!["prem-1"]);
+    assert_eq!(ids(CallQuery { number: Some("_%".into()), ..q() }), vec!["other-1"], "LIKE wildcards are literal");
+    assert_eq!(ids(CallQuery { group: Some("dispatch".into()), ..q() }).len(), 5);
+    assert_eq!(ids(CallQuery { direction: Some("inbound".into()), ..q() }), vec!["in-1", "in-2"]);
+    // Keyset paging, both ways.
+    let page1 = r.calls(&CallQuery { limit: Some(4), ..q() }).unwrap();
+    assert_eq!(page1.len(), 4);
+    let after = page1.last().unwrap().cursor();
+    assert_eq!(ids(CallQuery { limit: Some(4), after: Some(after.clone()), ..q() }), vec!["int-1", "other-1"]);
+    assert_eq!(ids(CallQuery { limit: Some(2), newest_first: true, ..q() }), vec!["other-1", "int-1"]);
+    assert_eq!(ids(CallQuery { newest_first: true, after: Some(after), ..q() }), vec!["in-1", "prem-1", "out-1"]);
+    // Violations listed with their call.
+    let prem = r.calls(&CallQuery { class: Some("premium".into()), ..q() }).unwrap();
+    assert_eq!(prem[0].violations, vec![RuleKind { rule: "OUT-1".into(), kind: "premium-rate".into() }]);
+    // One call in full.
+    let d = r.call("in-1").unwrap().unwrap();
+    assert_eq!(d.call.rings, 4);
+    assert_eq!(d.ladder[0]["label"], "INVITE");
+    assert_eq!(d.media_caller["packets"], 2100);
+    assert_eq!(d.violation_details.len(), 1);
+    assert!(r.call("nope").unwrap().is_none());
+}
+
+#[test]
+fn violation_filters() {
+    let (_d, path) = db();
+    sample(&path);
+    let r = reader(&path);
+    let rules = |q: ViolationQuery| -> Vec<String> { r.violations(&q).unwrap().into_iter().map(|v| v.rule).collect() };
+    let q = ViolationQuery::default;
+    assert_eq!(rules(q()), vec!["OUT-1", "ANS-1", "DUR-3"]);
+    assert_eq!(rules(ViolationQuery { ext: Some("8002".into()), ..q() }), vec!["ANS-1"]);
+    assert_eq!(rules(ViolationQuery { class: Some("premium".into()), ..q() }), vec!["OUT-1"]);
+    assert_eq!(rules(ViolationQuery { rule: Some("long-call".into()), ..q() }), vec!["DUR-3"]);
+    assert_eq!(rules(ViolationQuery { number: Some("1680".into()), ..q() }), vec!["OUT-1"]);
+    assert_eq!(rules(ViolationQuery { group: Some("sales".into()), ..q() }), Vec::<String>::new());
+    let first = r.violations(&ViolationQuery { limit: Some(1), ..q() }).unwrap();
+    assert_eq!(rules(ViolationQuery { after: Some(first[0].cursor()), ..q() }), vec!["ANS-1", "DUR-3"]);
+    let tz = r.timezone().clone();
+    let next_day = ViolationQuery { from: Some(query::range_start("from", "2026-03-03", &tz).unwrap()), ..q() };
+    assert!(rules(next_day).is_empty());
+}
+
+#[test]
+fn stats_from_the_database() {
+    let (_d, path) = db();
+    sample(&path);
+    let r = reader(&path);
+    let p = StatsParams::default();
+    let rows = r.stats(StatsBy::Ext, &CallQuery::default(), &p).unwrap();
+    let keys: Vec<_> = rows.iter().map(|r| r.key.clone().unwrap_or_default()).collect();
+    assert_eq!(keys, vec!["8001", "8002", "8003", "8101"]);
+    let e8002 = &rows[1];
+    // in-1 (4 rings, answered), in-2 (cancelled), int-1 (answered after 2 rings).
+    assert_eq!((e8002.calls, e8002.inbound, e8002.internal, e8002.missed), (3, 2, 1, 1));
+    assert_eq!((e8002.answered_incoming, e8002.within_max_rings), (2, 1));
+    assert_eq!(e8002.rings_before_answer.as_array(), [0, 0, 1, 0, 1, 0]);
+    assert_eq!(e8002.violations.get("ANS-1"), Some(&1));
+    assert_eq!(e8002.long_calls, 1, "int-1: 200 s > 180 s internal limit");
+    let e8003 = &rows[2];
+    assert_eq!((e8003.cost_fen, e8003.violations.get("OUT-1")), (300, Some(&1)));
+    let by_day = r.stats(StatsBy::Day, &CallQuery::default(), &p).unwrap();
+    assert_eq!(by_day.len(), 1);
+    assert_eq!(by_day[0].key.as_deref(), Some("2026-03-02"));
+    assert_eq!(by_day[0].calls, 6);
+    assert_eq!(by_day[0].violations.values().sum::<u64>(), 3);
+    let by_group = r.stats(StatsBy::Group, &CallQuery::default(), &p).unwrap();
+    assert_eq!(
+        by_group.iter().map(|r| (r.key.clone(), r.calls)).collect::<Vec<_>>(),
+        vec![(None, 1), (Some("dispatch".into()), 5)]
+    );
+    let only = r.stats(StatsBy::Ext, &CallQuery { ext: Some("8001".into()), ..Default::default() }, &p).unwrap();
+    assert_eq!(only.len(), 1);
+    assert_eq!(only[0].calls, 2);
+}
+
+#[test]
+fn json_field_names_are_the_documented_ones() {
+    let (_d, path) = db();
+    sample(&path);
+    let r = reader(&path);
+    let calls = serde_json::to_value(r.calls(&CallQuery::default()).unwrap()).unwrap();
+    let keys: Vec<&str> = calls[0].as_object().unwrap().keys().map(String::as_str).collect();
+    let mut want = vec![
+        "call_id",
+        "caller",
+        "callee",
+        "dialled",
+        "number",
+        "direction",
+        "class",
+        "group",
+        "started_at",
+        "ringing_at",
+        "answered_at",
+        "ended_at",
+        "rings",
+        "ring_ms",
+        "talk_ms",
+        "answered",
+        "end_reason",
+        "sip_status",
+        "cost_fen",
+        "recording",
+        "violations",
+    ];
+    let mut got = keys.clone();
+    got.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(got, want);
+    let v = serde_json::to_value(r.violations(&ViolationQuery::default()).unwrap()).unwrap();
+    let mut got: Vec<&str> = v[0].as_object().unwrap().keys().map(String::as_str).collect();
+    got.sort_unstable();
+    let mut want = vec!["id", "rule", "kind", "call_id", "extension", "number", "detected_at", "fine_fen", "detail"];
+    want.sort_unstable();
+    assert_eq!(got, want);
+}

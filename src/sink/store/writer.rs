@@ -1,0 +1,316 @@
+//! The writer thread: the only connection that writes. It takes calls and violations from
+//! a bounded channel and commits them in batches: whenever the queue is empty, as soon as
+//! a violation arrives, and at the latest every `batch_max` items or `batch_age`. A failed transaction is rolled back, logged and retried with
+//! doubling pauses; after the last retry the items are written one per transaction, so
+//! only the ones that really cannot be written are lost, counted and reported.
+//! Invariants: every write of a batch is in one IMMEDIATE transaction (all or nothing);
+//! the counts in `WriteSummary` are of committed rows only.
+
+use super::{StoreOptions, WriteSummary};
+use callwarden_core::policy::Violation;
+use callwarden_core::track::{CallRecord, Direction};
+use callwarden_core::Ts;
+use jiff::tz::TimeZone;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
+use std::time::Instant;
+
+pub(super) enum Msg {
+    Call(Box<CallRecord>),
+    Violation(Box<Violation>),
+    /// Commit everything before this, then answer (Err if something was lost since the
+    /// previous barrier).
+    #[allow(dead_code, reason = "sent by StoreSink::flush_barrier, not called by replay")]
+    Barrier(SyncSender<Result<(), String>>),
+    Close,
+}
+
+enum Item {
+    Call(Box<CallRecord>),
+    Violation(Box<Violation>),
+}
+
+#[derive(Default)]
+struct Counts {
+    calls: u64,
+    calls_new: u64,
+    violations: u64,
+}
+
+pub(super) struct Writer {
+    conn: Connection,
+    tz: TimeZone,
+    opts: StoreOptions,
+    summary: WriteSummary,
+    lost_at_barrier: u64,
+}
+
+impl Writer {
+    pub(super) fn new(conn: Connection, tz: TimeZone, opts: StoreOptions) -> Writer {
+        Writer { conn, tz, opts, summary: WriteSummary::default(), lost_at_barrier: 0 }
+    }
+
+    pub(super) fn run(mut self, rx: Receiver<Msg>) -> WriteSummary {
+        let mut batch: Vec<Item> = Vec::new();
+        let mut oldest = Instant::now();
+        loop {
+            let msg = if batch.is_empty() {
+                match rx.recv() {
+                    Ok(m) => m,
+                    Err(_) => break,
+                }
+            } else {
+                match rx.try_recv() {
+                    Ok(m) => m,
+                    Err(TryRecvError::Empty) => {
+                        self.commit(&mut batch);
+                        continue;
+                    }
+                    Err(TryRecvError::Disconnected) => break,
+                }
+            };
+            let item = match msg {
+                Msg::Call(c) => Item::Call(c),
+                Msg::Violation(v) => Item::Violation(v),
+                Msg::Barrier(reply) => {
+                    self.commit(&mut batch);
+                    let lost = self.summary.lost - self.lost_at_barrier;
+                    self.lost_at_barrier = self.summary.lost;
+                    let answer = if lost == 0 {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "{lost} item(s) could not be stored: {}",
+                            self.summary.last_error.as_deref().unwrap_or("unknown error")
+                        ))
+                    };
+                    // The asker may have given up waiting; nothing to do then.
+                    let _ = reply.send(answer);
+                    continue;
+                }
+                Msg::Close => break,
+            };
+            if batch.is_empty() {
+                oldest = Instant::now();
+            }
+            // A violation is evidence the moment it is raised (a premium-rate call is
+            // flagged at its INVITE): commit it now, even while calls keep coming.
+            let urgent = matches!(item, Item::Violation(_));
+            batch.push(item);
+            if urgent || batch.len() >= self.opts.batch_max || oldest.elapsed() >= self.opts.batch_age {
+                self.commit(&mut batch);
+            }
+        }
+        self.commit(&mut batch);
+        self.summary
+    }
+
+    fn commit(&mut self, batch: &mut Vec<Item>) {
+        if batch.is_empty() {
+            return;
+        }
+        let mut pause = self.opts.retry_pause;
+        let mut attempt = 0;
+        loop {
+            match write_batch(&mut self.conn, &self.tz, batch) {
+                Ok(c) => {
+                    self.add(c);
+                    break;
+                }
+                Err(e) if attempt < self.opts.retries => {
+                    attempt += 1;
+                    self.summary.retries += 1;
+                    tracing::warn!(error = %e, attempt, items = batch.len(), "store write failed; retrying");
+                    std::thread::sleep(pause);
+                    pause = pause.saturating_mul(2).min(std::time::Duration::from_secs(5));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, items = batch.len(), "store write failed after retries; writing one by one");
+                    self.one_by_one(batch);
+                    break;
+                }
+            }
+        }
+        batch.clear();
+    }
+
+    fn one_by_one(&mut self, batch: &[Item]) {
+        for item in batch {
+            match write_batch(&mut self.conn, &self.tz, std::slice::from_ref(item)) {
+                Ok(c) => self.add(c),
+                Err(e) => {
+                    let what = match item {
+                        Item::Call(c) => format!("call {} at {}", c.call_id, c.started_at),
+                        Item::Violation(v) => format!("violation {} {} ext {}", v.rule, v.kind.as_str(), v.extension),
+                    };
+                    tracing::error!(error = %e, what, "not stored");
+                    self.summary.lost += 1;
+                    self.summary.last_error = Some(e.to_string());
+                }
+            }
+        }
+    }
+
+    fn add(&mut self, c: Counts) {
+        self.summary.calls += c.calls;
+        self.summary.calls_new += c.calls_new;
+        self.summary.violations += c.violations;
+        self.summary.transactions += 1;
+    }
+}
+
+fn write_batch(conn: &mut Connection, tz: &TimeZone, items: &[Item]) -> rusqlite::Result<Counts> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut counts = Counts::default();
+    for item in items {
+        match item {
+            Item::Call(rec) => {
+                counts.calls += 1;
+                if write_call(&tx, tz, rec)? {
+                    counts.calls_new += 1;
+                }
+            }
+            Item::Violation(v) => {
+                write_violation(&tx, tz, v)?;
+                counts.violations += 1;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(counts)
+}
+
+/// 'YYYY-MM-DD' and 'YYYY-MM' of `ts` in `tz`; empty for an instant jiff cannot
+/// represent (a capture stamp beyond year 9999), which then matches no day filter.
+pub(super) fn day_month(ts: Ts, tz: &TimeZone) -> (String, String) {
+    match jiff::Timestamp::from_microsecond(ts.as_micros()) {
+        Ok(t) => {
+            let d = t.to_zoned_datetime(tz.clone()).date();
+            (d.strftime("%Y-%m-%d").to_string(), d.strftime("%Y-%m").to_string())
+        }
+        Err(_) => (String::new(), String::new()),
+    }
+}
+
+/// Which ends of the call are our extensions: (caller, callee).
+fn our_extensions(rec: &CallRecord) -> (Option<&str>, Option<&str>) {
+    match rec.direction {
+        Direction::Outbound => (Some(&rec.caller), None),
+        Direction::Inbound => (None, Some(&rec.callee)),
+        Direction::Internal => (Some(&rec.caller), Some(&rec.callee)),
+        Direction::Transit => (None, None),
+    }
+}
+
+fn json<T: serde::Serialize>(v: &T) -> rusqlite::Result<String> {
+    serde_json::to_string(v).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+}
+
+/// Insert or replace the call; `true` when it was not there before.
+fn write_call(tx: &rusqlite::Transaction<'_>, tz: &TimeZone, rec: &CallRecord) -> rusqlite::Result<bool> {
+    let started = rec.started_at.as_micros();
+    let existed = tx
+        .prepare_cached("SELECT 1 FROM calls WHERE call_id = ?1 AND started_us = ?2")?
+        .query_row(params![rec.call_id, started], |_| Ok(()))
+        .optional()?
+        .is_some();
+    let (day, month) = day_month(rec.started_at, tz);
+    let (caller_ext, callee_ext) = our_extensions(rec);
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO calls (call_id, started_us, caller, caller_display, callee, dialled, number, direction,
+             class, group_name, caller_ext, callee_ext, ringing_us, answered_us, ended_us, rings, ring_ms,
+             talk_ms, answered, end_reason, sip_status, cost_fen, dtmf, media_caller, media_callee, ladder,
+             day, month)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
+             ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)
+         ON CONFLICT (call_id, started_us) DO UPDATE SET
+             caller = excluded.caller, caller_display = excluded.caller_display, callee = excluded.callee,
+             dialled = excluded.dialled, number = excluded.number, direction = excluded.direction,
+             class = excluded.class, group_name = excluded.group_name, caller_ext = excluded.caller_ext,
+             callee_ext = excluded.callee_ext, ringing_us = excluded.ringing_us,
+             answered_us = excluded.answered_us, ended_us = excluded.ended_us, rings = excluded.rings,
+             ring_ms = excluded.ring_ms, talk_ms = excluded.talk_ms, answered = excluded.answered,
+             end_reason = excluded.end_reason, sip_status = excluded.sip_status,
+             cost_fen = excluded.cost_fen, dtmf = excluded.dtmf, media_caller = excluded.media_caller,
+             media_callee = excluded.media_callee, ladder = excluded.ladder, day = excluded.day,
+             month = excluded.month",
+    )?;
+    stmt.execute(params![
+        rec.call_id,
+        started,
+        rec.caller,
+        rec.caller_display,
+        rec.callee,
+        rec.dialled,
+        rec.number,
+        rec.direction.as_str(),
+        rec.class,
+        rec.group,
+        caller_ext,
+        callee_ext,
+        rec.ringing_at.map(Ts::as_micros),
+        rec.answered_at.map(Ts::as_micros),
+        rec.ended_at.as_micros(),
+        rec.rings,
+        rec.ring_ms,
+        rec.talk_ms,
+        rec.answered,
+        rec.end_reason.as_str(),
+        rec.sip_status,
+        rec.cost_fen,
+        rec.dtmf,
+        json(&rec.media_caller)?,
+        json(&rec.media_callee)?,
+        json(&rec.ladder)?,
+        day,
+        month,
+    ])?;
+    Ok(!existed)
+}
+
+/// The identity of an offence: rule, kind, extension, and the call (Call-ID + start), or
+/// for a violation about no call the day it is about. Fields are joined with a unit
+/// separator, which no rule id, extension or Call-ID contains.
+pub(super) fn natural_key(v: &Violation, day: &str) -> String {
+    let started = v.call_started_at.map(|t| t.as_micros().to_string()).unwrap_or_default();
+    match &v.call_id {
+        Some(id) => format!("{}\x1f{}\x1f{}\x1fcall\x1f{}\x1f{}", v.rule, v.kind.as_str(), v.extension, started, id),
+        None => format!("{}\x1f{}\x1f{}\x1fday\x1f{}", v.rule, v.kind.as_str(), v.extension, day),
+    }
+}
+
+fn write_violation(tx: &rusqlite::Transaction<'_>, tz: &TimeZone, v: &Violation) -> rusqlite::Result<()> {
+    // A violation about a call belongs to the call's day; one about no call to the day
+    // it was detected.
+    let (day, month) = day_month(v.call_started_at.unwrap_or(v.detected_at), tz);
+    let key = natural_key(v, &day);
+    // Raised again: keep the first detection time; a completed fine (and its detail) is
+    // never overwritten by a pending one (a replay raises the INVITE version again).
+    tx.prepare_cached(
+        "INSERT INTO violations (natural_key, rule, kind, call_id, call_started_us, extension, number,
+             detected_us, fine_fen, detail, day, month)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+         ON CONFLICT (natural_key) DO UPDATE SET
+             detected_us = min(detected_us, excluded.detected_us),
+             number = CASE WHEN excluded.fine_fen IS NOT NULL OR fine_fen IS NULL
+                           THEN excluded.number ELSE number END,
+             detail = CASE WHEN excluded.fine_fen IS NOT NULL OR fine_fen IS NULL
+                           THEN excluded.detail ELSE detail END,
+             fine_fen = coalesce(excluded.fine_fen, fine_fen)",
+    )?
+    .execute(params![
+        key,
+        v.rule,
+        v.kind.as_str(),
+        v.call_id,
+        v.call_started_at.map(Ts::as_micros),
+        v.extension,
+        v.number,
+        v.detected_at.as_micros(),
+        v.fine_fen,
+        v.detail,
+        day,
+        month,
+    ])?;
+    Ok(())
+}
