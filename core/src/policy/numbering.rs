@@ -177,6 +177,9 @@ impl<'a> Num<'a> {
         }
     }
     fn starts_with(&self, p: &str) -> bool {
+        if self.lead.is_empty() {
+            return self.rest.as_bytes().starts_with(p.as_bytes());
+        }
         p.len() <= self.len() && p.bytes().zip(self.bytes()).all(|(a, b)| a == b)
     }
     /// Drop the first `k` characters (k ≤ len).
@@ -231,6 +234,9 @@ impl Classified<'_> {
 #[derive(Clone, Debug)]
 pub struct NumberingPlan {
     extensions: ExtensionSet,
+    /// Bit n set: some extension is n characters long (bit 63: 63 or more). A cheap
+    /// reject before `ExtensionSet::contains`, which parses the number.
+    ext_lengths: u64,
     outside_prefix: String,
     carrier: PrefixSet,
     /// With its trunk 0 ("021"); empty = no own area (every 0… number is long distance).
@@ -252,13 +258,15 @@ fn is_mobile(n: &Num<'_>) -> bool {
 /// The user part of a dialled string: no scheme, host, parameters or "dial now" key.
 fn user_part(dialled: &str) -> &str {
     let mut s = dialled.trim();
-    for scheme in ["sip:", "sips:", "tel:"] {
-        if s.len() >= scheme.len() && s.get(..scheme.len()).is_some_and(|p| p.eq_ignore_ascii_case(scheme)) {
-            s = s.get(scheme.len()..).unwrap_or("");
-            break;
+    if matches!(s.as_bytes().first(), Some(b's' | b'S' | b't' | b'T')) {
+        for scheme in ["sip:", "sips:", "tel:"] {
+            if s.get(..scheme.len()).is_some_and(|p| p.eq_ignore_ascii_case(scheme)) {
+                s = s.get(scheme.len()..).unwrap_or("");
+                break;
+            }
         }
     }
-    if let Some(end) = s.find(['@', ';']) {
+    if let Some(end) = s.bytes().position(|b| b == b'@' || b == b';') {
         s = s.get(..end).unwrap_or("");
     }
     // The "dial now" key ends a number; on anything else ("*72#") it is part of a code.
@@ -277,8 +285,15 @@ fn user_part(dialled: &str) -> &str {
 }
 
 impl NumberingPlan {
-    /// `extensions` is every extension of ours: `[site].extensions` plus the groups'.
-    pub fn new(site: &Site, numbers: &Numbers, extensions: ExtensionSet) -> Result<NumberingPlan, String> {
+    /// Our extensions are `[site].extensions` plus `more_extensions` (the groups').
+    pub fn new(site: &Site, numbers: &Numbers, more_extensions: &[String]) -> Result<NumberingPlan, String> {
+        let patterns: Vec<String> = site.extensions.iter().chain(more_extensions).cloned().collect();
+        let extensions = ExtensionSet::parse(&patterns).map_err(|e| format!("site.extensions: {e}"))?;
+        let ext_lengths = patterns.iter().fold(0u64, |m, p| {
+            let p = p.trim();
+            let len = p.split_once('-').map_or(p.len(), |(a, _)| a.trim().len());
+            m | 1u64 << len.min(63)
+        });
         let outside_prefix = site.outside_prefix.trim().to_string();
         if !digits_only(&outside_prefix) {
             return Err(format!("site.outside_prefix: \"{outside_prefix}\" is not digits"));
@@ -299,6 +314,7 @@ impl NumberingPlan {
         };
         Ok(NumberingPlan {
             extensions,
+            ext_lengths,
             outside_prefix,
             carrier: digit_list("site.carrier_prefixes", &site.carrier_prefixes)?,
             area_code,
@@ -310,7 +326,7 @@ impl NumberingPlan {
     }
 
     pub fn is_extension(&self, s: &str) -> bool {
-        self.extensions.contains(s)
+        self.ext_lengths & (1u64 << s.len().min(63)) != 0 && self.extensions.contains(s)
     }
 
     pub fn is_emergency(&self, n: &Num<'_>) -> bool {
@@ -320,7 +336,7 @@ impl NumberingPlan {
     /// Classify what `caller` dialled. Never allocates; see the module doc for the steps.
     /// An empty `caller` (a check without one) counts as one of ours.
     pub fn classify<'a>(&self, dialled: &'a str, caller: &str) -> Classified<'a> {
-        let ours = caller.is_empty() || self.extensions.contains(user_part(caller));
+        let ours = caller.is_empty() || self.is_extension(user_part(caller));
         self.classify_as(dialled, ours)
     }
 
@@ -329,7 +345,7 @@ impl NumberingPlan {
     pub fn classify_as<'a>(&self, dialled: &'a str, caller_ours: bool) -> Classified<'a> {
         let internal = |n: Num<'a>| Classified { class: Class::Internal, number: n, premium_prefix: None };
         let user = user_part(dialled);
-        if self.extensions.contains(user) {
+        if self.is_extension(user) {
             return internal(Num::plain(user));
         }
         let (plus, digits) = match user.strip_prefix('+') {
@@ -352,7 +368,7 @@ impl NumberingPlan {
             if caller_ours && !op.is_empty() && n.len() > op.len() && n.starts_with(op) {
                 n = n.strip(op.len());
             }
-            if let Some(k) = self.carrier.longest_prefix(n.bytes()) {
+            if let Some(k) = self.carrier.longest_prefix(n.rest.bytes()) {
                 let rest = n.strip(k);
                 if rest.byte(0) == Some(b'0') || is_mobile(&rest) {
                     n = rest;
@@ -373,7 +389,9 @@ impl NumberingPlan {
                 break;
             }
         }
-        self.class_of(n)
+        // Unchanged by normalisation: already known not to be an extension.
+        let checked = n.lead.is_empty() && n.rest.len() == user.len();
+        self.class_of(n, !checked)
     }
 
     /// A number written after +86 / 0086 / 86: back to national form. Fixed lines
@@ -394,20 +412,33 @@ impl NumberingPlan {
         }
     }
 
-    fn class_of<'a>(&self, n: Num<'a>) -> Classified<'a> {
+    fn class_of<'a>(&self, n: Num<'a>, check_extension: bool) -> Classified<'a> {
         let class = |c: Class| Classified { class: c, number: n, premium_prefix: None };
-        if self.emergency.contains(n.bytes()) {
+        // One contiguous view for the table walks: the input itself, or (only after +86
+        // put a 0 back) a copy on the stack.
+        let mut buf = [0u8; 48];
+        let b: &[u8] = match n.parts() {
+            ("", r) => r.as_bytes(),
+            _ if n.len() <= buf.len() => {
+                for (slot, x) in buf.iter_mut().zip(n.bytes()) {
+                    *slot = x;
+                }
+                buf.get(..n.len()).unwrap_or(&[])
+            }
+            _ => return class(Class::Local),
+        };
+        if self.emergency.contains(b.iter().copied()) {
             return class(Class::Emergency);
         }
-        if self.is_extension_num(&n) {
+        if check_extension && std::str::from_utf8(b).is_ok_and(|s| self.is_extension(s)) {
             return class(Class::Internal);
         }
-        if let Some(k) = self.restricted.longest_prefix(n.bytes()) {
-            if self.allowed.longest_prefix(n.bytes()).is_none() {
+        if let Some(k) = self.restricted.longest_prefix(b.iter().copied()) {
+            if self.allowed.longest_prefix(b.iter().copied()).is_none() {
                 return Classified { class: Class::Premium, number: n, premium_prefix: Some(k) };
             }
         }
-        if self.toll_free.longest_prefix(n.bytes()).is_some() {
+        if self.toll_free.longest_prefix(b.iter().copied()).is_some() {
             return class(Class::TollFree);
         }
         if n.starts_with("00") && n.len() > 2 {
@@ -432,27 +463,6 @@ impl NumberingPlan {
         }
         class(Class::Local)
     }
-
-    /// `ExtensionSet` wants a &str; a lead ("0…") only arises for +86 numbers, so the copy
-    /// to a stack buffer is off the common path.
-    fn is_extension_num(&self, n: &Num<'_>) -> bool {
-        match n.parts() {
-            ("", r) => self.extensions.contains(r),
-            _ => {
-                let mut buf = [0u8; 40];
-                if n.len() > buf.len() {
-                    return false;
-                }
-                for (slot, b) in buf.iter_mut().zip(n.bytes()) {
-                    *slot = b;
-                }
-                match buf.get(..n.len()).map(std::str::from_utf8) {
-                    Some(Ok(s)) => self.extensions.contains(s),
-                    _ => false,
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -462,8 +472,7 @@ mod tests {
 
     fn plan_with(outside: &str, area: &str) -> NumberingPlan {
         let site = Site { outside_prefix: outside.into(), area_code: area.into(), ..Site::default() };
-        let ext = ExtensionSet::parse(&site.extensions).unwrap();
-        NumberingPlan::new(&site, &Numbers::default(), ext).unwrap()
+        NumberingPlan::new(&site, &Numbers::default(), &[]).unwrap()
     }
 
     fn plan() -> NumberingPlan {
@@ -521,8 +530,7 @@ mod tests {
         assert_eq!(c(&p, "08001"), s("8001", Class::Internal));
         // An extension that starts with the outside prefix is not stripped.
         let site = Site { outside_prefix: "9".into(), extensions: vec!["9000-9099".into()], ..Site::default() };
-        let ext = ExtensionSet::parse(&site.extensions).unwrap();
-        let p9 = NumberingPlan::new(&site, &Numbers::default(), ext).unwrap();
+        let p9 = NumberingPlan::new(&site, &Numbers::default(), &[]).unwrap();
         assert_eq!(c(&p9, "9001"), s("9001", Class::Internal));
         // ... while 9 + a premium number is stripped and premium.
         let r = p9.classify("916800123", "9001");
@@ -712,11 +720,11 @@ mod tests {
     #[test]
     fn bad_plan_rejected() {
         let site = Site { outside_prefix: "x".into(), ..Site::default() };
-        assert!(NumberingPlan::new(&site, &Numbers::default(), ExtensionSet::default()).is_err());
+        assert!(NumberingPlan::new(&site, &Numbers::default(), &[]).is_err());
         let site = Site { area_code: "0a1".into(), ..Site::default() };
-        assert!(NumberingPlan::new(&site, &Numbers::default(), ExtensionSet::default()).is_err());
+        assert!(NumberingPlan::new(&site, &Numbers::default(), &[]).is_err());
         let numbers = Numbers { restricted_prefixes: vec!["16x".into()], ..Numbers::default() };
-        let e = NumberingPlan::new(&Site::default(), &numbers, ExtensionSet::default()).unwrap_err();
+        let e = NumberingPlan::new(&Site::default(), &numbers, &[]).unwrap_err();
         assert!(e.contains("numbers.restricted_prefixes"), "{e}");
     }
 
@@ -726,8 +734,7 @@ mod tests {
     fn request_uri_users_of_the_public_captures() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/public");
         let site = Site { extensions: vec!["1000-1099".into()], ..Site::default() };
-        let ext = ExtensionSet::parse(&site.extensions).unwrap();
-        let p = NumberingPlan::new(&site, &Numbers::default(), ext).unwrap();
+        let p = NumberingPlan::new(&site, &Numbers::default(), &[]).unwrap();
         let mut seen = std::collections::BTreeMap::new();
         for f in [
             "gen-sipp-mixed-calls-udp.pcap",
@@ -769,7 +776,9 @@ mod tests {
         }
 
         #[test]
-        fn digit_strings_classify_consistently(d in "[+0-9*#]{0,24}") {
+        fn digit_strings_classify_consistently(
+            d in prop_oneof!["[+0-9*#]{0,24}", "(\\+86|\\+|0086|00|0|017951|086|021|0021)?[0-9]{0,15}"]
+        ) {
             let p = plan();
             let r = p.classify(&d, "8001");
             let n = r.number_string();

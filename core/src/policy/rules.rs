@@ -10,7 +10,7 @@ use super::cost::{fen, premium_fine_fen, Tariffs};
 use super::groups::{holidays, minute_of, ApprovalRule, GroupPolicy, Groups, Limits, Zone};
 use super::numbering::{NumberingPlan, PrefixSet};
 use super::{Class, Violation, ViolationKind};
-use crate::config::{Config, ExtensionSet, Fines, GroupMode, RecordMode};
+use crate::config::{Config, Fines, GroupMode, RecordMode};
 use crate::time::Ts;
 use crate::track::{CallRecord, EndReason};
 use jiff::civil::Date;
@@ -96,13 +96,11 @@ fn fmt_secs(ms: i64) -> String {
 impl RuleBook {
     pub fn compile(cfg: &Config) -> Result<RuleBook, String> {
         let groups = Groups::compile(cfg)?;
-        let mut ours: Vec<String> = cfg.site.extensions.clone();
-        ours.extend(groups.patterns().cloned());
-        let extensions = ExtensionSet::parse(&ours).map_err(|e| format!("site.extensions: {e}"))?;
+        let group_extensions: Vec<String> = groups.patterns().cloned().collect();
         let zone = Zone::new(&cfg.site.timezone)?;
         let approvals = cfg.approvals.iter().map(|a| ApprovalRule::compile(a, &zone)).collect::<Result<Vec<_>, _>>()?;
         Ok(RuleBook {
-            plan: NumberingPlan::new(&cfg.site, &cfg.numbers, extensions)?,
+            plan: NumberingPlan::new(&cfg.site, &cfg.numbers, &group_extensions)?,
             groups,
             defaults: Limits::defaults(&cfg.limits),
             holidays: holidays(&cfg.holidays)?,
