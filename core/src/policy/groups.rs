@@ -63,7 +63,8 @@ impl Zone {
 pub fn parse_hhmm(s: &str) -> Result<u16, String> {
     let bad = || format!("\"{s}\" is not a time like \"08:00\"");
     let (h, m) = s.trim().split_once(':').ok_or_else(bad)?;
-    if h.is_empty() || h.len() > 2 || m.len() != 2 {
+    let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    if h.is_empty() || h.len() > 2 || m.len() != 2 || !digits(h) || !digits(m) {
         return Err(bad());
     }
     let h: u16 = h.parse().map_err(|_| bad())?;
@@ -490,7 +491,7 @@ mod tests {
         assert_eq!(parse_hhmm("08:00"), Ok(480));
         assert_eq!(parse_hhmm("8:05"), Ok(485));
         assert_eq!(parse_hhmm("24:00"), Ok(1440));
-        for bad in ["24:01", "12:60", "1200", "", "ab:cd", "12:5", "123:00", "-1:00"] {
+        for bad in ["24:01", "12:60", "1200", "", "ab:cd", "12:5", "123:00", "-1:00", "+8:00", "08:+5"] {
             assert!(parse_hhmm(bad).is_err(), "{bad}");
         }
         let day = Span::parse("08:00-17:00").unwrap();

@@ -291,7 +291,15 @@ impl Policy {
             }
             _ => None,
         };
-        self.open.insert(start.key, OpenCall { book, verdict, day });
+        if let Some(old) = self.open.insert(start.key, OpenCall { book, verdict, day }) {
+            // A second `Started` for one key (the tracker promises none): release the
+            // first one's place in its day so the day is not held open for ever.
+            if old.day.is_some() {
+                let mut judged = Vec::new();
+                self.daily.closed(&old.book, old.day, &start.caller, start.at, false, false, start.at, &mut judged);
+                out.extend(judged);
+            }
+        }
     }
 
     /// Judge a finished call: fill `number`, `class`, `group`, `cost_fen`; raise the

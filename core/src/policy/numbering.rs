@@ -24,8 +24,9 @@
 //!    premium as 168…);
 //! 7. then the first match of: emergency (exact) · internal · premium (a restricted
 //!    prefix not covered by an allowed one) · toll-free · HK/Macau (00852/00853) · Taiwan
-//!    (00886) · international (00 + a digit) · mobile (1[3-9] + 9 digits, exactly 11) ·
-//!    long distance (0 + a non-zero digit) · local.
+//!    (00886) · international (00 + a non-zero digit; "000…" has no country code) ·
+//!    mobile (1[3-9] + 9 digits, exactly 11) · long distance (0 + a non-zero digit, other
+//!    than the site's own code alone) · local.
 //!
 //! China's area codes are prefix-free (010, 02x, 0xxx), so "starts with the site's code"
 //! decides local vs long distance without a table of codes.

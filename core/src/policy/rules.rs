@@ -5,6 +5,30 @@
 //! types. Invariants: no state — the per-call and per-day memory lives in `Policy`; one
 //! offence, one fine (alarm-only / receive-only > premium-rate > unauthorised-class, only
 //! the first applies); emergency numbers are never flagged by any outbound or time rule.
+//!
+//! Who and what each violation names, and when it is detected:
+//! - outbound rules (OUT-1/2/4/5, WHO-2, WHO-1 of a caller) apply when the caller is one of
+//!   our extensions and the class is not internal (WHO-1: internal calls too); they name
+//!   the caller and the normalised number, detected at the INVITE. OUT-1 is raised with no
+//!   fine there and again, same identity, at the end with `multiplier × charge + fixed`.
+//!   Approvals lift OUT-2 only. Emergency numbers are exempt from all of them, WHO-1 and
+//!   OUT-5 included: nobody is fined for calling 110 from the wrong phone or shift.
+//! - ANS-1/2/3 apply to calls that rang one of our extensions (inbound and internal), by
+//!   that callee's group; they name the callee and the caller's number. Missed = busy,
+//!   rejected or no answer; cancelled or timed out only if it rang (a caller who hung up
+//!   before the phone rang was not missed by anybody); a call cut by the end of the
+//!   capture is not judged.
+//! - DUR-1/2/3 apply to answered calls, by the group of our extension on the call (the
+//!   caller's, else the callee's): DUR-2 when the other party is in `[numbers].personal`,
+//!   DUR-3 extension to extension, DUR-1 otherwise. Talk over the limit (not equal) breaks
+//!   it; a limit (or `max_rings`) of 0 turns the rule off.
+//! - WHO-1 of a callee: answering a rostered phone off shift is using it; judged at the
+//!   answer time, raised at the end. A phone that only rang is not used.
+//! - Rules judged at the end are detected at the call's end (`ended_at`): that is when
+//!   policy sees the record.
+//! - The record's `number`/`class` are those of the number dialled, whatever the
+//!   direction (an inbound call to an extension is class `internal`; the outside party is
+//!   the record's `caller`).
 
 use super::cost::{fen, premium_fine_fen, Tariffs};
 use super::groups::{holidays, minute_of, ApprovalRule, GroupPolicy, Groups, Limits, Zone};
