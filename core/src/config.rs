@@ -172,6 +172,12 @@ pub struct Fines {
     pub off_duty: u32,
     pub outside_window: u32,
     pub below_target_per_call: u32,
+    /// ANS-1/ANS-2, per slow answer.
+    pub slow_answer: u32,
+    /// ANS-3, per missed call.
+    pub missed: u32,
+    /// DUR-1/2/3, per long call.
+    pub long_call: u32,
 }
 
 impl Default for Fines {
@@ -188,6 +194,9 @@ impl Default for Fines {
             off_duty: 0,
             outside_window: 0,
             below_target_per_call: 0,
+            slow_answer: 0,
+            missed: 0,
+            long_call: 0,
         }
     }
 }

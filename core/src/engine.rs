@@ -83,13 +83,24 @@ impl Engine {
         })
     }
 
-    /// Take a new config (reload). Calls in progress keep the policy they started with.
+    /// Take a new config (reload). Calls in progress keep the policy they started with:
+    /// `Policy::reload` swaps the rule book but keeps each open call's own, its per-day
+    /// counts and the stored approvals. On error nothing changes.
     pub fn set_config(&mut self, cfg: &Config) -> Result<(), EngineError> {
-        let policy = Policy::new(cfg).map_err(EngineError)?;
         let track = track_config(cfg)?;
-        self.pipe.policy = policy;
+        self.pipe.policy.reload(cfg).map_err(EngineError)?;
         self.pipe.tracker.set_config(track);
         Ok(())
+    }
+
+    /// The policy, for what the daemon asks of it directly (classification for the API,
+    /// approvals from the store, budgets).
+    pub fn policy(&self) -> &Policy {
+        &self.pipe.policy
+    }
+
+    pub fn policy_mut(&mut self) -> &mut Policy {
+        &mut self.pipe.policy
     }
 
     /// Feed one captured frame. Never fails: what cannot be used is counted.
