@@ -16,6 +16,25 @@ use super::g722::G722Decoder;
 use super::{Codec, SampleRate};
 use crate::time::Ts;
 
+/// The codecs a stream decodes (what a queued packet needs to remember: one byte).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Decodable {
+    Pcmu,
+    Pcma,
+    G722,
+}
+
+impl Decodable {
+    pub fn of(codec: &Codec) -> Option<Decodable> {
+        match codec {
+            Codec::Pcmu => Some(Decodable::Pcmu),
+            Codec::Pcma => Some(Decodable::Pcma),
+            Codec::G722 => Some(Decodable::G722),
+            Codec::Cn | Codec::Other { .. } => None,
+        }
+    }
+}
+
 /// Sequence numbers remembered for duplicate detection, behind the newest.
 pub(crate) const SEQ_WINDOW: i64 = 256;
 
@@ -169,17 +188,16 @@ impl Stream {
         self.anchor_seq = ext_seq;
     }
 
-    /// Decode a payload of a decodable codec at the recording's rate, appending samples:
+    /// Decode a payload at the recording's rate, appending samples:
     /// one per 8 kHz tick at 8 kHz, two at 16 kHz. G.711 on a 16 kHz recording is
     /// upsampled by linear interpolation (the half-way sample between the last and this);
     /// G.722 on an 8 kHz recording is downsampled by averaging each pair (a two-tap
     /// low-pass; a mixed call should be recorded at 16 kHz, see `AudioOptions::rate`).
-    /// CN and other codecs append nothing.
-    pub fn decode(&mut self, codec: &Codec, payload: &[u8], rate: SampleRate, out: &mut Vec<i16>) {
+    pub fn decode(&mut self, codec: Decodable, payload: &[u8], rate: SampleRate, out: &mut Vec<i16>) {
         let law: fn(u8) -> i16 = match codec {
-            Codec::Pcmu => g711::ulaw,
-            Codec::Pcma => g711::alaw,
-            Codec::G722 => {
+            Decodable::Pcmu => g711::ulaw,
+            Decodable::Pcma => g711::alaw,
+            Decodable::G722 => {
                 let dec = self.g722.get_or_insert_with(Box::default);
                 match rate {
                     SampleRate::Hz16000 => dec.decode(payload, out),
@@ -190,7 +208,6 @@ impl Stream {
                 }
                 return;
             }
-            Codec::Cn | Codec::Other { .. } => return,
         };
         match rate {
             SampleRate::Hz8000 => out.extend(payload.iter().map(|&c| law(c))),

@@ -28,10 +28,12 @@
 //! G.722 met on an 8 kHz recording is downsampled.
 //!
 //! May use: `stream`, `g711`, `g722`, `time`, `rtp::RtpPacket`, `track::Leg`.
-//! Invariants: output frames are contiguous from 0 and in order; memory is bounded by
-//! `window + tolerance + max_packet` of audio per call whatever the input; no clock.
+//! Invariants: output frames are contiguous from 0 and in order; memory is bounded
+//! whatever the input (`memory_bound`: queued encoded audio for `window + tolerance +
+//! max_packet`, decoded audio for one `max_packet`); no clock.
 
-use super::stream::{SeqClass, Stream};
+use super::g722::G722Decoder;
+use super::stream::{Decodable, SeqClass, Stream};
 use super::{AudioBlock, Codec, MediaOut, SampleRate};
 use crate::rtp::RtpPacket;
 use crate::time::{Dur, Ts};
@@ -41,8 +43,9 @@ use std::collections::VecDeque;
 
 /// Streams remembered per leg; the one unused longest is forgotten first.
 const MAX_STREAMS_PER_LEG: usize = 4;
-/// Encoded packets waiting per leg (200 ms of 5 ms packets is 40).
-const MAX_QUEUED_PER_LEG: usize = 256;
+/// Encoded packets waiting per leg (the 600 ms a packet may be placed in, of 5 ms
+/// packets, is 120).
+const MAX_QUEUED_PER_LEG: usize = 128;
 
 /// Knobs of the timeline. Values are clamped to keep memory bounded: `window` and
 /// `tolerance` to 0–1 s (tolerance at least 20 ms), `max_packet` to 10 ms–1 s.
@@ -114,7 +117,7 @@ struct Queued {
     /// Decoded frames to skip first (the part that was already behind the commit point).
     skip: usize,
     ssrc: u32,
-    codec: Codec,
+    codec: Decodable,
     payload: Vec<u8>,
 }
 
@@ -244,6 +247,18 @@ impl CallAudio {
             + legs
     }
 
+    /// The most `memory_bytes` can reach with these options, whatever the input: a ring
+    /// of the longest packet (decoding waits until the frames before a packet are out),
+    /// full queues, the scratch for the longest packet, every stream with a G.722 decoder.
+    pub fn memory_bound(&self) -> usize {
+        let max_frames = |d: i64| usize::try_from(d.saturating_mul(16_000) / 1_000_000).unwrap_or(usize::MAX);
+        let ring = max_frames(self.opts.max_packet.0) * std::mem::size_of::<Slot>();
+        let scratch = max_frames(self.opts.max_packet.0) * std::mem::size_of::<i16>();
+        let queue = MAX_QUEUED_PER_LEG * std::mem::size_of::<Queued>() + self.queue_byte_cap();
+        let streams = MAX_STREAMS_PER_LEG * (std::mem::size_of::<Stream>() + std::mem::size_of::<G722Decoder>());
+        std::mem::size_of::<Self>() + ring + scratch + 2 * (queue + streams) + 16
+    }
+
     /// Feed one RTP packet of `leg`, which arrived at packet time `at`. `codec` is what the
     /// SDP said the packet's payload type is. Commits what has become due first.
     pub fn push(&mut self, at: Ts, leg: Leg, pkt: &RtpPacket<'_>, codec: &Codec, out: &mut Vec<MediaOut>) {
@@ -253,7 +268,11 @@ impl CallAudio {
         }
         self.advance(at, out);
         match codec {
-            Codec::Pcmu | Codec::Pcma | Codec::G722 => self.place(at, leg, pkt, codec),
+            Codec::Pcmu | Codec::Pcma | Codec::G722 => {
+                if let Some(kind) = Decodable::of(codec) {
+                    self.place(at, leg, pkt, kind);
+                }
+            }
             // Silence: the gap until the next audio packet is filled anyway.
             Codec::Cn => self.counters.comfort_noise += 1,
             Codec::Other { .. } if codec.is_telephone_event() => self.counters.events_ignored += 1,
@@ -332,10 +351,10 @@ impl CallAudio {
         origin.saturating_add(Dur(us.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64))
     }
 
-    fn place(&mut self, at: Ts, leg: Leg, pkt: &RtpPacket<'_>, codec: &Codec) {
+    fn place(&mut self, at: Ts, leg: Leg, pkt: &RtpPacket<'_>, codec: Decodable) {
         let rate = *self.rate.get_or_insert(match codec {
-            Codec::G722 => SampleRate::Hz16000,
-            _ => SampleRate::Hz8000,
+            Decodable::G722 => SampleRate::Hz16000,
+            Decodable::Pcmu | Decodable::Pcma => SampleRate::Hz8000,
         });
         if self.origin.is_none() {
             self.origin = Some(at);
@@ -422,8 +441,7 @@ impl CallAudio {
             0
         };
         let Some(ls) = self.legs.get_mut(li) else { return };
-        let q =
-            Queued { at_frame: p.max(head), skip, ssrc: pkt.ssrc, codec: codec.clone(), payload: pkt.payload.to_vec() };
+        let q = Queued { at_frame: p.max(head), skip, ssrc: pkt.ssrc, codec, payload: pkt.payload.to_vec() };
         // Keep the queue ordered by position; equal positions keep arrival order.
         let pos = ls.queue.partition_point(|e| e.at_frame <= q.at_frame);
         ls.queued_bytes += q.payload.len();
@@ -439,16 +457,33 @@ impl CallAudio {
         usize::try_from(span.saturating_mul(8000) / 1_000_000 * 2).unwrap_or(0)
     }
 
-    /// Decode what is queued before `target`, then emit every frame before it.
+    /// Commit every frame before `target`: queued packets that start before it are
+    /// decoded one at a time in position order, and the frames before each one's start are
+    /// emitted first, so the ring never holds more than one packet's span.
     fn commit_to(&mut self, target: i64, out: &mut Vec<MediaOut>) {
         if target <= self.head {
             return;
         }
         let Some(rate) = self.rate else { return };
-        for li in 0..2 {
-            self.decode_due(li, target, rate);
+        let mut block = Block::default();
+        loop {
+            let next = (0..2)
+                .filter_map(|li| self.legs.get(li)?.queue.front().map(|q| (q.at_frame, li)))
+                .filter(|&(f, _)| f < target)
+                .min();
+            let Some((start, li)) = next else { break };
+            self.emit_to(start, rate, &mut block, out);
+            self.decode_front(li, rate);
         }
+        self.emit_to(target, rate, &mut block, out);
+        block.flush(&mut self.out_pos, out);
+    }
 
+    /// Emit the frames before `target` (held silence stays held; audio goes to `block`).
+    fn emit_to(&mut self, target: i64, rate: SampleRate, block: &mut Block, out: &mut Vec<MediaOut>) {
+        if target <= self.head {
+            return;
+        }
         let span = usize::try_from(target - self.head).unwrap_or(usize::MAX);
         let mut in_ring = span.min(self.ring.len());
         if self.base.is_none() {
@@ -469,8 +504,6 @@ impl CallAudio {
             }
         }
 
-        let mut block: Vec<i16> = Vec::new();
-        let mut block_start = 0u64;
         let [left, right] = &mut self.legs;
         for slot in self.ring.drain(..in_ring) {
             for (ch, l) in [(0u8, &mut *left), (1u8, &mut *right)] {
@@ -483,35 +516,25 @@ impl CallAudio {
                 }
             }
             if slot.written == 0 {
-                if !block.is_empty() {
-                    self.out_pos += (block.len() / 2) as u64;
-                    out.push(MediaOut::Audio(AudioBlock {
-                        start_frame: block_start,
-                        samples: std::mem::take(&mut block),
-                    }));
-                }
+                block.flush(&mut self.out_pos, out);
                 self.held_silence += 1;
             } else {
-                if block.is_empty() {
+                if block.samples.is_empty() {
                     if self.held_silence > 0 {
                         out.push(MediaOut::Silence { start_frame: self.out_pos, frames: self.held_silence });
                         self.out_pos += self.held_silence;
                         self.held_silence = 0;
                     }
-                    block_start = self.out_pos;
-                    block.reserve(in_ring * 2);
+                    block.start = self.out_pos;
                 }
-                block.extend_from_slice(&slot.s);
+                block.samples.extend_from_slice(&slot.s);
             }
-        }
-        if !block.is_empty() {
-            self.out_pos += (block.len() / 2) as u64;
-            out.push(MediaOut::Audio(AudioBlock { start_frame: block_start, samples: block }));
         }
         self.head += in_ring as i64;
         // Past the ring: nothing was written there, both channels are silent.
         let beyond = u64::try_from(target - self.head).unwrap_or(0);
         if beyond > 0 {
+            block.flush(&mut self.out_pos, out);
             self.held_silence += beyond;
             for l in &mut self.legs {
                 if l.audio_seen {
@@ -524,33 +547,54 @@ impl CallAudio {
         self.counters.gap_frames_right = self.legs[1].gap_frames;
     }
 
-    /// Decode, in position order, the packets of leg `li` that start before `target`, into
-    /// the ring.
-    fn decode_due(&mut self, li: usize, target: i64, rate: SampleRate) {
+    /// Decode the first queued packet of leg `li` into the ring. It starts at or after the
+    /// ring's first frame (it was placed at or after the commit point then).
+    fn decode_front(&mut self, li: usize, rate: SampleRate) {
         let head = self.head;
         let Some(ls) = self.legs.get_mut(li) else { return };
-        while ls.queue.front().is_some_and(|q| q.at_frame < target) {
-            let Some(q) = ls.queue.pop_front() else { break };
-            ls.queued_bytes = ls.queued_bytes.saturating_sub(q.payload.len());
-            self.scratch.clear();
-            match ls.streams.iter_mut().find(|s| s.ssrc == q.ssrc) {
-                Some(st) => st.decode(&q.codec, &q.payload, rate, &mut self.scratch),
-                // The stream was forgotten (more SSRCs than we keep): a fresh decoder.
-                None => Stream::new(q.ssrc, 0, 0, 0, Ts::EPOCH).decode(&q.codec, &q.payload, rate, &mut self.scratch),
+        let Some(q) = ls.queue.pop_front() else { return };
+        ls.queued_bytes = ls.queued_bytes.saturating_sub(q.payload.len());
+        self.scratch.clear();
+        // Exact, so the scratch never holds more than the longest packet allowed.
+        self.scratch.reserve_exact(q.payload.len() * 2);
+        match ls.streams.iter_mut().find(|s| s.ssrc == q.ssrc) {
+            Some(st) => st.decode(q.codec, &q.payload, rate, &mut self.scratch),
+            // The stream was forgotten (more SSRCs than we keep): a fresh decoder.
+            None => Stream::new(q.ssrc, 0, 0, 0, Ts::EPOCH).decode(q.codec, &q.payload, rate, &mut self.scratch),
+        }
+        let Ok(offset) = usize::try_from(q.at_frame - head) else { return };
+        let samples = self.scratch.get(q.skip..).unwrap_or(&[]);
+        let end = offset + samples.len();
+        if self.ring.len() < end {
+            // Exact: the ring's capacity is its high-water mark, not the next doubling.
+            self.ring.reserve_exact(end - self.ring.len());
+            self.ring.resize(end, Slot::default());
+        }
+        let bit = 1u8 << li;
+        for (slot, &v) in self.ring.range_mut(offset..end).zip(samples) {
+            if let Some(s) = slot.s.get_mut(li) {
+                *s = v;
             }
-            let Ok(offset) = usize::try_from(q.at_frame - head) else { continue };
-            let samples = self.scratch.get(q.skip..).unwrap_or(&[]);
-            let end = offset + samples.len();
-            if self.ring.len() < end {
-                self.ring.resize(end, Slot::default());
-            }
-            let bit = 1u8 << li;
-            for (slot, &v) in self.ring.range_mut(offset..end).zip(samples) {
-                if let Some(s) = slot.s.get_mut(li) {
-                    *s = v;
-                }
-                slot.written |= bit;
-            }
+            slot.written |= bit;
+        }
+    }
+}
+
+/// The audio block being gathered during one commit: contiguous written frames.
+#[derive(Default)]
+struct Block {
+    start: u64,
+    samples: Vec<i16>,
+}
+
+impl Block {
+    fn flush(&mut self, out_pos: &mut u64, out: &mut Vec<MediaOut>) {
+        if !self.samples.is_empty() {
+            *out_pos += (self.samples.len() / 2) as u64;
+            out.push(MediaOut::Audio(AudioBlock {
+                start_frame: self.start,
+                samples: std::mem::take(&mut self.samples),
+            }));
         }
     }
 }

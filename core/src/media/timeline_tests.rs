@@ -621,6 +621,35 @@ fn pushes_after_finish_are_counted_not_recorded() {
     assert_eq!(audio.counters().after_finish, 5);
 }
 
+#[test]
+fn adversarial_input_stays_within_the_memory_bound() {
+    // 16 kHz; per leg: a flood of 1-byte packets (queue entries), 200 ms packets as far
+    // ahead as a re-anchor allows (ring span), eight SSRCs of G.722 (decoder states).
+    let opts = AudioOptions { rate: Some(SampleRate::Hz16000), ..AudioOptions::default() };
+    let mut r = Run::new(opts);
+    let bound = r.audio.memory_bound();
+    for step in 0..400i64 {
+        let at = T0 + step * 5_000;
+        for (k, leg) in [L, R].into_iter().enumerate() {
+            for f in 0..4u16 {
+                let seq = (step as u16).wrapping_mul(8).wrapping_add(f);
+                let ts = (step as u32) * 40 + u32::from(f);
+                r.push(&P { leg, at, seq, ts, ssrc: 1 + k as u32, pt: 9, payload: vec![0x3c] });
+            }
+            let ssrc = 100 + (step % 8) as u32;
+            let ts = (step as u32) * 40 + 1600;
+            r.push(&P { leg, at, seq: step as u16, ts, ssrc, pt: 9, payload: vec![0x99; 1600] });
+        }
+    }
+    let (_, audio, max_mem) = r.finish();
+    assert!(audio.counters().out_of_range > 0, "the flood must hit the queue bounds");
+    assert!(max_mem <= bound, "memory {max_mem} over the bound {bound}");
+    // Default options, 16 kHz: under 64 KiB for any input.
+    assert!(bound <= 64 * 1024, "bound {bound}");
+    // The flood got close to it: the bound is not loose by much.
+    assert!(max_mem * 10 >= bound * 8, "memory {max_mem}, bound {bound}");
+}
+
 /// A random delivery of a two-way call: per packet loss, jitter (< 40 ms, so packets of
 /// 20 ms overtake each other), duplication up to 150 ms later.
 fn delivery() -> impl Strategy<Value = (u64, Vec<(bool, i64, bool, i64)>)> {
@@ -697,9 +726,9 @@ proptest! {
         if let Some(t) = advance_to {
             r.advance(t);
         }
+        let bound = r.audio.memory_bound();
         let (rec, audio, max_mem) = r.finish();
-        // Worst case by construction: window + tolerance + max packet of ring and queue.
-        prop_assert!(max_mem <= 96 * 1024, "memory {}", max_mem);
+        prop_assert!(max_mem <= bound, "memory {} over the bound {}", max_mem, bound);
         prop_assert_eq!(rec.frames.len() as u64, audio.frames_emitted());
     }
 }
