@@ -2,15 +2,20 @@
 //! ordered blocks of interleaved 16-bit stereo out, left = caller → callee, right =
 //! callee → caller.
 //!
-//! How a packet is placed. Timeline frame 0 is the packet time of the call's first audio
-//! packet. Each stream (leg + SSRC) is anchored at its first packet: that packet goes at
+//! How a packet is placed. The timeline counts frames from the packet time of the call's
+//! first audio packet; the recording starts at the earliest frame with audio (normally
+//! that packet's, earlier when a packet sent before it arrives after it, within the
+//! window), and `MediaOut::Start` says which packet time that is. Each stream (leg + SSRC) is anchored at its first packet: that packet goes at
 //! its arrival frame (or right after the leg's previous stream, so a new SSRC neither
 //! overlaps nor drifts), and every later packet goes where its extended RTP timestamp
 //! says. When the stream's newest packet (by sequence number) lands more than
 //! `tolerance` away from its own arrival frame, the timestamps no longer tell time (hold
 //! without timestamp advance, a timestamp jump, a restart, clock drift): the stream is
 //! re-anchored on that packet's arrival. Packets sent before a re-anchor that arrive
-//! after it keep the old anchor. Duplicates (same sequence number) are dropped.
+//! after it keep the old anchor. Duplicates (same sequence number) are dropped. A sender
+//! whose clock drifts against the capture's is re-anchored once the drift passes the
+//! tolerance (200 ms: after about half an hour at 100 ppm), leaving one gap or overlap of
+//! that size; within it, the recording follows the sender's timestamps.
 //!
 //! When audio is written. Packets wait, still encoded, in a per-leg queue ordered by
 //! position. Once packet time is `window` past a position, everything before it is
@@ -309,6 +314,22 @@ impl CallAudio {
         self.commit_to(target, out);
     }
 
+    /// The earliest packet time at which `advance` has audio to commit: when the oldest
+    /// queued packet's start falls `window` behind. `None` while nothing is queued (held
+    /// silence needs no timer). For the engine's timer table, so that silent legs are
+    /// written without calling `advance` on every call for every packet.
+    pub fn poll_timeout(&self) -> Option<Ts> {
+        if self.finished {
+            return None;
+        }
+        let first = self.legs.iter().filter_map(|l| l.queue.front().map(|q| q.at_frame)).min()?;
+        // Smallest t with arrival_frame(t) - window > first.
+        let frame = i128::from(first) + i128::from(self.window_frames()) + 1;
+        let us = -((-frame * 1_000_000).div_euclid(i128::from(self.hz())));
+        let origin = i128::from(self.origin?.0);
+        Some(Ts((origin + us).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64))
+    }
+
     /// The call ended: commit everything placed, up to the end of the last audio.
     /// Silence after it is not emitted. Later pushes are counted and ignored.
     pub fn finish(&mut self, out: &mut Vec<MediaOut>) {
@@ -371,7 +392,8 @@ impl CallAudio {
         let tol = self.dur_frames(self.opts.tolerance);
         let head = self.head;
         // Ahead of the commit point, no further than a re-anchored packet could go.
-        let limit = self.arrival_frame(self.now) + tol + self.dur_frames(self.opts.max_packet);
+        let limit =
+            self.arrival_frame(self.now).saturating_add(tol).saturating_add(self.dur_frames(self.opts.max_packet));
         let fpt = rate.frames_per_tick();
         let byte_cap = self.queue_byte_cap();
 

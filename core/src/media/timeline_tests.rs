@@ -194,6 +194,28 @@ fn output_is_written_as_packet_time_moves_on() {
 }
 
 #[test]
+fn poll_timeout_says_when_the_next_audio_is_due() {
+    let mut r = Run::new(AudioOptions::default());
+    assert_eq!(r.audio.poll_timeout(), None);
+    let pkts = stream(L, 3, 0, 0, 0, 1);
+    for p in &pkts {
+        r.push(p);
+    }
+    // Packet 0 starts at frame 0 (T0): due once packet time is 200 ms past it.
+    let due = r.audio.poll_timeout();
+    assert_eq!(due, Some(Ts(T0 + 200_000 + 125)));
+    r.advance(T0 + 200_124);
+    assert!(render(&r.out).frames.is_empty(), "not due yet");
+    r.advance(T0 + 200_125);
+    assert_eq!(render(&r.out).frames.len(), 1, "the first frame of packet 0");
+    // Then packet 1 (frame 160) is the oldest queued.
+    assert_eq!(r.audio.poll_timeout(), Some(Ts(T0 + 220_000 + 125)));
+    r.advance(T0 + 10_000_000);
+    assert_eq!(r.audio.poll_timeout(), None);
+    assert_eq!(render(&r.out).frames.len(), 3 * 160);
+}
+
+#[test]
 fn loss_of_five_packets_is_silence_of_exactly_that_length() {
     let mut pkts = stream(L, 150, 0, 0, 0, 1);
     pkts.retain(|p| !(50..55).contains(&p.seq));
