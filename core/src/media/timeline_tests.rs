@@ -388,23 +388,45 @@ fn undecodable_leg_is_kept_raw_and_the_other_leg_still_records() {
     assert!(rec.frames.iter().all(|f| f[1] == 0));
 }
 
-#[test]
-fn telephone_event_pushed_as_other_is_not_audio() {
-    // The SIPp RFC 2833 digit "1": 7 packets in progress, then the end packet 3 times.
-    let mut pkts = stream(L, 50, 0, 0, 0, 1);
-    for k in 0..10u16 {
-        let duration = 320 * (k.min(7) + 1);
-        let end = if k >= 7 { 0x80 } else { 0 };
+/// The RTP packets of a capture in tests/fixtures/public/, with their packet times (µs).
+fn capture(name: &str) -> Vec<P> {
+    use pcap_file::pcap::PcapReader;
+    let path = format!("{}/../tests/fixtures/public/{name}", env!("CARGO_MANIFEST_DIR"));
+    let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let mut reader = PcapReader::new(file).unwrap();
+    let mut pkts = Vec::new();
+    while let Some(rec) = reader.next_packet() {
+        let rec = rec.unwrap();
+        let eth = etherparse::SlicedPacket::from_ethernet(&rec.data).unwrap();
+        let Some(etherparse::TransportSlice::Udp(udp)) = eth.transport else { panic!("not UDP") };
+        let rtp = rtp_rs::RtpReader::new(udp.payload()).unwrap();
         pkts.push(P {
-            leg: R,
-            at: T0 + 200_000 + i64::from(k) * 20_000,
-            seq: 500 + k.min(7),
-            ts: 8000,
-            ssrc: 3,
-            pt: 101,
-            payload: vec![1, end | 10, (duration >> 8) as u8, duration as u8],
+            leg: L,
+            at: rec.timestamp.as_micros() as i64,
+            seq: u16::from(rtp.sequence_number()),
+            ts: rtp.timestamp(),
+            ssrc: rtp.ssrc(),
+            pt: rtp.payload_type(),
+            payload: rtp.payload().to_vec(),
         });
     }
+    pkts
+}
+
+#[test]
+fn telephone_event_pushed_as_other_is_not_audio() {
+    // SIPp's RFC 2833 digit "1" (7 packets, then the end packet 3 times) on the callee's
+    // leg, 200 ms into a PCMA call from the caller.
+    let dtmf = capture("sipp-dtmf-2833-digit1.pcap");
+    assert_eq!(dtmf.len(), 10);
+    let t = dtmf[0].at;
+    let mut pkts = stream(L, 50, 0, 0, 0, 1);
+    pkts.extend(dtmf.into_iter().map(|mut p| {
+        assert_eq!(p.pt, 101);
+        p.leg = R;
+        p.at = T0 + 200_000 + (p.at - t);
+        p
+    }));
     let (rec, audio) = run_default(pkts);
     assert!(rec.frames.iter().all(|f| f[1] == 0), "no DTMF in the audio");
     assert!(rec.raw.is_empty(), "DTMF is not an undecodable codec");
@@ -454,6 +476,38 @@ fn timestamp_jump_without_ssrc_change_reanchors_on_packet_time() {
     assert_eq!(rec.frames.len(), 100 * 160);
     assert_leg(&rec, L, 0, 0..100);
     assert_eq!(audio.counters().reanchors, 1);
+}
+
+/// A caller whose clock runs `ppm` slow: packets carry 160 ticks but come every
+/// 20 ms × (1 + ppm / 10⁶) of packet time.
+fn drifting(ppm: i64, n: u64) -> Vec<P> {
+    let mut pkts = stream(L, n, 0, 0, 0, 1);
+    for (i, p) in pkts.iter_mut().enumerate() {
+        p.at = T0 + i as i64 * (PTIME_US + PTIME_US * ppm / 1_000_000);
+    }
+    pkts
+}
+
+#[test]
+fn clock_drift_within_the_tolerance_follows_the_timestamps() {
+    // 1000 ppm over 60 s: 60 ms behind by the end, no re-anchor, no sample lost.
+    let (rec, audio) = run_default(drifting(1000, 3000));
+    assert_eq!(audio.counters().reanchors, 0);
+    assert_eq!(rec.frames.len(), 3000 * 160);
+    assert_leg(&rec, L, 0, 0..3000);
+}
+
+#[test]
+fn clock_drift_past_the_tolerance_reanchors_and_keeps_length_near_media_time() {
+    // 1 % over 60 s: 600 ms of drift, re-anchored about every 200 ms of it.
+    let pkts = drifting(10_000, 3000);
+    let media_us = pkts.last().unwrap().at + PTIME_US - T0;
+    let (rec, audio) = run_default(pkts);
+    assert!((2..=3).contains(&audio.counters().reanchors), "{:?}", audio.counters());
+    let len_us = rec.frames.len() as i64 * 125;
+    assert!((len_us - media_us).abs() <= 200_000, "length {len_us} µs, media {media_us} µs");
+    assert_eq!(audio.counters().too_late, 0);
+    assert_eq!(audio.counters().packets_placed, 3000);
 }
 
 #[test]
@@ -578,37 +632,23 @@ fn oversized_and_far_future_packets_are_bounded() {
 
 #[test]
 fn sipp_g711a_capture_decodes_to_sox_reference() {
-    use pcap_file::pcap::PcapReader;
-    let path = format!("{}/../tests/fixtures/public/sipp-g711a-rtp-only.pcap", env!("CARGO_MANIFEST_DIR"));
-    let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let mut reader = PcapReader::new(file).unwrap();
+    let pkts = capture("sipp-g711a-rtp-only.pcap");
+    assert_eq!(pkts.len(), 236);
+    let (first_at, last_at) = (pkts[0].at, pkts[235].at);
     let mut audio = CallAudio::default();
     let mut out = Vec::new();
-    let mut packets = 0;
-    let mut first_at = None;
-    let mut last_at = Ts(0);
-    while let Some(rec) = reader.next_packet() {
-        let rec = rec.unwrap();
-        let at = Ts(rec.timestamp.as_micros() as i64);
-        let eth = etherparse::SlicedPacket::from_ethernet(&rec.data).unwrap();
-        let Some(etherparse::TransportSlice::Udp(udp)) = eth.transport else { panic!("not UDP") };
-        let rtp = rtp_rs::RtpReader::new(udp.payload()).unwrap();
+    for p in &pkts {
         let pkt = RtpPacket {
-            payload_type: rtp.payload_type(),
-            marker: rtp.mark(),
-            seq: u16::from(rtp.sequence_number()),
-            timestamp: rtp.timestamp(),
-            ssrc: rtp.ssrc(),
-            payload: rtp.payload(),
+            payload_type: p.pt,
+            marker: false,
+            seq: p.seq,
+            timestamp: p.ts,
+            ssrc: p.ssrc,
+            payload: &p.payload,
         };
-        assert_eq!(pkt.payload_type, 8);
-        audio.push(at, L, &pkt, &Codec::from_static_pt(pkt.payload_type), &mut out);
-        packets += 1;
-        first_at.get_or_insert(at);
-        last_at = at;
+        audio.push(Ts(p.at), L, &pkt, &Codec::from_static_pt(p.pt), &mut out);
     }
     audio.finish(&mut out);
-    assert_eq!(packets, 236);
     let rec = render(&out);
     let sox: Vec<i16> =
         std::fs::read(format!("{}/tests/fixtures/media/sipp-g711a-payloads.s16", env!("CARGO_MANIFEST_DIR")))
@@ -616,13 +656,13 @@ fn sipp_g711a_capture_decodes_to_sox_reference() {
             .chunks_exact(2)
             .map(|b| i16::from_le_bytes([b[0], b[1]]))
             .collect();
-    // 236 packets × 240 samples; media time from packet times is 7.0496 s + 30 ms.
+    // 236 packets × 240 samples (30 ms); media time from packet times is 7.0496 s + 30 ms.
     assert_eq!(rec.frames.len(), 236 * 240);
     assert_eq!(sox.len(), rec.frames.len());
-    let media_us = (last_at - first_at.unwrap()).as_micros() + 30_000;
+    let media_us = last_at - first_at + 30_000;
     assert!((rec.frames.len() as i64 * 125 - media_us).abs() <= 100_000);
     assert!(rec.frames.iter().zip(&sox).all(|(f, s)| f[0] == *s && f[1] == 0));
-    assert_eq!(rec.start, first_at);
+    assert_eq!(rec.start, Some(Ts(first_at)));
     let c = audio.counters();
     assert_eq!((c.packets_placed, c.reanchors, c.too_late, c.gap_frames_left), (236, 0, 0, 0));
 }
