@@ -1,16 +1,8 @@
-//! callwarden: the daemon and its command line. `main` parses arguments with clap, turns
-//! them into validated settings, runs one subcommand and maps its outcome to an exit code
-//! (0 ok, 1 failure, 2 bad usage or config). All I/O lives in this crate; the engine is in
-//! `callwarden-core`.
-
-mod capture;
-mod cli;
-mod driver;
-mod settings;
-mod sink;
+//! callwarden: the daemon and its command line. See the library (`src/lib.rs`) for the
+//! layout; `main` only maps the outcome of `cli::main` to the process's exit code.
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    cli::main()
+    callwarden::cli::main()
 }

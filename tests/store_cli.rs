@@ -2,28 +2,13 @@
 //! call records and violations as the engine emits them, then the built binary run over
 //! it (`calls`, `stats`, `violations`, `config check`): the tables, the JSON field names
 //! and values, and the exit codes for a bad database and a broken config.
-//!
-//! The binary crate has no library target, so the store module is compiled into this
-//! test from its source (with the one trait it needs from `sink`). Its own unit tests
-//! come along and run here a second time.
 
-/// The trait the store implements, as `crate::sink::Sink` is in the binary.
-mod sink {
-    pub trait Sink {
-        fn accept(&mut self, out: &callwarden_core::Output) -> anyhow::Result<()>;
-    }
-}
-
-// Parts of the store only the binary and the HTTP API use.
-#[allow(dead_code, unused_imports)]
-#[path = "../src/sink/store/mod.rs"]
-mod store;
-
+use callwarden::sink::store;
+use callwarden::sink::Sink;
 use callwarden_core::policy::ViolationKind;
 use callwarden_core::track::{CallEvent, Direction, EndReason};
 use callwarden_core::Output;
 use serde_json::Value;
-use sink::Sink;
 use std::path::{Path, PathBuf};
 use std::process::Output as ProcOut;
 use store::testdata::{call, unanswered, violation, T0};

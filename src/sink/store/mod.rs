@@ -184,8 +184,9 @@ impl Sink for StoreSink {
     }
 }
 
-#[cfg(test)]
-pub(crate) mod testdata;
+/// Builders of call records and violations for tests (this crate's and tests/).
+#[doc(hidden)]
+pub mod testdata;
 
 #[cfg(test)]
 mod tests;
