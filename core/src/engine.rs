@@ -11,21 +11,24 @@
 //! a packet stamped earlier is counted (`Drop::TimeBackwards`) and still used; outputs are
 //! queued in the order they became known.
 
-use crate::config::{Config, ExtensionSet};
+use crate::config::{Config, ExtensionSet, RecordMode};
 use crate::counters::{Counters, Drop};
 use crate::decode::{Datagram, DecodeConfig, Decoder, Frame, PayloadHint, Transport};
+use crate::media::{recording_id, CallAudio, MediaOut, RecordingEvent, RecordingInfo};
 use crate::policy::{Policy, Violation};
 use crate::rtp::{self, Media};
 use crate::sip::{self, SipError};
 use crate::time::{Dur, Ts};
-use crate::track::{CallEvent, EndReason, TrackConfig, Tracker};
-use std::collections::VecDeque;
+use crate::track::{CallEvent, CallKey, CallStart, EndReason, TrackConfig, Tracker};
+use std::collections::{HashMap, VecDeque};
 
 /// What the engine produces, drained by the driver to the sinks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
     Call(CallEvent),
     Violation(Violation),
+    /// Audio of a call that policy says is recorded (REC-1), for the recorder sink.
+    Recording(RecordingEvent),
 }
 
 /// Everything after the decoder; split out so the decoder's callback can borrow it.
@@ -34,6 +37,9 @@ struct Pipeline {
     policy: Policy,
     events: Vec<CallEvent>,
     violations: Vec<Violation>,
+    /// One stereo timeline per call being recorded (REC-1), by call.
+    recordings: HashMap<CallKey, CallAudio>,
+    media_out: Vec<MediaOut>,
     out: VecDeque<Output>,
 }
 
@@ -76,6 +82,8 @@ impl Engine {
                 policy: Policy::new(cfg).map_err(EngineError)?,
                 events: Vec::new(),
                 violations: Vec::new(),
+                recordings: HashMap::new(),
+                media_out: Vec::new(),
                 out: VecDeque::new(),
             },
             counters: Counters::default(),
@@ -203,11 +211,16 @@ impl Pipeline {
                 CallEvent::Started(start) => {
                     counters.calls_started += 1;
                     self.policy.on_start(&start, &mut self.violations);
+                    let recorded = self.begin_recording(&start);
                     self.out.push_back(Output::Call(CallEvent::Started(start)));
+                    if let Some(info) = recorded {
+                        self.out.push_back(Output::Recording(RecordingEvent::Begin(info)));
+                    }
                 }
                 CallEvent::Ended(mut rec) => {
                     counters.calls_ended += 1;
                     self.policy.on_end(&mut rec, &mut self.violations);
+                    self.end_recording(rec.key, rec.ended_at, &rec.dtmf);
                     self.out.push_back(Output::Call(CallEvent::Ended(rec)));
                 }
                 other => self.out.push_back(Output::Call(other)),
@@ -215,6 +228,52 @@ impl Pipeline {
             self.push_violations(counters);
         }
         self.push_violations(counters);
+    }
+
+    /// Start a timeline for the call when policy says it is recorded (a dispatch group
+    /// with `record = "always"`, or a number listed in `[numbers].record`).
+    fn begin_recording(&mut self, start: &CallStart) -> Option<RecordingInfo> {
+        let p = &self.policy;
+        if !(p.records(&start.caller, &start.callee) || p.records(&start.caller, &start.dialled)) {
+            return None;
+        }
+        let group = [&start.caller, &start.callee]
+            .into_iter()
+            .find_map(|e| p.group_of(e).filter(|g| g.record == RecordMode::Always))
+            .map(|g| g.name.clone());
+        self.recordings.insert(start.key, CallAudio::default());
+        Some(RecordingInfo {
+            key: start.key,
+            id: recording_id(&start.call_id, start.at),
+            call_id: start.call_id.clone(),
+            call_started_at: start.at,
+            caller: start.caller.clone(),
+            callee: start.callee.clone(),
+            dialled: start.dialled.clone(),
+            group,
+        })
+    }
+
+    /// Flush the call's timeline and close its recording.
+    fn end_recording(&mut self, key: CallKey, ended_at: Ts, dtmf: &str) {
+        let Some(mut audio) = self.recordings.remove(&key) else { return };
+        audio.finish(&mut self.media_out);
+        self.push_media(key);
+        let undecodable = audio.undecodable().to_vec();
+        let counters = audio.counters().clone();
+        self.out.push_back(Output::Recording(RecordingEvent::End {
+            key,
+            ended_at,
+            counters,
+            undecodable,
+            dtmf: dtmf.to_string(),
+        }));
+    }
+
+    fn push_media(&mut self, key: CallKey) {
+        for out in self.media_out.drain(..) {
+            self.out.push_back(Output::Recording(RecordingEvent::Media { key, out }));
+        }
     }
 
     fn push_violations(&mut self, counters: &mut Counters) {

@@ -19,7 +19,7 @@ pub mod timeline;
 pub use timeline::{AudioOptions, CallAudio, MediaCounters};
 
 use crate::time::Ts;
-use crate::track::Leg;
+use crate::track::{CallKey, Leg};
 
 /// What a payload type carries, from the SDP `a=rtpmap` or the static table of RFC 3551.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -158,6 +158,44 @@ pub enum MediaOut {
     },
 }
 
+/// What the engine tells the recorder about one recorded call, in this order: `Begin`
+/// (at the call's first INVITE, when policy says the call is recorded), the `Media`
+/// outputs of its timeline as they are committed, then `End` (when the call ends).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RecordingEvent {
+    Begin(RecordingInfo),
+    Media { key: CallKey, out: MediaOut },
+    End { key: CallKey, ended_at: Ts, counters: MediaCounters, undecodable: Vec<u8>, dtmf: String },
+}
+
+/// Who and what a recording is of, known at the INVITE.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordingInfo {
+    pub key: CallKey,
+    /// Stable id of the recording: the same call replayed twice gets the same id, so the
+    /// store and the file layout stay idempotent (`recording_id`).
+    pub id: String,
+    pub call_id: String,
+    pub call_started_at: Ts,
+    pub caller: String,
+    pub callee: String,
+    pub dialled: String,
+    /// The group that asked for the recording, if any.
+    pub group: Option<String>,
+}
+
+/// The recording id of the call (call_id, started_at): 16 hex digits of FNV-1a over both.
+/// Not a security measure (integrity is the SHA-256 the recorder stores); only a short,
+/// stable, file-name-safe name.
+pub fn recording_id(call_id: &str, started_at: Ts) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in call_id.bytes().chain([0u8]).chain(started_at.as_micros().to_le_bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,5 +221,14 @@ mod tests {
         assert_eq!(Codec::from_static_pt(96), Codec::Other { pt: 96, name: String::new() });
         assert_eq!(Codec::from_static_pt(18).name(), "G729");
         assert_eq!(Codec::G722.name(), "G722");
+    }
+
+    #[test]
+    fn recording_id_is_stable_and_distinct() {
+        let a = recording_id("abc@host", Ts(1_700_000_000_000_000));
+        assert_eq!(a, recording_id("abc@host", Ts(1_700_000_000_000_000)));
+        assert_eq!(a.len(), 16);
+        assert_ne!(a, recording_id("abc@host", Ts(1_700_000_000_000_001)));
+        assert_ne!(a, recording_id("abd@host", Ts(1_700_000_000_000_000)));
     }
 }

@@ -180,6 +180,8 @@ impl Sink for StoreSink {
             Output::Violation(v) => self.send(Msg::Violation(Box::new(v.clone()))),
             // Calls in progress are not stored; the record at the end has everything.
             Output::Call(_) => Ok(()),
+            // The recorder sink writes the audio and reports the finished file itself.
+            Output::Recording(_) => Ok(()),
         }
     }
 }
