@@ -8,6 +8,13 @@
 //! Invariants: exactly one `Started` and one `Ended` per call, in that order; state is
 //! bounded (ended calls linger only long enough to absorb retransmissions and late RTP).
 
+mod dialogs;
+mod dtmf;
+mod media_bind;
+mod timers;
+
+pub use media_bind::{MediaKind, RtpBinding};
+
 use crate::sip::SipMsg;
 use crate::time::{Dur, Ts};
 use serde::Serialize;
