@@ -20,6 +20,11 @@ mod dtmf;
 mod media_bind;
 mod timers;
 
+#[cfg(test)]
+mod test_msg;
+#[cfg(test)]
+mod tests_calls;
+
 pub use media_bind::{MediaKind, RtpBinding};
 
 use crate::sip::{Method, SipMsg};
