@@ -177,6 +177,10 @@ impl Call {
         (call, start)
     }
 
+    pub(crate) fn invite_cseq(&self) -> u32 {
+        self.invite_cseq
+    }
+
     pub(crate) fn is_ended(&self) -> bool {
         self.linger_until.is_some()
     }

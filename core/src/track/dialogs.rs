@@ -20,13 +20,15 @@ pub(crate) struct Dialogs {
 
 impl Dialogs {
     /// The call whose caller tag is the message's From tag (a caller request, or a
-    /// response to one), else its To tag (a callee request, or a response to one).
+    /// response to one), else its To tag (a callee request, or a response to one). The
+    /// newest call wins: a new attempt with the same tags replaces a lingering one.
     pub(crate) fn find(&self, call_id: &str, from_tag: &str, to_tag: Option<&str>) -> Option<CallKey> {
         let calls = self.by_call_id.get(call_id)?;
         calls
             .iter()
+            .rev()
             .find(|(tag, _)| tag == from_tag)
-            .or_else(|| to_tag.and_then(|to| calls.iter().find(|(tag, _)| tag == to)))
+            .or_else(|| to_tag.and_then(|to| calls.iter().rev().find(|(tag, _)| tag == to)))
             .map(|&(_, key)| key)
     }
 
@@ -69,6 +71,9 @@ mod tests {
         assert_eq!(d.find("c1", "zzz", Some("yyy")), None);
         assert_eq!(d.find("c2", "a", None), None);
         assert_eq!(d.calls_with("c1"), 2);
+        d.insert("c1", "a", CallKey(3));
+        assert_eq!(d.find("c1", "a", None), Some(CallKey(3)), "the newest attempt wins");
+        d.remove("c1", CallKey(3));
         d.remove("c1", CallKey(1));
         assert_eq!(d.find("c1", "a", None), None);
         d.remove("c1", CallKey(2));

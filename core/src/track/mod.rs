@@ -264,6 +264,11 @@ pub const MAX_LADDER: usize = 500;
 /// More tracked calls (active + lingering) than this and new INVITEs are refused and counted.
 pub const MAX_CALLS: usize = 200_000;
 
+/// A request INVITE without To tag: the start of a call (or a copy or retry of it).
+fn is_initial_invite(msg: &SipMsg) -> bool {
+    msg.method() == Some(&Method::Invite) && call::tag(&msg.to).is_none()
+}
+
 /// The call tracker. Feed it every SIP message and RTP packet in packet-time order.
 /// Timers due at or before a packet's time are fired before the packet is used, so a
 /// caller that forgets `handle_timeout` still sees the same events in the same order.
@@ -313,7 +318,14 @@ impl Tracker {
         let Some(call) = self.calls.get_mut(&key) else { return };
         if call.is_ended() {
             // A lingering call never reopens: retransmitted BYE/200, ACK, late INVITE copy.
-            self.stats.ended_call_messages += 1;
+            // An initial INVITE with a higher CSeq is no copy but a new attempt (after a 3xx
+            // redirect, a 422, or a challenge answered after 32 s): it is a new call, found
+            // first by the index from now on.
+            if is_initial_invite(msg) && msg.cseq.seq > call.invite_cseq() {
+                self.unknown_dialog(at, src, dst, msg, out);
+            } else {
+                self.stats.ended_call_messages += 1;
+            }
             return;
         }
         if let Some(ending) = call.on_sip(at, src, dst, msg, &mut self.media, &mut self.stats, out) {
@@ -428,7 +440,7 @@ impl Tracker {
     /// A message that matches no tracked call: a new call, or counted.
     fn unknown_dialog(&mut self, at: Ts, src: SocketAddr, dst: SocketAddr, msg: &SipMsg, out: &mut Vec<CallEvent>) {
         let method = msg.method().unwrap_or(&msg.cseq.method);
-        if *method == Method::Invite && msg.is_request() && call::tag(&msg.to).is_none() {
+        if is_initial_invite(msg) {
             if self.calls.len() >= MAX_CALLS || self.dialogs.calls_with(&msg.call_id) >= MAX_CALLS_PER_CALL_ID {
                 self.stats.refused_calls += 1;
                 return;

@@ -338,6 +338,29 @@ fn challenge_with_no_retry_is_rejected_at_the_challenge() {
 }
 
 #[test]
+fn a_retry_after_a_redirect_during_the_linger_is_a_new_call() {
+    let mut h = H::new();
+    let d = dlg();
+    h.up(0, d.invite(1));
+    h.down(100, d.r(302, 1));
+    h.up(110, d.req(Method::Ack, 1));
+    h.up(120, d.invite(1)); // a late copy of the first INVITE: absorbed
+    h.up(200, d.invite(2).ruri("13900139000"));
+    h.down(1200, d.r(180, 2));
+    h.down(6200, d.r(200, 2));
+    h.up(6210, d.req(Method::Ack, 2));
+    h.up(20_000, d.req(Method::Bye, 3));
+    let recs = h.records();
+    assert_eq!((recs.len(), h.starts().len()), (2, 2));
+    assert_eq!((recs[0].end_reason, recs[0].sip_status, recs[0].ended_at), (EndReason::Rejected, Some(302), t(100)));
+    let r = recs[1];
+    assert_eq!((r.started_at, r.dialled.as_str(), r.end_reason), (t(200), "13900139000", EndReason::CallerBye));
+    assert_eq!((r.ring_ms, r.rings, r.talk_ms), (5000, 2, 13_800));
+    assert_eq!(h.tr.stats().ended_call_messages, 2);
+    h.drain_all(t(20_000));
+}
+
+#[test]
 fn reinvite_hold_moves_the_binding_and_is_no_new_call() {
     let mut h = H::new();
     let d = dlg();
