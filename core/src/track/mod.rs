@@ -6,12 +6,36 @@
 //! May use: `time`, `sip`, `rtp`, `config`. No policy, no clock: time only advances with
 //! packet timestamps and `handle_timeout`.
 //! Invariants: exactly one `Started` and one `Ended` per call, in that order; state is
-//! bounded (ended calls linger only long enough to absorb retransmissions and late RTP).
+//! bounded (ended calls linger only long enough to absorb retransmissions and late RTP,
+//! then go with their index, address and timer entries).
+//!
+//! Layout: `call` (one call's state machine and record), `dialogs` (Call-ID + From tag →
+//! call), `media_bind` (address → call/leg, payload kinds, per-leg statistics), `dtmf`
+//! (RFC 4733 events → digits), `timers` (one deadline per call). This file holds the shared
+//! types and `Tracker`, which routes messages and packets between them.
 
-use crate::sip::SipMsg;
+mod call;
+mod dialogs;
+mod dtmf;
+mod media_bind;
+mod timers;
+
+#[cfg(test)]
+mod test_msg;
+#[cfg(test)]
+mod tests_calls;
+
+pub use media_bind::{MediaKind, RtpBinding};
+
+use crate::sip::{Method, SipMsg};
 use crate::time::{Dur, Ts};
+use call::{Call, Ending};
+use dialogs::{Dialogs, MAX_CALLS_PER_CALL_ID};
+use media_bind::{Matched, MediaMap, StaticPayloads};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use timers::TimerTable;
 
 /// The engine's handle on a call while it is tracked (not stored; unique per run).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -143,7 +167,7 @@ pub struct CallRecord {
     pub started_at: Ts,
     /// First 180, or 183 with SDP.
     pub ringing_at: Option<Ts>,
-    /// 200 OK to the INVITE.
+    /// 2xx to the INVITE.
     pub answered_at: Option<Ts>,
     pub ended_at: Ts,
     pub rings: u32,
@@ -156,9 +180,17 @@ pub struct CallRecord {
     pub cost_fen: Option<i64>,
     /// RFC 2833/4733 digits pressed, in order.
     pub dtmf: String,
+    /// Media sent by the caller (leg `CallerToCallee`).
     pub media_caller: MediaStats,
+    /// Media sent by the callee (leg `CalleeToCaller`).
     pub media_callee: MediaStats,
+    /// Every SIP message of the call up to `MAX_LADDER` (500) steps.
     pub ladder: Vec<SipStep>,
+    /// Steps beyond `MAX_LADDER` that were counted, not kept.
+    pub ladder_dropped: u32,
+    /// To tag of the final response to the INVITE: for an answered call, the fork that
+    /// answered.
+    pub to_tag: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -192,32 +224,120 @@ pub struct TrackConfig {
 /// `rings = floor(ring_ms / cycle_ms) + 1` when there was a ringing phase, else 0.
 pub fn rings_for(ring_ms: Option<i64>, cycle_ms: u32) -> u32 {
     match ring_ms {
-        Some(ms) if cycle_ms > 0 => (ms.max(0) / i64::from(cycle_ms)) as u32 + 1,
+        Some(ms) if cycle_ms > 0 => {
+            u32::try_from(ms.max(0) / i64::from(cycle_ms)).unwrap_or(u32::MAX).saturating_add(1)
+        }
         _ => 0,
     }
 }
 
+/// What the tracker saw that made no call, plus the size of its state (for `/metrics`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TrackStats {
+    /// Messages of no known dialog (capture started mid-call, stray BYE, unknown response).
+    pub orphan_messages: u64,
+    /// Messages for a call that had already ended (retransmitted BYE/200, late ACK, ...).
+    pub ended_call_messages: u64,
+    /// RTP packets for a call that had already ended (absorbed, not bound).
+    pub late_rtp: u64,
+    /// REGISTER/OPTIONS/SUBSCRIBE/NOTIFY/MESSAGE/PUBLISH outside a call, and their responses.
+    pub non_call_messages: u64,
+    /// Copies of messages already seen (retransmissions, mirrors, the other hop of a proxy).
+    pub duplicate_messages: u64,
+    /// Ladder steps not kept because a call already had `MAX_LADDER` of them.
+    pub ladder_steps_dropped: u64,
+    /// Initial INVITEs refused because the call table (or one Call-ID) was full.
+    pub refused_calls: u64,
+    /// Calls in progress.
+    pub active_calls: u64,
+    /// Ended calls still absorbing retransmissions and late RTP.
+    pub lingering_calls: u64,
+    /// Media addresses bound.
+    pub bound_addresses: u64,
+    /// Timers armed (one per tracked call).
+    pub timers: u64,
+}
+
+/// Ladder steps kept per call; the rest are counted in `CallRecord::ladder_dropped`.
+pub const MAX_LADDER: usize = 500;
+
+/// More tracked calls (active + lingering) than this and new INVITEs are refused and counted.
+pub const MAX_CALLS: usize = 200_000;
+
+/// A request INVITE without To tag: the start of a call (or a copy or retry of it).
+fn is_initial_invite(msg: &SipMsg) -> bool {
+    msg.method() == Some(&Method::Invite) && call::tag(&msg.to).is_none()
+}
+
 /// The call tracker. Feed it every SIP message and RTP packet in packet-time order.
+/// Timers due at or before a packet's time are fired before the packet is used, so a
+/// caller that forgets `handle_timeout` still sees the same events in the same order.
 pub struct Tracker {
     cfg: TrackConfig,
+    next_key: u64,
+    calls: HashMap<CallKey, Call>,
+    dialogs: Dialogs,
+    media: MediaMap,
+    timers: TimerTable,
+    statics: StaticPayloads,
+    active: usize,
+    stats: TrackStats,
 }
 
 impl Tracker {
     pub fn new(cfg: TrackConfig) -> Tracker {
-        Tracker { cfg }
+        Tracker {
+            cfg,
+            next_key: 1,
+            calls: HashMap::new(),
+            dialogs: Dialogs::default(),
+            media: MediaMap::default(),
+            timers: TimerTable::default(),
+            statics: StaticPayloads::new(),
+            active: 0,
+            stats: TrackStats::default(),
+        }
     }
 
-    /// Replace the knobs (config reload). Calls in progress keep their direction.
+    /// Replace the knobs (config reload). Calls in progress keep their direction; a new
+    /// `call_timeout` applies to every call from now on.
     pub fn set_config(&mut self, cfg: TrackConfig) {
         self.cfg = cfg;
+        for (key, call) in &self.calls {
+            self.timers.set(*key, Some(call.deadline(self.cfg.call_timeout)));
+        }
     }
 
     pub fn on_sip(&mut self, at: Ts, src: SocketAddr, dst: SocketAddr, msg: &SipMsg, out: &mut Vec<CallEvent>) {
-        let _ = (at, src, dst, msg, out, &self.cfg);
-        todo!("track helper")
+        self.catch_up(at, out);
+        let from_tag = call::tag(&msg.from).unwrap_or("");
+        let Some(key) = self.dialogs.find(&msg.call_id, from_tag, call::tag(&msg.to)) else {
+            self.unknown_dialog(at, src, dst, msg, out);
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&key) else { return };
+        if call.is_ended() {
+            // A lingering call never reopens: retransmitted BYE/200, ACK, late INVITE copy.
+            // An initial INVITE with a higher CSeq is no copy but a new attempt (after a 3xx
+            // redirect, a 422, or a challenge answered after 32 s): it is a new call, found
+            // first by the index from now on.
+            if is_initial_invite(msg) && msg.cseq.seq > call.invite_cseq() {
+                self.unknown_dialog(at, src, dst, msg, out);
+            } else {
+                self.stats.ended_call_messages += 1;
+            }
+            return;
+        }
+        if let Some(ending) = call.on_sip(at, src, dst, msg, &mut self.media, &mut self.stats, out) {
+            self.end(key, ending, at, out);
+        } else {
+            self.timers.set(key, Some(call.deadline(self.cfg.call_timeout)));
+        }
     }
 
-    /// Bind an RTP packet to a call by the addresses its SDP announced. `None`: no call.
+    /// Bind an RTP packet to a call by the addresses its SDP announced (or that were seen
+    /// on its packets). `None`: no call takes it (unknown addresses, or a call that has
+    /// ended: those are counted in `TrackStats::late_rtp`).
     pub fn on_rtp(
         &mut self,
         at: Ts,
@@ -225,29 +345,148 @@ impl Tracker {
         dst: SocketAddr,
         pkt: &crate::rtp::RtpPacket<'_>,
         out: &mut Vec<CallEvent>,
-    ) -> Option<(CallKey, Leg)> {
-        let _ = (at, src, dst, pkt, out);
-        todo!("track helper")
+    ) -> Option<RtpBinding> {
+        self.catch_up(at, out);
+        let (owner, matched) = self.media.lookup(src, dst)?;
+        let call = self.calls.get_mut(&owner.key)?;
+        if call.is_ended() {
+            self.stats.late_rtp += 1;
+            return None;
+        }
+        // The side the packet flows to, and the far address to learn for the other side.
+        let (receiver, far) = match matched {
+            Matched::Receiver => (owner.side, src),
+            Matched::Sender => (owner.side.other(), dst),
+        };
+        let far_side = match matched {
+            Matched::Receiver => owner.side.other(),
+            Matched::Sender => receiver,
+        };
+        if !call.sides[far_side.idx()].knows(&far) && !self.media.contains(&far) {
+            self.media.learn(owner.key, far_side, far, &mut call.sides[far_side.idx()]);
+        }
+        let leg = receiver.receiving_leg();
+        let kind = match call.kind(receiver, pkt.payload_type) {
+            Some(k) => k.clone(),
+            None => self.statics.kind(pkt.payload_type),
+        };
+        if let Some(digit) = call.on_rtp(at, src, leg, pkt, &kind) {
+            out.push(CallEvent::Dtmf { key: owner.key, at, digit });
+        }
+        Some(RtpBinding { key: owner.key, leg, kind })
     }
 
-    /// Fire every timer due at or before `now`.
+    /// Fire every timer due at or before `now`. Afterwards `poll_timeout` is later than
+    /// `now` (or `None`).
     pub fn handle_timeout(&mut self, now: Ts, out: &mut Vec<CallEvent>) {
-        let _ = (now, out);
-        todo!("track helper")
+        while let Some((_, key)) = self.timers.pop_due(now) {
+            let Some(call) = self.calls.get(&key) else { continue };
+            if call.is_ended() {
+                if call.deadline(self.cfg.call_timeout) <= now {
+                    self.free(key);
+                } else {
+                    self.timers.set(key, Some(call.deadline(self.cfg.call_timeout)));
+                }
+                continue;
+            }
+            match call.on_timer(now, self.cfg.call_timeout) {
+                Some(ending) => self.end(key, ending, now, out),
+                // Active since the deadline was armed: re-arm from the real last activity.
+                None => self.timers.set(key, Some(call.deadline(self.cfg.call_timeout))),
+            }
+        }
     }
 
     pub fn poll_timeout(&self) -> Option<Ts> {
-        None
+        self.timers.next()
     }
 
-    /// End every call in progress with `reason` at `now` (capture-ended, shutdown).
+    /// End every call in progress with `reason` at `now` (capture-ended, shutdown), in
+    /// the order they started. A call whose CANCEL was seen ends `cancelled` at the CANCEL.
     pub fn end_all(&mut self, now: Ts, reason: EndReason, out: &mut Vec<CallEvent>) {
-        let _ = (now, reason, out);
-        todo!("track helper")
+        // Timeouts already due end as timeouts, not as `reason`.
+        self.catch_up(now, out);
+        let mut keys: Vec<CallKey> = self.calls.iter().filter(|(_, c)| !c.is_ended()).map(|(k, _)| *k).collect();
+        keys.sort_unstable();
+        for key in keys {
+            if let Some(call) = self.calls.get(&key) {
+                let ending = call.ending_at_shutdown(now, reason);
+                self.end(key, ending, now, out);
+            }
+        }
     }
 
     pub fn active_calls(&self) -> usize {
-        0
+        self.active
+    }
+
+    pub fn stats(&self) -> TrackStats {
+        TrackStats {
+            active_calls: self.active as u64,
+            lingering_calls: (self.calls.len() - self.active) as u64,
+            bound_addresses: self.media.len() as u64,
+            timers: self.timers.len() as u64,
+            ..self.stats.clone()
+        }
+    }
+
+    /// Run the timers due at or before `at`, each at its own due time (as the driver does).
+    fn catch_up(&mut self, at: Ts, out: &mut Vec<CallEvent>) {
+        while let Some(due) = self.timers.next().filter(|&d| d <= at) {
+            self.handle_timeout(due, out);
+        }
+    }
+
+    /// A message that matches no tracked call: a new call, or counted.
+    fn unknown_dialog(&mut self, at: Ts, src: SocketAddr, dst: SocketAddr, msg: &SipMsg, out: &mut Vec<CallEvent>) {
+        let method = msg.method().unwrap_or(&msg.cseq.method);
+        if is_initial_invite(msg) {
+            if self.calls.len() >= MAX_CALLS || self.dialogs.calls_with(&msg.call_id) >= MAX_CALLS_PER_CALL_ID {
+                self.stats.refused_calls += 1;
+                return;
+            }
+            let key = CallKey(self.next_key);
+            self.next_key += 1;
+            let (call, start) = Call::start(key, at, src, dst, msg, &self.cfg, &mut self.media);
+            out.push(CallEvent::Started(start));
+            self.dialogs.insert(&call.call_id, &call.caller_tag, key);
+            self.timers.set(key, Some(call.deadline(self.cfg.call_timeout)));
+            self.calls.insert(key, call);
+            self.active += 1;
+        } else if matches!(
+            method,
+            Method::Register | Method::Options | Method::Subscribe | Method::Notify | Method::Message | Method::Publish
+        ) {
+            self.stats.non_call_messages += 1;
+        } else {
+            self.stats.orphan_messages += 1;
+        }
+    }
+
+    /// End an active call: emit its record and let it linger.
+    fn end(&mut self, key: CallKey, ending: Ending, now: Ts, out: &mut Vec<CallEvent>) {
+        let Some(call) = self.calls.get_mut(&key) else { return };
+        if call.is_ended() {
+            return;
+        }
+        let rec = call.finish(ending, now, self.cfg.cycle_ms);
+        self.active = self.active.saturating_sub(1);
+        self.timers.set(key, Some(call.deadline(self.cfg.call_timeout)));
+        out.push(CallEvent::Ended(Box::new(rec)));
+    }
+
+    /// Forget an ended call and everything that points to it.
+    fn free(&mut self, key: CallKey) {
+        self.timers.set(key, None);
+        if let Some(mut call) = self.calls.remove(&key) {
+            self.dialogs.remove(&call.call_id, key);
+            self.media.release(key, &mut call.sides);
+        }
+    }
+
+    #[cfg(test)]
+    fn index_sizes(&self) -> (usize, usize, usize, usize) {
+        (self.calls.len(), self.dialogs.len(), self.media.len(), self.timers.len())
     }
 }
 
@@ -263,5 +502,8 @@ mod tests {
         assert_eq!(rings_for(Some(7000), 5000), 2);
         assert_eq!(rings_for(Some(12000), 5000), 3);
         assert_eq!(rings_for(Some(17000), 5000), 4);
+        assert_eq!(rings_for(Some(-5), 5000), 1);
+        assert_eq!(rings_for(Some(7000), 0), 0);
+        assert_eq!(rings_for(Some(i64::MAX), 1), u32::MAX);
     }
 }

@@ -1,0 +1,451 @@
+//! One call's state machine: from its first INVITE to its record.
+//! Owns the INVITE transaction (auth retries by CSeq, CANCEL, provisional and final
+//! responses), ringing, answer, end reasons and their times, de-duplication of messages
+//! seen more than once, the ladder, and the per-leg media.
+//! May use: `sip` (messages), `time`, and the tracker's `media_bind`. Invariants: every
+//! figure comes from the first sighting of the message that decides it (later copies only
+//! go on the ladder as duplicates); `finish` runs once and the call never changes after it;
+//! ended_at >= started_at, ring_ms >= 0, talk_ms >= 0.
+
+use super::media_bind::{leg_idx, LegMedia, MediaKind, MediaMap, Side, SideMedia};
+use super::{
+    rings_for, CallEvent, CallKey, CallRecord, CallStart, Direction, EndReason, Leg, SipStep, TrackConfig, TrackStats,
+    MAX_LADDER,
+};
+use crate::rtp::RtpPacket;
+use crate::sip::{Method, NameAddr, SipMsg, StartLine};
+use crate::time::{Dur, Ts};
+use std::collections::HashSet;
+use std::net::SocketAddr;
+
+/// RFC 3261 timer B/F (64·T1): an INVITE with no answer, a CANCEL with no final response,
+/// or a challenge with no retry is over after this.
+pub(crate) const TXN_TIMEOUT: Dur = Dur::from_secs(32);
+/// How long an ended call stays to absorb retransmissions and late RTP.
+pub(crate) const LINGER: Dur = Dur::from_secs(32);
+/// Distinct messages remembered for de-duplication (beyond it copies count as new on the
+/// ladder, which is capped anyway; figures are first-time-only by state, not by this set).
+const MAX_SEEN: usize = 1024;
+/// DTMF digits kept per call.
+const MAX_DTMF: usize = 256;
+
+/// What makes two sightings "the same message": a retransmission, a mirror copy or the
+/// other hop of a proxy keep method/status, CSeq, the tags and the direction, while
+/// addresses, Vias and the Request-URI may change.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct MsgId {
+    /// 0 for requests.
+    status: u16,
+    method: Method,
+    seq: u32,
+    /// The request (or the request answered) was the caller's.
+    by_caller: bool,
+    to_tag: Option<String>,
+}
+
+/// How and when a call ends.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Ending {
+    pub at: Ts,
+    pub reason: EndReason,
+}
+
+/// A tag as written, with an empty tag the same as none.
+pub(crate) fn tag(na: &NameAddr) -> Option<&str> {
+    na.tag.as_deref().filter(|t| !t.is_empty())
+}
+
+/// Whole milliseconds, rounded to nearest like `Dur::as_millis`, never negative, and
+/// saturating where `as_millis` would overflow on a span near `i64::MAX` (hostile stamps).
+fn millis(d: Dur) -> i64 {
+    d.as_micros().max(0).saturating_add(500) / 1000
+}
+
+fn user(na: &NameAddr) -> &str {
+    na.uri.user.as_deref().unwrap_or("")
+}
+
+pub(crate) struct Call {
+    pub key: CallKey,
+    pub call_id: String,
+    pub caller_tag: String,
+    started_at: Ts,
+    caller: String,
+    caller_display: Option<String>,
+    callee: String,
+    dialled: String,
+    direction: Direction,
+    /// CSeq of the latest initial INVITE: its final response is the one that counts.
+    invite_cseq: u32,
+    invite_at: Ts,
+    invite_responded: bool,
+    /// 401/407 to the latest INVITE, waiting for a retry.
+    challenge: Option<Ts>,
+    cancel_at: Option<Ts>,
+    ringing_at: Option<Ts>,
+    answered_at: Option<Ts>,
+    to_tag: Option<String>,
+    final_status: Option<u16>,
+    /// Set once the call ended: when it may be freed.
+    linger_until: Option<Ts>,
+    /// Latest packet (SIP or RTP) of the call.
+    last_activity: Ts,
+    seen: HashSet<MsgId>,
+    ladder: Vec<SipStep>,
+    ladder_dropped: u32,
+    dtmf: String,
+    legs: [LegMedia; 2],
+    pub sides: [SideMedia; 2],
+}
+
+impl Call {
+    /// A call from its first INVITE (a request INVITE without To tag).
+    pub(crate) fn start(
+        key: CallKey,
+        at: Ts,
+        src: SocketAddr,
+        dst: SocketAddr,
+        msg: &SipMsg,
+        cfg: &TrackConfig,
+        media: &mut MediaMap,
+    ) -> (Call, CallStart) {
+        let from_user = user(&msg.from);
+        let pai = msg.p_asserted_identity.as_ref().map(user).filter(|u| !u.is_empty());
+        let caller = match pai {
+            Some(p) if from_user.is_empty() || from_user.eq_ignore_ascii_case("anonymous") => p,
+            _ => from_user,
+        }
+        .to_string();
+        let callee = user(&msg.to).to_string();
+        let dialled = match &msg.start {
+            StartLine::Request { uri, .. } => uri.user.clone().unwrap_or_default(),
+            StartLine::Response { .. } => String::new(),
+        };
+        let ext = &cfg.extensions;
+        let direction = match (ext.contains(&caller), ext.contains(&callee) || ext.contains(&dialled)) {
+            (true, true) => Direction::Internal,
+            (true, false) => Direction::Outbound,
+            (false, true) => Direction::Inbound,
+            (false, false) => Direction::Transit,
+        };
+        let caller_display = msg.from.display.clone().filter(|d| !d.trim().is_empty());
+        let mut call = Call {
+            key,
+            call_id: msg.call_id.clone(),
+            caller_tag: tag(&msg.from).unwrap_or("").to_string(),
+            started_at: at,
+            caller,
+            caller_display,
+            callee,
+            dialled,
+            direction,
+            invite_cseq: msg.cseq.seq,
+            invite_at: at,
+            invite_responded: false,
+            challenge: None,
+            cancel_at: None,
+            ringing_at: None,
+            answered_at: None,
+            to_tag: None,
+            final_status: None,
+            linger_until: None,
+            last_activity: at,
+            seen: HashSet::new(),
+            ladder: Vec::new(),
+            ladder_dropped: 0,
+            dtmf: String::new(),
+            legs: Default::default(),
+            sides: Default::default(),
+        };
+        call.remember(msg, true);
+        call.push_step(at, src, dst, msg, false, &mut 0);
+        if let Some(sdp) = &msg.sdp {
+            media.apply_sdp(key, Side::Caller, sdp, true, &mut call.sides[Side::Caller.idx()]);
+        }
+        let start = CallStart {
+            key,
+            call_id: call.call_id.clone(),
+            at,
+            caller: call.caller.clone(),
+            caller_display: call.caller_display.clone(),
+            callee: call.callee.clone(),
+            dialled: call.dialled.clone(),
+            direction,
+            src,
+            dst,
+        };
+        (call, start)
+    }
+
+    pub(crate) fn invite_cseq(&self) -> u32 {
+        self.invite_cseq
+    }
+
+    pub(crate) fn is_ended(&self) -> bool {
+        self.linger_until.is_some()
+    }
+
+    /// A later SIP message of this (not ended) call. Returns how it ended, if it did.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn on_sip(
+        &mut self,
+        at: Ts,
+        src: SocketAddr,
+        dst: SocketAddr,
+        msg: &SipMsg,
+        media: &mut MediaMap,
+        stats: &mut TrackStats,
+        out: &mut Vec<CallEvent>,
+    ) -> Option<Ending> {
+        self.last_activity = self.last_activity.max(at);
+        let by_caller = tag(&msg.from).unwrap_or("") == self.caller_tag;
+        let fresh = self.remember(msg, by_caller);
+        self.push_step(at, src, dst, msg, !fresh, &mut stats.ladder_steps_dropped);
+        if let Some(sdp) = &msg.sdp {
+            // SDP in the caller's requests, or in responses to the callee's, is the caller's.
+            let side = if msg.is_request() == by_caller { Side::Caller } else { Side::Callee };
+            media.apply_sdp(self.key, side, sdp, fresh, &mut self.sides[side.idx()]);
+        }
+        if !fresh {
+            stats.duplicate_messages += 1;
+            return None;
+        }
+        match &msg.start {
+            StartLine::Request { method, .. } => self.on_request(at, method, msg, by_caller),
+            StartLine::Response { status, .. } => self.on_response(at, *status, msg, by_caller, out),
+        }
+    }
+
+    fn on_request(&mut self, at: Ts, method: &Method, msg: &SipMsg, by_caller: bool) -> Option<Ending> {
+        let unanswered = self.answered_at.is_none();
+        match method {
+            // The same INVITE again with a higher CSeq (after 401/407): the new transaction
+            // is the one whose final response counts. An INVITE with a To tag is a
+            // re-INVITE: only its SDP matters.
+            Method::Invite => {
+                if by_caller && tag(&msg.to).is_none() && unanswered && msg.cseq.seq > self.invite_cseq {
+                    self.invite_cseq = msg.cseq.seq;
+                    self.invite_at = at;
+                    self.invite_responded = false;
+                    self.challenge = None;
+                    self.final_status = None;
+                    self.to_tag = None;
+                }
+                None
+            }
+            Method::Cancel => {
+                if by_caller && unanswered && self.cancel_at.is_none() && msg.cseq.seq == self.invite_cseq {
+                    self.cancel_at = Some(at);
+                }
+                None
+            }
+            Method::Bye => {
+                Some(Ending { at, reason: if by_caller { EndReason::CallerBye } else { EndReason::CalleeBye } })
+            }
+            _ => None,
+        }
+    }
+
+    fn on_response(
+        &mut self,
+        at: Ts,
+        status: u16,
+        msg: &SipMsg,
+        by_caller: bool,
+        out: &mut Vec<CallEvent>,
+    ) -> Option<Ending> {
+        let initial_invite = msg.cseq.method == Method::Invite && by_caller && msg.cseq.seq == self.invite_cseq;
+        // After the answer, or after the challenge that completed this transaction, later
+        // responses to it are stale copies that must not move any figure.
+        if !initial_invite || self.answered_at.is_some() || self.challenge.is_some() {
+            return None;
+        }
+        self.invite_responded = true;
+        match status {
+            100..=199 => {
+                // Ringing: 180, or 183 with SDP (early media ringback). Not after a CANCEL.
+                let rings = status == 180 || (status == 183 && msg.sdp.is_some());
+                if rings && self.ringing_at.is_none() && self.cancel_at.is_none() {
+                    self.ringing_at = Some(at);
+                    out.push(CallEvent::Ringing { key: self.key, at });
+                }
+                None
+            }
+            200..=299 => {
+                // Wins over a CANCEL seen before it: the call is answered.
+                self.answered_at = Some(at);
+                self.to_tag = tag(&msg.to).map(str::to_string);
+                self.final_status = Some(status);
+                self.challenge = None;
+                out.push(CallEvent::Answered { key: self.key, at });
+                None
+            }
+            300..=699 => {
+                self.final_status = Some(status);
+                self.to_tag = tag(&msg.to).map(str::to_string);
+                if let Some(cancel) = self.cancel_at {
+                    return Some(Ending { at: cancel, reason: EndReason::Cancelled });
+                }
+                let reason = match status {
+                    401 | 407 => {
+                        self.challenge = Some(at);
+                        return None;
+                    }
+                    487 => EndReason::Cancelled,
+                    486 | 600 => EndReason::Busy,
+                    408 | 480 => EndReason::NoAnswer,
+                    _ => EndReason::Rejected,
+                };
+                Some(Ending { at, reason })
+            }
+            _ => None,
+        }
+    }
+
+    /// Count an RTP packet on `leg`; a DTMF digit it starts is appended and returned.
+    pub(crate) fn on_rtp(
+        &mut self,
+        at: Ts,
+        src: SocketAddr,
+        leg: Leg,
+        pkt: &RtpPacket<'_>,
+        kind: &MediaKind,
+    ) -> Option<char> {
+        self.last_activity = self.last_activity.max(at);
+        let digit = self.legs.get_mut(leg_idx(leg))?.on_packet(at, src, pkt, kind)?;
+        if self.dtmf.len() < MAX_DTMF {
+            self.dtmf.push(digit);
+        }
+        Some(digit)
+    }
+
+    /// The payload type as the receiving side's SDP named it, else the sender's.
+    pub(crate) fn kind(&self, receiver: Side, pt: u8) -> Option<&MediaKind> {
+        self.sides[receiver.idx()].kind(pt).or_else(|| self.sides[receiver.other().idx()].kind(pt))
+    }
+
+    /// The one deadline of this call.
+    pub(crate) fn deadline(&self, call_timeout: Dur) -> Ts {
+        if let Some(t) = self.linger_until {
+            return t;
+        }
+        if self.answered_at.is_none() {
+            if let Some(c) = self.cancel_at {
+                return c + TXN_TIMEOUT;
+            }
+            if let Some(c) = self.challenge {
+                return c + TXN_TIMEOUT;
+            }
+            if !self.invite_responded {
+                return self.invite_at + TXN_TIMEOUT;
+            }
+        }
+        self.last_activity + call_timeout
+    }
+
+    /// The deadline fell due at or before `now`: how the call ends, or `None` when it was
+    /// active since the deadline was armed (the caller re-arms at `deadline`).
+    pub(crate) fn on_timer(&self, now: Ts, call_timeout: Dur) -> Option<Ending> {
+        if self.is_ended() || self.deadline(call_timeout) > now {
+            return None;
+        }
+        if self.answered_at.is_none() {
+            if let Some(at) = self.cancel_at {
+                return Some(Ending { at, reason: EndReason::Cancelled });
+            }
+            if let Some(at) = self.challenge {
+                return Some(Ending { at, reason: EndReason::Rejected });
+            }
+            if !self.invite_responded {
+                return Some(Ending { at: self.invite_at + TXN_TIMEOUT, reason: EndReason::Timeout });
+            }
+        }
+        Some(Ending { at: self.last_activity, reason: EndReason::Timeout })
+    }
+
+    /// How `end_all` ends this call: a CANCEL already seen still makes it cancelled.
+    pub(crate) fn ending_at_shutdown(&self, now: Ts, reason: EndReason) -> Ending {
+        match self.cancel_at {
+            Some(at) if self.answered_at.is_none() => Ending { at, reason: EndReason::Cancelled },
+            _ => Ending { at: now, reason },
+        }
+    }
+
+    /// End the call and build its record; it lingers until `now + LINGER`.
+    pub(crate) fn finish(&mut self, ending: Ending, now: Ts, cycle_ms: u32) -> CallRecord {
+        let ended_at = ending.at.max(self.started_at);
+        let ring_end = self.answered_at.unwrap_or(ended_at);
+        let ring_ms = self.ringing_at.map(|r| millis(ring_end.since(r)));
+        let talk_ms = self.answered_at.map_or(0, |a| millis(ended_at.since(a)));
+        self.linger_until = Some(now + LINGER);
+        self.seen = HashSet::new();
+        CallRecord {
+            key: self.key,
+            call_id: self.call_id.clone(),
+            caller: std::mem::take(&mut self.caller),
+            caller_display: self.caller_display.take(),
+            callee: std::mem::take(&mut self.callee),
+            number: self.dialled.clone(),
+            dialled: std::mem::take(&mut self.dialled),
+            direction: self.direction,
+            class: None,
+            group: None,
+            started_at: self.started_at,
+            ringing_at: self.ringing_at,
+            answered_at: self.answered_at,
+            ended_at,
+            rings: rings_for(ring_ms, cycle_ms),
+            ring_ms: ring_ms.unwrap_or(0),
+            talk_ms,
+            answered: self.answered_at.is_some(),
+            end_reason: ending.reason,
+            sip_status: self.final_status,
+            cost_fen: None,
+            dtmf: std::mem::take(&mut self.dtmf),
+            media_caller: self.legs[leg_idx(Leg::CallerToCallee)].finish(),
+            media_callee: self.legs[leg_idx(Leg::CalleeToCaller)].finish(),
+            ladder: std::mem::take(&mut self.ladder),
+            ladder_dropped: self.ladder_dropped,
+            to_tag: self.to_tag.take(),
+        }
+    }
+
+    /// Note the message; `false` if it was seen before.
+    fn remember(&mut self, msg: &SipMsg, by_caller: bool) -> bool {
+        let (status, method) = match &msg.start {
+            StartLine::Request { method, .. } => (0, method.clone()),
+            StartLine::Response { status, .. } => (*status, msg.cseq.method.clone()),
+        };
+        let id = MsgId { status, method, seq: msg.cseq.seq, by_caller, to_tag: tag(&msg.to).map(str::to_string) };
+        if self.seen.contains(&id) {
+            return false;
+        }
+        if self.seen.len() < MAX_SEEN {
+            self.seen.insert(id);
+        }
+        true
+    }
+
+    fn push_step(
+        &mut self,
+        at: Ts,
+        src: SocketAddr,
+        dst: SocketAddr,
+        msg: &SipMsg,
+        duplicate: bool,
+        dropped: &mut u64,
+    ) {
+        if self.ladder.len() >= MAX_LADDER {
+            self.ladder_dropped = self.ladder_dropped.saturating_add(1);
+            *dropped += 1;
+            return;
+        }
+        let label = match &msg.start {
+            StartLine::Request { method, .. } => method.as_str().to_string(),
+            StartLine::Response { status, reason } if reason.trim().is_empty() => status.to_string(),
+            StartLine::Response { status, reason } => format!("{status} {}", reason.trim()),
+        };
+        let cseq = format!("{} {}", msg.cseq.seq, msg.cseq.method.as_str());
+        self.ladder.push(SipStep { at, src, dst, label, cseq, duplicate });
+    }
+}

@@ -1,0 +1,535 @@
+//! Media binding: which call and which direction an RTP packet belongs to, what it
+//! carries, and the per-direction media statistics.
+//! Addresses come from SDP offer/answer: SDP sent by the caller's side announces where the
+//! caller receives, SDP from the callee's side where the callee receives. A packet *to* a
+//! side's address flows towards that side; a packet *from* a side's address (symmetric
+//! RTP) flows away from it; the other end of such a packet is learnt for the opposite
+//! side, so a NAT-rewritten source keeps working. Streams are told apart by address, never
+//! by SSRC alone (both directions of the generated captures carry one SSRC).
+//! May use: `time`, `rtp`, `sip::sdp`. Invariants: the per-packet path is two hash
+//! lookups, a short scan of the side's payload map and counter updates, with no allocation
+//! (encoding names are shared `Arc<str>`); every address entry belongs to a tracked call
+//! and goes when the call is freed; per-call lists are capped.
+
+use super::dtmf::{self, DtmfState};
+use super::{CallKey, Leg, MediaStats};
+use crate::rtp::RtpPacket;
+use crate::sip::sdp::Sdp;
+use crate::time::Ts;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// What an RTP packet carries, from the SDP rtpmap of its call or the static table.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum MediaKind {
+    /// Audio for the recorder: encoding name ("PCMA", "PCMU", "G722", "opus", ...; the
+    /// RFC 3551 names in their usual capitals) and RTP clock rate.
+    Audio { encoding: Arc<str>, clock_rate: u32 },
+    /// RFC 4733 telephone-event (DTMF): keep it out of the recording.
+    Dtmf { clock_rate: u32 },
+    /// RFC 3389 comfort noise.
+    ComfortNoise,
+    /// A payload type neither the SDP nor the static table names.
+    Unknown(u8),
+}
+
+impl MediaKind {
+    /// The encoding name, as listed in `MediaStats::codecs`.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            MediaKind::Audio { encoding, .. } => Some(encoding),
+            MediaKind::Dtmf { .. } => Some("telephone-event"),
+            MediaKind::ComfortNoise => Some("CN"),
+            MediaKind::Unknown(_) => None,
+        }
+    }
+}
+
+/// Where `Tracker::on_rtp` put a packet: the call, the direction, and what it carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RtpBinding {
+    pub key: CallKey,
+    pub leg: Leg,
+    pub kind: MediaKind,
+}
+
+/// One end of a call, for media: the caller's or the callee's.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Side {
+    Caller,
+    Callee,
+}
+
+impl Side {
+    pub(crate) fn idx(self) -> usize {
+        match self {
+            Side::Caller => 0,
+            Side::Callee => 1,
+        }
+    }
+    pub(crate) fn other(self) -> Side {
+        match self {
+            Side::Caller => Side::Callee,
+            Side::Callee => Side::Caller,
+        }
+    }
+    /// The direction of a packet received by this side.
+    pub(crate) fn receiving_leg(self) -> Leg {
+        match self {
+            Side::Caller => Leg::CalleeToCaller,
+            Side::Callee => Leg::CallerToCallee,
+        }
+    }
+}
+
+/// Index of a leg in a call's per-leg arrays.
+pub(crate) fn leg_idx(leg: Leg) -> usize {
+    match leg {
+        Leg::CallerToCallee => 0,
+        Leg::CalleeToCaller => 1,
+    }
+}
+
+/// Caps on what one call may hold: a hostile SDP or a spoofing flood cannot grow them.
+const MAX_ANNOUNCED: usize = 8;
+const MAX_LEARNED: usize = 4;
+const MAX_PAYLOAD_TYPES: usize = 32;
+const MAX_STREAMS: usize = 8;
+const MAX_CODECS: usize = 8;
+
+/// A side's media as its SDP described it, plus the sources seen from it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SideMedia {
+    announced: Vec<SocketAddr>,
+    learned: Vec<SocketAddr>,
+    payload_types: Vec<(u8, MediaKind)>,
+}
+
+impl SideMedia {
+    /// The address is one of this side's (announced or learnt): checked before the map so
+    /// that the usual packet, between two announced addresses, costs no extra hash lookup.
+    pub(crate) fn knows(&self, addr: &SocketAddr) -> bool {
+        self.announced.contains(addr) || self.learned.contains(addr)
+    }
+    pub(crate) fn kind(&self, pt: u8) -> Option<&MediaKind> {
+        self.payload_types.iter().find(|(p, _)| *p == pt).map(|(_, k)| k)
+    }
+    #[cfg(test)]
+    pub(crate) fn announced(&self) -> &[SocketAddr] {
+        &self.announced
+    }
+}
+
+/// RFC 3551 spellings, matched case-insensitively so "pcma" and "PCMA" are one codec.
+const CANONICAL: [&str; 17] = [
+    "PCMU", "PCMA", "G722", "G729", "GSM", "G723", "DVI4", "LPC", "L16", "QCELP", "CN", "MPA", "G728", "G726-32",
+    "AMR", "AMR-WB", "iLBC",
+];
+
+/// The kind an rtpmap line names.
+pub(crate) fn kind_from_rtpmap(encoding: &str, clock_rate: u32) -> MediaKind {
+    if encoding.eq_ignore_ascii_case("telephone-event") {
+        return MediaKind::Dtmf { clock_rate };
+    }
+    if encoding.eq_ignore_ascii_case("CN") {
+        return MediaKind::ComfortNoise;
+    }
+    let name = CANONICAL.iter().find(|c| c.eq_ignore_ascii_case(encoding)).copied().unwrap_or(encoding);
+    MediaKind::Audio { encoding: Arc::from(name), clock_rate }
+}
+
+/// The static audio payload types of RFC 3551 §6, built once per tracker so a lookup
+/// only clones an `Arc`.
+#[derive(Clone, Debug)]
+pub(crate) struct StaticPayloads {
+    kinds: Vec<MediaKind>,
+}
+
+impl StaticPayloads {
+    pub(crate) fn new() -> StaticPayloads {
+        let table: [(&str, u32); 19] = [
+            ("PCMU", 8000),
+            ("", 0), // 1: reserved
+            ("", 0), // 2: reserved (formerly G721)
+            ("GSM", 8000),
+            ("G723", 8000),
+            ("DVI4", 8000),
+            ("DVI4", 16000),
+            ("LPC", 8000),
+            ("PCMA", 8000),
+            ("G722", 8000), // RFC 3551: 8000 Hz RTP clock for 16 kHz audio
+            ("L16", 44100),
+            ("L16", 44100),
+            ("QCELP", 8000),
+            ("CN", 8000),
+            ("MPA", 90000),
+            ("G728", 8000),
+            ("DVI4", 11025),
+            ("DVI4", 22050),
+            ("G729", 8000),
+        ];
+        let kinds = table
+            .iter()
+            .enumerate()
+            .map(|(pt, &(name, rate))| match name {
+                "" => MediaKind::Unknown(pt as u8),
+                _ => kind_from_rtpmap(name, rate),
+            })
+            .collect();
+        StaticPayloads { kinds }
+    }
+
+    pub(crate) fn kind(&self, pt: u8) -> MediaKind {
+        self.kinds.get(usize::from(pt)).cloned().unwrap_or(MediaKind::Unknown(pt))
+    }
+}
+
+/// Which of its addresses a packet was bound by.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Matched {
+    /// The destination: the owner side receives this packet.
+    Receiver,
+    /// The source: the owner side sent it (symmetric RTP).
+    Sender,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Owner {
+    pub key: CallKey,
+    pub side: Side,
+}
+
+/// Address → (call, side): the hot-path index.
+#[derive(Debug, Default)]
+pub(crate) struct MediaMap {
+    addrs: HashMap<SocketAddr, Owner>,
+}
+
+impl MediaMap {
+    pub(crate) fn lookup(&self, src: SocketAddr, dst: SocketAddr) -> Option<(Owner, Matched)> {
+        if let Some(&o) = self.addrs.get(&dst) {
+            return Some((o, Matched::Receiver));
+        }
+        self.addrs.get(&src).map(|&o| (o, Matched::Sender))
+    }
+
+    pub(crate) fn contains(&self, addr: &SocketAddr) -> bool {
+        self.addrs.contains_key(addr)
+    }
+
+    /// Take an SDP sent by `side`. A first-seen SDP (`replace`) is a new offer/answer: it
+    /// replaces the side's addresses (a re-INVITE moving the port, hold with c=0.0.0.0).
+    /// A copy of an SDP already seen (another hop, a mirror) only adds what it shows, so a
+    /// media relay's address on one hop and the phone's on the other both bind.
+    /// A newer call's first-seen SDP takes over an address another call announced.
+    pub(crate) fn apply_sdp(&mut self, key: CallKey, side: Side, sdp: &Sdp, replace: bool, sm: &mut SideMedia) {
+        let audio = sdp.media.iter().filter(|m| m.kind.eq_ignore_ascii_case("audio"));
+        if replace {
+            for addr in sm.announced.drain(..).chain(sm.learned.drain(..)) {
+                if self.addrs.get(&addr).is_some_and(|o| o.key == key) {
+                    self.addrs.remove(&addr);
+                }
+            }
+            if audio.clone().next().is_some() {
+                sm.payload_types.clear();
+            }
+        }
+        for m in audio {
+            for r in &m.rtpmap {
+                if sm.payload_types.len() < MAX_PAYLOAD_TYPES && sm.kind(r.pt).is_none() {
+                    sm.payload_types.push((r.pt, kind_from_rtpmap(&r.encoding, r.clock_rate)));
+                }
+            }
+            let Some(ip) = m.conn.or(sdp.conn) else { continue };
+            if m.port == 0 || ip.is_unspecified() {
+                continue; // stream refused or on hold (c=0.0.0.0): nothing to receive
+            }
+            let addr = SocketAddr::new(ip, m.port);
+            if !sm.announced.contains(&addr) {
+                if sm.announced.len() >= MAX_ANNOUNCED {
+                    continue;
+                }
+                sm.announced.push(addr);
+            }
+            if replace {
+                self.addrs.insert(addr, Owner { key, side });
+            } else {
+                // A late copy of an older SDP must not take an address back from a newer call.
+                self.addrs.entry(addr).or_insert(Owner { key, side });
+            }
+        }
+    }
+
+    /// Bind a source or destination seen on a packet of the call, if no call owns it yet.
+    pub(crate) fn learn(&mut self, key: CallKey, side: Side, addr: SocketAddr, sm: &mut SideMedia) {
+        if sm.learned.len() >= MAX_LEARNED || addr.ip().is_unspecified() || self.addrs.contains_key(&addr) {
+            return;
+        }
+        sm.learned.push(addr);
+        self.addrs.insert(addr, Owner { key, side });
+    }
+
+    /// Forget every address the call still owns (when it is freed).
+    pub(crate) fn release(&mut self, key: CallKey, sides: &mut [SideMedia; 2]) {
+        for sm in sides.iter_mut() {
+            for addr in sm.announced.drain(..).chain(sm.learned.drain(..)) {
+                if self.addrs.get(&addr).is_some_and(|o| o.key == key) {
+                    self.addrs.remove(&addr);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.addrs.len()
+    }
+}
+
+/// RFC 3550 A.1 limits: a jump further than this is a restarted sender, not loss.
+const MAX_DROPOUT: i64 = 3000;
+const MAX_MISORDER: i64 = 100;
+
+/// Sequence-number accounting of one stream (source address + SSRC).
+/// Private extension of 16-bit sequence numbers (the shared `rtp::SeqExtender` is being
+/// written on another branch): the nearest 64-bit index to the highest one seen.
+#[derive(Clone, Debug)]
+struct Stream {
+    src: SocketAddr,
+    ssrc: u32,
+    base: u64,
+    max: u64,
+    received: u64,
+    /// Loss of the stream's earlier runs, before a sequence restart.
+    lost_before: u64,
+}
+
+impl Stream {
+    fn new(src: SocketAddr, ssrc: u32, seq: u16) -> Stream {
+        // Start one cycle up so packets older than the first stay non-negative.
+        let ext = (1u64 << 16) + u64::from(seq);
+        Stream { src, ssrc, base: ext, max: ext, received: 1, lost_before: 0 }
+    }
+
+    fn on_seq(&mut self, seq: u16) {
+        let delta = i64::from(seq.wrapping_sub(self.max as u16) as i16);
+        if delta == 0 {
+            return; // the latest packet again (mirror copy): not a new packet
+        }
+        if !(-MAX_MISORDER..=MAX_DROPOUT).contains(&delta) {
+            self.lost_before = self.lost();
+            let restart = Stream::new(self.src, self.ssrc, seq);
+            *self = Stream { lost_before: self.lost_before, ..restart };
+            return;
+        }
+        let ext = u64::try_from(i64::try_from(self.max).unwrap_or(i64::MAX).saturating_add(delta)).unwrap_or(0);
+        if ext > self.max {
+            self.max = ext;
+        } else if ext < self.base {
+            self.base = ext;
+        }
+        self.received += 1;
+    }
+
+    fn lost(&self) -> u64 {
+        let expected = self.max.saturating_sub(self.base) + 1;
+        self.lost_before.saturating_add(expected.saturating_sub(self.received))
+    }
+}
+
+/// Media of one direction of a call.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct LegMedia {
+    stats: MediaStats,
+    streams: Vec<Stream>,
+    last_pt: Option<u8>,
+    dtmf: DtmfState,
+}
+
+impl LegMedia {
+    /// Count one packet; returns a DTMF digit when the packet starts a new event.
+    pub(crate) fn on_packet(&mut self, at: Ts, src: SocketAddr, pkt: &RtpPacket<'_>, kind: &MediaKind) -> Option<char> {
+        let s = &mut self.stats;
+        s.packets += 1;
+        s.first_at = Some(s.first_at.map_or(at, |t| t.min(at)));
+        s.last_at = Some(s.last_at.map_or(at, |t| t.max(at)));
+        if self.last_pt != Some(pkt.payload_type) {
+            // Names are compared only when the payload type changes, not per packet.
+            self.last_pt = Some(pkt.payload_type);
+            if let Some(name) = kind.name() {
+                if s.codecs.len() < MAX_CODECS && !s.codecs.iter().any(|c| c == name) {
+                    s.codecs.push(name.to_string());
+                }
+            }
+        }
+        if let Some(st) = self.streams.iter_mut().find(|st| st.ssrc == pkt.ssrc && st.src == src) {
+            st.on_seq(pkt.seq);
+        } else if self.streams.len() < MAX_STREAMS {
+            self.streams.push(Stream::new(src, pkt.ssrc, pkt.seq));
+        }
+        match kind {
+            MediaKind::Dtmf { .. } => dtmf::parse(pkt.payload).and_then(|ev| self.dtmf.on_packet(pkt.timestamp, ev)),
+            _ => None,
+        }
+    }
+
+    /// The statistics as recorded, with loss summed over the streams.
+    pub(crate) fn finish(&mut self) -> MediaStats {
+        let mut s = std::mem::take(&mut self.stats);
+        s.lost = self.streams.iter().map(Stream::lost).sum();
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::sdp::{Media, RtpMap};
+    use proptest::prelude::*;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    fn pkt(pt: u8, seq: u16, ssrc: u32) -> RtpPacket<'static> {
+        RtpPacket { payload_type: pt, marker: false, seq, timestamp: u32::from(seq) * 160, ssrc, payload: &[0xd5; 160] }
+    }
+
+    fn sdp(ip: &str, port: u16) -> Sdp {
+        Sdp {
+            conn: Some(ip.parse().unwrap()),
+            direction: None,
+            media: vec![Media {
+                kind: "audio".into(),
+                port,
+                proto: "RTP/AVP".into(),
+                formats: vec![8, 101],
+                rtpmap: vec![
+                    RtpMap { pt: 8, encoding: "pcma".into(), clock_rate: 8000, channels: None },
+                    RtpMap { pt: 101, encoding: "telephone-event".into(), clock_rate: 8000, channels: None },
+                ],
+                ..Media::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn static_table_and_rtpmap_names() {
+        let t = StaticPayloads::new();
+        assert_eq!(t.kind(0), MediaKind::Audio { encoding: "PCMU".into(), clock_rate: 8000 });
+        assert_eq!(t.kind(8), MediaKind::Audio { encoding: "PCMA".into(), clock_rate: 8000 });
+        assert_eq!(t.kind(9), MediaKind::Audio { encoding: "G722".into(), clock_rate: 8000 });
+        assert_eq!(t.kind(18), MediaKind::Audio { encoding: "G729".into(), clock_rate: 8000 });
+        assert_eq!(t.kind(3), MediaKind::Audio { encoding: "GSM".into(), clock_rate: 8000 });
+        assert_eq!(t.kind(4), MediaKind::Audio { encoding: "G723".into(), clock_rate: 8000 });
+        assert_eq!(t.kind(13), MediaKind::ComfortNoise);
+        assert_eq!(t.kind(2), MediaKind::Unknown(2));
+        assert_eq!(t.kind(96), MediaKind::Unknown(96));
+        assert_eq!(t.kind(127), MediaKind::Unknown(127));
+        assert_eq!(kind_from_rtpmap("pcma", 8000), MediaKind::Audio { encoding: "PCMA".into(), clock_rate: 8000 });
+        assert_eq!(kind_from_rtpmap("opus", 48000), MediaKind::Audio { encoding: "opus".into(), clock_rate: 48000 });
+        assert_eq!(kind_from_rtpmap("Telephone-Event", 8000), MediaKind::Dtmf { clock_rate: 8000 });
+        assert_eq!(kind_from_rtpmap("cn", 16000), MediaKind::ComfortNoise);
+    }
+
+    #[test]
+    fn replace_moves_and_copy_adds() {
+        let mut m = MediaMap::default();
+        let mut sm = SideMedia::default();
+        let k = CallKey(1);
+        m.apply_sdp(k, Side::Callee, &sdp("10.0.0.3", 5000), true, &mut sm);
+        assert_eq!(
+            m.lookup(addr("1.1.1.1:1"), addr("10.0.0.3:5000")).map(|(o, w)| (o.side, w)),
+            Some((Side::Callee, Matched::Receiver))
+        );
+        assert!(matches!(sm.kind(101), Some(MediaKind::Dtmf { clock_rate: 8000 })));
+        // A copy from another hop adds its address.
+        m.apply_sdp(k, Side::Callee, &sdp("192.0.2.9", 7000), false, &mut sm);
+        assert_eq!(m.len(), 2);
+        // A new offer replaces both.
+        m.apply_sdp(k, Side::Callee, &sdp("10.0.0.3", 5002), true, &mut sm);
+        assert_eq!(sm.announced(), &[addr("10.0.0.3:5002")]);
+        assert_eq!(m.len(), 1);
+        // Hold with c=0.0.0.0 unbinds.
+        m.apply_sdp(k, Side::Callee, &sdp("0.0.0.0", 5002), true, &mut sm);
+        assert_eq!(m.len(), 0);
+    }
+
+    #[test]
+    fn takeover_and_release_only_own_entries() {
+        let mut m = MediaMap::default();
+        let (mut a, mut b) =
+            ([SideMedia::default(), SideMedia::default()], [SideMedia::default(), SideMedia::default()]);
+        m.apply_sdp(CallKey(1), Side::Caller, &sdp("10.0.0.1", 4000), true, &mut a[0]);
+        m.apply_sdp(CallKey(2), Side::Caller, &sdp("10.0.0.1", 4000), true, &mut b[0]);
+        assert_eq!(m.lookup(addr("9.9.9.9:9"), addr("10.0.0.1:4000")).map(|(o, _)| o.key), Some(CallKey(2)));
+        // A late copy of the old call's SDP (retransmission) does not take it back.
+        m.apply_sdp(CallKey(1), Side::Caller, &sdp("10.0.0.1", 4000), false, &mut a[0]);
+        assert_eq!(m.lookup(addr("9.9.9.9:9"), addr("10.0.0.1:4000")).map(|(o, _)| o.key), Some(CallKey(2)));
+        m.release(CallKey(1), &mut a);
+        assert_eq!(m.len(), 1);
+        m.learn(CallKey(2), Side::Callee, addr("203.0.113.5:31000"), &mut b[1]);
+        m.learn(CallKey(2), Side::Callee, addr("10.0.0.1:4000"), &mut b[1]); // owned: not learnt
+        assert_eq!(m.len(), 2);
+        m.release(CallKey(2), &mut b);
+        assert_eq!(m.len(), 0);
+    }
+
+    #[test]
+    fn loss_from_sequence_numbers() {
+        let mut leg = LegMedia::default();
+        let k = MediaKind::Audio { encoding: "PCMA".into(), clock_rate: 8000 };
+        let src = addr("10.0.0.1:4000");
+        // 65530..=65535, 0..=9 across the wrap, with 65533, 2 and 3 missing, 5 late, 7 twice.
+        let seqs = [65530u16, 65531, 65532, 65534, 65535, 0, 1, 4, 6, 5, 7, 7, 8, 9];
+        for (i, s) in seqs.iter().enumerate() {
+            leg.on_packet(Ts(i as i64), src, &pkt(8, *s, 7), &k);
+        }
+        let st = leg.finish();
+        assert_eq!(st.packets, 14);
+        assert_eq!(st.lost, 3);
+        assert_eq!(st.codecs, vec!["PCMA".to_string()]);
+        assert_eq!((st.first_at, st.last_at), (Some(Ts(0)), Some(Ts(13))));
+    }
+
+    #[test]
+    fn same_ssrc_from_two_sources_is_two_streams() {
+        let mut leg = LegMedia::default();
+        let k = MediaKind::Audio { encoding: "PCMA".into(), clock_rate: 8000 };
+        for s in 0..10u16 {
+            leg.on_packet(Ts(0), addr("10.0.0.1:4000"), &pkt(8, s, 7), &k);
+            leg.on_packet(Ts(0), addr("10.0.0.9:4000"), &pkt(8, 1000 + s * 2, 7), &k);
+        }
+        assert_eq!(leg.finish().lost, 9);
+    }
+
+    #[test]
+    fn sequence_restart_is_not_loss() {
+        let mut leg = LegMedia::default();
+        let k = MediaKind::ComfortNoise;
+        let src = addr("10.0.0.1:4000");
+        for s in [10u16, 11, 13, 30000, 30001, 30002] {
+            leg.on_packet(Ts(0), src, &pkt(13, s, 7), &k);
+        }
+        assert_eq!(leg.finish().lost, 1);
+    }
+
+    proptest! {
+        #[test]
+        fn loss_is_exact_for_in_order_streams_with_gaps(start in any::<u16>(), gaps in proptest::collection::vec(0u16..50, 1..200)) {
+            let mut leg = LegMedia::default();
+            let k = MediaKind::Audio { encoding: "PCMA".into(), clock_rate: 8000 };
+            let mut seq = start;
+            let mut missing = 0u64;
+            for g in &gaps {
+                leg.on_packet(Ts(0), addr("10.0.0.1:4000"), &pkt(8, seq, 1), &k);
+                seq = seq.wrapping_add(g + 1);
+                missing += u64::from(*g);
+            }
+            let last_gap = u64::from(*gaps.last().unwrap());
+            let st = leg.finish();
+            prop_assert_eq!(st.packets, gaps.len() as u64);
+            prop_assert_eq!(st.lost, missing - last_gap);
+        }
+    }
+}
