@@ -48,6 +48,8 @@ pub enum Drop {
     NotSipOrRtp,
     /// RTP/RTCP on a port no call's SDP announced.
     RtpNoCall,
+    /// RTP for a call that has already ended (phones keep sending briefly after BYE).
+    RtpAfterEnd,
     /// A packet stamped before the engine's current time (counted, still used).
     TimeBackwards,
     /// A channel between stages was full (driver side; counted here for one view).
@@ -55,7 +57,7 @@ pub enum Drop {
 }
 
 impl Drop {
-    pub const ALL: [Drop; 20] = [
+    pub const ALL: [Drop; 21] = [
         Drop::Truncated,
         Drop::UnknownLink,
         Drop::NotIp,
@@ -74,6 +76,7 @@ impl Drop {
         Drop::SipMissingHeader,
         Drop::NotSipOrRtp,
         Drop::RtpNoCall,
+        Drop::RtpAfterEnd,
         Drop::TimeBackwards,
         Drop::QueueFull,
     ];
@@ -98,6 +101,7 @@ impl Drop {
             Drop::SipMissingHeader => "sip-missing-header",
             Drop::NotSipOrRtp => "not-sip-or-rtp",
             Drop::RtpNoCall => "rtp-no-call",
+            Drop::RtpAfterEnd => "rtp-after-end",
             Drop::TimeBackwards => "time-backwards",
             Drop::QueueFull => "queue-full",
         }

@@ -14,12 +14,12 @@
 use crate::config::{Config, ExtensionSet, RecordMode};
 use crate::counters::{Counters, Drop};
 use crate::decode::{Datagram, DecodeConfig, Decoder, Frame, PayloadHint, Transport};
-use crate::media::{recording_id, CallAudio, MediaOut, RecordingEvent, RecordingInfo};
+use crate::media::{recording_id, CallAudio, Codec, MediaOut, RecordingEvent, RecordingInfo};
 use crate::policy::{Policy, Violation};
 use crate::rtp::{self, Media};
 use crate::sip::{self, SipError};
 use crate::time::{Dur, Ts};
-use crate::track::{CallEvent, CallKey, CallStart, EndReason, TrackConfig, Tracker};
+use crate::track::{CallEvent, CallKey, CallStart, EndReason, MediaKind, RtpBinding, TrackConfig, TrackStats, Tracker};
 use std::collections::{HashMap, VecDeque};
 
 /// What the engine produces, drained by the driver to the sinks.
@@ -39,6 +39,8 @@ struct Pipeline {
     violations: Vec<Violation>,
     /// One stereo timeline per call being recorded (REC-1), by call.
     recordings: HashMap<CallKey, CallAudio>,
+    /// Earliest time a recording has audio to commit without a new packet.
+    media_due: Option<Ts>,
     media_out: Vec<MediaOut>,
     out: VecDeque<Output>,
 }
@@ -83,6 +85,7 @@ impl Engine {
                 events: Vec::new(),
                 violations: Vec::new(),
                 recordings: HashMap::new(),
+                media_due: None,
                 media_out: Vec::new(),
                 out: VecDeque::new(),
             },
@@ -120,6 +123,7 @@ impl Engine {
         } else {
             self.now = f.ts;
         }
+        self.pipe.policy.observe(f.ts);
         let pipe = &mut self.pipe;
         self.decoder.decode(f, &mut self.counters, &mut |counters, d| pipe.datagram(counters, d));
     }
@@ -135,14 +139,20 @@ impl Engine {
         self.pipe.flush(&mut self.counters);
         self.pipe.policy.handle_timeout(now, &mut self.pipe.violations);
         self.pipe.flush(&mut self.counters);
+        self.pipe.advance_recordings(now);
     }
 
     /// The earliest packet time at which `handle_timeout` has work.
     pub fn poll_timeout(&self) -> Option<Ts> {
-        [self.decoder.next_expiry(), self.pipe.tracker.poll_timeout(), self.pipe.policy.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.decoder.next_expiry(),
+            self.pipe.tracker.poll_timeout(),
+            self.pipe.policy.poll_timeout(),
+            self.pipe.media_due,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     pub fn poll_output(&mut self) -> Option<Output> {
@@ -165,6 +175,13 @@ impl Engine {
     }
     pub fn active_calls(&self) -> usize {
         self.pipe.tracker.active_calls()
+    }
+    pub fn track_stats(&self) -> TrackStats {
+        self.pipe.tracker.stats()
+    }
+    /// Calls whose audio is being recorded now.
+    pub fn active_recordings(&self) -> usize {
+        self.pipe.recordings.len()
     }
 }
 
@@ -193,8 +210,11 @@ impl Pipeline {
             match rtp::classify(d.payload) {
                 Media::Rtp(pkt) => {
                     counters.rtp_packets += 1;
-                    if self.tracker.on_rtp(d.ts, d.src, d.dst, &pkt, &mut self.events).is_none() {
-                        counters.drop(Drop::RtpNoCall);
+                    let late_before = self.tracker.late_rtp();
+                    match self.tracker.on_rtp(d.ts, d.src, d.dst, &pkt, &mut self.events) {
+                        Some(bound) => self.record(d.ts, &bound, &pkt),
+                        None if self.tracker.late_rtp() > late_before => counters.drop(Drop::RtpAfterEnd),
+                        None => counters.drop(Drop::RtpNoCall),
                     }
                 }
                 Media::Rtcp { .. } => counters.rtcp_packets += 1,
@@ -252,6 +272,43 @@ impl Pipeline {
             dialled: start.dialled.clone(),
             group,
         })
+    }
+
+    /// Give an audio packet of a recorded call to its timeline. DTMF never becomes audio
+    /// (its digits are in the call record).
+    fn record(&mut self, at: Ts, bound: &RtpBinding, pkt: &rtp::RtpPacket<'_>) {
+        let Some(audio) = self.recordings.get_mut(&bound.key) else { return };
+        let codec = match &bound.kind {
+            MediaKind::Dtmf { .. } => return,
+            MediaKind::Audio { encoding, clock_rate } => Codec::from_rtpmap(pkt.payload_type, encoding, *clock_rate),
+            MediaKind::ComfortNoise => Codec::Cn,
+            MediaKind::Unknown(pt) => Codec::from_static_pt(*pt),
+        };
+        audio.push(at, bound.leg, pkt, &codec, &mut self.media_out);
+        if let Some(due) = audio.poll_timeout() {
+            self.media_due = Some(self.media_due.map_or(due, |d| d.min(due)));
+        }
+        self.push_media(bound.key);
+    }
+
+    /// Commit the audio of every recorded call up to `now` (a leg gone quiet still
+    /// reaches the disk within the jitter window), and re-arm the media timer.
+    fn advance_recordings(&mut self, now: Ts) {
+        if self.media_due.is_none_or(|d| d > now) {
+            return;
+        }
+        let mut next: Option<Ts> = None;
+        let keys: Vec<CallKey> = self.recordings.keys().copied().collect();
+        for key in keys {
+            if let Some(audio) = self.recordings.get_mut(&key) {
+                audio.advance(now, &mut self.media_out);
+                if let Some(due) = audio.poll_timeout() {
+                    next = Some(next.map_or(due, |n| n.min(due)));
+                }
+            }
+            self.push_media(key);
+        }
+        self.media_due = next.filter(|&d| d > now);
     }
 
     /// Flush the call's timeline and close its recording.

@@ -71,7 +71,7 @@ impl Dur {
     }
     /// Whole milliseconds, rounded to nearest (figures are reported in ms).
     pub fn as_millis(self) -> i64 {
-        (self.0 + if self.0 >= 0 { 500 } else { -500 }) / 1000
+        self.0.saturating_add(if self.0 >= 0 { 500 } else { -500 }) / 1000
     }
 }
 

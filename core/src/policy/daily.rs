@@ -43,9 +43,6 @@ struct Day {
 pub struct Daily {
     /// Earliest packet time seen: days that began before it are not whole.
     observed_from: Option<Ts>,
-    /// Ask for one early `handle_timeout` so the first packet time is known even when the
-    /// first call comes late in the day.
-    woke: bool,
     days: BTreeMap<Date, Day>,
 }
 
@@ -121,15 +118,11 @@ impl Daily {
         }
     }
 
-    pub fn poll_timeout(&self, book: &RuleBook) -> Option<Ts> {
-        if !self.woke && book.groups.iter().any(|g| g.daily_target > 0) {
-            return Some(Ts::MIN);
-        }
+    pub fn poll_timeout(&self) -> Option<Ts> {
         self.days.values().filter(|d| !d.due).map(|d| d.end).min()
     }
 
     pub fn handle_timeout(&mut self, book: &RuleBook, now: Ts, out: &mut Vec<Violation>) {
-        self.woke = true;
         self.observe(now);
         let ended: Vec<Date> = self.days.iter().filter(|(_, d)| !d.due && d.end <= now).map(|(k, _)| *k).collect();
         for date in ended {

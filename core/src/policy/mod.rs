@@ -337,6 +337,12 @@ impl Policy {
     }
 
     pub fn poll_timeout(&self) -> Option<Ts> {
-        self.daily.poll_timeout(&self.book)
+        self.daily.poll_timeout()
+    }
+
+    /// Packet time has reached `at` (the engine calls this for every frame): a day that
+    /// began before the first packet seen is not whole, so STA-1 does not judge it.
+    pub fn observe(&mut self, at: Ts) {
+        self.daily.observe(at);
     }
 }

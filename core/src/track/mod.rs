@@ -420,6 +420,11 @@ impl Tracker {
         self.active
     }
 
+    /// RTP packets that arrived for calls already ended (cheap, for the engine's counters).
+    pub fn late_rtp(&self) -> u64 {
+        self.stats.late_rtp
+    }
+
     pub fn stats(&self) -> TrackStats {
         TrackStats {
             active_calls: self.active as u64,

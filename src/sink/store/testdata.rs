@@ -54,6 +54,8 @@ pub fn call(call_id: &str, started_us: i64, caller: &str, callee: &str, directio
             cseq: "1 INVITE".into(),
             duplicate: false,
         }],
+        ladder_dropped: 0,
+        to_tag: Some("callee-tag".into()),
     }
 }
 
