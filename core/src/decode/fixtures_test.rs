@@ -1,0 +1,1 @@
+//! The decoder over the real captures in tests/fixtures/public/.
