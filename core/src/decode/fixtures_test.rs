@@ -227,7 +227,8 @@ fn classic_capture_counts() {
 /// one-drop-at-most accounting.
 #[test]
 fn damaged_frames_never_panic() {
-    for name in ["sip-tcp-register-200.pcap", "sip-ipv6-fragmented-udp-prack-update.pcap", "hep3-compressed-payload.pcapng"]
+    for name in
+        ["sip-tcp-register-200.pcap", "sip-ipv6-fragmented-udp-prack-update.pcap", "hep3-compressed-payload.pcapng"]
     {
         let all = frames(name);
         let mut h = Harness::default();

@@ -246,6 +246,7 @@ impl Decoder {
 mod tests {
     use super::test_util::*;
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn link_type_numbers() {
@@ -262,5 +263,90 @@ mod tests {
         h.feed(LinkType::Other(147), 1, &[1, 2, 3]);
         assert!(h.out.is_empty());
         assert_eq!(h.counters.dropped(Drop::UnknownLink), 1);
+    }
+
+    /// One valid frame per link type (and per interesting payload) to mutate.
+    fn valid_frames() -> Vec<(LinkType, Vec<u8>)> {
+        let sip = b"INVITE sip:8001@pbx SIP/2.0\r\nContent-Length: 3\r\n\r\nabc".to_vec();
+        let v4 = ipv4_udp([10, 0, 0, 1], [10, 0, 0, 2], 5060, 5060, &sip);
+        let v6 = ipv6_udp([0x20; 16], [0x21; 16], 5060, 5060, &sip);
+        let tcp = ipv4_tcp([10, 0, 0, 1], [10, 0, 0, 2], 5060, 5060, 1, TcpFlags::ACK, &sip);
+        let hep = super::hep::build::hep3_v4(1, 1, super::hep::build::chunk(15, &sip));
+        let mut sll = vec![0u8; 14];
+        sll.extend_from_slice(&[0x08, 0x00]);
+        sll.extend_from_slice(&v4);
+        let mut sll2 = vec![0x86, 0xdd];
+        sll2.extend_from_slice(&[0u8; 18]);
+        sll2.extend_from_slice(&v6);
+        let mut null = 2u32.to_le_bytes().to_vec();
+        null.extend_from_slice(&v4);
+        let mut lo = 24u32.to_be_bytes().to_vec();
+        lo.extend_from_slice(&v6);
+        let mut qinq = vec![0u8; 12];
+        qinq.extend_from_slice(&[0x88, 0xa8, 0, 1, 0x81, 0x00, 0, 2, 0x08, 0x00]);
+        qinq.extend_from_slice(&tcp);
+        let mut frames = vec![
+            (LinkType::Ethernet, ethernet(0x0800, &v4)),
+            (LinkType::Ethernet, qinq),
+            (LinkType::LinuxSll, sll),
+            (LinkType::LinuxSll2, sll2),
+            (LinkType::RawIp, v6.clone()),
+            (LinkType::Ipv4, tcp),
+            (LinkType::Ipv6, v6.clone()),
+            (LinkType::Null, null),
+            (LinkType::Loop, lo),
+            (LinkType::Hep, hep.clone()),
+            (LinkType::Ipv4, ipv4_udp([1, 1, 1, 1], [2, 2, 2, 2], 9, 9060, &hep)),
+            (LinkType::Ipv4, ipv4_wrap([1, 1, 1, 1], [2, 2, 2, 2], 41, &v6)),
+        ];
+        let big = ipv6_udp([0x20; 16], [0x21; 16], 5060, 5060, &[b'a'; 3000]);
+        for f in ipv6_fragments(&big, 1232, 5) {
+            frames.push((LinkType::Ipv6, f));
+        }
+        frames
+    }
+
+    #[test]
+    fn every_valid_frame_decodes() {
+        let mut h = Harness::default();
+        for (link, bytes) in valid_frames() {
+            h.feed(link, 1, &bytes);
+        }
+        assert_eq!(h.counters.total_drops(), 0, "{:?}", h.counters.drops);
+        // 11 single frames + one reassembled IPv6 datagram.
+        assert_eq!(h.out.len(), 12);
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes_on_every_link_never_panic(which in 0usize..10, bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let links = [LinkType::Ethernet, LinkType::LinuxSll, LinkType::LinuxSll2, LinkType::RawIp, LinkType::Ipv4,
+                LinkType::Ipv6, LinkType::Null, LinkType::Loop, LinkType::Hep, LinkType::Other(9)];
+            let mut h = Harness::default();
+            let n = h.feed(links[which], 1, &bytes);
+            prop_assert!(n <= 1);
+            prop_assert!(n + h.counters.total_drops() as usize <= 1);
+        }
+
+        #[test]
+        fn mutated_valid_frames_never_panic(
+            which in 0usize..15,
+            edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6),
+            cut in any::<usize>(),
+        ) {
+            let frames = valid_frames();
+            let (link, mut bytes) = frames[which % frames.len()].clone();
+            for (at, v) in edits {
+                let n = bytes.len();
+                bytes[at % n] = v;
+            }
+            bytes.truncate(cut % (bytes.len() + 1) + bytes.len() / 2);
+            let mut h = Harness::default();
+            let n = h.feed(link, 1, &bytes);
+            prop_assert!(n <= 1 && (n == 0 || h.counters.total_drops() == 0));
+            prop_assert!(h.counters.total_drops() <= 1);
+            h.decoder.expire(Ts::MAX, &mut h.counters);
+            prop_assert_eq!(h.decoder.pending(), (0, 0));
+        }
     }
 }
