@@ -82,7 +82,7 @@ fn every_fixture_decodes() {
         .filter(|n| n.ends_with(".pcap") || n.ends_with(".pcapng"))
         .collect();
     names.sort();
-    assert_eq!(names.len(), 22);
+    assert!(names.len() >= 22, "fixtures missing: {names:?}");
     for name in names {
         let n_frames = frames(&name).len() as u64;
         let h = run(&name, DecodeConfig::default());

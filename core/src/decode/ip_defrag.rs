@@ -8,12 +8,12 @@
 //! that is given up counts exactly one drop (`FragmentTimeout`, or `BadFragment` for a
 //! fragment that conflicts with the ones before it).
 
+use super::deadlines::Deadlines;
 use crate::counters::{Counters, Drop};
 use crate::time::{Dur, Ts};
 use etherparse::defrag::{IpDefragBuf, IpFragRange};
 use etherparse::{IpFragOffset, IpNumber};
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 
 /// Datagrams in reassembly at once.
 const MAX_ENTRIES: usize = 1024;
@@ -46,9 +46,8 @@ struct Entry {
 pub(crate) struct DefragPool {
     timeout: Dur,
     active: HashMap<FragKey, Entry>,
-    /// Deadlines, earliest first. An item whose entry is gone (completed) or was replaced
-    /// (different `gen`) is stale and skipped.
-    deadlines: BinaryHeap<Reverse<(Ts, u64, FragKey)>>,
+    /// When each entry gives up (stale once the entry completed).
+    deadlines: Deadlines<FragKey>,
     next_gen: u64,
     bytes: usize,
     free_data: Vec<Vec<u8>>,
@@ -60,7 +59,7 @@ impl DefragPool {
         DefragPool {
             timeout,
             active: HashMap::new(),
-            deadlines: BinaryHeap::new(),
+            deadlines: Deadlines::new(),
             next_gen: 0,
             bytes: 0,
             free_data: Vec::new(),
@@ -94,7 +93,7 @@ impl DefragPool {
             self.next_gen += 1;
             let deadline = ts.saturating_add(self.timeout);
             self.active.insert(key, Entry { buf: IpDefragBuf::new(IpNumber(proto), data, sections), deadline, gen });
-            self.deadlines.push(Reverse((deadline, gen, key)));
+            self.deadlines.arm(deadline, gen, key);
         }
         let Some(entry) = self.active.get_mut(&key) else {
             return Err(Drop::BadFragment);
@@ -156,21 +155,13 @@ impl DefragPool {
 
     /// Drop deadlines of entries that are gone, so the earliest one is a live entry's.
     fn trim(&mut self) {
-        while let Some(Reverse((_, gen, key))) = self.deadlines.peek() {
-            if self.active.get(key).is_some_and(|e| e.gen == *gen) {
-                break;
-            }
-            self.deadlines.pop();
-        }
+        let active = &self.active;
+        self.deadlines.trim(|key, gen| active.get(key).is_some_and(|e| e.gen == gen));
     }
 
     /// Give up every datagram whose first fragment is `timeout` old at `now`.
     pub fn expire(&mut self, now: Ts, counters: &mut Counters) {
-        while let Some(Reverse((deadline, gen, key))) = self.deadlines.peek().copied() {
-            if deadline > now {
-                break;
-            }
-            self.deadlines.pop();
+        while let Some((gen, key)) = self.deadlines.pop_due(now) {
             if self.active.get(&key).is_some_and(|e| e.gen == gen) {
                 self.discard(key, counters);
             }
@@ -180,7 +171,7 @@ impl DefragPool {
 
     /// The earliest deadline of an entry still in reassembly.
     pub fn next_expiry(&self) -> Option<Ts> {
-        self.deadlines.peek().map(|Reverse((t, _, _))| *t)
+        self.deadlines.next()
     }
 }
 

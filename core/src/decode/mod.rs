@@ -21,6 +21,7 @@
 //!   time via `expire(now)`, never on a clock.
 //! - The UDP path does not allocate: datagrams borrow the frame's bytes.
 
+mod deadlines;
 mod hep;
 mod ip;
 mod ip_defrag;

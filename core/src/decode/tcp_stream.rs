@@ -17,13 +17,13 @@
 //! counts one drop (`TcpNotSip` before the stream has shown a SIP start line, `TcpStream`
 //! after); a freed stream that still held undelivered bytes counts one `TcpStream`.
 
+use super::deadlines::Deadlines;
 use super::sip_frame::{self, Framing};
 use super::{Datagram, DecodeConfig, Decoder, PayloadHint, Sink, Transport};
 use crate::counters::{Counters, Drop};
 use crate::time::{Dur, Ts};
 use etherparse::TcpHeaderSlice;
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
 /// Streams followed at once.
@@ -148,7 +148,7 @@ pub(crate) struct TcpStreams {
     streams: HashMap<FlowKey, Stream>,
     /// Idle deadlines, earliest first; an item whose stream is gone or was seen since is
     /// stale and re-armed or skipped by `expire`.
-    deadlines: BinaryHeap<Reverse<(Ts, u64, FlowKey)>>,
+    deadlines: Deadlines<FlowKey>,
     next_gen: u64,
     buffered: usize,
 }
@@ -175,7 +175,7 @@ impl Emit<'_, '_> {
 
 impl TcpStreams {
     pub fn new() -> TcpStreams {
-        TcpStreams { streams: HashMap::new(), deadlines: BinaryHeap::new(), next_gen: 0, buffered: 0 }
+        TcpStreams { streams: HashMap::new(), deadlines: Deadlines::new(), next_gen: 0, buffered: 0 }
     }
 
     pub fn len(&self) -> usize {
@@ -208,7 +208,7 @@ impl TcpStreams {
             let gen = self.next_gen;
             self.next_gen += 1;
             self.streams.insert(key, Stream::new(gen, next, mode, ts));
-            self.deadlines.push(Reverse((ts.saturating_add(cfg.tcp_idle), gen, key)));
+            self.deadlines.arm(ts.saturating_add(cfg.tcp_idle), gen, key);
         }
         let Some(st) = self.streams.get_mut(&key) else {
             return Ok(());
@@ -266,12 +266,8 @@ impl TcpStreams {
 
     /// Drop deadlines of streams that are gone, so the earliest one is a live stream's.
     fn trim(&mut self) {
-        while let Some(Reverse((_, gen, key))) = self.deadlines.peek() {
-            if self.streams.get(key).is_some_and(|s| s.gen == *gen) {
-                break;
-            }
-            self.deadlines.pop();
-        }
+        let streams = &self.streams;
+        self.deadlines.trim(|key, gen| streams.get(key).is_some_and(|s| s.gen == gen));
     }
 
     fn make_room(&mut self, counters: &mut Counters) {
@@ -289,17 +285,13 @@ impl TcpStreams {
 
     /// Free every stream idle for `idle` at `now`.
     pub fn expire(&mut self, now: Ts, idle: Dur, counters: &mut Counters) {
-        while let Some(Reverse((deadline, gen, key))) = self.deadlines.peek().copied() {
-            if deadline > now {
-                break;
-            }
-            self.deadlines.pop();
+        while let Some((gen, key)) = self.deadlines.pop_due(now) {
             let Some(st) = self.streams.get(&key).filter(|s| s.gen == gen) else { continue };
             let due = st.last_seen.saturating_add(idle);
             if due <= now {
                 self.remove(key, counters);
             } else {
-                self.deadlines.push(Reverse((due, gen, key)));
+                self.deadlines.arm(due, gen, key);
             }
         }
         self.trim();
@@ -308,7 +300,7 @@ impl TcpStreams {
     /// The earliest idle deadline armed for a live stream (it may have been seen since;
     /// `expire` then re-arms it later).
     pub fn next_expiry(&self) -> Option<Ts> {
-        self.deadlines.peek().map(|Reverse((t, _, _))| *t)
+        self.deadlines.next()
     }
 }
 
