@@ -14,9 +14,11 @@
 //!     seen before (a retransmission) counts nothing;
 //!   * a TCP segment whose bytes are buffered (part of a message, or out of order) counts
 //!     nothing when it arrives; the message is delivered by the segment that completes it,
-//!     and if it never completes, one `TcpStream` is counted when the stream is freed;
+//!     and if it never completes, one `TcpStream` is counted when the stream is freed
+//!     (by FIN, RST, idle expiry or eviction), for the stream rather than a frame;
 //!   * an IP fragment held for reassembly counts nothing; a reassembly that never
-//!     completes counts one `FragmentTimeout` (or `BadFragment`) for the whole group.
+//!     completes counts one `FragmentTimeout` when it expires or is evicted, for the
+//!     whole group (a fragment that conflicts with the group is its frame's `BadFragment`).
 //! - State (fragments, TCP streams) is bounded in entries and bytes and expires on packet
 //!   time via `expire(now)`, never on a clock.
 //! - The UDP path does not allocate: datagrams borrow the frame's bytes.

@@ -15,7 +15,8 @@
 //! at most `MAX_STREAMS` streams and `MAX_BUFFERED` bytes overall (least recently seen
 //! streams are evicted past that); each segment that delivers nothing but discards bytes
 //! counts one drop (`TcpNotSip` before the stream has shown a SIP start line, `TcpStream`
-//! after); a freed stream that still held undelivered bytes counts one `TcpStream`.
+//! after); a stream freed (FIN, RST, idle, eviction) while it still held undelivered
+//! bytes counts one `TcpStream` for the stream.
 
 use super::deadlines::Deadlines;
 use super::sip_frame::{self, Framing};
@@ -193,10 +194,11 @@ impl TcpStreams {
     ) -> Result<(), Drop> {
         let emitted_before = sink.emitted;
         if seg.rst {
-            // The connection is gone in both directions.
+            // The connection is gone in both directions. A RST's payload, if any, is a
+            // diagnostic, not stream data (RFC 9293 §3.5.3).
             self.remove(key, sink.counters);
             self.remove(key.reverse(), sink.counters);
-            return if seg.payload.is_empty() { Ok(()) } else { Err(Drop::TcpStream) };
+            return Ok(());
         }
         if !self.streams.contains_key(&key) {
             if seg.payload.is_empty() && !seg.syn {
@@ -234,16 +236,11 @@ impl TcpStreams {
         }
         let end = data_seq.wrapping_add(seg.payload.len() as u32);
         let closed = seg.fin && st.ooo.is_empty() && end == st.next_seq;
-        if closed && st.has_undelivered() {
-            lost = lost.or(Some(Drop::TcpStream));
-        }
         let mem_after = st.mem();
         self.buffered = (self.buffered + mem_after).saturating_sub(mem_before);
         if closed {
-            if let Some(st) = self.streams.remove(&key) {
-                self.buffered = self.buffered.saturating_sub(st.mem());
-            }
-            self.trim();
+            // Counts the unfinished message, if one is left, for the stream.
+            self.remove(key, sink.counters);
         }
         while self.buffered > MAX_BUFFERED && !self.streams.is_empty() {
             self.evict_lru(sink.counters);
@@ -665,6 +662,15 @@ mod tests {
         h.feed(LinkType::Ipv4, 10, &ipv4_tcp(A, B, 1, 1, 1, TcpFlags::ACK, b""));
         assert_eq!(h.decoder.pending().1, 0);
         assert_eq!(h.counters.total_drops(), 1);
+        // A FIN right after half a message: the stream is freed and the half counted.
+        feed_stream(&mut h, 500, &[(0, &m[..12])]);
+        h.feed(LinkType::Ipv4, 11, &ipv4_tcp(A, B, 5060, 5060, 501 + 12, TcpFlags::FIN, b""));
+        assert_eq!(h.decoder.pending().1, 0);
+        assert_eq!(h.counters.dropped(Drop::TcpStream), 2);
+        // A FIN out of order (bytes still missing before it) keeps the stream.
+        feed_stream(&mut h, 900, &[(0, &m[..12])]);
+        h.feed(LinkType::Ipv4, 12, &ipv4_tcp(A, B, 5060, 5060, 901 + 20, TcpFlags::FIN, b""));
+        assert_eq!(h.decoder.pending().1, 1);
     }
 
     #[test]
