@@ -7,7 +7,11 @@
 use rusqlite::{Connection, TransactionBehavior};
 
 /// (version, name, SQL), in order; versions are 1, 2, 3, ... without gaps.
-pub const MIGRATIONS: &[(u32, &str, &str)] = &[(1, "0001_init", include_str!("migrations/0001_init.sql"))];
+pub const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (1, "0001_init", include_str!("migrations/0001_init.sql")),
+    (2, "0002_recordings", include_str!("migrations/0002_recordings.sql")),
+    (3, "0003_approvals", include_str!("migrations/0003_approvals.sql")),
+];
 
 /// The schema version this build writes and reads.
 pub fn latest() -> u32 {
