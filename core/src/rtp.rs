@@ -322,8 +322,11 @@ mod tests {
             })
             .collect();
         // The end of event is sent three times with the same seq (7991): no wrap, no jump.
-        let want: Vec<(u64, bool)> =
-            [7984, 7985, 7986, 7987, 7988, 7989, 7990, 7991, 7991, 7991].iter().enumerate().map(|(i, &s)| (s, i == 0)).collect();
+        let want: Vec<(u64, bool)> = [7984, 7985, 7986, 7987, 7988, 7989, 7990, 7991, 7991, 7991]
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| (s, i == 0))
+            .collect();
         assert_eq!(got, want);
     }
 
