@@ -8,7 +8,9 @@
 //! `SIP/2.0` nor a `SIP/2.0 NNN` status line is `NotSip`; header lines it cannot read are
 //! skipped, and `parse` then decides whether the headers it needs are there.
 
-use super::value::{display_name, host_port, name_addr_text, param, parse_uri, split_host_port, split_top_level};
+use super::value::{
+    display_name, host_port, name_addr_text, param, parse_uri, split_host_port, split_top_level, status_parts,
+};
 use super::{compact, CSeq, Method, NameAddr, Parts, SipError, StartLine};
 use std::borrow::Cow;
 
@@ -102,16 +104,13 @@ fn is_token(b: u8) -> bool {
 fn start_line(line: &str) -> Result<StartLine, SipError> {
     let line = line.trim();
     if line.len() >= 4 && line.get(..4).is_some_and(|v| v.eq_ignore_ascii_case("SIP/")) {
-        let mut it = line.splitn(2, char::is_whitespace);
-        let _version = it.next();
-        let rest = it.next().unwrap_or("").trim_start();
-        let (code, reason) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+        let (code, reason) = status_parts(line);
         let status = code
             .parse::<u16>()
             .ok()
             .filter(|s| code.len() == 3 && (100..=699).contains(s))
             .ok_or_else(|| SipError::Malformed(format!("bad status code {code:?}")))?;
-        return Ok(StartLine::Response { status, reason: reason.trim().to_string() });
+        return Ok(StartLine::Response { status, reason: reason.to_string() });
     }
     let (method, rest) = line.split_once(char::is_whitespace).ok_or(SipError::NotSip)?;
     let (uri, version) = rest.trim().rsplit_once(char::is_whitespace).ok_or(SipError::NotSip)?;

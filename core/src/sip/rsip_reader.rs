@@ -32,7 +32,7 @@ pub(crate) fn read(head: &[u8]) -> Option<(StartLine, Parts)> {
                 return None;
             }
             // The reason phrase as written (rsip replaces known ones by its own text).
-            let reason = first_line.splitn(3, ' ').nth(2).unwrap_or("").trim().to_string();
+            let reason = value::status_parts(first_line).1.to_string();
             StartLine::Response { status, reason }
         }
     };

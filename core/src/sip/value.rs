@@ -241,6 +241,14 @@ pub(crate) fn sip_user(raw_user: &str, user_phone: bool) -> String {
     }
 }
 
+/// The status code and reason phrase of a status line (`SIP/2.0 SP code SP reason`), split
+/// at runs of whitespace; the reason as written, trimmed.
+pub(crate) fn status_parts(line: &str) -> (&str, &str) {
+    let rest = line.trim().split_once(char::is_whitespace).map_or("", |(_, r)| r.trim_start());
+    let (code, reason) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    (code, reason.trim())
+}
+
 /// Parse URI text into callwarden's `Uri`. Total: an unknown scheme or odd text yields a
 /// `Uri` with what could be read (`raw` always as written).
 pub(crate) fn parse_uri(text: &str) -> Uri {
