@@ -8,9 +8,7 @@
 //! `SIP/2.0` nor a `SIP/2.0 NNN` status line is `NotSip`; header lines it cannot read are
 //! skipped, and `parse` then decides whether the headers it needs are there.
 
-use super::value::{
-    display_name, host_port, name_addr_text, param, parse_uri, split_host_port, split_top_level, status_parts,
-};
+use super::value::{display_name, name_addr_text, param, parse_uri, split_top_level, status_parts, via_text};
 use super::{compact, CSeq, Method, NameAddr, Parts, SipError, StartLine};
 use std::borrow::Cow;
 
@@ -64,7 +62,7 @@ pub(crate) fn read(head: &[u8]) -> Result<(StartLine, Parts), SipError> {
                 if part.is_empty() {
                     continue;
                 }
-                let (sent_by, branch) = via(part);
+                let (sent_by, branch) = via_text(part);
                 if p.via_branches.is_empty() {
                     p.via_sent_by = sent_by;
                 }
@@ -140,28 +138,6 @@ pub(crate) fn name_addr(v: &str) -> NameAddr {
     }
 }
 
-/// One Via value: `SIP / 2.0 / UDP sent-by *(;param)` (LWS allowed around the slashes).
-/// Returns the sent-by as `host[:port]` and the branch ("" when there is none).
-fn via(part: &str) -> (Option<String>, String) {
-    let (head, params) = match part.find(';') {
-        Some(i) => (part.get(..i).unwrap_or(""), part.get(i..).unwrap_or("")),
-        None => (part, ""),
-    };
-    let branch = param(params, "branch").unwrap_or("").to_string();
-    // Skip "SIP/2.0/" and the transport token; what follows is the sent-by.
-    let sent_by = head
-        .splitn(3, '/')
-        .nth(2)
-        .map(str::trim_start)
-        .and_then(|rest| rest.split_once(char::is_whitespace).map(|(_, s)| s.trim()))
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            let (h, p) = split_host_port(s);
-            host_port(h, p)
-        });
-    (sent_by, branch)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,20 +162,6 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-    }
-
-    #[test]
-    fn via_values() {
-        assert_eq!(
-            via("SIP/2.0/UDP 10.0.0.1:5060;rport;Branch=z9hG4bK1"),
-            (Some("10.0.0.1:5060".into()), "z9hG4bK1".into())
-        );
-        assert_eq!(
-            via("SIP / 2.0 / TCP  [2001:db8::1]:5061 ;branch=x"),
-            (Some("[2001:db8::1]:5061".into()), "x".into())
-        );
-        assert_eq!(via("SIP/2.0/UDP host"), (Some("host".into()), String::new()));
-        assert_eq!(via("garbage"), (None, String::new()));
     }
 
     #[test]

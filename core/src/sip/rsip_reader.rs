@@ -21,6 +21,15 @@ pub(crate) fn read(head: &[u8]) -> Option<(StartLine, Parts)> {
     let msg = rsip::SipMessage::try_from(buf.as_slice()).ok()?;
     let first_line = buf.split(|&b| b == b'\r').next()?;
     let first_line = std::str::from_utf8(first_line).ok()?;
+    // rsip accepts a version with trailing characters ("SIP/2.05"); the fallback calls that
+    // not SIP, and so must we.
+    let version = match &msg {
+        rsip::SipMessage::Request(_) => first_line.rsplit(' ').next(),
+        rsip::SipMessage::Response(_) => first_line.split(' ').next(),
+    };
+    if !version.is_some_and(|v| v.eq_ignore_ascii_case("SIP/2.0")) {
+        return None;
+    }
     let start = match &msg {
         rsip::SipMessage::Request(r) => {
             let raw_uri = first_line.split(' ').nth(1)?;
@@ -53,16 +62,17 @@ pub(crate) fn read(head: &[u8]) -> Option<(StartLine, Parts)> {
                         continue;
                     }
                     let via = rsip::headers::Via::new(part).typed().ok()?;
-                    let branch = branch_of(&via.params);
-                    // rsip stops at a parameter it cannot tokenize and drops the rest.
-                    let params_text = part.find(';').and_then(|i| part.get(i..)).unwrap_or("");
-                    if branch.as_deref() != param(params_text, "branch").filter(|b| !b.is_empty()) {
+                    let branch = branch_of(&via.params).unwrap_or_default();
+                    let sent_by = host_port(&host(&via.uri), port(&via.uri));
+                    // rsip drops what it cannot tokenize (a parameter, part of a host) without
+                    // saying so: its reading must match the text, or the fallback reads it.
+                    if value::via_text(part) != (Some(sent_by.clone()), branch.clone()) {
                         return None;
                     }
                     if p.via_branches.is_empty() {
-                        p.via_sent_by = Some(host_port(&host(&via.uri), port(&via.uri)));
+                        p.via_sent_by = Some(sent_by);
                     }
-                    p.via_branches.push(branch.unwrap_or_default());
+                    p.via_branches.push(branch);
                 }
             }
             Header::Contact(v) => {

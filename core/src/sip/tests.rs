@@ -20,10 +20,27 @@ fn assert_readers_agree(text: &[u8]) {
     if let Some(r) = parse_with(text, ParsedBy::Rsip) {
         match (r, fb) {
             (Ok(mut r), Ok(f)) => {
+                let at = String::from_utf8_lossy(text);
+                // Field by field, so a failure names the field.
+                assert_eq!(r.start, f.start, "start line: {at:?}");
+                assert_eq!(r.call_id, f.call_id, "Call-ID: {at:?}");
+                assert_eq!(r.from, f.from, "From: {at:?}");
+                assert_eq!(r.to, f.to, "To: {at:?}");
+                assert_eq!(r.cseq, f.cseq, "CSeq: {at:?}");
+                assert_eq!(r.via_branches, f.via_branches, "Via branches: {at:?}");
+                assert_eq!(r.via_sent_by, f.via_sent_by, "Via sent-by: {at:?}");
+                assert_eq!(r.contact, f.contact, "Contact: {at:?}");
+                assert_eq!(r.p_asserted_identity, f.p_asserted_identity, "PAI: {at:?}");
+                assert_eq!(
+                    (&r.user_agent, &r.reason, &r.content_type),
+                    (&f.user_agent, &f.reason, &f.content_type),
+                    "{at:?}"
+                );
+                assert_eq!((r.content_length, r.body_len), (f.content_length, f.body_len), "body: {at:?}");
                 r.parsed_by = ParsedBy::Fallback;
-                assert_eq!(r, f, "readers disagree on\n{}", String::from_utf8_lossy(text));
+                assert_eq!(r, f, "{at:?}");
             }
-            (Err(re), Err(fe)) => assert_eq!(re, fe),
+            (Err(re), Err(fe)) => assert_eq!(re, fe, "on {:?}", String::from_utf8_lossy(text)),
             (r, f) => panic!("rsip {r:?}\nfallback {f:?}\non {}", String::from_utf8_lossy(text)),
         }
     }
@@ -577,12 +594,15 @@ fn real_invalid_content_length() {
 
 // ---- Properties ------------------------------------------------------------------------
 
-/// All SIP payloads of two varied captures, for mutation.
+/// The SIP payloads of varied captures (phones, gateways, SIPp, Kamailio), for mutation.
 fn real_messages() -> Vec<Vec<u8>> {
     [
         "sip-register-invite-cancel-auth-g711a.pcap",
         "sip-t38-fax-calls-g711a-rtp.pcap",
         "sip-compact-headers-invite.pcap",
+        "sip-invite-180-200-ack-register.pcap",
+        "sip-register-401-200.pcapng",
+        "gen-kamailio-proxy-calls-udp-with-hep3.pcap",
     ]
     .iter()
     .flat_map(|c| udp_payloads(c))
@@ -783,7 +803,10 @@ fn format_msg(g: &Gen) -> String {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    // 512 cases by default; PROPTEST_CASES=100000 for a long hunt.
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(512)
+    ))]
 
     #[test]
     fn random_bytes_never_panic(b in proptest::collection::vec(any::<u8>(), 0..600)) {

@@ -292,6 +292,28 @@ pub(crate) fn parse_uri(text: &str) -> Uri {
     uri
 }
 
+/// One Via value: `SIP / 2.0 / UDP sent-by *(;param)` (LWS allowed around the slashes).
+/// Returns the sent-by as `host[:port]` and the branch ("" when there is none).
+pub(crate) fn via_text(part: &str) -> (Option<String>, String) {
+    let (head, params) = match part.find(';') {
+        Some(i) => (part.get(..i).unwrap_or(""), part.get(i..).unwrap_or("")),
+        None => (part, ""),
+    };
+    let branch = param(params, "branch").unwrap_or("").to_string();
+    // Skip "SIP/2.0/" and the transport token; what follows is the sent-by.
+    let sent_by = head
+        .splitn(3, '/')
+        .nth(2)
+        .map(str::trim_start)
+        .and_then(|rest| rest.split_once(char::is_whitespace).map(|(_, s)| s.trim()))
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            let (h, p) = split_host_port(s);
+            host_port(h, p)
+        });
+    (sent_by, branch)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,6 +383,20 @@ mod tests {
         assert_eq!((u.scheme.as_str(), u.user, u.host), ("urn", None, None));
         assert_eq!(parse_uri("*").scheme, "");
         assert_eq!(parse_uri("sip:h:notaport").port, None);
+    }
+
+    #[test]
+    fn via_values() {
+        assert_eq!(
+            via_text("SIP/2.0/UDP 10.0.0.1:5060;rport;Branch=z9hG4bK1"),
+            (Some("10.0.0.1:5060".into()), "z9hG4bK1".into())
+        );
+        assert_eq!(
+            via_text("SIP / 2.0 / TCP  [2001:db8::1]:5061 ;branch=x"),
+            (Some("[2001:db8::1]:5061".into()), "x".into())
+        );
+        assert_eq!(via_text("SIP/2.0/UDP host"), (Some("host".into()), String::new()));
+        assert_eq!(via_text("garbage"), (None, String::new()));
     }
 
     #[test]
