@@ -394,6 +394,45 @@ fn unreadable_messages() {
     assert!(e.contains("CSeq"), "{e}");
 }
 
+/// Inputs where rsip answers without an error but reads something other than the text
+/// (found by the reader-vs-reader property): each must be read like the fallback reads it.
+#[test]
+fn rsip_silent_misreadings_are_caught() {
+    // A user part ending in '.' (valid RFC 3261 `unreserved`): rsip folds it into the host.
+    let text = with_header("Contact: <sip:anonymous.iIiIiI.0a232819.@10.35.60.72>\r\n");
+    let m = ok(text.as_bytes());
+    let c = m.contact.unwrap();
+    assert_eq!(
+        (c.uri.user.as_deref(), c.uri.host.as_deref()),
+        (Some("anonymous.iIiIiI.0a232819."), Some("10.35.60.72"))
+    );
+    assert_eq!(m.parsed_by, ParsedBy::Fallback);
+    // Text after a space inside a URI: rsip drops it.
+    let text = with_header("").replace("To: <sip:8002@pbx>", "To: <sip:8002@pb x>");
+    assert_eq!(ok(text.as_bytes()).to.uri.host.as_deref(), Some("pb x"));
+    assert_readers_agree(text.as_bytes());
+    // A Via sent-by rsip cuts at an '@'.
+    let text = with_header("").replace("Via: SIP/2.0/UDP 10.0.0.1:5060", "Via: SIP/2.0/UDP 10@.0.0.1:5060");
+    assert_eq!(ok(text.as_bytes()).via_sent_by.as_deref(), Some("10@.0.0.1:5060"));
+    assert_readers_agree(text.as_bytes());
+    // A branch after a parameter rsip cannot tokenize.
+    let text = with_header("").replace(";branch=z9hG4bKb", ";received=2001:db8::1;branch=z9hG4bKb");
+    assert_eq!(ok(text.as_bytes()).via_branches, vec!["z9hG4bKb"]);
+    assert_readers_agree(text.as_bytes());
+    // "SIP/2.05" is not SIP/2.0.
+    let text = with_header("").replace(" SIP/2.0\r\n", " SIP/2.05\r\n");
+    assert_eq!(parse(text.as_bytes()), Err(SipError::NotSip));
+    assert_readers_agree(text.as_bytes());
+    // Runs of spaces in the status line.
+    let text = "SIP/2.0  100   Trying -- your call is important\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+                From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCall-ID: s@h\r\nCSeq: 1 INVITE\r\n\r\n";
+    assert_eq!(
+        ok(text.as_bytes()).start,
+        StartLine::Response { status: 100, reason: "Trying -- your call is important".into() }
+    );
+    assert_readers_agree(text.as_bytes());
+}
+
 fn with_body(content_length: &str, body: &str) -> String {
     format!(
         "MESSAGE sip:8002@pbx SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKm\r\nFrom: <sip:a@b>;tag=1\r\n\
