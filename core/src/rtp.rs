@@ -98,6 +98,8 @@ fn rtcp_len(p: &[u8]) -> Option<usize> {
 
 /// Extends 16-bit RTP sequence numbers to a monotonic-ish 64-bit index (RFC 3550 A.1
 /// style): a jump back of less than half the space is a late packet, not a wrap.
+/// Unlike A.1 there is no probation and no resync on a huge jump: one extender belongs to
+/// one stream (one SSRC on one 5-tuple); a new SSRC needs a new extender.
 #[derive(Clone, Debug, Default)]
 pub struct SeqExtender {
     last: Option<u64>,

@@ -1,16 +1,21 @@
 //! SIP bytes → callwarden's own `SipMsg`. The only user of rsip in the project: compact
 //! header names are expanded first, rsip parses what it can, and a tolerant fallback reads
 //! what rsip rejects (folded lines, space before the colon, non-UTF-8 display names, IPv6
-//! Request-URIs, unknown methods, comma-joined Vias). SDP bodies are read for media.
-//! May use: nothing but `time`-free helpers; no state, no counters (the caller counts).
-//! Invariant: `parse` never panics; it returns `Err` with a reason for what neither
-//! parser can read. Only what the tracker and the ladder need is kept, owned.
+//! Request-URIs, tel: URIs, unknown methods, bare-LF line ends). SDP bodies are read for
+//! media, also inside multipart bodies. `ParsedBy` says which reader answered.
+//! May use: rsip and percent-encoding; no other core module, no state, no counters (the
+//! caller counts).
+//! Invariants: `parse` never panics; it returns `Err` with a reason for what neither reader
+//! can read (`MissingHeader` when Call-ID, CSeq, From or To is absent). Whichever reader
+//! answers, every field means the same: rsip's answer is kept only where it matches the
+//! text (rsip skips what it does not understand instead of failing), else the fallback
+//! reads the message. Single-valued headers: the first one wins. Only what the tracker and
+//! the ladder need is kept, owned.
 //!
 //! Layout: `body` (framing, Content-Length, SDP and multipart), `compact` (compact names,
 //! the head handed to rsip), `rsip_reader` (rsip → `Parts`), `fallback` (tolerant reader →
-//! `Parts`), `value` (the text helpers both readers share, so a field means the same
-//! whichever reader filled it), `sdp`. The two readers are tested against each other on
-//! every real capture and on generated messages.
+//! `Parts`), `value` (the text helpers both readers share), `sdp`. The two readers are
+//! tested against each other on every real capture, on generated and on mutated messages.
 
 use serde::Serialize;
 use std::net::IpAddr;

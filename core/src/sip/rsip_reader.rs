@@ -1,13 +1,14 @@
 //! The primary reader: rsip tokenizes the (compact-expanded) head and parses the typed
 //! headers callwarden uses; this file maps rsip's types onto callwarden's `Parts`.
 //! May use: rsip (the only place in the project), `value` for what rsip does not do
-//! (percent-decoding, display-name unquoting, comma-joined values).
+//! (percent-decoding, display-name unquoting, comma-joined values) and for checking rsip.
 //! Invariant: it answers `None` — and the tolerant fallback reads the message — whenever
-//! rsip rejects the message or one header we keep, and also where rsip is known to misread
-//! rather than reject: `<` or `>` inside a quoted display name, a tag or branch that rsip's
-//! parameter grammar cut short, a URI whose user, host or port rsip read differently from
-//! the text, non-SIP URI schemes (tel:), and framing checked in
-//! `compact::prepare_for_rsip`. So whichever reader answers, the fields mean the same.
+//! rsip rejects the message or one header we keep, and also where rsip misreads rather
+//! than rejects (found by testing the two readers against each other): a version with
+//! trailing characters, `<` or `>` inside a quoted display name, a tag, a Via sent-by or
+//! branch, or a URI user, host or port that differs from the text, non-SIP URI schemes
+//! (tel:), and framing that `compact::prepare_for_rsip` refuses. So whichever reader
+//! answers, the fields mean the same.
 
 use super::value::{self, angle_inside_quotes, host_port, name_addr_text, param, split_top_level};
 use super::{compact, CSeq, Method, NameAddr, Parts, StartLine, Uri};
