@@ -1,15 +1,35 @@
 //! SIP bytes → callwarden's own `SipMsg`. The only user of rsip in the project: compact
 //! header names are expanded first, rsip parses what it can, and a tolerant fallback reads
 //! what rsip rejects (folded lines, space before the colon, non-UTF-8 display names, IPv6
-//! Request-URIs, unknown methods, comma-joined Vias). SDP bodies are read for media.
-//! May use: nothing but `time`-free helpers; no state, no counters (the caller counts).
-//! Invariant: `parse` never panics; it returns `Err` with a reason for what neither
-//! parser can read. Only what the tracker and the ladder need is kept, owned.
+//! Request-URIs, tel: URIs, unknown methods, bare-LF line ends). SDP bodies are read for
+//! media, also inside multipart bodies. `ParsedBy` says which reader answered.
+//! May use: rsip and percent-encoding; no other core module, no state, no counters (the
+//! caller counts).
+//! Invariants: `parse` never panics; it returns `Err` with a reason for what neither reader
+//! can read (`MissingHeader` when Call-ID, CSeq, From or To is absent). Whichever reader
+//! answers, every field means the same: rsip's answer is kept only where it matches the
+//! text (rsip skips what it does not understand instead of failing), else the fallback
+//! reads the message. Single-valued headers: the first one wins. Only what the tracker and
+//! the ladder need is kept, owned.
+//!
+//! Layout: `body` (framing, Content-Length, SDP and multipart), `compact` (compact names,
+//! the head handed to rsip), `rsip_reader` (rsip → `Parts`), `fallback` (tolerant reader →
+//! `Parts`), `value` (the text helpers both readers share), `sdp`. The two readers are
+//! tested against each other on every real capture, on generated and on mutated messages.
 
 use serde::Serialize;
 use std::net::IpAddr;
 
+mod body;
+mod compact;
+mod fallback;
+#[cfg(test)]
+pub(crate) mod pcap_fixture;
+mod rsip_reader;
 pub mod sdp;
+#[cfg(test)]
+mod tests;
+mod value;
 
 /// SIP request methods; `Other` keeps unknown ones (they still belong to a dialog).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -123,7 +143,8 @@ pub struct SipMsg {
     pub from: NameAddr,
     pub to: NameAddr,
     pub cseq: CSeq,
-    /// Via branch parameters, topmost first (one per Via value, comma-joined ones split).
+    /// Via branch parameters, topmost first (one per Via value, comma-joined ones split);
+    /// "" for a Via without a branch (RFC 2543 peers), so positions still match the Vias.
     pub via_branches: Vec<String>,
     /// Host:port of the topmost Via's sent-by, when present.
     pub via_sent_by: Option<String>,
@@ -163,8 +184,9 @@ impl SipMsg {
             StartLine::Response { status, .. } => status.to_string(),
         }
     }
+    /// The topmost Via's branch; `None` when there is no Via or it has no branch.
     pub fn top_branch(&self) -> Option<&str> {
-        self.via_branches.first().map(String::as_str)
+        self.via_branches.first().map(String::as_str).filter(|b| !b.is_empty())
     }
 }
 
@@ -187,10 +209,89 @@ pub fn looks_like_sip(payload: &[u8]) -> bool {
     line.starts_with(b"SIP/2.0 ") || line.ends_with(b" SIP/2.0")
 }
 
+/// What a reader (rsip or the fallback) got from the head; `parse` checks it and adds the
+/// body. Single-valued headers: the first occurrence wins, in both readers.
+#[derive(Debug, Default)]
+pub(crate) struct Parts {
+    call_id: Option<String>,
+    from: Option<NameAddr>,
+    to: Option<NameAddr>,
+    cseq: Option<CSeq>,
+    via_branches: Vec<String>,
+    via_sent_by: Option<String>,
+    contact: Option<NameAddr>,
+    p_asserted_identity: Option<NameAddr>,
+    user_agent: Option<String>,
+    reason: Option<String>,
+    content_type: Option<String>,
+    content_length: Option<usize>,
+    /// A Content-Length header was there (readable or not): later ones are ignored.
+    content_length_seen: bool,
+}
+
 /// Parse one complete SIP message (one UDP payload, or one framed TCP message).
 pub fn parse(bytes: &[u8]) -> Result<SipMsg, SipError> {
-    let _ = bytes;
-    todo!("sip helper")
+    let (head, after_head) = frame(bytes);
+    // When rsip reads the head but a needed header is missing, the fallback gets its chance
+    // too (and gives the same answer unless rsip lost something).
+    if let Some(Ok(msg)) = read_rsip(head, after_head) {
+        return Ok(msg);
+    }
+    read_fallback(head, after_head)
+}
+
+/// The head and what follows its empty line.
+fn frame(bytes: &[u8]) -> (&[u8], &[u8]) {
+    // CRLF keep-alives in front of a message (RFC 5626 §4.4.1) are not part of it.
+    let start = bytes.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(bytes.len());
+    body::split_head(bytes.get(start..).unwrap_or(&[]))
+}
+
+fn read_rsip(head: &[u8], after_head: &[u8]) -> Option<Result<SipMsg, SipError>> {
+    let (start, parts) = rsip_reader::read(head)?;
+    Some(assemble(start, parts, after_head, ParsedBy::Rsip))
+}
+
+fn read_fallback(head: &[u8], after_head: &[u8]) -> Result<SipMsg, SipError> {
+    let (start, parts) = fallback::read(head)?;
+    assemble(start, parts, after_head, ParsedBy::Fallback)
+}
+
+/// One reader only (tests compare the two): `None` when rsip declines the message.
+#[cfg(test)]
+pub(crate) fn parse_with(bytes: &[u8], by: ParsedBy) -> Option<Result<SipMsg, SipError>> {
+    let (head, after_head) = frame(bytes);
+    match by {
+        ParsedBy::Rsip => read_rsip(head, after_head),
+        ParsedBy::Fallback => Some(read_fallback(head, after_head)),
+    }
+}
+
+fn assemble(start: StartLine, p: Parts, after_head: &[u8], parsed_by: ParsedBy) -> Result<SipMsg, SipError> {
+    let call_id = p.call_id.filter(|c| !c.is_empty()).ok_or(SipError::MissingHeader("Call-ID"))?;
+    let cseq = p.cseq.ok_or(SipError::MissingHeader("CSeq"))?;
+    let from = p.from.ok_or(SipError::MissingHeader("From"))?;
+    let to = p.to.ok_or(SipError::MissingHeader("To"))?;
+    let body = body::body(after_head, p.content_length);
+    let sdp = body::find_sdp(p.content_type.as_deref(), body);
+    Ok(SipMsg {
+        start,
+        call_id,
+        from,
+        to,
+        cseq,
+        via_branches: p.via_branches,
+        via_sent_by: p.via_sent_by,
+        contact: p.contact,
+        p_asserted_identity: p.p_asserted_identity,
+        user_agent: p.user_agent,
+        reason: p.reason,
+        content_type: p.content_type,
+        content_length: p.content_length,
+        body_len: body.len(),
+        sdp,
+        parsed_by,
+    })
 }
 
 /// Address of media announced in an SDP: connection address and port.
