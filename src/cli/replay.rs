@@ -74,20 +74,32 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     }
     let mut driver = Driver::new(engine, sinks);
 
-    for h in &mut heads {
-        h.advance();
-    }
-    // k-way merge by packet time; ties go to the earlier file on the command line.
-    loop {
-        let Some(i) = heads.iter().enumerate().filter_map(|(i, h)| h.next.map(|(ts, _)| (ts, i))).min().map(|(_, i)| i)
-        else {
-            break;
-        };
-        let h = &mut heads[i];
-        if let Some((ts, link)) = h.next {
-            driver.feed(Frame { ts, link, bytes: &h.buf });
+    if let [only] = heads.as_mut_slice() {
+        // One file: feed its frames straight from the reader's buffer, no copy.
+        loop {
+            match only.cap.next_frame() {
+                Ok(Some(frame)) => driver.feed(frame),
+                Ok(None) => break,
+                Err(e) => {
+                    only.error = Some(e);
+                    break;
+                }
+            }
         }
-        h.advance();
+    } else {
+        for h in &mut heads {
+            h.advance();
+        }
+        // k-way merge by packet time; ties go to the earlier file on the command line.
+        while let Some(i) =
+            heads.iter().enumerate().filter_map(|(i, h)| h.next.map(|(ts, _)| (ts, i))).min().map(|(_, i)| i)
+        {
+            let h = &mut heads[i];
+            if let Some((ts, link)) = h.next {
+                driver.feed(Frame { ts, link, bytes: &h.buf });
+            }
+            h.advance();
+        }
     }
     driver.finish(EndReason::CaptureEnded);
     let counters = driver.engine().counters().clone();
