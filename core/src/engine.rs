@@ -280,7 +280,7 @@ impl Pipeline {
         let Some(audio) = self.recordings.get_mut(&bound.key) else { return };
         let codec = match &bound.kind {
             MediaKind::Dtmf { .. } => return,
-            MediaKind::Audio { encoding, clock_rate } => Codec::from_rtpmap(pkt.payload_type, &**encoding, *clock_rate),
+            MediaKind::Audio { encoding, clock_rate } => Codec::from_rtpmap(pkt.payload_type, encoding, *clock_rate),
             MediaKind::ComfortNoise => Codec::Cn,
             MediaKind::Unknown(pt) => Codec::from_static_pt(*pt),
         };

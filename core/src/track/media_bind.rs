@@ -141,11 +141,7 @@ pub(crate) struct SideMedia {
 impl SideMedia {
     /// The address is one of this side's (announced or learnt): checked before the map so
     /// that the usual packet, between two announced addresses, costs no extra hash lookup.
-    pub(crate) fn knows(&self, addr: &SocketAddr) -> bool {
-        self.recent == Some(*addr) || self.announced.contains(addr) || self.learned.contains(addr)
-    }
-
-    /// `knows`, remembering a hit for the next packet.
+    /// A hit is remembered inline for the next packet.
     pub(crate) fn recognises(&mut self, addr: &SocketAddr) -> bool {
         if self.recent == Some(*addr) {
             return true;
