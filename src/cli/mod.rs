@@ -71,6 +71,14 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // `callwarden calls | head`: the reader went away, which is not our error.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             // One line per cause: what was wrong and where.
             eprintln!("callwarden: {e:#}");
