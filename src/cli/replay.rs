@@ -76,7 +76,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let mut engine = Engine::new(&settings.config)?;
     let (store_sink, writer) = store::open(&settings.db_path, &settings.config.site.timezone)
         .with_context(|| format!("{}: cannot open the database", settings.db_path.display()))?;
-    load_approvals(&mut engine, &settings.db_path)?;
+    store::approvals::load_into(&mut engine, &settings.db_path)?;
     let webhooks = if a.no_webhooks { &[][..] } else { &settings.config.alerts.webhooks[..] };
     let mut alerts = AlertsSink::new(webhooks, &settings.config.site.timezone, AlertsOptions::default())?;
     let alerts_closer = alerts.take_closer();
@@ -142,20 +142,6 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         eprintln!("callwarden: {sink_errors} outputs could not be delivered (see the log)");
     }
     Ok(if errors.is_empty() && sink_errors == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
-}
-
-/// Give the policy the approvals registered with `callwarden approve` (OUT-2). One the
-/// policy cannot use is logged and left out; the others apply.
-pub fn load_approvals(engine: &mut Engine, db: &std::path::Path) -> anyhow::Result<()> {
-    let stored = store::approvals::in_force(db)?;
-    let n = stored.len();
-    for e in engine.policy_mut().set_approvals(stored) {
-        tracing::warn!(error = %e, "stored approval not used");
-    }
-    if n > 0 {
-        tracing::info!(approvals = n, "stored approvals loaded");
-    }
-    Ok(())
 }
 
 fn print_summary(files: &[PathBuf], c: &Counters, w: &store::WriteSummary, s: &Settings) {
