@@ -163,7 +163,7 @@ fn premium_rate_alert_is_posted_at_the_invite() {
     let fed = gate.fed.0[0].1.expect("the INVITE was fed");
     let latency = first.at.duration_since(fed);
     eprintln!("alert latency, INVITE fed → webhook received: {latency:?}");
-    assert!(latency < Duration::from_secs(2), "{latency:?}");
+    assert!(latency < Duration::from_secs(5), "{latency:?}");
 }
 
 #[test]

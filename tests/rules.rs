@@ -643,3 +643,68 @@ fn no_other_violations() {
     want.sort();
     assert_eq!(got, want);
 }
+
+/// `replay` prints each violation as it is raised, stamped with its packet time: the
+/// premium-rate call at its INVITE ("fine pending"), before violations raised later in the
+/// capture, and again with its fine when the call ends.
+#[test]
+fn replay_prints_violations_as_they_happen() {
+    let site = Site::new("");
+    let o = common::fixture("outbound.pcap");
+    let out = site.run(&["replay", o.to_str().expect("path")]);
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains(" ext ")).collect();
+    let r = reference("outbound");
+    let premium = call(&r, "8001", "016800001234");
+    let ld = call(&r, "8002", "001012345678");
+    let stamp = |t: Ts| common::local(t).strftime("%Y-%m-%dT%H:%M:%S%.3f%:z").to_string();
+    let pos = |prefix: &str, what: &str| {
+        lines.iter().position(|l| l.starts_with(prefix) && l.contains(what)).unwrap_or_else(|| panic!("{what}: {text}"))
+    };
+    let pending =
+        pos(&stamp(premium.invite_at), "OUT-1  premium-rate        ext 8001     number 16800001234    fine pending");
+    let out2 = pos(&stamp(ld.invite_at), "OUT-2");
+    let fined = pos(&stamp(premium.invite_at), "fine 110.00 yuan");
+    assert!(pending < out2 && out2 < fined, "{text}");
+    assert_eq!(lines.len(), 13, "{text}");
+}
+
+/// `approve`: add, list (JSON), revoke (once; a second time or an unknown id exits 1), and
+/// an approval the policy could not use is refused with exit 2.
+#[test]
+fn approve_add_list_revoke() {
+    let site = Site::new("");
+    let cw = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_callwarden"))
+            .args(args)
+            .arg("--config")
+            .arg(site.dir.path().join("cw.toml"))
+            .output()
+            .expect("run")
+    };
+    let add =
+        cw(&["approve", "8020", "long-distance", "--from", "2026-11-01", "--until", "2026-11-30", "--approver", "li"]);
+    assert!(add.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&add.stdout),
+        "approval 1: 8020 may dial long-distance from 2026-11-01 until 2026-11-30 (approved by li)\n"
+    );
+    let bad = cw(&["approve", "8020", "premium", "--from", "2026-11-01", "--until", "2026-11-30", "--approver", "li"]);
+    assert_eq!(bad.status.code(), Some(2), "premium can never be approved (OUT-1)");
+    let list = site.json(&["approve", "--list", "--json"]);
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        (&list[0]["id"], &list[0]["class"], &list[0]["revoked_at"]),
+        (&1.into(), &"long-distance".into(), &serde_json::Value::Null)
+    );
+    assert_eq!(cw(&["approve", "--revoke", "1"]).status.code(), Some(0));
+    assert_eq!(cw(&["approve", "--revoke", "1"]).status.code(), Some(1));
+    assert_eq!(cw(&["approve", "--revoke", "7"]).status.code(), Some(1));
+    assert_eq!(site.json(&["approve", "--list", "--json"]), serde_json::json!([]));
+    let all = site.json(&["approve", "--list", "--all", "--json"]);
+    assert!(all[0]["revoked_at"].is_string(), "{all}");
+    // Revoked before the replay: 8020 is flagged again.
+    site.replay();
+    let v = site.json(&["violations", "--json", "--rule", "OUT-2", "--ext", "8020"]);
+    assert_eq!(v.as_array().map(Vec::len), Some(1));
+}
