@@ -139,10 +139,12 @@ pub struct StatsRow {
     pub long_calls: u64,
     pub violations: BTreeMap<String, u64>,
     pub cost_fen: i64,
-    /// OUT-6, `stats --by group --month`: the group's `monthly_budget` in fen (null when
-    /// it has none, or the rows are not one month by group).
+    /// OUT-6, `stats --by group --month`: the group's `monthly_budget` in fen. Absent when
+    /// it has none, or the rows are not one month by group (so other rows keep their shape).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub budget_fen: Option<i64>,
-    /// By how much `cost_fen` exceeds `budget_fen` (0 within it; null without a budget).
+    /// By how much `cost_fen` exceeds `budget_fen` (0 within it); absent without a budget.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub over_budget_fen: Option<i64>,
 }
 
