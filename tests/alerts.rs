@@ -183,7 +183,7 @@ fn failing_receivers_are_retried_and_a_dead_one_blocks_nothing() {
     );
     let replay_time = t0.elapsed();
     let n = run.violations().len() as u64;
-    assert_eq!(n, 13, "12 violations, the premium-rate one twice");
+    assert_eq!(n, 15, "13 violations, the two premium-rate ones twice");
     // Let the backoff run its course (a close cuts the pauses short to deliver at once).
     let seen = Arc::clone(&got);
     wait_for("the flaky receiver", Duration::from_secs(20), || seen.lock().expect("got").len() as u64 == 3 + n);

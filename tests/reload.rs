@@ -55,11 +55,16 @@ fn a_good_edit_takes_effect_for_calls_started_after_it() {
     assert_eq!(out2(&before), ["8002", "8020", "8003"]);
     // Long distance after the edit is allowed; Hong Kong is still not in may_dial.
     assert_eq!(out2(&run), ["8003"]);
-    // The premium call started before the edit keeps its fine: 20 × 300 + 50 yuan.
-    assert_eq!(run.rule("OUT-1")[0].fine_fen, Some(20 * 300 + 5000));
+    // The premium call started before the edit keeps its fine, 20 × 300 + 50 yuan; the
+    // one started after it (8001 → 91234, the last call) is fined 20 × 300 + 80 yuan.
+    let fines: Vec<(String, Option<i64>)> = run.rule("OUT-1").iter().map(|v| (v.number.clone(), v.fine_fen)).collect();
+    assert_eq!(
+        fines,
+        [("16800001234".to_string(), Some(20 * 300 + 5000)), ("91234".to_string(), Some(20 * 300 + 8000))]
+    );
     // Everything else is as without the edit.
     let others = |run: &common::Run| -> Vec<(String, String, Option<i64>)> {
-        rules_of(run).into_iter().filter(|v| v.0 != "OUT-2").collect()
+        rules_of(run).into_iter().filter(|v| v.0 != "OUT-2" && v.0 != "OUT-1").collect()
     };
     assert_eq!(others(&run), others(&before));
 }

@@ -119,32 +119,46 @@ fn dur_3_internal() {
 #[test]
 fn out_1_premium_rate() {
     let (run, r) = outbound();
-    let c = call(&r, "8001", "016800001234");
-    // Charge: 3.3 s of talk = 1 started minute at 300 fen; fine 20 × 300 + 50 yuan.
+    let c168 = call(&r, "8001", "016800001234");
+    let c9 = call(&r, "8001", "091234");
+    // Charge: 3.3 s and 2.3 s of talk = 1 started minute at 300 fen; fine 20 × 300 + 50 yuan.
     let fine = 20 * 300 + 50 * YUAN;
-    assert_rule(&run, "OUT-1", &[(("OUT-1", "8001", "16800001234", c.invite_at, Some(fine)), c)]);
-    // Raised twice: at the INVITE packet (no fine yet), completed at the end.
-    let raised: Vec<(u64, Option<i64>, Ts)> = run
-        .outputs
-        .iter()
-        .filter_map(|(n, o)| match o {
-            Output::Violation(v) if v.rule == "OUT-1" => Some((*n, v.fine_fen, v.detected_at)),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(raised.len(), 2, "{raised:?}");
-    assert_eq!((raised[0].0, raised[0].1, raised[0].2), (c.invite_frame, None, c.invite_at));
-    assert_eq!((raised[1].1, raised[1].2), (Some(fine), c.invite_at));
-    // The first came out while the INVITE frame was processed: before the call was answered.
-    let answered_at_frame = run
-        .outputs
-        .iter()
-        .find_map(|(n, o)| match o {
-            Output::Call(CallEvent::Answered { at, .. }) if Some(*at) == c.answered_at => Some(*n),
-            _ => None,
-        })
-        .expect("the answer");
-    assert!(raised[0].0 < answered_at_frame && Some(answered_at_frame) == c.answer_frame);
+    assert_rule(
+        &run,
+        "OUT-1",
+        &[
+            (("OUT-1", "8001", "16800001234", c168.invite_at, Some(fine)), c168),
+            (("OUT-1", "8001", "91234", c9.invite_at, Some(fine)), c9),
+        ],
+    );
+    let details: Vec<String> = run.rule("OUT-1").iter().map(|v| v.detail.clone()).collect();
+    assert!(details[0].contains("premium-rate prefix 168") && details[1].contains("premium-rate prefix 9"));
+    for c in [c168, c9] {
+        // Raised twice: at the INVITE packet (no fine yet), completed at the end.
+        let raised: Vec<(u64, Option<i64>, Ts)> = run
+            .outputs
+            .iter()
+            .filter_map(|(n, o)| match o {
+                Output::Violation(v) if v.rule == "OUT-1" && v.call_id.as_deref() == Some(c.call_id.as_str()) => {
+                    Some((*n, v.fine_fen, v.detected_at))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(raised.len(), 2, "{raised:?}");
+        assert_eq!((raised[0].0, raised[0].1, raised[0].2), (c.invite_frame, None, c.invite_at));
+        assert_eq!((raised[1].1, raised[1].2), (Some(fine), c.invite_at));
+        // The first came out while the INVITE frame was processed: before the answer.
+        let answered_at_frame = run
+            .outputs
+            .iter()
+            .find_map(|(n, o)| match o {
+                Output::Call(CallEvent::Answered { at, .. }) if Some(*at) == c.answered_at => Some(*n),
+                _ => None,
+            })
+            .expect("the answer");
+        assert!(raised[0].0 < answered_at_frame && Some(answered_at_frame) == c.answer_frame);
+    }
     // 95588 is on the allow-list (95xxx service numbers): not premium.
     assert!(run.final_violations().iter().all(|v| v.number != "95588"));
 }
@@ -548,6 +562,7 @@ fn out_6_cost_and_budget() {
     // 15; emergency and internal calls cost nothing; an unanswered call costs nothing.
     for (n, fen) in [
         ("16800001234", 300),
+        ("91234", 300),
         ("95588", 10),
         ("01012345678", 30),
         ("0085298765432", 200),
@@ -558,14 +573,14 @@ fn out_6_cost_and_budget() {
     ] {
         assert_eq!(cost_of(n), Some(fen), "{n}");
     }
-    // The office group (budget 5 yuan) spent 300 + 10 + 30 + 30 + 200 + 15 + 15 = 600 fen.
+    // The office group (budget 5 yuan) spent 300 + 10 + 30 + 30 + 200 + 15 + 15 + 300 = 900.
     let site = Site::new("");
     site.replay();
     let rows = site.json(&["stats", "--by", "group", "--month", "2026-11", "--json"]);
     let office = rows.as_array().expect("rows").iter().find(|r| r["key"] == "office").expect("office").clone();
     assert_eq!(
         (&office["cost_fen"], &office["budget_fen"], &office["over_budget_fen"]),
-        (&600.into(), &500.into(), &100.into())
+        (&900.into(), &500.into(), &400.into())
     );
     let sales = rows.as_array().expect("rows").iter().find(|r| r["key"] == "sales").expect("sales").clone();
     assert_eq!(sales["cost_fen"], 30);
@@ -609,7 +624,7 @@ fn sta_2_stats() {
         .collect();
     let day_of = |c: &common::RefCall| common::local(c.invite_at).date().to_string();
     let inb = reference("inbound");
-    assert_eq!(days, [(day_of(&inb[0]), 6), (day_of(&r[0]), 18)]);
+    assert_eq!(days, [(day_of(&inb[0]), 6), (day_of(&r[0]), 19)]);
 }
 
 /// Every violation of both captures is one of those the tests above expect: nothing extra.
@@ -628,6 +643,7 @@ fn no_other_violations() {
         ("DUR-1", "8004"),
         ("DUR-2", "8005"),
         ("DUR-3", "8006"),
+        ("OUT-1", "8001"),
         ("OUT-1", "8001"),
         ("OUT-2", "8002"),
         ("OUT-2", "8003"),
@@ -667,7 +683,7 @@ fn replay_prints_violations_as_they_happen() {
     let out2 = pos(&stamp(ld.invite_at), "OUT-2");
     let fined = pos(&stamp(premium.invite_at), "fine 110.00 yuan");
     assert!(pending < out2 && out2 < fined, "{text}");
-    assert_eq!(lines.len(), 13, "{text}");
+    assert_eq!(lines.len(), 15, "{text}");
 }
 
 /// `approve`: add, list (JSON), revoke (once; a second time or an unknown id exits 1), and

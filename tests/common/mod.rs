@@ -70,7 +70,7 @@ pub fn call<'a>(calls: &'a [RefCall], from: &str, to: &str) -> &'a RefCall {
 }
 
 /// The test site: the captures were made at night local time (inbound.pcap 2026-11-24
-/// 22:18, outbound.pcap 2026-11-25 02:17, Asia/Shanghai), so a day shift or day windows
+/// 22:18, outbound.pcap 2026-11-25 02:36, Asia/Shanghai), so a day shift or day windows
 /// exclude them (the tests check that from the reference times); limits are a few seconds so the short sipp
 /// calls break them; every fine is non-zero so fines are checked.
 /// Extensions: 8001-8006, 8020 office (no long distance, budget 5 yuan); 8031 alarm-only;
