@@ -261,3 +261,37 @@ fn alerts_carry_every_rule_with_its_fine() {
         assert_eq!(g.body["detected_at"], rfc3339(v.detected_at));
     }
 }
+
+/// `callwarden replay` with `[alerts].webhooks` in the config POSTs every violation (and
+/// waits for them at the end); `--no-webhooks` sends none.
+#[test]
+fn replay_posts_to_the_configured_webhooks() {
+    let (url, got) = receiver(1);
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = dir.path().join("cw.toml");
+    let text =
+        format!("{SITE}\n[alerts]\nwebhooks = [\"{url}\"]\n[store]\npath = \"cw.db\"\n[recordings]\ndir = \"rec\"\n");
+    std::fs::write(&cfg, text).expect("config");
+    let pcap = common::fixture("outbound.pcap");
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_callwarden"))
+            .arg("replay")
+            .arg("--quiet")
+            .args(extra)
+            .arg("--config")
+            .arg(&cfg)
+            .arg(&pcap)
+            .output()
+            .expect("run");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(&["--no-webhooks"]);
+    assert!(got.lock().expect("got").is_empty());
+    run(&[]);
+    let got = got.lock().expect("got").clone();
+    // One 503 (retried), then all 15 alerts delivered before replay exited.
+    let ok: Vec<&Got> = got.iter().filter(|g| g.status == 200).collect();
+    assert_eq!((got.len(), ok.len()), (16, 15));
+    assert_eq!(ok[0].body["rule"], "OUT-1");
+    assert_eq!(ok[0].body["fine_fen"], serde_json::Value::Null);
+}
