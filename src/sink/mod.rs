@@ -4,6 +4,7 @@
 //! blocks the pipeline for long; it reports what it could not do instead of panicking.
 
 pub mod console;
+pub mod recorder;
 pub mod store;
 
 use callwarden_core::Output;

@@ -14,6 +14,7 @@
 pub mod migrations;
 pub mod query;
 pub mod reader;
+pub mod recordings;
 pub mod stats;
 mod writer;
 
