@@ -14,7 +14,7 @@ use std::path::Path;
 /// capture stamp beyond year 9999), so such a call is still recorded somewhere.
 pub fn day_dir(ts: Ts, tz: &TimeZone) -> String {
     match jiff::Timestamp::from_microsecond(ts.as_micros()) {
-        Ok(t) => t.to_zoned(tz.clone()).date().strftime("%Y/%m/%d").to_string(),
+        Ok(t) => t.to_zoned_datetime(tz.clone()).date().strftime("%Y/%m/%d").to_string(),
         Err(_) => "0000/00/00".to_string(),
     }
 }
@@ -24,7 +24,7 @@ pub fn day_dir(ts: Ts, tz: &TimeZone) -> String {
 pub fn day_month(ts: Ts, tz: &TimeZone) -> (String, String) {
     match jiff::Timestamp::from_microsecond(ts.as_micros()) {
         Ok(t) => {
-            let d = t.to_zoned(tz.clone()).date();
+            let d = t.to_zoned_datetime(tz.clone()).date();
             (d.strftime("%Y-%m-%d").to_string(), d.strftime("%Y-%m").to_string())
         }
         Err(_) => (String::new(), String::new()),

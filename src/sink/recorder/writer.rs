@@ -542,8 +542,8 @@ impl Writer {
                 Err(e) => fail(&mut a, &mut self.summary, format!("{}: {e}", path.display())),
             }
         }
-        for (li, slot) in a.raw.iter_mut().enumerate() {
-            let Some(w) = slot.take() else { continue };
+        for li in 0..a.raw.len() {
+            let Some(w) = a.raw.get_mut(li).and_then(Option::take) else { continue };
             let leg = if li == 0 { Leg::CallerToCallee } else { Leg::CalleeToCaller };
             let rel = layout::raw_path(&a.day_dir, &a.id, leg);
             let path = self.dir.join(&rel);
