@@ -192,6 +192,14 @@ pub fn open(cfg: &RecorderConfig, opts: RecorderOptions, now: Ts) -> anyhow::Res
     Ok((sink, Recorder { tx, thread, dropped_blocks, _lock: lock }, StartReport { repair, expire }))
 }
 
+/// The wall clock as a `Ts`, for retention (the edge may read the clock; the core may not).
+pub fn wall_clock() -> Ts {
+    let us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+    Ts(us)
+}
+
 /// Take the folder's lock; when it can be had exclusively, repair, then share it.
 fn repair_if_alone(conn: &rusqlite::Connection, dir: &Path) -> anyhow::Result<(DirLock, Option<RepairReport>)> {
     let lock_err = |e| anyhow!("{}: cannot lock the recordings folder: {e}", dir.display());
