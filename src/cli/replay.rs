@@ -184,12 +184,7 @@ fn print_summary(
     println!("  violations       {:>10}", c.violations);
     println!(
         "  recordings       {:>10}  (complete {}, empty {}, kept before {}, frames {}, raw packets {})",
-        r.started,
-        r.completed,
-        r.empty,
-        r.skipped_existing,
-        r.frames_written,
-        r.raw_packets
+        r.started, r.completed, r.empty, r.skipped_existing, r.frames_written, r.raw_packets
     );
     if let Some(rep) = rs.repair.as_ref().filter(|rep| !rep.is_empty()) {
         println!("  repaired at start {:>9}  (missing {})", rep.repaired.len(), rep.missing.len());

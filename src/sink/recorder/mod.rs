@@ -164,7 +164,11 @@ pub struct Recorder {
 /// Open the recorder: take the folder's lock, repair what a crash left (when nobody else
 /// records there), apply retention at `now` (the wall clock), start the writer thread.
 /// The database must exist and be migrated (the store opens it first).
-pub fn open(cfg: &RecorderConfig, opts: RecorderOptions, now: Ts) -> anyhow::Result<(RecorderSink, Recorder, StartReport)> {
+pub fn open(
+    cfg: &RecorderConfig,
+    opts: RecorderOptions,
+    now: Ts,
+) -> anyhow::Result<(RecorderSink, Recorder, StartReport)> {
     let tz = jiff::tz::TimeZone::get(&cfg.timezone).with_context(|| format!("unknown time zone {:?}", cfg.timezone))?;
     let dir = &cfg.dir;
     let conn = rows::open_rw(&cfg.db)?;

@@ -174,7 +174,15 @@ mod tests {
     use proptest::prelude::*;
 
     fn pkt(at_us: i64, seq: u16, payload: &[u8]) -> RawPacket<'_> {
-        RawPacket { at: Ts(at_us), pt: 18, ssrc: 0x1234_5678, seq, timestamp: 160 * u32::from(seq), marker: seq == 0, payload }
+        RawPacket {
+            at: Ts(at_us),
+            pt: 18,
+            ssrc: 0x1234_5678,
+            seq,
+            timestamp: 160 * u32::from(seq),
+            marker: seq == 0,
+            payload,
+        }
     }
 
     #[test]

@@ -73,7 +73,16 @@ fn end(key: u64, ended: i64, undecodable: Vec<u8>, dtmf: &str) -> Output {
 fn raw(key: u64, leg: Leg, at: i64, seq: u16) -> Output {
     media(
         key,
-        MediaOut::Raw { leg, at: Ts(at), pt: 18, ssrc: 77, seq, timestamp: u32::from(seq) * 160, marker: false, payload: vec![seq as u8; 20] },
+        MediaOut::Raw {
+            leg,
+            at: Ts(at),
+            pt: 18,
+            ssrc: 77,
+            seq,
+            timestamp: u32::from(seq) * 160,
+            marker: false,
+            payload: vec![seq as u8; 20],
+        },
     )
 }
 
@@ -166,7 +175,10 @@ fn undecodable_rtp_is_kept_as_rtpdump_per_direction() {
     assert_eq!(row.status, "complete");
     assert_eq!(row.undecodable, vec![18]);
     assert_eq!(row.sample_rate, None, "no audio decoded: no WAV");
-    assert_eq!(row.raw_paths, ["2026/03/02/00000000000000cc.caller.rtpdump", "2026/03/02/00000000000000cc.callee.rtpdump"]);
+    assert_eq!(
+        row.raw_paths,
+        ["2026/03/02/00000000000000cc.caller.rtpdump", "2026/03/02/00000000000000cc.callee.rtpdump"]
+    );
     let (start, recs) = rtpdump::read(&e.dir.join(&row.raw_paths[0])).unwrap();
     assert_eq!(start, Ts(T0 + 1_000_000));
     assert_eq!(recs.len(), 2);
@@ -310,8 +322,16 @@ fn crash_leftovers(e: &Env) {
     let rp = e.dir.join(layout::raw_path("2026/03/02", "crash4", Leg::CallerToCallee));
     let mut r = rtpdump::RtpDumpWriter::create(&rp, Ts(T0)).unwrap();
     for s in 0..3 {
-        r.write(&rtpdump::RawPacket { at: Ts(T0), pt: 18, ssrc: 1, seq: s, timestamp: 0, marker: false, payload: &[0; 20] })
-            .unwrap();
+        r.write(&rtpdump::RawPacket {
+            at: Ts(T0),
+            pt: 18,
+            ssrc: 1,
+            seq: s,
+            timestamp: 0,
+            marker: false,
+            payload: &[0; 20],
+        })
+        .unwrap();
     }
     r.finish().unwrap();
     let len = std::fs::metadata(&rp).unwrap().len();
@@ -401,7 +421,9 @@ fn retention_deletes_files_keeps_rows() {
     assert_eq!(report.expired, ["0000000000000002", "0000000000000004"]);
     assert_eq!(report.files_deleted, 2);
     let r = reader(&e);
-    for (id, status) in [("0000000000000001", "complete"), ("0000000000000002", "expired"), ("0000000000000003", "complete")] {
+    for (id, status) in
+        [("0000000000000001", "complete"), ("0000000000000002", "expired"), ("0000000000000003", "complete")]
+    {
         let row = r.recording(id).unwrap().unwrap();
         assert_eq!(row.status, status, "{id}");
         assert_eq!(e.dir.join(&row.path).exists(), status == "complete", "{id}");

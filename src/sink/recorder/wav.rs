@@ -189,9 +189,13 @@ fn parse_header(head: &[u8]) -> Result<Option<Layout>, RepairError> {
         }
         if id == b"fmt " {
             let body = pos + 8;
-            let (Some(tag), Some(channels), Some(rate), Some(block_align), Some(bits)) =
-                (le16(head, body), le16(head, body + 2), le32(head, body + 4), le16(head, body + 12), le16(head, body + 14))
-            else {
+            let (Some(tag), Some(channels), Some(rate), Some(block_align), Some(bits)) = (
+                le16(head, body),
+                le16(head, body + 2),
+                le32(head, body + 4),
+                le16(head, body + 12),
+                le16(head, body + 14),
+            ) else {
                 return Ok(None);
             };
             // 1 = PCM, 0xFFFE = WAVE_FORMAT_EXTENSIBLE (hound writes it for > 2 channels).
@@ -377,7 +381,10 @@ mod tests {
         // hound believes the header: 0 frames.
         assert_eq!(hound::WavReader::open(&p).unwrap().len(), 0);
         let r = repair(&p, 16000).unwrap();
-        assert_eq!(r, Repaired { sample_rate: 8000, channels: 2, header_frames: 0, frames: 400, bytes: 44 + 1600, cut_bytes: 3 });
+        assert_eq!(
+            r,
+            Repaired { sample_rate: 8000, channels: 2, header_frames: 0, frames: 400, bytes: 44 + 1600, cut_bytes: 3 }
+        );
         let (spec, got) = read_all(&p);
         assert_eq!(spec.sample_rate, 8000);
         assert_eq!(got, data);

@@ -465,8 +465,8 @@ impl Writer {
         if a.raw.get(li).is_some_and(Option::is_none) {
             let rel = layout::raw_path(&a.day_dir, &a.id, leg);
             let path = self.dir.join(&rel);
-            let made = std::fs::create_dir_all(self.dir.join(&a.day_dir))
-                .and_then(|()| RtpDumpWriter::create(&path, p.at));
+            let made =
+                std::fs::create_dir_all(self.dir.join(&a.day_dir)).and_then(|()| RtpDumpWriter::create(&path, p.at));
             match made {
                 Ok(w) => {
                     if let Some(slot) = a.raw.get_mut(li) {

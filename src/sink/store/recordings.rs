@@ -632,9 +632,8 @@ impl Reader {
 
 fn recording_row(r: &Row<'_>, tz: &TimeZone) -> rusqlite::Result<RecordingRow> {
     let started: i64 = r.get(2)?;
-    let opt_ts = |i: usize| -> rusqlite::Result<Option<String>> {
-        Ok(r.get::<_, Option<i64>>(i)?.map(|us| format_ts(us, tz)))
-    };
+    let opt_ts =
+        |i: usize| -> rusqlite::Result<Option<String>> { Ok(r.get::<_, Option<i64>>(i)?.map(|us| format_ts(us, tz))) };
     let counters: Option<String> = r.get(20)?;
     // A counters text that is not JSON (written by hand?) is shown as a string, not lost.
     let counters = match counters {
@@ -775,9 +774,10 @@ mod tests {
         assert_eq!(ids(RecordingQuery { number: Some("168".into()), ..Default::default() }), ["r3"]);
         assert_eq!(ids(RecordingQuery { status: Some(RecordingStatus::Expired), ..Default::default() }), ["r3"]);
         assert_eq!(ids(RecordingQuery { month: Some("2026-04".into()), ..Default::default() }), ["r2"]);
-        assert_eq!(ids(RecordingQuery { from: Some(Ts(t0 + day)), to: Some(Ts(t0 + 2 * day)), ..Default::default() }), [
-            "r2"
-        ]);
+        assert_eq!(
+            ids(RecordingQuery { from: Some(Ts(t0 + day)), to: Some(Ts(t0 + 2 * day)), ..Default::default() }),
+            ["r2"]
+        );
         assert_eq!(ids(RecordingQuery { newest_first: true, limit: Some(2), ..Default::default() }), ["r3", "r2"]);
         let first = reader.recordings(&RecordingQuery { limit: Some(1), ..Default::default() }).unwrap();
         assert_eq!(ids(RecordingQuery { after: Some(first[0].cursor()), ..Default::default() }), ["r2", "r3"]);
