@@ -97,6 +97,9 @@ pub struct RecorderSummary {
     /// state; the core's timeline is counted by the engine).
     pub peak_active: u64,
     pub bytes_per_recording: u64,
+    /// The most one recording's timeline can hold in the core with its default options
+    /// (`CallAudio::memory_bound`), for the memory per active recording.
+    pub core_bytes_per_recording: u64,
 }
 
 /// The recorder's own counts for one recording, stored with the core's in the row.
@@ -191,7 +194,11 @@ impl Writer {
             tx_ops: 0,
             tx_since: Instant::now(),
             last_sweep: Instant::now(),
-            summary: RecorderSummary { bytes_per_recording: bytes_per_recording(), ..RecorderSummary::default() },
+            summary: RecorderSummary {
+                bytes_per_recording: bytes_per_recording(),
+                core_bytes_per_recording: callwarden_core::media::CallAudio::default().memory_bound() as u64,
+                ..RecorderSummary::default()
+            },
         }
     }
 
