@@ -5,7 +5,8 @@
 //! the store (`store::recordings`) with the finished file's SHA-256.
 //!
 //! Shape: `RecorderSink` (the pipeline side, a `Sink`) puts events on a bounded channel;
-//! one thread (`writer`) owns the files and a database connection of its own. When the
+//! one thread (`writer`) owns the files and a database connection of its own; a second
+//! (`seal`) fsyncs finished files and stores their rows, off the writer's path. When the
 //! channel is full: `Begin`/`Start`/`End` always wait (they are few, and without them a
 //! recording is lost whole); audio waits too under `Backpressure::Block` (replay: nothing
 //! is lost by going slower), or under `Backpressure::Drop` waits at most `wait` once per
@@ -31,6 +32,7 @@ pub mod lock;
 pub mod maintain;
 pub mod rtpdump;
 pub mod sample;
+mod seal;
 pub mod wav;
 mod writer;
 
@@ -180,7 +182,9 @@ pub fn open(
     let (tx, rx) = mpsc::sync_channel(opts.queue.max(1));
     let knobs =
         Knobs { flush_interval: opts.flush_interval, batch_age: opts.batch_age, batch_max: opts.batch_max.max(1) };
-    let writer = Writer::new(conn, dir.clone(), tz, cfg.retention.clone(), knobs);
+    let seal_conn = rows::open_rw(&cfg.db)?;
+    let writer = Writer::new(conn, seal_conn, dir.clone(), tz, cfg.retention.clone(), knobs)
+        .context("cannot start the recorder's sealer thread")?;
     let thread = std::thread::Builder::new()
         .name("recorder".into())
         .spawn(move || writer.run(rx))

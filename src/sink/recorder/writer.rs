@@ -7,8 +7,9 @@
 //! frame they say, a hole (blocks the sink had to drop at a full queue) filled with
 //! silence and counted, so the WAV's length stays the media time; `Raw` goes to the
 //! direction's rtpdump file; `End` pads what the sink dropped at the end, finalises the
-//! header, fsyncs file and folder, hashes, and stores the row (status `complete`, or
-//! `empty` when the call had no media at all).
+//! header, hashes, and hands the recording to the sealer (`seal`: its own thread fsyncs
+//! files and folder, then stores the row, status `complete`, or `empty` when the call had
+//! no media at all), so an fsync never holds up the audio of the other calls.
 //! Every file is flushed (header included) at least every `flush_interval` while it
 //! grows, so a killed process loses at most that much audio. Row updates are batched in
 //! one transaction, committed when the queue is idle, every `batch_age` or `batch_max`
@@ -17,6 +18,7 @@
 //! the frames not written are counted); nothing here panics on what comes in.
 
 use super::rtpdump::{RawPacket, RtpDumpWriter};
+use super::seal::{self, SealMsg, Sealed};
 use super::wav::{self, WavFile};
 use super::{layout, Retention};
 use crate::sink::store::recordings::{self as rows, BeginOutcome, Finished, NewRecording, RecordingStatus};
@@ -160,6 +162,9 @@ pub fn bytes_per_recording() -> u64 {
 
 pub(super) struct Writer {
     conn: Connection,
+    /// The sealer (fsync, then the finished row): its own thread and connection.
+    seal_tx: Option<SyncSender<SealMsg>>,
+    seal_thread: Option<std::thread::JoinHandle<seal::SealSummary>>,
     dir: PathBuf,
     tz: TimeZone,
     retention: Retention,
@@ -181,9 +186,22 @@ fn leg_index(leg: Leg) -> usize {
 }
 
 impl Writer {
-    pub(super) fn new(conn: Connection, dir: PathBuf, tz: TimeZone, retention: Retention, knobs: Knobs) -> Writer {
-        Writer {
+    /// `seal_conn`: a second connection to the same database, for the sealer thread.
+    pub(super) fn new(
+        conn: Connection,
+        seal_conn: Connection,
+        dir: PathBuf,
+        tz: TimeZone,
+        retention: Retention,
+        knobs: Knobs,
+    ) -> std::io::Result<Writer> {
+        let (seal_tx, seal_rx) = std::sync::mpsc::sync_channel(1024);
+        let seal_thread =
+            std::thread::Builder::new().name("recorder-seal".into()).spawn(move || seal::run(seal_conn, seal_rx))?;
+        Ok(Writer {
             conn,
+            seal_tx: Some(seal_tx),
+            seal_thread: Some(seal_thread),
             dir,
             tz,
             retention,
@@ -199,6 +217,48 @@ impl Writer {
                 core_bytes_per_recording: callwarden_core::media::CallAudio::default().memory_bound() as u64,
                 ..RecorderSummary::default()
             },
+        })
+    }
+
+    /// Hand a finished recording to the sealer; inline when the sealer is gone.
+    fn seal(&mut self, job: Sealed) {
+        use std::sync::mpsc::{SendError, TrySendError};
+        let job = match self.seal_tx.clone() {
+            None => job,
+            Some(tx) => match tx.try_send(SealMsg::Seal(Box::new(job))) {
+                Ok(()) => return,
+                // The sealer's row update waits for our open transaction (the write
+                // lock): never block on a full sealer queue while holding it.
+                Err(TrySendError::Full(msg)) => {
+                    self.commit();
+                    match tx.send(msg) {
+                        Ok(()) => return,
+                        Err(SendError(SealMsg::Seal(job))) => *job,
+                        Err(SendError(SealMsg::Barrier(_))) => return,
+                    }
+                }
+                Err(TrySendError::Disconnected(SealMsg::Seal(job))) => *job,
+                Err(TrySendError::Disconnected(SealMsg::Barrier(_))) => return,
+            },
+        };
+        tracing::warn!(id = %job.fin.id, "the sealer has stopped; sealing on the writer thread");
+        for f in &job.files {
+            if let Err(e) = wav::sync_path(f) {
+                self.summary.io_errors += 1;
+                self.summary.last_error = Some(format!("fsync {}: {e}", f.display()));
+            }
+        }
+        let fin = job.fin;
+        self.db("recording end", |c| rows::finish(c, &fin));
+    }
+
+    /// Wait until the sealer has stored everything handed to it so far.
+    fn seal_barrier(&self) {
+        if let Some(tx) = &self.seal_tx {
+            let (reply, done) = std::sync::mpsc::sync_channel(1);
+            if tx.send(SealMsg::Barrier(reply)).is_ok() {
+                let _ = done.recv();
+            }
         }
     }
 
@@ -209,6 +269,7 @@ impl Writer {
                 Ok(Msg::Close) => break,
                 Ok(Msg::Barrier(reply)) => {
                     self.commit();
+                    self.seal_barrier();
                     let _ = reply.send(());
                 }
                 Ok(msg) => self.handle(msg),
@@ -226,6 +287,22 @@ impl Writer {
             }
         }
         self.commit();
+        drop(self.seal_tx.take());
+        if let Some(t) = self.seal_thread.take() {
+            match t.join() {
+                Ok(sealed) => {
+                    self.summary.io_errors += sealed.io_errors;
+                    self.summary.db_errors += sealed.db_errors;
+                    if sealed.last_error.is_some() {
+                        self.summary.last_error = sealed.last_error;
+                    }
+                }
+                Err(_) => {
+                    self.summary.db_errors += 1;
+                    self.summary.last_error = Some("the recorder's sealer thread panicked".into());
+                }
+            }
+        }
         self.summary
     }
 
@@ -537,7 +614,6 @@ impl Writer {
             }
             let path = self.dir.join(&a.wav_rel);
             match w.finish().map_err(|e| e.to_string()).and_then(|frames| {
-                wav::sync_path(&path).map_err(|e| e.to_string())?;
                 let (sha, bytes) = wav::sha256_file(&path).map_err(|e| e.to_string())?;
                 Ok((frames, sha, bytes))
             }) {
@@ -561,11 +637,9 @@ impl Writer {
             }
         }
         fin.raw_paths = std::mem::take(&mut a.raw_rel);
-        if let Err(e) = wav::sync_dir(&self.dir.join(&a.day_dir)) {
-            // Only a power cut could lose the names; the data is synced.
-            if fin.sha256.is_some() || !fin.raw_paths.is_empty() {
-                tracing::warn!(error = %e, dir = %a.day_dir, "cannot fsync the recordings folder");
-            }
+        let mut files: Vec<PathBuf> = fin.raw_paths.iter().map(|r| self.dir.join(r)).collect();
+        if fin.sha256.is_some() {
+            files.push(self.dir.join(&a.wav_rel));
         }
         if fin.sample_rate.is_none() && fin.raw_paths.is_empty() && !a.failed() {
             fin.status = Some(RecordingStatus::Empty);
@@ -574,9 +648,8 @@ impl Writer {
             self.summary.completed += 1;
         }
         fin.counters = Some(counters_json(media, &a.c));
-        let id = a.id.clone();
-        self.db("recording end", |c| rows::finish(c, &fin));
-        tracing::debug!(id, frames = fin.frames, "recording finished");
+        tracing::debug!(id = %a.id, frames = fin.frames, "recording finished");
+        self.seal(Sealed { fin, files, dir: self.dir.join(&a.day_dir) });
     }
 }
 
