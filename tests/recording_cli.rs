@@ -213,6 +213,46 @@ fn a_sipp_call_playing_g711a_is_recorded_sample_exact() {
 }
 
 #[test]
+fn a_sipp_call_playing_espeak_speech_is_recorded_sample_exact() {
+    // Both SIPp peers played speech.al (espeak-ng, A-law by sox) with play_pcap_audio
+    // (tests/fixtures/recording/make-sipp-speech).
+    let s = site();
+    let pcap = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/recording/sipp-speech.pcap");
+    s.ok(&["replay", "-q", pcap.to_str().unwrap()]);
+    let recs = s.recordings();
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    let r = &recs[0];
+    assert_eq!(r["status"], "complete");
+    assert_eq!(r["dtmf"], "1");
+    let (_, left, right) = read_wav(&s.rec.join(r["path"].as_str().unwrap()));
+    let bye = epoch(&tshark(&pcap, "sip.Method == \"BYE\"", &["frame.time_epoch"])[0][0]);
+    let in_call = format!("rtp.p_type == 8 && frame.time_epoch < {bye}");
+    let l_ref = reference(&pcap, &format!("{in_call} && udp.srcport == 20000"), "al");
+    let r_ref = reference(&pcap, &format!("{in_call} && udp.srcport == 30000"), "al");
+    placed_exactly(&left, &l_ref);
+    placed_exactly(&right, &r_ref);
+    // What went over the wire is the whole speech: every sample of it is in each channel.
+    let speech =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/recording/speech.al")).unwrap();
+    let whole = &speech[..speech.len() / 160 * 160];
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.al"), whole).unwrap();
+    let dec = Command::new("sox")
+        .args(["-t", "al", "-r", "8000", "-c", "1"])
+        .arg(dir.path().join("s.al"))
+        .args(["-t", "s16", "-e", "signed", "-b", "16", "-L", "-"])
+        .output()
+        .unwrap();
+    let want: Vec<i16> = dec.stdout.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect();
+    assert_eq!(l_ref, want);
+    assert_eq!(r_ref, want);
+    let times: Vec<f64> = tshark(&pcap, &in_call, &["frame.time_epoch"]).iter().map(|row| epoch(&row[0])).collect();
+    let media_s = times.last().unwrap() - times.first().unwrap() + 0.020;
+    let wav_s = left.len() as f64 / 8000.0;
+    assert!((wav_s - media_s).abs() < 0.1, "wav {wav_s} s, media {media_s} s");
+}
+
+#[test]
 fn calls_outside_the_recorded_group_are_not_recorded_and_calls_without_media_are_empty() {
     let s = site();
     // tcp-call is 8007 (recorded); busy-486 and cancel-ringing never had media.
