@@ -286,6 +286,8 @@ fn verify_export_play_and_the_playback_log() {
     let out = s.root.join("export-a.wav");
     s.ok(&["recordings", "export", a, out.to_str().unwrap(), "--as", "auditor1"]);
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&wav_a).unwrap());
+    // An existing file is never overwritten.
+    assert_eq!(s.run(&["recordings", "export", a, out.to_str().unwrap()]).status.code(), Some(1));
     // Play to a pipe: the WAV on stdout.
     let played = s.run(&["recordings", "play", a]);
     assert!(played.status.success());

@@ -298,6 +298,10 @@ fn export(settings: &Settings, who: &str, id: &str, to: &Path) -> anyhow::Result
         return Ok(code);
     }
     let Some(expected) = row.sha256.clone() else { return Ok(ExitCode::from(1)) };
+    if to.exists() {
+        eprintln!("callwarden: {} exists; export does not overwrite files", to.display());
+        return Ok(ExitCode::from(1));
+    }
     log_access(settings, who, id, PlaybackAction::Export, to.display().to_string())?;
     let src = row.file(dir);
     let tmp = {
@@ -455,4 +459,19 @@ fn log(settings: &Settings, a: &LogArgs) -> anyhow::Result<ExitCode> {
         println!("{} access(es)", lines.len());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months_and_who() {
+        assert!(valid_month("2026-03"));
+        assert!(valid_month("2026-12"));
+        for bad in ["2026-13", "2026-3", "2026-03-01", "26-03", "", "2026-00"] {
+            assert!(!valid_month(bad), "{bad}");
+        }
+        assert_eq!(who(Some("auditor1")), "auditor1");
+    }
 }
