@@ -428,8 +428,9 @@ fn kill_child(root: &str) {
         driver.feed(f);
     }
     rec.barrier().unwrap();
-    // Two flush intervals: the header now says what the data is.
-    std::thread::sleep(std::time::Duration::from_millis(600));
+    // Five flush intervals (room for a loaded machine): the header now says what the
+    // data is.
+    std::thread::sleep(std::time::Duration::from_millis(1000));
     println!("READY");
     std::thread::sleep(std::time::Duration::from_secs(120));
 }
