@@ -129,13 +129,15 @@ const MAX_CODECS: usize = 8;
 
 /// A side's media as its SDP described it, plus the sources seen from it.
 #[derive(Clone, Debug, Default)]
+#[repr(C)]
 pub(crate) struct SideMedia {
+    /// The address `recognises` matched last: kept inline (and first, next to the call's
+    /// hot fields) so the usual packet (the same far address as the one before) needs no
+    /// look into the heap vectors.
+    recent: Option<SocketAddr>,
     announced: Vec<SocketAddr>,
     learned: Vec<SocketAddr>,
     payload_types: Vec<(u8, MediaKind)>,
-    /// The address `recognises` matched last: kept inline so the usual packet (the same
-    /// far address as the one before) needs no look into the heap vectors.
-    recent: Option<SocketAddr>,
 }
 
 impl SideMedia {
@@ -233,9 +235,18 @@ pub(crate) enum Matched {
     Sender,
 }
 
+/// A tracked call as the address map knows it: its key, and the slot of the tracker's
+/// call table it sits in (so that an RTP packet finds its call with this one probe).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Handle {
+    pub key: CallKey,
+    pub slot: u32,
+}
+
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Owner {
     pub key: CallKey,
+    pub slot: u32,
     pub side: Side,
 }
 
@@ -262,7 +273,8 @@ impl MediaMap {
     /// A copy of an SDP already seen (another hop, a mirror) only adds what it shows, so a
     /// media relay's address on one hop and the phone's on the other both bind.
     /// A newer call's first-seen SDP takes over an address another call announced.
-    pub(crate) fn apply_sdp(&mut self, key: CallKey, side: Side, sdp: &Sdp, replace: bool, sm: &mut SideMedia) {
+    pub(crate) fn apply_sdp(&mut self, h: Handle, side: Side, sdp: &Sdp, replace: bool, sm: &mut SideMedia) {
+        let key = h.key;
         let audio = sdp.media.iter().filter(|m| m.kind.eq_ignore_ascii_case("audio"));
         if replace {
             sm.recent = None;
@@ -292,22 +304,23 @@ impl MediaMap {
                 }
                 sm.announced.push(addr);
             }
+            let owner = Owner { key, slot: h.slot, side };
             if replace {
-                self.addrs.insert(addr, Owner { key, side });
+                self.addrs.insert(addr, owner);
             } else {
                 // A late copy of an older SDP must not take an address back from a newer call.
-                self.addrs.entry(addr).or_insert(Owner { key, side });
+                self.addrs.entry(addr).or_insert(owner);
             }
         }
     }
 
     /// Bind a source or destination seen on a packet of the call, if no call owns it yet.
-    pub(crate) fn learn(&mut self, key: CallKey, side: Side, addr: SocketAddr, sm: &mut SideMedia) {
+    pub(crate) fn learn(&mut self, h: Handle, side: Side, addr: SocketAddr, sm: &mut SideMedia) {
         if sm.learned.len() >= MAX_LEARNED || addr.ip().is_unspecified() || self.addrs.contains_key(&addr) {
             return;
         }
         sm.learned.push(addr);
-        self.addrs.insert(addr, Owner { key, side });
+        self.addrs.insert(addr, Owner { key: h.key, slot: h.slot, side });
     }
 
     /// Forget every address the call still owns (when it is freed).
@@ -378,35 +391,67 @@ impl Stream {
     }
 }
 
-/// Media of one direction of a call.
+/// Media of one direction of a call. The fields every packet touches come first and
+/// inline (`repr(C)` keeps them together, a cache line or two from the call's head): the
+/// counters, the kind of the latest payload type, and the first stream, which is the only
+/// one of nearly every leg. The rest is looked at only when something changes.
 #[derive(Clone, Debug, Default)]
+#[repr(C)]
 pub(crate) struct LegMedia {
-    stats: MediaStats,
-    streams: Vec<Stream>,
+    /// Packets counted; `first_at`/`last_at` mean something only when it is not 0.
+    packets: u64,
+    first_at: Ts,
+    last_at: Ts,
     last_pt: Option<u8>,
+    /// The kind the latest payload type resolved to (SDP of the call, else the static
+    /// table); cleared by the call whenever an SDP is applied, since that may rename it.
+    kind_cache: Option<(u8, MediaKind)>,
+    /// The first stream of the leg; `more_streams` holds the others (capped together).
+    stream: Option<Stream>,
+    more_streams: Vec<Stream>,
+    codecs: Vec<String>,
     dtmf: DtmfState,
 }
 
 impl LegMedia {
+    /// The kind cached for this payload type, if it is the one resolved last.
+    pub(crate) fn cached_kind(&self, pt: u8) -> Option<&MediaKind> {
+        match &self.kind_cache {
+            Some((p, k)) if *p == pt => Some(k),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn cache_kind(&mut self, pt: u8, kind: MediaKind) {
+        self.kind_cache = Some((pt, kind));
+    }
+
+    pub(crate) fn forget_kind(&mut self) {
+        self.kind_cache = None;
+    }
+
     /// Count one packet; returns a DTMF digit when the packet starts a new event.
     pub(crate) fn on_packet(&mut self, at: Ts, src: SocketAddr, pkt: &RtpPacket<'_>, kind: &MediaKind) -> Option<char> {
-        let s = &mut self.stats;
-        s.packets += 1;
-        s.first_at = Some(s.first_at.map_or(at, |t| t.min(at)));
-        s.last_at = Some(s.last_at.map_or(at, |t| t.max(at)));
+        if self.packets == 0 {
+            self.first_at = at;
+            self.last_at = at;
+        } else {
+            self.first_at = self.first_at.min(at);
+            self.last_at = self.last_at.max(at);
+        }
+        self.packets += 1;
         if self.last_pt != Some(pkt.payload_type) {
             // Names are compared only when the payload type changes, not per packet.
             self.last_pt = Some(pkt.payload_type);
             if let Some(name) = kind.name() {
-                if s.codecs.len() < MAX_CODECS && !s.codecs.iter().any(|c| c == name) {
-                    s.codecs.push(name.to_string());
+                if self.codecs.len() < MAX_CODECS && !self.codecs.iter().any(|c| c == name) {
+                    self.codecs.push(name.to_string());
                 }
             }
         }
-        if let Some(st) = self.streams.iter_mut().find(|st| st.ssrc == pkt.ssrc && st.src == src) {
-            st.on_seq(pkt.seq);
-        } else if self.streams.len() < MAX_STREAMS {
-            self.streams.push(Stream::new(src, pkt.ssrc, pkt.seq));
+        match &mut self.stream {
+            Some(st) if st.ssrc == pkt.ssrc && st.src == src => st.on_seq(pkt.seq),
+            _ => self.other_stream(src, pkt),
         }
         match kind {
             MediaKind::Dtmf { .. } => dtmf::parse(pkt.payload).and_then(|ev| self.dtmf.on_packet(pkt.timestamp, ev)),
@@ -414,11 +459,30 @@ impl LegMedia {
         }
     }
 
+    /// A packet that is not of the first stream: one of the others, or a new one.
+    fn other_stream(&mut self, src: SocketAddr, pkt: &RtpPacket<'_>) {
+        if let Some(st) = self.more_streams.iter_mut().find(|st| st.ssrc == pkt.ssrc && st.src == src) {
+            st.on_seq(pkt.seq);
+        } else if self.stream.is_none() {
+            self.stream = Some(Stream::new(src, pkt.ssrc, pkt.seq));
+        } else if self.more_streams.len() + 1 < MAX_STREAMS {
+            self.more_streams.push(Stream::new(src, pkt.ssrc, pkt.seq));
+        }
+    }
+
     /// The statistics as recorded, with loss summed over the streams.
     pub(crate) fn finish(&mut self) -> MediaStats {
-        let mut s = std::mem::take(&mut self.stats);
-        s.lost = self.streams.iter().map(Stream::lost).sum();
-        s
+        let (first_at, last_at) = match self.packets {
+            0 => (None, None),
+            _ => (Some(self.first_at), Some(self.last_at)),
+        };
+        MediaStats {
+            codecs: std::mem::take(&mut self.codecs),
+            packets: std::mem::take(&mut self.packets),
+            lost: self.stream.iter().chain(&self.more_streams).map(Stream::lost).sum(),
+            first_at,
+            last_at,
+        }
     }
 }
 
@@ -427,6 +491,10 @@ mod tests {
     use super::*;
     use crate::sip::sdp::{Media, RtpMap};
     use proptest::prelude::*;
+
+    fn h(key: CallKey) -> Handle {
+        Handle { key, slot: key.0 as u32 }
+    }
 
     fn addr(s: &str) -> SocketAddr {
         s.parse().unwrap()
@@ -478,21 +546,21 @@ mod tests {
         let mut m = MediaMap::default();
         let mut sm = SideMedia::default();
         let k = CallKey(1);
-        m.apply_sdp(k, Side::Callee, &sdp("10.0.0.3", 5000), true, &mut sm);
+        m.apply_sdp(h(k), Side::Callee, &sdp("10.0.0.3", 5000), true, &mut sm);
         assert_eq!(
             m.lookup(addr("1.1.1.1:1"), addr("10.0.0.3:5000")).map(|(o, w)| (o.side, w)),
             Some((Side::Callee, Matched::Receiver))
         );
         assert!(matches!(sm.kind(101), Some(MediaKind::Dtmf { clock_rate: 8000 })));
         // A copy from another hop adds its address.
-        m.apply_sdp(k, Side::Callee, &sdp("192.0.2.9", 7000), false, &mut sm);
+        m.apply_sdp(h(k), Side::Callee, &sdp("192.0.2.9", 7000), false, &mut sm);
         assert_eq!(m.len(), 2);
         // A new offer replaces both.
-        m.apply_sdp(k, Side::Callee, &sdp("10.0.0.3", 5002), true, &mut sm);
+        m.apply_sdp(h(k), Side::Callee, &sdp("10.0.0.3", 5002), true, &mut sm);
         assert_eq!(sm.announced(), &[addr("10.0.0.3:5002")]);
         assert_eq!(m.len(), 1);
         // Hold with c=0.0.0.0 unbinds.
-        m.apply_sdp(k, Side::Callee, &sdp("0.0.0.0", 5002), true, &mut sm);
+        m.apply_sdp(h(k), Side::Callee, &sdp("0.0.0.0", 5002), true, &mut sm);
         assert_eq!(m.len(), 0);
     }
 
@@ -501,16 +569,16 @@ mod tests {
         let mut m = MediaMap::default();
         let (mut a, mut b) =
             ([SideMedia::default(), SideMedia::default()], [SideMedia::default(), SideMedia::default()]);
-        m.apply_sdp(CallKey(1), Side::Caller, &sdp("10.0.0.1", 4000), true, &mut a[0]);
-        m.apply_sdp(CallKey(2), Side::Caller, &sdp("10.0.0.1", 4000), true, &mut b[0]);
+        m.apply_sdp(h(CallKey(1)), Side::Caller, &sdp("10.0.0.1", 4000), true, &mut a[0]);
+        m.apply_sdp(h(CallKey(2)), Side::Caller, &sdp("10.0.0.1", 4000), true, &mut b[0]);
         assert_eq!(m.lookup(addr("9.9.9.9:9"), addr("10.0.0.1:4000")).map(|(o, _)| o.key), Some(CallKey(2)));
         // A late copy of the old call's SDP (retransmission) does not take it back.
-        m.apply_sdp(CallKey(1), Side::Caller, &sdp("10.0.0.1", 4000), false, &mut a[0]);
+        m.apply_sdp(h(CallKey(1)), Side::Caller, &sdp("10.0.0.1", 4000), false, &mut a[0]);
         assert_eq!(m.lookup(addr("9.9.9.9:9"), addr("10.0.0.1:4000")).map(|(o, _)| o.key), Some(CallKey(2)));
         m.release(CallKey(1), &mut a);
         assert_eq!(m.len(), 1);
-        m.learn(CallKey(2), Side::Callee, addr("203.0.113.5:31000"), &mut b[1]);
-        m.learn(CallKey(2), Side::Callee, addr("10.0.0.1:4000"), &mut b[1]); // owned: not learnt
+        m.learn(h(CallKey(2)), Side::Callee, addr("203.0.113.5:31000"), &mut b[1]);
+        m.learn(h(CallKey(2)), Side::Callee, addr("10.0.0.1:4000"), &mut b[1]); // owned: not learnt
         assert_eq!(m.len(), 2);
         m.release(CallKey(2), &mut b);
         assert_eq!(m.len(), 0);
