@@ -80,8 +80,8 @@ pub(crate) struct Call {
     linger_until: Option<Ts>,
     /// Latest packet (SIP or RTP) of the call.
     last_activity: Ts,
-    pub legs: [LegMedia; 2],
     pub sides: [SideMedia; 2],
+    pub legs: [LegMedia; 2],
     /// Where the tracker's call table keeps it.
     pub slot: u32,
     pub call_id: String,

@@ -488,6 +488,7 @@ impl Tracker {
             return;
         }
         let rec = call.finish(ending, now, self.cfg.cycle_ms);
+        self.media.retire(key, &call.sides);
         self.active = self.active.saturating_sub(1);
         self.timers.set(key, Some(call.deadline(self.cfg.call_timeout)));
         out.push(CallEvent::Ended(Box::new(rec)));
