@@ -80,8 +80,8 @@ pub(crate) struct Call {
     linger_until: Option<Ts>,
     /// Latest packet (SIP or RTP) of the call.
     last_activity: Ts,
-    pub sides: [SideMedia; 2],
     pub legs: [LegMedia; 2],
+    pub sides: [SideMedia; 2],
     /// Where the tracker's call table keeps it.
     pub slot: u32,
     pub call_id: String,
@@ -219,8 +219,9 @@ impl Call {
             let side = if msg.is_request() == by_caller { Side::Caller } else { Side::Callee };
             let h = Handle { key: self.key, slot: self.slot };
             media.apply_sdp(h, side, sdp, fresh, &mut self.sides[side.idx()]);
-            // An SDP may name payload types anew: the kinds cached per leg are stale.
-            self.legs.iter_mut().for_each(LegMedia::forget_kind);
+            // An SDP may name payload types anew, or take addresses away: what the legs
+            // cached from the SDPs is stale.
+            self.legs.iter_mut().for_each(LegMedia::forget_cached);
         }
         if !fresh {
             stats.duplicate_messages += 1;

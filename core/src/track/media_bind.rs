@@ -6,10 +6,12 @@
 //! RTP) flows away from it; the other end of such a packet is learnt for the opposite
 //! side, so a NAT-rewritten source keeps working. Streams are told apart by address, never
 //! by SSRC alone (both directions of the generated captures carry one SSRC).
-//! May use: `time`, `rtp`, `sip::sdp`. Invariants: the per-packet path is two hash
-//! lookups, a short scan of the side's payload map and counter updates, with no allocation
-//! (encoding names are shared `Arc<str>`); every address entry belongs to a tracked call
-//! and goes when the call is freed; per-call lists are capped.
+//! May use: `time`, `rtp`, `sip::sdp`. Invariants: the per-packet path is one probe of the
+//! live address table (which gives the call's slot), then reads of the call's first cache
+//! lines (the leg's counters, cached payload kind, first stream and recognised address),
+//! with no allocation (RFC 3551 encoding names are `'static`); every address entry
+//! belongs to a tracked call, moves to the ended table when the call ends and goes when it
+//! is freed; per-call lists are capped.
 
 use super::dtmf::{self, DtmfState};
 use super::{CallKey, Leg, MediaStats};
@@ -129,28 +131,25 @@ const MAX_CODECS: usize = 8;
 
 /// A side's media as its SDP described it, plus the sources seen from it.
 #[derive(Clone, Debug, Default)]
-#[repr(C)]
 pub(crate) struct SideMedia {
-    /// The address `recognises` matched last: kept inline (and first, next to the call's
-    /// hot fields) so the usual packet (the same far address as the one before) needs no
-    /// look into the heap vectors.
-    recent: Option<SocketAddr>,
     announced: Vec<SocketAddr>,
     learned: Vec<SocketAddr>,
     payload_types: Vec<(u8, MediaKind)>,
 }
 
 impl SideMedia {
-    /// The address is one of this side's (announced or learnt): checked before the map so
-    /// that the usual packet, between two announced addresses, costs no extra hash lookup.
-    /// A hit is remembered inline for the next packet.
-    pub(crate) fn recognises(&mut self, addr: &SocketAddr) -> bool {
-        if self.recent == Some(*addr) {
+    /// The address is one of this side's (announced or learnt). `recent` is the address it
+    /// matched last, kept by the caller where the packet's other data is (in the leg this
+    /// side sends), so that the usual packet needs no look into the heap vectors; a hit is
+    /// remembered there. Checked before the map: the usual packet, between two announced
+    /// addresses, costs no extra hash lookup.
+    pub(crate) fn recognises(&self, addr: &SocketAddr, recent: &mut Option<SocketAddr>) -> bool {
+        if *recent == Some(*addr) {
             return true;
         }
         let known = self.announced.contains(addr) || self.learned.contains(addr);
         if known {
-            self.recent = Some(*addr);
+            *recent = Some(*addr);
         }
         known
     }
@@ -378,7 +377,6 @@ impl MediaMap {
         let key = h.key;
         let audio = sdp.media.iter().filter(|m| m.kind.eq_ignore_ascii_case("audio"));
         if replace {
-            sm.recent = None;
             for addr in sm.announced.drain(..).chain(sm.learned.drain(..)) {
                 self.addrs.remove_owned(&addr, key);
             }
@@ -435,7 +433,6 @@ impl MediaMap {
     /// Forget every address the call still owns (when it is freed).
     pub(crate) fn release(&mut self, key: CallKey, sides: &mut [SideMedia; 2]) {
         for sm in sides.iter_mut() {
-            sm.recent = None;
             for addr in sm.announced.drain(..).chain(sm.learned.drain(..)) {
                 self.addrs.remove_owned(&addr, key);
             }
@@ -510,6 +507,9 @@ pub(crate) struct LegMedia {
     first_at: Ts,
     last_at: Ts,
     last_pt: Option<u8>,
+    /// The sending side's address that `SideMedia::recognises` matched last (cleared with
+    /// the kind whenever an SDP is applied, which may take addresses away).
+    pub(crate) recent: Option<SocketAddr>,
     /// The kind the latest payload type resolved to (SDP of the call, else the static
     /// table); cleared by the call whenever an SDP is applied, since that may rename it.
     kind_cache: Option<(u8, MediaKind)>,
@@ -533,8 +533,11 @@ impl LegMedia {
         self.kind_cache = Some((pt, kind));
     }
 
-    pub(crate) fn forget_kind(&mut self) {
+    /// Drop what was cached from the SDPs (the kind of the latest payload type, the
+    /// address recognised last): an SDP was applied.
+    pub(crate) fn forget_cached(&mut self) {
         self.kind_cache = None;
+        self.recent = None;
     }
 
     /// Count one packet; returns a DTMF digit when the packet starts a new event.

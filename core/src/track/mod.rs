@@ -364,7 +364,9 @@ impl Tracker {
             Matched::Receiver => owner.side.other(),
             Matched::Sender => receiver,
         };
-        if !call.sides[far_side.idx()].recognises(&far) && !self.media.contains(&far) {
+        // A side's recently recognised address is kept in the leg it sends.
+        let recent = &mut call.legs[leg_idx(far_side.other().receiving_leg())].recent;
+        if !call.sides[far_side.idx()].recognises(&far, recent) && !self.media.contains(&far) {
             let h = Handle { key: owner.key, slot: owner.slot };
             self.media.learn(h, far_side, far, &mut call.sides[far_side.idx()]);
         }
