@@ -6,6 +6,7 @@ mod calls;
 mod config_cmd;
 mod filter;
 mod replay;
+mod serve;
 mod stats;
 mod violations;
 
@@ -48,6 +49,8 @@ pub enum Command {
     Violations(violations::Args),
     /// Check a config file.
     Config(config_cmd::Args),
+    /// Serve the HTTP API and web page over an existing database (no capture).
+    Serve(serve::Args),
 }
 
 /// Parse arguments, run, map the result to an exit code.
@@ -60,6 +63,7 @@ pub fn main() -> ExitCode {
         Command::Stats(a) => stats::run(a),
         Command::Violations(a) => violations::run(a),
         Command::Config(a) => config_cmd::run(a),
+        Command::Serve(a) => serve::run(a),
     };
     match result {
         Ok(code) => code,
