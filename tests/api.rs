@@ -30,7 +30,8 @@ fn site() -> Site {
     // written through the real store writer as the engine would emit them.
     let (mut sink, writer) = store::open(&s.db, "Asia/Shanghai").unwrap();
     for (i, class) in ["long-distance", "international"].iter().enumerate() {
-        let mut c = testdata::call(&format!("ld-{i}"), testdata::T0 + i as i64 * 60_000_000, "1005", "", Direction::Outbound);
+        let mut c =
+            testdata::call(&format!("ld-{i}"), testdata::T0 + i as i64 * 60_000_000, "1005", "", Direction::Outbound);
         c.callee = if i == 0 { "075512345678".into() } else { "0044201234567".into() };
         c.dialled = c.callee.clone();
         c.number = c.callee.clone();
@@ -141,7 +142,13 @@ async fn calls_filters_pagination_detail_stats_violations() {
 
 fn urlencode(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
@@ -162,10 +169,19 @@ async fn csv_register_policy_check_and_roles() {
     let json = get_json(&c, &srv.url("/api/calls?order=asc&limit=1000"), SUP).await;
     assert_eq!(csv_ids, ids(&json, "calls"));
     // With a BOM for spreadsheets.
-    let bytes = c.get(srv.url("/api/calls?format=csv&bom=1&limit=1")).bearer_auth(SUP).send().await.unwrap().bytes().await.unwrap();
+    let bytes = c
+        .get(srv.url("/api/calls?format=csv&bom=1&limit=1"))
+        .bearer_auth(SUP)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     assert!(bytes.starts_with("\u{feff}call_id,".as_bytes()));
     // Stats CSV: one line per extension of `stats --by ext`.
-    let text = c.get(srv.url("/api/stats?by=ext&format=csv")).bearer_auth(SUP).send().await.unwrap().text().await.unwrap();
+    let text =
+        c.get(srv.url("/api/stats?by=ext&format=csv")).bearer_auth(SUP).send().await.unwrap().text().await.unwrap();
     let lines = csv::Reader::from_reader(text.as_bytes()).records().count();
     assert_eq!(lines, site.cli_json(&["stats", "--by", "ext"]).as_array().unwrap().len());
 
@@ -262,7 +278,14 @@ fn curl(url: &str, token: &str, range: Option<&str>) -> (u16, String, Vec<u8>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recordings_range_requests_and_playback_log() {
     let site = site();
-    let wav = site.add_recording("00000000000000aa", "1-8866@127.0.0.1", 1_795_456_276_990_642, "complete", "2026/11/02/00000000000000aa.wav", 3);
+    let wav = site.add_recording(
+        "00000000000000aa",
+        "1-8866@127.0.0.1",
+        1_795_456_276_990_642,
+        "complete",
+        "2026/11/02/00000000000000aa.wav",
+        3,
+    );
     assert_eq!(wav.len(), 44 + 3 * 8000 * 4);
     site.add_recording("00000000000000bb", "b", 1, "recording", "2026/11/02/bb.wav", 1);
     site.add_recording("00000000000000cc", "c", 2, "expired", "2026/11/02/cc.wav", 0);

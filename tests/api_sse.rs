@@ -96,10 +96,8 @@ async fn sse_delivers_the_premium_violation_while_a_capture_is_replayed() {
     // Stopping the server ends the stream instead of waiting for the client forever.
     let stopped = tokio::time::timeout(Duration::from_secs(10), srv.stop()).await;
     assert!(stopped.is_ok(), "serve did not return with an SSE client connected");
-    let rest = tokio::time::timeout(Duration::from_secs(5), async {
-        while let Ok(Some(_)) = res.chunk().await {}
-    })
-    .await;
+    let rest =
+        tokio::time::timeout(Duration::from_secs(5), async { while let Ok(Some(_)) = res.chunk().await {} }).await;
     assert!(rest.is_ok(), "the stream did not end");
 }
 
@@ -128,7 +126,8 @@ async fn live_calls_are_listed_while_in_progress_and_serve_mode_says_not_live() 
     let settings = site.settings();
     // Feed the capture only up to the premium call's ringing (its INVITE is packet ~20).
     let mut engine = callwarden_core::Engine::new(&settings.config).unwrap();
-    let mut cap = callwarden::capture::file::FileCapture::open(&Path::new(PUBLIC).join("gen-sipp-mixed-calls-udp.pcap")).unwrap();
+    let mut cap =
+        callwarden::capture::file::FileCapture::open(&Path::new(PUBLIC).join("gen-sipp-mixed-calls-udp.pcap")).unwrap();
     use callwarden::sink::Sink;
     let mut found = false;
     while let Some(f) = cap.next_frame().unwrap() {

@@ -113,12 +113,23 @@ pub async fn create(
     validate(&a, &state.config().tz)?;
     let id = state
         .with_writer(move |conn| {
-            let note =
-                if a.note.is_empty() { format!("via api by {}", who.name) } else { format!("{} (via api by {})", a.note, who.name) };
+            let note = if a.note.is_empty() {
+                format!("via api by {}", who.name)
+            } else {
+                format!("{} (via api by {})", a.note, who.name)
+            };
             conn.execute(
                 "INSERT INTO approvals (extension, class, valid_from, valid_until, approver, note, created_us)
                  VALUES (?, ?, ?, ?, ?, ?, ?)",
-                rusqlite::params![a.extension.trim(), a.class, a.from.trim(), a.until.trim(), a.approver.trim(), note, now_us()],
+                rusqlite::params![
+                    a.extension.trim(),
+                    a.class,
+                    a.from.trim(),
+                    a.until.trim(),
+                    a.approver.trim(),
+                    note,
+                    now_us()
+                ],
             )?;
             Ok(conn.last_insert_rowid())
         })
@@ -130,7 +141,10 @@ pub async fn create(
 pub async fn revoke(State(state): State<AppState>, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
     let changed = state
         .with_writer(move |conn| {
-            Ok(conn.execute("UPDATE approvals SET revoked_us = ? WHERE id = ? AND revoked_us IS NULL", rusqlite::params![now_us(), id])?)
+            Ok(conn.execute(
+                "UPDATE approvals SET revoked_us = ? WHERE id = ? AND revoked_us IS NULL",
+                rusqlite::params![now_us(), id],
+            )?)
         })
         .await?;
     if changed == 0 {
@@ -160,7 +174,10 @@ mod tests {
         let tz = jiff::tz::TimeZone::get("Asia/Shanghai").unwrap();
         assert!(validate(&a("long-distance", "2026-11-01", "2026-11-30"), &tz).is_ok());
         assert!(validate(&a("long-distance", "2026-11-01", "2026-11-01"), &tz).is_ok(), "one whole day");
-        assert!(validate(&a("longdistance", "2026-11-01", "2026-11-30"), &tz).unwrap_err().message.starts_with("class:"));
+        assert!(validate(&a("longdistance", "2026-11-01", "2026-11-30"), &tz)
+            .unwrap_err()
+            .message
+            .starts_with("class:"));
         assert!(validate(&a("mobile", "2026-11-31", "2026-12-01"), &tz).unwrap_err().message.starts_with("from:"));
         assert!(validate(&a("mobile", "2026-12-01", "2026-11-01"), &tz).unwrap_err().message.starts_with("until:"));
         let mut x = a("mobile", "2026-11-01", "2026-11-30");

@@ -118,8 +118,11 @@ pub async fn require(State((state, need)): State<(AppState, Need)>, mut req: Req
             }
             let safe = matches!(*req.method(), Method::GET | Method::HEAD);
             if src == Source::Cookie && !safe && !req.headers().contains_key("x-requested-with") {
-                return ApiError::new(StatusCode::FORBIDDEN, "a change made with the page's cookie needs X-Requested-With")
-                    .into_response();
+                return ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "a change made with the page's cookie needs X-Requested-With",
+                )
+                .into_response();
             }
             req.extensions_mut().insert(p);
         }

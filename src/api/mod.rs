@@ -354,7 +354,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/policy/check", get(policy_check::check))
         .route("/api/events", get(events::sse))
         .route("/api/live", get(events::live))
-        .route_layer(from_fn_with_state((state.clone(), Need::Role(callwarden_core::config::Role::Supervisor)), require));
+        .route_layer(from_fn_with_state(
+            (state.clone(), Need::Role(callwarden_core::config::Role::Supervisor)),
+            require,
+        ));
     let auditor = Router::new()
         .route("/api/recordings", get(recordings::list))
         .route("/api/recordings/sample", get(recordings::sample))

@@ -21,7 +21,10 @@ fn filters() -> Vec<Value> {
         param("month", "YYYY-MM: the whole month in the site's zone"),
         param("ext", "one of our extensions, caller or callee"),
         param("group", "a [[group]] name"),
-        param("class", "internal, emergency, premium, toll-free, hk-macau, taiwan, international, mobile, long-distance, local"),
+        param(
+            "class",
+            "internal, emergency, premium, toll-free, hk-macau, taiwan, international, mobile, long-distance, local",
+        ),
         param("rule", "a rule id (OUT-1) or violation kind (premium-rate)"),
         param("number", "dialled or normalised number contains this"),
         param("direction", "inbound, outbound, internal, transit"),
@@ -78,50 +81,130 @@ pub fn spec() -> Value {
         "security": [ { "bearer": [] }, { "cookie": [] } ]
     });
     let mut paths = serde_json::Map::new();
-    paths.insert("/healthz".to_string(), json!({ "get": { "summary": "liveness", "security": [], "responses": { "200": { "description": "ok" } } } }));
+    paths.insert(
+        "/healthz".to_string(),
+        json!({ "get": { "summary": "liveness", "security": [], "responses": { "200": { "description": "ok" } } } }),
+    );
     paths.insert("/metrics".to_string(), json!({ "get": { "summary": "Prometheus metrics", "description": "Open to loopback peers; otherwise any valid token.", "responses": { "200": { "description": "text exposition format" }, "401": { "description": "not loopback and no valid token" } } } }));
     paths.insert("/api/openapi.json".to_string(), json!({ "get": { "summary": "this document", "security": [], "responses": { "200": { "description": "OpenAPI 3.1" } } } }));
     paths.insert("/api/login".to_string(), json!({ "post": { "summary": "set the page's cookie from a token", "security": [],
                 "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "properties": { "token": { "type": "string" } }, "required": ["token"] } } } },
                 "responses": { "200": { "description": "{name, role}; Set-Cookie" }, "401": { "description": "unknown token" } } } }));
     paths.insert("/api/logout".to_string(), json!({ "post": { "summary": "clear the page's cookie", "security": [], "responses": { "204": { "description": "cleared" } } } }));
-    paths.insert("/api/whoami".to_string(), json!(get("the token's name and role", "supervisor", vec![], "{name, role}")));
-    paths.insert("/api/calls".to_string(), json!(get("call records, newest first", "supervisor",
-                with(with(with(filters(), paging()), vec![param("order", "desc (default) or asc")]), fmt.clone()),
-                "{calls: [Call], next: cursor|null}; CSV with format=csv (every matching call)")));
+    paths.insert(
+        "/api/whoami".to_string(),
+        json!(get("the token's name and role", "supervisor", vec![], "{name, role}")),
+    );
+    paths.insert(
+        "/api/calls".to_string(),
+        json!(get(
+            "call records, newest first",
+            "supervisor",
+            with(with(with(filters(), paging()), vec![param("order", "desc (default) or asc")]), fmt.clone()),
+            "{calls: [Call], next: cursor|null}; CSV with format=csv (every matching call)"
+        )),
+    );
     paths.insert("/api/calls/{id}".to_string(), json!({ "get": { "summary": "one call by Call-ID: ladder, media, violations, recording", "description": "Role: supervisor.",
                 "parameters": [ path_id("the SIP Call-ID (percent-encoded)") ], "responses": ok("the call; 404 when unknown") } }));
-    paths.insert("/api/stats".to_string(), json!(get("figures by extension, group, day or month", "supervisor",
-                with(with(vec![param("by", "ext (default), group, day, month")], filters()), fmt.clone()),
-                "{by, rows: [StatsRow]}; CSV with format=csv")));
-    paths.insert("/api/violations".to_string(), json!(get("violations, oldest first", "supervisor", with(filters(), paging()), "{violations: [Violation], next}")));
+    paths.insert(
+        "/api/stats".to_string(),
+        json!(get(
+            "figures by extension, group, day or month",
+            "supervisor",
+            with(with(vec![param("by", "ext (default), group, day, month")], filters()), fmt.clone()),
+            "{by, rows: [StatsRow]}; CSV with format=csv"
+        )),
+    );
+    paths.insert(
+        "/api/violations".to_string(),
+        json!(get(
+            "violations, oldest first",
+            "supervisor",
+            with(filters(), paging()),
+            "{violations: [Violation], next}"
+        )),
+    );
     paths.insert("/api/register".to_string(), json!(get("the long-distance register (OUT-3)", "supervisor",
                 with(with(filters(), fmt), vec![param("lang", "zh: Chinese CSV column names")]),
                 "{rows: [{user, callee, dialled, start, end, answered, talk_ms, class, cost_fen, group, call_id, matter, outcome}]}; CSV with format=csv")));
     paths.insert("/api/policy/check".to_string(), json!(get("may this extension dial this number, which class, which rule", "supervisor",
                 vec![param("from", "the calling extension (required)"), param("to", "the number as dialled (required)"), param("at", "an RFC 3339 instant (default: now)")],
                 "{from, to, at, number, class, group, allowed, violations: [{rule, kind, fine_fen, detail}], stored_approvals}")));
-    paths.insert("/api/events".to_string(), json!(get("live calls and violations (Server-Sent Events)", "supervisor", vec![],
-                "text/event-stream: hello, call-started, call-ringing, call-answered, call-ended, violation, lagged")));
-    paths.insert("/api/live".to_string(), json!(get("calls in progress", "supervisor", vec![], "{live: bool, calls: [LiveCall]}")));
-    paths.insert("/api/recordings".to_string(), json!(get("recordings, newest first", "auditor",
-                with(vec![param("from", "date or instant"), param("to", "date or instant"), param("month", "YYYY-MM"), param("ext", "caller or callee"),
-                          param("group", "group"), param("number", "caller, callee or dialled contains"), param("status", "complete, repaired, recording, expired, missing")], paging()),
-                "{recordings: [Recording], next}")));
-    paths.insert("/api/recordings/sample".to_string(), json!(get("the monthly spot check (REC-3)", "auditor",
-                vec![param("month", "YYYY-MM (required)"), param("group", "group"), param("n", "how many (default 10)"), param("seed", "repeat an earlier draw")],
-                "{month, group, n, seed, total, recordings}; each drawn recording is logged as `sample`")));
-    paths.insert("/api/recordings/{id}".to_string(), json!({ "get": { "summary": "one recording with its playback log", "description": "Role: auditor.",
-                "parameters": [ path_id("recording id") ], "responses": ok("the recording") } }));
+    paths.insert(
+        "/api/events".to_string(),
+        json!(get(
+            "live calls and violations (Server-Sent Events)",
+            "supervisor",
+            vec![],
+            "text/event-stream: hello, call-started, call-ringing, call-answered, call-ended, violation, lagged"
+        )),
+    );
+    paths.insert(
+        "/api/live".to_string(),
+        json!(get("calls in progress", "supervisor", vec![], "{live: bool, calls: [LiveCall]}")),
+    );
+    paths.insert(
+        "/api/recordings".to_string(),
+        json!(get(
+            "recordings, newest first",
+            "auditor",
+            with(
+                vec![
+                    param("from", "date or instant"),
+                    param("to", "date or instant"),
+                    param("month", "YYYY-MM"),
+                    param("ext", "caller or callee"),
+                    param("group", "group"),
+                    param("number", "caller, callee or dialled contains"),
+                    param("status", "complete, repaired, recording, expired, missing")
+                ],
+                paging()
+            ),
+            "{recordings: [Recording], next}"
+        )),
+    );
+    paths.insert(
+        "/api/recordings/sample".to_string(),
+        json!(get(
+            "the monthly spot check (REC-3)",
+            "auditor",
+            vec![
+                param("month", "YYYY-MM (required)"),
+                param("group", "group"),
+                param("n", "how many (default 10)"),
+                param("seed", "repeat an earlier draw")
+            ],
+            "{month, group, n, seed, total, recordings}; each drawn recording is logged as `sample`"
+        )),
+    );
+    paths.insert(
+        "/api/recordings/{id}".to_string(),
+        json!({ "get": { "summary": "one recording with its playback log", "description": "Role: auditor.",
+                "parameters": [ path_id("recording id") ], "responses": ok("the recording") } }),
+    );
     paths.insert("/api/recordings/{id}/audio".to_string(), json!({ "get": { "summary": "the WAV (Range requests: 206)", "description": "Role: auditor. Logged in the playback log: one row per playback (range requests of one playback are folded).",
                 "parameters": [ path_id("recording id"), { "name": "Range", "in": "header", "required": false, "schema": { "type": "string" } } ],
                 "responses": { "200": { "description": "audio/wav" }, "206": { "description": "part of it" }, "409": { "description": "still being written" },
                                "410": { "description": "expired or missing" }, "416": { "description": "range not satisfiable" }, "503": { "description": "the playback log cannot be written: not served" } } } }));
     paths.insert("/api/recordings/{id}/peaks".to_string(), json!({ "get": { "summary": "waveform peaks", "description": "Role: auditor.",
                 "parameters": [ path_id("recording id"), param("n", "buckets (default 800, at most 4000)") ], "responses": ok("{sample_rate, channels, frames, peaks: [[[min,max]]]}") } }));
-    paths.insert("/api/playback-log".to_string(), json!(get("who played what, when", "auditor",
-                with(vec![param("recording", "recording id"), param("who", "token name"), param("from", "date or instant"), param("to", "date or instant")], paging()),
-                "{rows: [{id, at, who, recording_id, action, via, detail}], next}")));
+    paths.insert(
+        "/api/playback-log".to_string(),
+        json!(get(
+            "who played what, when",
+            "auditor",
+            with(
+                vec![
+                    param("recording", "recording id"),
+                    param("who", "token name"),
+                    param("from", "date or instant"),
+                    param("to", "date or instant")
+                ],
+                paging()
+            ),
+            "{rows: [{id, at, who, recording_id, action, via, detail}], next}"
+        )),
+    );
     paths.insert("/api/approvals".to_string(), json!({
                 "get": { "summary": "stored approvals (OUT-2)", "description": "Role: admin.", "responses": ok("[Approval]") },
                 "post": { "summary": "register an approval", "description": "Role: admin. With the page's cookie, also X-Requested-With.",

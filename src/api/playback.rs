@@ -52,7 +52,8 @@ impl Dedup {
 
 /// Write one row of the playback log.
 pub async fn log(state: &AppState, who: &str, recording: &str, action: &str, detail: &str) -> Result<(), ApiError> {
-    let (who, recording, action, detail) = (who.to_string(), recording.to_string(), action.to_string(), detail.to_string());
+    let (who, recording, action, detail) =
+        (who.to_string(), recording.to_string(), action.to_string(), detail.to_string());
     state
         .with_writer(move |conn| {
             conn.execute(
@@ -161,7 +162,10 @@ mod tests {
         assert!(d.fetch("audit-1", "r2", t0 + WINDOW), "another recording too");
         assert!(d.fetch("audit-1", "r1", t0 + WINDOW * 2 + Duration::from_secs(5)), "after a pause: a new playback");
         d.forget("audit-1", "r1");
-        assert!(d.fetch("audit-1", "r1", t0 + WINDOW * 2 + Duration::from_secs(6)), "a forgotten start is logged again");
+        assert!(
+            d.fetch("audit-1", "r1", t0 + WINDOW * 2 + Duration::from_secs(6)),
+            "a forgotten start is logged again"
+        );
     }
 
     #[test]

@@ -7,10 +7,10 @@
 use super::approvals;
 use super::{now_us, ApiError, AppState};
 use crate::sink::store::reader::format_ts;
-use callwarden_core::policy::Policy;
-use callwarden_core::Ts;
 use axum::extract::{Query, State};
 use axum::Json;
+use callwarden_core::policy::Policy;
+use callwarden_core::Ts;
 use serde::{Deserialize, Serialize};
 
 #[derive(Deserialize)]
@@ -81,7 +81,12 @@ pub async fn check(State(state): State<AppState>, Query(p): Query<CheckParams>) 
             violations: c
                 .violations
                 .into_iter()
-                .map(|v| RuleVerdict { rule: v.rule, kind: v.kind.as_str().into(), fine_fen: v.fine_fen, detail: v.detail })
+                .map(|v| RuleVerdict {
+                    rule: v.rule,
+                    kind: v.kind.as_str().into(),
+                    fine_fen: v.fine_fen,
+                    detail: v.detail,
+                })
                 .collect(),
             stored_approvals: n,
         })

@@ -175,7 +175,10 @@ fn find(db: &Db, id: &str, tz: &jiff::tz::TimeZone) -> Result<Option<(RecordingR
     Ok(db.conn.prepare_cached(&sql)?.query_row([id], |r| Ok((row(r, tz)?, r.get::<_, String>(17)?))).optional()?)
 }
 
-pub async fn detail(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn detail(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     valid_id(&id)?;
     let doc = state
         .with_db(move |db, cfg| {
@@ -235,14 +238,16 @@ pub async fn resolve(state: &AppState, id: &str) -> Result<(RecordingRow, PathBu
 
 /// `rel` under `dir`, canonical, a regular file, and still inside `dir`.
 pub fn inside(dir: &std::path::Path, rel: &str) -> Result<PathBuf, ApiError> {
-    let root = dir
-        .canonicalize()
-        .map_err(|e| ApiError::internal(format!("recordings folder {}: {e}", dir.display())))?;
+    let root =
+        dir.canonicalize().map_err(|e| ApiError::internal(format!("recordings folder {}: {e}", dir.display())))?;
     let gone = || ApiError::new(axum::http::StatusCode::GONE, "the recording's file is not there".to_string());
     let p = root.join(rel).canonicalize().map_err(|_| gone())?;
     if !p.starts_with(&root) {
         tracing::error!(path = rel, "a recording's stored path leads outside the recordings folder; refused");
-        return Err(ApiError::new(axum::http::StatusCode::FORBIDDEN, "the recording's path is outside the recordings folder"));
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "the recording's path is outside the recordings folder",
+        ));
     }
     if !p.metadata().map(|m| m.is_file()).unwrap_or(false) {
         return Err(gone());
@@ -391,9 +396,10 @@ pub async fn sample(
     let g2 = group.clone();
     let rows = state
         .with_db(move |db, cfg| {
-            let mut sql = "SELECT id, call_started_us FROM recordings WHERE call_started_us >= ? AND call_started_us < ? \
+            let mut sql =
+                "SELECT id, call_started_us FROM recordings WHERE call_started_us >= ? AND call_started_us < ? \
                            AND status IN ('complete', 'repaired')"
-                .to_string();
+                    .to_string();
             let mut params = vec![Value::Integer(a.as_micros()), Value::Integer(b.as_micros())];
             if let Some(g) = g2 {
                 sql.push_str(" AND group_name = ?");
@@ -477,11 +483,22 @@ mod tests {
     fn peaks_of_a_wav() {
         let tmp = tempfile::tempdir().unwrap();
         let p = tmp.path().join("a.wav");
-        let spec = hound::WavSpec { channels: 2, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
         let mut w = hound::WavWriter::create(&p, spec).unwrap();
         for i in 0..8000i32 {
             // Left: silence then a full-scale half; right: always quiet.
-            let l = if i < 4000 { 0 } else if i % 2 == 0 { 16384 } else { -16384 };
+            let l = if i < 4000 {
+                0
+            } else if i % 2 == 0 {
+                16384
+            } else {
+                -16384
+            };
             w.write_sample(l as i16).unwrap();
             w.write_sample(100i16).unwrap();
         }

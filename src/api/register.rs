@@ -91,8 +91,19 @@ pub fn rows(db: &Db, q: &CallQuery) -> Result<Vec<RegisterRow>, ApiError> {
 
 const HEADER_EN: [&str; 11] =
     ["user", "callee", "start", "end", "talk_s", "class", "cost_yuan", "group", "call_id", "matter", "outcome"];
-const HEADER_ZH: [&str; 11] =
-    ["使用人(分机)", "被叫号码", "开始时间", "结束时间", "通话时长(秒)", "类别", "费用(元)", "部门", "呼叫标识", "事由", "结果"];
+const HEADER_ZH: [&str; 11] = [
+    "使用人(分机)",
+    "被叫号码",
+    "开始时间",
+    "结束时间",
+    "通话时长(秒)",
+    "类别",
+    "费用(元)",
+    "部门",
+    "呼叫标识",
+    "事由",
+    "结果",
+];
 
 fn yuan(fen: i64) -> String {
     let sign = if fen < 0 { "-" } else { "" };

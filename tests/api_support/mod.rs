@@ -70,7 +70,9 @@ impl Site {
 
     /// `callwarden replay` (the built binary) of these captures into the site's database.
     pub fn replay(&self, files: &[&Path]) {
-        let out = self.cli(&[&["replay", "--quiet"][..], &files.iter().map(|f| f.to_str().unwrap()).collect::<Vec<_>>()].concat());
+        let out = self.cli(
+            &[&["replay", "--quiet"][..], &files.iter().map(|f| f.to_str().unwrap()).collect::<Vec<_>>()].concat(),
+        );
         assert!(out.status.success(), "replay failed: {}", String::from_utf8_lossy(&out.stderr));
     }
 
@@ -101,7 +103,15 @@ impl Site {
 
     /// A recording row as the recorder stores it, with a WAV of `secs` seconds of a
     /// stereo tone (440 Hz left, 660 Hz right) at `rel` under the recordings folder.
-    pub fn add_recording(&self, id: &str, call_id: &str, started_us: i64, status: &str, rel: &str, secs: u32) -> Vec<u8> {
+    pub fn add_recording(
+        &self,
+        id: &str,
+        call_id: &str,
+        started_us: i64,
+        status: &str,
+        rel: &str,
+        secs: u32,
+    ) -> Vec<u8> {
         let mut bytes = Vec::new();
         if secs > 0 {
             let path = self.recordings.join(rel);
