@@ -375,3 +375,63 @@ async fn recordings_range_requests_and_playback_log() {
     assert!(log["next"].is_string());
     srv.stop().await.unwrap();
 }
+
+/// No `[[api.token]]`: local mode. A loopback client naming a loopback host is the admin
+/// `local` (the page works without logging in; audio fetches are logged as `local`); a
+/// Host that is not this machine's (DNS rebinding) is refused; a change needs
+/// X-Requested-With; `serve` refuses a non-loopback listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_tokens_only_loopback_is_served() {
+    let site = Site::new();
+    std::fs::write(&site.config, "[site]\ntimezone = \"Asia/Shanghai\"\nextensions = [\"1000-1099\"]\n").unwrap();
+    site.replay(&[&Path::new(PUBLIC).join("gen-sipp-mixed-calls-udp.pcap")]);
+    site.add_recording("r-local", "c-x", 1_762_000_000_000_000, "complete", "local/a.wav", 1);
+    let srv = Server::start(site.state()).await;
+    let c = client();
+
+    let me: Value = c.get(srv.url("/api/whoami")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(me["name"], "local");
+    assert_eq!(me["role"], "admin");
+    let calls: Value = c.get(srv.url("/api/calls")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(calls["calls"].as_array().unwrap().len(), 7);
+    // Host names that are this machine's are accepted.
+    let port = srv.addr.port();
+    for host in [format!("localhost:{port}"), format!("[::1]:{port}")] {
+        let res = c.get(srv.url("/api/whoami")).header("host", host.clone()).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{host}");
+    }
+    // A page served from elsewhere whose name was rebound to 127.0.0.1.
+    let res = c.get(srv.url("/api/calls")).header("host", format!("evil.example:{port}")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = res.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("loopback"), "{body}");
+    // A token is no use when none is configured.
+    let res = c.get(srv.url("/api/calls")).header("host", "evil.example").bearer_auth("x").send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    // Changes need the page's header.
+    let approval = serde_json::json!({"extension": "1005", "class": "long-distance", "from": "2026-11-01",
+        "until": "2026-11-30", "approver": "boss"});
+    let res = c.post(srv.url("/api/approvals")).json(&approval).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = c
+        .post(srv.url("/api/approvals"))
+        .header("x-requested-with", "callwarden")
+        .json(&approval)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    // Audio is logged with the name `local`.
+    let res = c.get(srv.url("/api/recordings/r-local/audio")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    res.bytes().await.unwrap();
+    let log: Value = c.get(srv.url("/api/playback-log")).send().await.unwrap().json().await.unwrap();
+    let rows = log["rows"].as_array().unwrap();
+    assert!(rows.iter().any(|r| r["who"] == "local"), "{log}");
+    srv.stop().await.unwrap();
+
+    // Not on a loopback address: refused at once.
+    let wild = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let e = callwarden::api::serve(wild, site.state(), async {}).await.unwrap_err();
+    assert!(e.to_string().contains("no [[api.token]]"), "{e}");
+}

@@ -7,6 +7,16 @@
 //! one → 401 with `WWW-Authenticate: Bearer`; a known token without the role → 403.
 //! `/metrics` is open to loopback peers (when the server knows the peer, i.e. under
 //! `serve`) and to any valid token otherwise.
+//!
+//! The default, with no `[[api.token]]` in the config ("local mode"): a request is let in
+//! as the admin `local` (the name the playback log records) only when its peer is a
+//! loopback address AND its `Host` header names a loopback host (`localhost`, `127.x`,
+//! `[::1]`, any port) — so a web page elsewhere that rebinds its DNS name to 127.0.0.1
+//! gets nothing; everything else is 401. `serve` refuses to listen on a non-loopback
+//! address without tokens, so the default cannot be exposed by accident. A change (not
+//! GET/HEAD) in local mode also needs `X-Requested-With`, as with the cookie: a
+//! cross-site form cannot send it. The shipped page works unchanged: its `whoami`
+//! answers `local (admin)` and it never shows the login form.
 //! Invariants: tokens are compared in constant time, every configured token is compared
 //! (no early exit that tells which one nearly matched); a request authenticated by the
 //! cookie that changes something (not GET/HEAD) must also carry `X-Requested-With`, which
@@ -44,6 +54,32 @@ pub enum Need {
 enum Source {
     Header,
     Cookie,
+    /// No tokens configured, a loopback peer (local mode).
+    Local,
+}
+
+/// The principal of local mode (no tokens configured, loopback only).
+pub const LOCAL: &str = "local";
+
+/// The `Host` header names this machine: `localhost`, an IPv4 loopback address or `[::1]`,
+/// with or without a port. No Host (HTTP/1.0) is refused: a browser always sends one.
+pub fn loopback_host(headers: &HeaderMap) -> bool {
+    let Some(h) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let h = h.trim();
+    let name = if let Some(rest) = h.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((inside, port)) if port.is_empty() || port.starts_with(':') => inside,
+            _ => return false,
+        }
+    } else {
+        h.rsplit_once(':').map_or(h, |(n, _)| n)
+    };
+    if name.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The token in the request: the Authorization header first, then the cookie.
@@ -91,19 +127,26 @@ fn unauthorized(msg: &str) -> Response {
 pub async fn require(State((state, need)): State<(AppState, Need)>, mut req: Request, next: Next) -> Response {
     let cfg = state.config();
     let token = presented(req.headers());
-    let principal = token.as_ref().and_then(|(t, src)| {
-        find_token(&cfg.tokens, t).map(|t| (Principal { name: t.name.clone(), role: t.role }, *src))
-    });
+    let loopback_peer = req.extensions().get::<ConnectInfo<SocketAddr>>().is_some_and(|c| c.0.ip().is_loopback());
+    let principal = if cfg.tokens.is_empty() {
+        (loopback_peer && loopback_host(req.headers()))
+            .then(|| (Principal { name: LOCAL.to_string(), role: Role::Admin }, Source::Local))
+    } else {
+        token.as_ref().and_then(|(t, src)| {
+            find_token(&cfg.tokens, t).map(|t| (Principal { name: t.name.clone(), role: t.role }, *src))
+        })
+    };
     match need {
         Need::LoopbackOrToken => {
-            let loopback = req.extensions().get::<ConnectInfo<SocketAddr>>().is_some_and(|c| c.0.ip().is_loopback());
-            if !loopback && principal.is_none() {
+            if !loopback_peer && principal.is_none() {
                 return unauthorized("/metrics: only from loopback, or with a valid token");
             }
         }
         Need::Role(role) => {
             let Some((p, src)) = principal else {
-                return unauthorized(if token.is_some() {
+                return unauthorized(if cfg.tokens.is_empty() {
+                    "no [[api.token]] is configured: the API answers loopback clients only (http://127.0.0.1:PORT/)"
+                } else if token.is_some() {
                     "unknown token"
                 } else {
                     "a token is needed: Authorization: Bearer TOKEN (or log in on the page)"
@@ -117,10 +160,10 @@ pub async fn require(State((state, need)): State<(AppState, Need)>, mut req: Req
                 .into_response();
             }
             let safe = matches!(*req.method(), Method::GET | Method::HEAD);
-            if src == Source::Cookie && !safe && !req.headers().contains_key("x-requested-with") {
+            if src != Source::Header && !safe && !req.headers().contains_key("x-requested-with") {
                 return ApiError::new(
                     StatusCode::FORBIDDEN,
-                    "a change made with the page's cookie needs X-Requested-With",
+                    "a change made without an Authorization header needs X-Requested-With",
                 )
                 .into_response();
             }
@@ -206,6 +249,24 @@ mod tests {
         assert_eq!(presented(&h), None);
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer"));
         assert_eq!(presented(&h), None);
+    }
+
+    #[test]
+    fn loopback_hosts_only() {
+        let host = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::HOST, HeaderValue::from_str(v).unwrap());
+            loopback_host(&h)
+        };
+        for ok in ["127.0.0.1:8080", "127.0.0.1", "localhost:1", "LOCALHOST", "[::1]:8080", "[::1]", "127.1.2.3:9"] {
+            assert!(host(ok), "{ok}");
+        }
+        for bad in
+            ["evil.example:8080", "192.168.1.5:8080", "[::2]:80", "localhost.evil.com", "[::1", "", "0.0.0.0:8080"]
+        {
+            assert!(!host(bad), "{bad}");
+        }
+        assert!(!loopback_host(&HeaderMap::new()));
     }
 
     #[test]

@@ -392,12 +392,20 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serve `router(state)` on `listener` until `shutdown` completes; then streams still open
-/// (SSE) are ended and requests in flight finish.
+/// (SSE) are ended and requests in flight finish. With no tokens configured the listener
+/// must be on a loopback address (see `auth`: local mode), else this fails at once.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    if state.config().tokens.is_empty() && !addr.ip().is_loopback() {
+        anyhow::bail!(
+            "refusing to serve the API on {addr} with no [[api.token]] in the config: without tokens it is \
+             for this machine only; listen on 127.0.0.1 or configure tokens"
+        );
+    }
     let stop = state.inner.shutdown.clone();
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)

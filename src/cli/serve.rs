@@ -26,7 +26,10 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let state = AppState::new(settings.db_path.clone(), &settings)?;
     let listen = a.listen.unwrap_or_else(|| settings.config.api.listen.clone());
     if settings.config.api.tokens.is_empty() {
-        eprintln!("callwarden: no [[api.token]] in the config: every API request will be refused (401)");
+        eprintln!(
+            "callwarden: no [[api.token]] in the config: local mode, the API and page answer only clients on this \
+             machine (loopback), as admin \"local\""
+        );
     }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     rt.block_on(async move {
