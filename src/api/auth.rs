@@ -27,7 +27,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::Json;
 use callwarden_core::config::{Role, Token};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -123,9 +123,8 @@ fn unauthorized(msg: &str) -> Response {
     res
 }
 
-/// Route layer: let the request through with its `Principal`, or answer 401/403.
-pub async fn require(State((state, need)): State<(AppState, Need)>, mut req: Request, next: Next) -> Response {
-    let cfg = state.config();
+/// Who is asking: the principal of the request, and where its credentials came from.
+fn principal_of(cfg: &super::ApiConfig, req: &Request) -> (Option<(Principal, Source)>, bool, bool) {
     let token = presented(req.headers());
     let loopback_peer = req.extensions().get::<ConnectInfo<SocketAddr>>().is_some_and(|c| c.0.ip().is_loopback());
     let principal = if cfg.tokens.is_empty() {
@@ -136,6 +135,13 @@ pub async fn require(State((state, need)): State<(AppState, Need)>, mut req: Req
             find_token(&cfg.tokens, t).map(|t| (Principal { name: t.name.clone(), role: t.role }, *src))
         })
     };
+    (principal, token.is_some(), loopback_peer)
+}
+
+/// Route layer: let the request through with its `Principal`, or answer 401/403.
+pub async fn require(State((state, need)): State<(AppState, Need)>, mut req: Request, next: Next) -> Response {
+    let cfg = state.config();
+    let (principal, has_token, loopback_peer) = principal_of(&cfg, &req);
     match need {
         Need::LoopbackOrToken => {
             if !loopback_peer && principal.is_none() {
@@ -146,7 +152,7 @@ pub async fn require(State((state, need)): State<(AppState, Need)>, mut req: Req
             let Some((p, src)) = principal else {
                 return unauthorized(if cfg.tokens.is_empty() {
                     "no [[api.token]] is configured: the API answers loopback clients only (http://127.0.0.1:PORT/)"
-                } else if token.is_some() {
+                } else if has_token {
                     "unknown token"
                 } else {
                     "a token is needed: Authorization: Bearer TOKEN (or log in on the page)"
@@ -181,8 +187,15 @@ pub fn role_name(r: Role) -> &'static str {
     }
 }
 
-pub async fn whoami(Extension(p): Extension<Principal>) -> Json<Principal> {
-    Json(p)
+/// `GET /api/whoami` (open): the principal, or `{"name": null, "role": null}` when the
+/// request has none — the page asks this first and shows its login form on null, so a
+/// first visit makes no failed (401) request that the browser would log as an error.
+pub async fn whoami(State(state): State<AppState>, req: Request) -> Json<serde_json::Value> {
+    let cfg = state.config();
+    match principal_of(&cfg, &req).0 {
+        Some((p, _)) => Json(serde_json::json!({ "name": p.name, "role": p.role })),
+        None => Json(serde_json::json!({ "name": null, "role": null })),
+    }
 }
 
 #[derive(Deserialize)]

@@ -345,7 +345,6 @@ pub fn router(state: AppState) -> Router {
     use auth::{require, Need};
     use axum::middleware::{from_fn, from_fn_with_state};
     let supervisor = Router::new()
-        .route("/api/whoami", get(auth::whoami))
         .route("/api/calls", get(calls::list))
         .route("/api/calls/{id}", get(calls::detail))
         .route("/api/stats", get(stats::get_stats))
@@ -379,6 +378,7 @@ pub fn router(state: AppState) -> Router {
         .route("/app.css", get(web::style))
         .route("/healthz", get(healthz))
         .route("/api/openapi.json", get(openapi::document))
+        .route("/api/whoami", get(auth::whoami))
         .route("/api/login", post(auth::login))
         .route("/api/logout", post(auth::logout))
         .merge(supervisor)

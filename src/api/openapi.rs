@@ -67,7 +67,7 @@ pub fn spec() -> Value {
         "info": {
             "title": "callwarden",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Call records, statistics, rule violations, recordings and live events of a PBX watched passively. Times are RFC 3339 with the site's offset, durations in milliseconds, money in fen."
+            "description": "Call records, statistics, rule violations, recordings and live events of a PBX watched passively. Times are RFC 3339 with the site's offset, durations in milliseconds, money in fen. Access: bearer tokens of [[api.token]] with roles supervisor < auditor < admin. With no token configured (local mode) the server listens on loopback only and a loopback client whose Host is localhost/127.x/[::1] is the admin `local`; changes (POST) then need the header X-Requested-With."
         },
         "components": {
             "securitySchemes": {
@@ -93,7 +93,9 @@ pub fn spec() -> Value {
     paths.insert("/api/logout".to_string(), json!({ "post": { "summary": "clear the page's cookie", "security": [], "responses": { "204": { "description": "cleared" } } } }));
     paths.insert(
         "/api/whoami".to_string(),
-        json!(get("the token's name and role", "supervisor", vec![], "{name, role}")),
+        json!({ "get": { "summary": "who the request is: the token's name and role, or nulls", "security": [],
+                "description": "Open: {name: null, role: null} when the request has no valid token.",
+                "responses": { "200": { "description": "{name, role}" } } } }),
     );
     paths.insert(
         "/api/calls".to_string(),

@@ -125,7 +125,12 @@ async fn roles_nest_and_errors_are_json() {
     let (status, body) = get(&fx.state, "/api/calls?class=nope", Some("sup-token")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body.contains("class:"), "{body}");
-    // Open routes.
+    // Open routes. `whoami` says "nobody" rather than 401 (the page's first request).
+    let (status, body) = get(&fx.state, "/api/whoami", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap()["name"], serde_json::Value::Null);
+    let (_, body) = get(&fx.state, "/api/whoami", Some("aud-token")).await;
+    assert!(body.contains("\"name\":\"aud\"") && body.contains("\"role\":\"auditor\""), "{body}");
     assert_eq!(get(&fx.state, "/healthz", None).await.0, StatusCode::OK);
     assert_eq!(get(&fx.state, "/", None).await.0, StatusCode::OK);
     assert_eq!(get(&fx.state, "/api/openapi.json", None).await.0, StatusCode::OK);

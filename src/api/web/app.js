@@ -164,6 +164,7 @@ async function start() {
     if (!(e instanceof HttpError && e.status === 401)) report(e);
     return;
   }
+  if (!me || !me.name) { showLogin(); return; }
   $('#login').hidden = true;
   $('#app').hidden = false;
   $('#logout').hidden = false;
