@@ -382,7 +382,7 @@ async function showCall(id) {
     ? el('p', null, el('button', { onclick: () => { showTab('recordings'); play(c.recording, c.caller + ' → ' + c.callee); } }, t('detail.play')))
     : null;
   box.replaceChildren(el('h2', null, t('detail.title', { id: c.call_id })), dl, viol, rec,
-    el('h2', null, t('detail.ladder')), el('div', { style: 'overflow:auto' }, ladder(c.ladder || [])));
+    el('h2', null, t('detail.ladder')), el('div', { class: 'scroll' }, ladder(c.ladder || [])));
 }
 
 async function check(ev) {
