@@ -25,7 +25,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     Reader::open(&settings.db_path).map_err(|e| open_error(&settings.db_path, e))?;
     let state = AppState::new(settings.db_path.clone(), &settings)?;
     let listen = a.listen.unwrap_or_else(|| settings.config.api.listen.clone());
-    if settings.config.api.tokens.is_empty() {
+    if settings.config.api.tokens.is_empty() && listen_is_loopback(&listen) {
         eprintln!(
             "callwarden: no [[api.token]] in the config: local mode, the API and page answer only clients on this \
              machine (loopback), as admin \"local\""
@@ -36,6 +36,10 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         let listener =
             tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
+        // `api::serve` refuses this too; saying it before "serving" keeps the output honest.
+        if settings.config.api.tokens.is_empty() && !addr.ip().is_loopback() {
+            anyhow::bail!("no [[api.token]] in the config: refusing to listen on {addr}; use a loopback address or configure tokens");
+        }
         eprintln!("callwarden: serving {} on http://{addr}/", settings.db_path.display());
         api::serve(listener, state, shutdown_signal()).await
     })?;
@@ -62,4 +66,10 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
+}
+
+/// Whether `listen` (as given) names a loopback address: only to choose what to say;
+/// the bound address is what is checked.
+fn listen_is_loopback(listen: &str) -> bool {
+    listen.parse::<std::net::SocketAddr>().map_or(listen.starts_with("localhost:"), |a| a.ip().is_loopback())
 }
