@@ -85,6 +85,12 @@ struct Inner {
     live_calls: Option<LiveCallsFn>,
     approvals_changed: Option<ApprovalsChangedFn>,
     playback: Mutex<playback::Dedup>,
+    /// `/api/stats` answers, valid while the database's `PRAGMA data_version` (read on
+    /// `version_conn`, a connection of its own) is unchanged: a month of a large database
+    /// takes a while to aggregate, and under `serve` (or between the daemon's commits) the
+    /// same question gets the same answer.
+    stats_cache: Mutex<stats::Cache>,
+    version_conn: Mutex<Option<Connection>>,
     /// Set when `serve` is told to stop: long-lived responses (SSE) end so the graceful
     /// shutdown does not wait for them.
     shutdown: watch::Sender<bool>,
@@ -115,6 +121,8 @@ impl AppState {
                 live_calls: None,
                 approvals_changed: None,
                 playback: Mutex::new(playback::Dedup::default()),
+                stats_cache: Mutex::new(stats::Cache::default()),
+                version_conn: Mutex::new(None),
                 shutdown,
                 requests: Default::default(),
             }),
@@ -160,6 +168,10 @@ impl AppState {
         // Readers show times in the zone they were opened with.
         if let Ok(mut pool) = self.inner.pool.lock() {
             pool.clear();
+        }
+        // Stats depend on the config's limits.
+        if let Ok(mut c) = self.inner.stats_cache.lock() {
+            *c = stats::Cache::default();
         }
         Ok(())
     }
@@ -233,6 +245,28 @@ impl AppState {
         })
         .await
         .map_err(|e| ApiError::internal(format!("write task failed: {e}")))?
+    }
+
+    /// The database's change counter as seen by a connection of the API's own: differs
+    /// after any other connection (the daemon's writer, the API's) committed. Blocking.
+    pub(crate) fn data_version(&self) -> Result<i64, ApiError> {
+        let mut guard = self.inner.version_conn.lock().map_err(|_| ApiError::internal("version lock poisoned"))?;
+        if guard.is_none() {
+            let conn = Connection::open_with_flags(
+                &self.inner.db_path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(|e| ApiError::unavailable(format!("cannot read the database: {e}")))?;
+            *guard = Some(conn);
+        }
+        match guard.as_ref() {
+            Some(c) => Ok(c.query_row("PRAGMA data_version", [], |r| r.get(0))?),
+            None => Err(ApiError::internal("no version connection")),
+        }
+    }
+
+    pub(crate) fn stats_cache(&self) -> &Mutex<stats::Cache> {
+        &self.inner.stats_cache
     }
 
     pub(crate) fn approvals_changed(&self) {

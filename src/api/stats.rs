@@ -3,6 +3,9 @@
 //! `{"by": ..., "rows": [StatsRow]}`, or as CSV (`format=csv`: one column per figure, the
 //! rings histogram as `rings_0`..`rings_5_plus`, violations as `violations_<RULE>`).
 //! The limits are those of the current config, as the CLI uses them.
+//! Answers are cached per question while the database is unchanged (`PRAGMA
+//! data_version`; a config reload clears them): the same figures, without aggregating a
+//! month of calls again for every page view.
 
 use super::csv_out::{csv_response, opt};
 use super::params::{Filters, Paging};
@@ -12,7 +15,8 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 #[derive(Deserialize, Default)]
 pub struct By {
@@ -20,9 +24,52 @@ pub struct By {
 }
 
 #[derive(Serialize)]
-struct StatsDoc {
+struct StatsDoc<'a> {
     by: &'static str,
-    rows: Vec<StatsRow>,
+    rows: &'a [StatsRow],
+}
+
+/// Answers kept, at most; the oldest half goes when full.
+const CACHE_MAX: usize = 64;
+
+/// Stats answers by question, for one `data_version` of the database.
+#[derive(Default)]
+pub struct Cache {
+    version: Option<i64>,
+    entries: HashMap<String, (u64, Arc<Vec<StatsRow>>)>,
+    tick: u64,
+}
+
+impl Cache {
+    fn get(&mut self, version: i64, key: &str) -> Option<Arc<Vec<StatsRow>>> {
+        if self.version != Some(version) {
+            self.entries.clear();
+            self.version = Some(version);
+            return None;
+        }
+        self.tick += 1;
+        let tick = self.tick;
+        self.entries.get_mut(key).map(|(used, rows)| {
+            *used = tick;
+            Arc::clone(rows)
+        })
+    }
+
+    /// Keep `rows`, computed after `version` was read (so a commit during the query makes
+    /// the next request see another version and drop them).
+    fn put(&mut self, version: i64, key: String, rows: Arc<Vec<StatsRow>>) {
+        if self.version != Some(version) {
+            return;
+        }
+        if self.entries.len() >= CACHE_MAX {
+            let mut ticks: Vec<u64> = self.entries.values().map(|(t, _)| *t).collect();
+            ticks.sort_unstable();
+            let cut = ticks.get(ticks.len() / 2).copied().unwrap_or(0);
+            self.entries.retain(|_, (t, _)| *t > cut);
+        }
+        self.tick += 1;
+        self.entries.insert(key, (self.tick, rows));
+    }
 }
 
 pub async fn get_stats(
@@ -39,8 +86,21 @@ pub async fn get_stats(
     let q = f.call_query(&cfg.tz)?;
     let csv = p.csv()?;
     let bom = p.bom();
+    let key = format!("{by:?}|{q:?}");
+    let st = state.clone();
     let rows = state
-        .with_db(move |db, cfg| db.reader.stats(by, &q, &StatsParams::from_config(&cfg.config)).map_err(ApiError::any))
+        .with_db(move |db, cfg| {
+            let version = st.data_version()?;
+            if let Some(rows) = st.stats_cache().lock().ok().and_then(|mut c| c.get(version, &key)) {
+                return Ok(rows);
+            }
+            let rows =
+                Arc::new(db.reader.stats(by, &q, &StatsParams::from_config(&cfg.config)).map_err(ApiError::any)?);
+            if let Ok(mut c) = st.stats_cache().lock() {
+                c.put(version, key, Arc::clone(&rows));
+            }
+            Ok(rows)
+        })
         .await?;
     if csv {
         let (mut sink, res) = csv_response(&format!("stats-by-{}.csv", by.as_str()), bom);
@@ -57,7 +117,7 @@ pub async fn get_stats(
         });
         return Ok(res);
     }
-    Ok(Json(StatsDoc { by: by.as_str(), rows }).into_response())
+    Ok(Json(StatsDoc { by: by.as_str(), rows: &rows }).into_response())
 }
 
 /// The stats rows as a flat table: fixed columns, then one column per rule seen.
@@ -127,6 +187,25 @@ pub fn csv_table(rows: &[StatsRow]) -> (Vec<String>, Vec<Vec<String>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cache_is_per_version_and_bounded() {
+        let mut c = Cache::default();
+        let rows = Arc::new(vec![StatsRow { calls: 3, ..StatsRow::default() }]);
+        assert!(c.get(1, "a").is_none());
+        c.put(1, "a".into(), Arc::clone(&rows));
+        assert_eq!(c.get(1, "a").map(|r| r[0].calls), Some(3));
+        assert!(c.get(1, "b").is_none());
+        // Computed under version 1, offered after version 2 was seen: not kept.
+        assert!(c.get(2, "a").is_none());
+        c.put(1, "a".into(), Arc::clone(&rows));
+        assert!(c.get(2, "a").is_none());
+        for i in 0..200 {
+            c.put(2, format!("k{i}"), Arc::clone(&rows));
+        }
+        assert!(c.entries.len() <= CACHE_MAX);
+        assert!(c.get(2, "k199").is_some(), "the newest is kept");
+    }
 
     #[test]
     fn csv_has_a_column_per_rule_and_aligned_rows() {

@@ -216,3 +216,29 @@ fn duplicate_token_names_are_refused() {
     let e = AppState::new(dir.path().join("db"), &settings).err().unwrap();
     assert!(e.to_string().contains("used twice"), "{e}");
 }
+
+#[tokio::test]
+async fn stats_answers_are_cached_until_the_database_changes() {
+    let fx = fixture();
+    let calls_of = |body: &str| -> u64 {
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        v["rows"].as_array().unwrap().iter().map(|r| r["calls"].as_u64().unwrap()).sum()
+    };
+    let (status, first) = get(&fx.state, "/api/stats?by=day", Some("sup-token")).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(calls_of(&first), 1);
+    let (_, again) = get(&fx.state, "/api/stats?by=day", Some("sup-token")).await;
+    assert_eq!(again, first);
+    // Another connection commits a call (as the daemon's writer would): the next answer
+    // counts it.
+    let db = fx.state.db_path().to_path_buf();
+    let (mut sink, writer) = store::open(&db, "Asia/Shanghai").unwrap();
+    let c = testdata::call("c-2", testdata::T0 + 60_000_000, "8002", "13800138001", Direction::Outbound);
+    sink.accept(&Output::Call(CallEvent::Ended(Box::new(c)))).unwrap();
+    writer.close().unwrap();
+    let (_, after) = get(&fx.state, "/api/stats?by=day", Some("sup-token")).await;
+    assert_eq!(calls_of(&after), 2, "{after}");
+    // A different question is not answered from another's entry.
+    let (_, ext) = get(&fx.state, "/api/stats?by=ext&ext=8002", Some("sup-token")).await;
+    assert_eq!(calls_of(&ext), 1, "{ext}");
+}
