@@ -234,6 +234,15 @@ async fn csv_register_policy_check_and_roles() {
     let bad = serde_json::json!({"extension": "1005", "class": "nope", "from": "2026-11-01", "until": "2026-11-30", "approver": "m"});
     let res = c.post(srv.url("/api/approvals")).bearer_auth(ADMIN).json(&bad).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    // The store's own check (shared with `callwarden approve`): premium cannot be approved.
+    let premium = serde_json::json!({"extension": "1005", "class": "premium", "from": "2026-11-01", "until": "2026-11-30", "approver": "m"});
+    let res = c.post(srv.url("/api/approvals")).bearer_auth(ADMIN).json(&premium).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let e = res.json::<Value>().await.unwrap();
+    assert!(e["error"].as_str().unwrap().contains("premium"), "{e}");
+    // What the API stored is what `callwarden approve --list` reads.
+    let cli = site.cli_json(&["approve", "--list", "--all"]);
+    assert!(cli.as_array().unwrap().iter().any(|a| a["id"] == id && !a["revoked_at"].is_null()), "{cli}");
 
     // Roles on a real socket: none → 401 with WWW-Authenticate, too low → 403.
     let res = c.get(srv.url("/api/calls")).send().await.unwrap();

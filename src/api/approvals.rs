@@ -4,32 +4,20 @@
 //! `until`, `approver`, optional `note`); `POST /api/approvals/{id}/revoke` revokes one.
 //! After a change the daemon is told (`AppState::with_approvals_changed`) so its policy
 //! takes the stored approvals again.
+//! Reads and writes go through `sink::store::approvals` (shared with `callwarden approve`).
 //! Invariants: a new approval is validated as the config's `[[approval]]` is (a known
 //! class, dates `YYYY-MM-DD` or RFC 3339, from ≤ until) before it is written; a revoked
 //! approval stays in the table (an audit trail), with the time it was revoked.
 
 use super::{now_us, ApiError, AppState};
-use crate::sink::store::reader::format_ts;
+use crate::sink::store::approvals::{self as store_approvals, ApprovalRow};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use callwarden_core::config::{Approval, DateOrInstant};
 use callwarden_core::policy::Class;
 use rusqlite::Connection;
-use serde::{Deserialize, Serialize};
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct ApprovalRow {
-    pub id: i64,
-    pub extension: String,
-    pub class: String,
-    pub from: String,
-    pub until: String,
-    pub approver: String,
-    pub note: String,
-    pub created_at: String,
-    pub revoked_at: Option<String>,
-}
+use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
 pub struct NewApproval {
@@ -53,29 +41,11 @@ pub fn stored(conn: &Connection) -> Result<Vec<Approval>, ApiError> {
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
+/// Every approval, revoked ones too, newest first (the store's rows, as `approve --list`).
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<ApprovalRow>>, ApiError> {
-    let rows = state
-        .with_db(|db, cfg| {
-            let mut stmt = db.conn.prepare_cached(
-                "SELECT id, extension, class, valid_from, valid_until, approver, note, created_us, revoked_us
-                 FROM approvals ORDER BY id DESC",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok(ApprovalRow {
-                    id: r.get(0)?,
-                    extension: r.get(1)?,
-                    class: r.get(2)?,
-                    from: r.get(3)?,
-                    until: r.get(4)?,
-                    approver: r.get(5)?,
-                    note: r.get(6)?,
-                    created_at: format_ts(r.get(7)?, &cfg.tz),
-                    revoked_at: r.get::<_, Option<i64>>(8)?.map(|us| format_ts(us, &cfg.tz)),
-                })
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-        .await?;
+    let mut rows =
+        state.with_db(|db, cfg| store_approvals::list(&db.conn, true, &cfg.tz).map_err(ApiError::any)).await?;
+    rows.reverse();
     Ok(Json(rows))
 }
 
@@ -110,7 +80,9 @@ pub async fn create(
     Extension(who): Extension<super::Principal>,
     Json(a): Json<NewApproval>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    validate(&a, &state.config().tz)?;
+    let cfg = state.config();
+    validate(&a, &cfg.tz)?;
+    let tz = cfg.config.site.timezone.clone();
     let id = state
         .with_writer(move |conn| {
             let note = if a.note.is_empty() {
@@ -118,20 +90,16 @@ pub async fn create(
             } else {
                 format!("{} (via api by {})", a.note, who.name)
             };
-            conn.execute(
-                "INSERT INTO approvals (extension, class, valid_from, valid_until, approver, note, created_us)
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
-                rusqlite::params![
-                    a.extension.trim(),
-                    a.class,
-                    a.from.trim(),
-                    a.until.trim(),
-                    a.approver.trim(),
-                    note,
-                    now_us()
-                ],
-            )?;
-            Ok(conn.last_insert_rowid())
+            let approval = Approval {
+                extension: a.extension.trim().to_string(),
+                class: a.class.trim().to_string(),
+                from: a.from.trim().to_string(),
+                until: a.until.trim().to_string(),
+                approver: a.approver.trim().to_string(),
+            };
+            // The store checks it as the policy will read it (as `callwarden approve` does).
+            store_approvals::add(conn, &approval, &note, &tz, now_us())
+                .map_err(|e| ApiError::bad_request(format!("{e:#}")))
         })
         .await?;
     state.approvals_changed();
@@ -139,15 +107,9 @@ pub async fn create(
 }
 
 pub async fn revoke(State(state): State<AppState>, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
-    let changed = state
-        .with_writer(move |conn| {
-            Ok(conn.execute(
-                "UPDATE approvals SET revoked_us = ? WHERE id = ? AND revoked_us IS NULL",
-                rusqlite::params![now_us(), id],
-            )?)
-        })
-        .await?;
-    if changed == 0 {
+    let changed =
+        state.with_writer(move |conn| store_approvals::revoke(conn, id, now_us()).map_err(ApiError::any)).await?;
+    if !changed {
         return Err(ApiError::not_found(format!("no approval {id} in force")));
     }
     state.approvals_changed();
