@@ -201,6 +201,32 @@ async fn csv_register_policy_check_and_roles() {
     assert!(text.starts_with("使用人(分机),被叫号码,开始时间"), "{text}");
     assert_eq!(text.lines().count(), 3);
     assert!(text.lines().nth(1).unwrap().ends_with(",,"), "matter and outcome empty: {text}");
+    // The English CSV is the very file `callwarden register` writes for the month.
+    let en = c
+        .get(srv.url("/api/register?month=2026-03&format=csv&bom=1"))
+        .bearer_auth(SUP)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let cli = site.cli(&["register", "--month", "2026-03"]);
+    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    assert_eq!(String::from_utf8_lossy(&en), String::from_utf8_lossy(&cli.stdout));
+    assert_eq!(en.len(), cli.stdout.len());
+    // Unanswered long-distance calls only with unanswered=1, on both sides.
+    let cli_un = site.cli(&["register", "--month", "2026-03", "--unanswered"]);
+    let api_un = c
+        .get(srv.url("/api/register?month=2026-03&format=csv&bom=1&unanswered=1"))
+        .bearer_auth(SUP)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(api_un.as_ref(), cli_un.stdout.as_slice());
 
     // Policy check: premium from one of ours is OUT-1, a local call is allowed.
     let chk = get_json(&c, &srv.url("/api/policy/check?from=1003&to=16800123"), SUP).await;

@@ -17,7 +17,8 @@ const CHUNK: usize = 64 * 1024;
 type Chunk = Result<Vec<u8>, std::io::Error>;
 
 fn writer(buf: Vec<u8>) -> csv::Writer<Vec<u8>> {
-    csv::WriterBuilder::new().from_writer(buf)
+    // CRLF as RFC 4180 says, and as `callwarden register` writes.
+    csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(buf)
 }
 
 /// The writing end, used on a blocking thread.

@@ -6,7 +6,7 @@ mod approve;
 mod calls;
 mod config_cmd;
 mod filter;
-mod register;
+pub mod register;
 mod replay;
 mod serve;
 mod stats;
