@@ -220,10 +220,10 @@ impl EventsSink {
             let mut t = lock(&self.calls);
             let rk = RuleKind { rule: v.rule.clone(), kind: v.kind.as_str().to_string() };
             for c in t.values_mut().filter(|c| &c.call_id == id) {
-                if Some(Ts(c.started_us)) == v.call_started_at || v.call_started_at.is_none() {
-                    if !c.violations.contains(&rk) {
-                        c.violations.push(rk.clone());
-                    }
+                if (Some(Ts(c.started_us)) == v.call_started_at || v.call_started_at.is_none())
+                    && !c.violations.contains(&rk)
+                {
+                    c.violations.push(rk.clone());
                 }
             }
         }
