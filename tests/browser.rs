@@ -216,6 +216,9 @@ async fn the_page_in_headless_chromium() {
         "the call detail with its ladder",
     )
     .await;
+    let detail = js(&b, "return document.getElementById('call-detail').textContent;").await;
+    let detail = detail.as_str().unwrap();
+    assert!(!detail.contains("null") && !detail.contains("undefined"), "a missing value shown as text: {detail}");
     screenshot(&b, "04-call-detail").await;
 
     // 4. Charts draw (something other than the background on each canvas).

@@ -381,8 +381,9 @@ async function showCall(id) {
   const rec = c.recording && ROLES[me.role] >= ROLES.auditor
     ? el('p', null, el('button', { onclick: () => { showTab('recordings'); play(c.recording, c.caller + ' → ' + c.callee); } }, t('detail.play')))
     : null;
-  box.replaceChildren(el('h2', null, t('detail.title', { id: c.call_id })), dl, viol, rec,
-    el('h2', null, t('detail.ladder')), el('div', { class: 'scroll' }, ladder(c.ladder || [])));
+  // replaceChildren would show a null as the text "null".
+  box.replaceChildren(...[el('h2', null, t('detail.title', { id: c.call_id })), dl, viol, rec,
+    el('h2', null, t('detail.ladder')), el('div', { class: 'scroll' }, ladder(c.ladder || []))].filter(Boolean));
 }
 
 async function check(ev) {
@@ -420,7 +421,8 @@ function canvasCtx(id) {
 // Vertical bars: labels along x, one or more series.
 function bars(id, labels, series, colors, legend) {
   const { g, w, h } = canvasCtx(id);
-  const max = Math.max(1, ...series.flat());
+  // Counts: a multiple of 4 keeps the 4 grid lines on whole numbers.
+  const max = Math.ceil(Math.max(1, ...series.flat()) / 4) * 4;
   const pad = { l: 36, r: 8, t: 18, b: 30 };
   const cw = (w - pad.l - pad.r) / Math.max(1, labels.length);
   if (!labels.length) { g.fillStyle = '#6b7280'; g.fillText(t('chart.nodata'), w / 2 - 20, h / 2); return; }
