@@ -3,6 +3,7 @@
 //! console) → CLI and HTTP API. The binary is a thin `main` over `cli::main`; the library
 //! target exists so integration tests can drive the real components in-process.
 
+pub mod api;
 pub mod capture;
 pub mod cli;
 pub mod driver;

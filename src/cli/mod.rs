@@ -7,8 +7,9 @@ mod calls;
 mod config_cmd;
 mod filter;
 mod recordings;
-mod register;
+pub mod register;
 mod replay;
+mod serve;
 mod stats;
 mod violations;
 
@@ -57,6 +58,8 @@ pub enum Command {
     Register(register::Args),
     /// Recordings: list, play, export, verify, sample, log, expire (REC-1..4).
     Recordings(recordings::Args),
+    /// Serve the HTTP API and web page over an existing database (no capture).
+    Serve(serve::Args),
 }
 
 /// Parse arguments, run, map the result to an exit code.
@@ -72,6 +75,7 @@ pub fn main() -> ExitCode {
         Command::Approve(a) => approve::run(a),
         Command::Register(a) => register::run(a),
         Command::Recordings(a) => recordings::run(a),
+        Command::Serve(a) => serve::run(a),
     };
     match result {
         Ok(code) => code,

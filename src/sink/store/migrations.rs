@@ -11,6 +11,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (1, "0001_init", include_str!("migrations/0001_init.sql")),
     (2, "0002_recordings", include_str!("migrations/0002_recordings.sql")),
     (3, "0003_approvals", include_str!("migrations/0003_approvals.sql")),
+    (4, "0004_stats_index", include_str!("migrations/0004_stats_index.sql")),
 ];
 
 /// The schema version this build writes and reads.

@@ -168,33 +168,30 @@ pub fn aggregate(
     p: &StatsParams,
     only_key: Option<&str>,
 ) -> Vec<StatsRow> {
-    let mut rows: BTreeMap<Option<String>, (StatsRow, Vec<i64>)> = BTreeMap::new();
-    let wanted = |k: &Option<String>| only_key.is_none_or(|o| k.as_deref() == Some(o));
+    // Keys borrowed from the calls (a row's own key is allocated once, when it is made).
+    let mut rows: BTreeMap<Option<&str>, (StatsRow, Vec<i64>)> = BTreeMap::new();
+    let wanted = |k: Option<&str>| only_key.is_none_or(|o| k == Some(o));
     for c in calls {
         let incoming = matches!(c.direction.as_str(), "inbound" | "internal");
-        // (key, is the called party, is the paying party)
-        let mut keys: Vec<(Option<String>, bool, bool)> = match by {
+        // (key, is the called party, is the paying party); at most two.
+        let keys: [Option<(Option<&str>, bool, bool)>; 2] = match by {
             StatsBy::Ext => {
-                let mut k = Vec::new();
-                if let Some(e) = &c.caller_ext {
-                    k.push((Some(e.clone()), c.callee_ext.as_ref() == Some(e), true));
-                }
-                if let Some(e) = &c.callee_ext {
-                    if c.caller_ext.as_ref() != Some(e) {
-                        k.push((Some(e.clone()), true, false));
-                    }
-                }
-                k
+                let caller = c.caller_ext.as_deref();
+                let callee = c.callee_ext.as_deref();
+                [
+                    caller.map(|e| (Some(e), callee == Some(e), true)),
+                    callee.filter(|e| caller != Some(*e)).map(|e| (Some(e), true, false)),
+                ]
             }
-            StatsBy::Group => vec![(c.group.clone(), true, true)],
-            StatsBy::Day => vec![(Some(c.day.clone()), true, true)],
-            StatsBy::Month => vec![(Some(c.month.clone()), true, true)],
+            StatsBy::Group => [Some((c.group.as_deref(), true, true)), None],
+            StatsBy::Day => [Some((Some(c.day.as_str()), true, true)), None],
+            StatsBy::Month => [Some((Some(c.month.as_str()), true, true)), None],
         };
-        keys.retain(|(k, _, _)| wanted(k));
         let lim = p.for_group(c.group.as_deref());
-        for (key, called, pays) in keys {
-            let (row, talk) =
-                rows.entry(key.clone()).or_insert_with(|| (StatsRow { key, ..StatsRow::default() }, vec![]));
+        for (key, called, pays) in keys.into_iter().flatten().filter(|(k, _, _)| wanted(*k)) {
+            let (row, talk) = rows
+                .entry(key)
+                .or_insert_with(|| (StatsRow { key: key.map(str::to_string), ..StatsRow::default() }, vec![]));
             row.calls += 1;
             match c.direction.as_str() {
                 "inbound" => row.inbound += 1,
@@ -237,15 +234,17 @@ pub fn aggregate(
     }
     for v in violations {
         let key = match by {
-            StatsBy::Ext => Some(v.extension.clone()),
-            StatsBy::Group => v.group.clone(),
-            StatsBy::Day => Some(v.day.clone()),
-            StatsBy::Month => Some(v.month.clone()),
+            StatsBy::Ext => Some(v.extension.as_str()),
+            StatsBy::Group => v.group.as_deref(),
+            StatsBy::Day => Some(v.day.as_str()),
+            StatsBy::Month => Some(v.month.as_str()),
         };
-        if !wanted(&key) {
+        if !wanted(key) {
             continue;
         }
-        let (row, _) = rows.entry(key.clone()).or_insert_with(|| (StatsRow { key, ..StatsRow::default() }, vec![]));
+        let (row, _) = rows
+            .entry(key)
+            .or_insert_with(|| (StatsRow { key: key.map(str::to_string), ..StatsRow::default() }, vec![]));
         *row.violations.entry(v.rule.clone()).or_default() += 1;
     }
     rows.into_values()

@@ -1,0 +1,185 @@
+//! Query-string parameters shared by the listing endpoints, and their translation into
+//! the store's query types. Names follow the CLI's filters: `from`, `to` (a date in the
+//! site's zone, inclusive, or an RFC 3339 instant), `month` (YYYY-MM, a shorthand for
+//! the month's first and last day), `ext`, `group`, `class`, `rule`, `number`,
+//! `direction`; and `limit`, `after` (keyset cursor), `order`, `format` (`json`|`csv`),
+//! `bom` (CSV with a UTF-8 byte-order mark, for spreadsheet programs).
+//! Invariants: every bad value is a 400 naming the parameter; limits are capped.
+
+use super::ApiError;
+use crate::sink::store::{query, CallQuery, ViolationQuery};
+use callwarden_core::Ts;
+use jiff::tz::TimeZone;
+use serde::Deserialize;
+
+/// Default and largest page of a listing.
+pub const DEFAULT_LIMIT: usize = 100;
+pub const MAX_LIMIT: usize = 1000;
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Filters {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub month: Option<String>,
+    pub ext: Option<String>,
+    pub group: Option<String>,
+    pub class: Option<String>,
+    pub rule: Option<String>,
+    pub number: Option<String>,
+    pub direction: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Paging {
+    pub limit: Option<usize>,
+    pub after: Option<String>,
+    pub order: Option<String>,
+    pub format: Option<String>,
+    pub bom: Option<String>,
+}
+
+/// Empty strings (an empty search box) mean "no filter".
+fn nonempty(s: &Option<String>) -> Option<String> {
+    s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+/// The first instant of a month ("2026-11") and of the next one, in `tz`.
+pub fn month_range(month: &str, tz: &TimeZone) -> Result<(Ts, Ts), ApiError> {
+    let bad = || ApiError::bad_request(format!("month: {month:?} is not a month YYYY-MM"));
+    let m = month.trim();
+    if m.len() != 7 || m.as_bytes().get(4) != Some(&b'-') {
+        return Err(bad());
+    }
+    let first: jiff::civil::Date = format!("{m}-01").parse().map_err(|_| bad())?;
+    let next = first.checked_add(jiff::Span::new().months(1)).map_err(|_| bad())?;
+    let at = |d: jiff::civil::Date| -> Result<Ts, ApiError> {
+        let z = d.to_zoned_datetime(tz.clone()).map_err(|_| bad())?;
+        Ok(Ts(z.timestamp().as_microsecond()))
+    };
+    Ok((at(first)?, at(next)?))
+}
+
+impl Filters {
+    pub fn call_query(&self, tz: &TimeZone) -> Result<CallQuery, ApiError> {
+        let mut from = nonempty(&self.from).map(|s| query::range_start("from", &s, tz)).transpose()?;
+        let mut to = nonempty(&self.to).map(|s| query::range_end("to", &s, tz)).transpose()?;
+        if let Some(m) = nonempty(&self.month) {
+            let (a, b) = month_range(&m, tz)?;
+            // Both given: the intersection.
+            from = Some(from.map_or(a, |f| f.max(a)));
+            to = Some(to.map_or(b, |t| t.min(b)));
+        }
+        let direction = nonempty(&self.direction);
+        if let Some(d) = &direction {
+            if !matches!(d.as_str(), "inbound" | "outbound" | "internal" | "transit") {
+                return Err(ApiError::bad_request(format!(
+                    "direction: {d:?} is not one of inbound, outbound, internal, transit"
+                )));
+            }
+        }
+        Ok(CallQuery {
+            from,
+            to,
+            ext: nonempty(&self.ext),
+            group: nonempty(&self.group),
+            class: nonempty(&self.class).map(|c| query::class_name("class", &c)).transpose()?,
+            rule: nonempty(&self.rule),
+            number: nonempty(&self.number),
+            direction,
+            ..CallQuery::default()
+        })
+    }
+
+    pub fn violation_query(&self, tz: &TimeZone) -> Result<ViolationQuery, ApiError> {
+        Ok(ViolationQuery::like_calls(&self.call_query(tz)?))
+    }
+}
+
+impl Paging {
+    pub fn limit(&self) -> Result<usize, ApiError> {
+        match self.limit {
+            None => Ok(DEFAULT_LIMIT),
+            Some(0) => Err(ApiError::bad_request("limit: must be at least 1")),
+            Some(n) if n > MAX_LIMIT => Err(ApiError::bad_request(format!("limit: at most {MAX_LIMIT}"))),
+            Some(n) => Ok(n),
+        }
+    }
+
+    pub fn after(&self) -> Option<&str> {
+        self.after.as_deref().filter(|s| !s.is_empty())
+    }
+
+    /// Newest first unless `order=asc`.
+    pub fn newest_first(&self) -> Result<bool, ApiError> {
+        match self.order.as_deref() {
+            None | Some("") | Some("desc") => Ok(true),
+            Some("asc") => Ok(false),
+            Some(o) => Err(ApiError::bad_request(format!("order: {o:?} is not asc or desc"))),
+        }
+    }
+
+    pub fn csv(&self) -> Result<bool, ApiError> {
+        match self.format.as_deref() {
+            None | Some("") | Some("json") => Ok(false),
+            Some("csv") => Ok(true),
+            Some(f) => Err(ApiError::bad_request(format!("format: {f:?} is not json or csv"))),
+        }
+    }
+
+    pub fn bom(&self) -> bool {
+        matches!(self.bom.as_deref(), Some("1" | "true" | "yes"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tz() -> TimeZone {
+        TimeZone::get("Asia/Shanghai").unwrap()
+    }
+
+    #[test]
+    fn month_is_whole_local_month() {
+        let (a, b) = month_range("2026-03", &tz()).unwrap();
+        // 2026-03-01 00:00 +08:00 and 2026-04-01 00:00 +08:00.
+        assert_eq!(a, Ts(1_772_294_400_000_000));
+        assert_eq!(b.0 - a.0, 31 * 86_400_000_000);
+        let (a, b) = month_range("2026-12", &tz()).unwrap();
+        assert_eq!(b.0 - a.0, 31 * 86_400_000_000);
+        for bad in ["2026-13", "2026-3", "202603", "2026-03-01", "", "abcd-ef"] {
+            assert!(month_range(bad, &tz()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn month_and_range_intersect() {
+        let f = Filters { month: Some("2026-03".into()), from: Some("2026-03-10".into()), ..Filters::default() };
+        let q = f.call_query(&tz()).unwrap();
+        let (a, b) = month_range("2026-03", &tz()).unwrap();
+        assert_eq!(q.from, Some(Ts(a.0 + 9 * 86_400_000_000)));
+        assert_eq!(q.to, Some(b));
+    }
+
+    #[test]
+    fn empty_means_no_filter_and_bad_values_name_the_parameter() {
+        let f = Filters { ext: Some(" ".into()), class: Some("".into()), ..Filters::default() };
+        assert_eq!(f.call_query(&tz()).unwrap(), CallQuery::default());
+        let f = Filters { class: Some("longdistance".into()), ..Filters::default() };
+        assert!(f.call_query(&tz()).unwrap_err().message.starts_with("class:"));
+        let f = Filters { direction: Some("up".into()), ..Filters::default() };
+        assert!(f.call_query(&tz()).unwrap_err().message.starts_with("direction:"));
+        let p = Paging { limit: Some(MAX_LIMIT + 1), ..Paging::default() };
+        assert!(p.limit().is_err());
+        assert_eq!(Paging::default().limit().unwrap(), DEFAULT_LIMIT);
+        assert!(Paging { order: Some("up".into()), ..Paging::default() }.newest_first().is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn filters_never_panic(from in "\\PC{0,30}", month in "\\PC{0,10}", class in "\\PC{0,12}") {
+            let f = Filters { from: Some(from), month: Some(month), class: Some(class), ..Filters::default() };
+            let _ = f.call_query(&tz());
+        }
+    }
+}

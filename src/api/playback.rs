@@ -1,0 +1,181 @@
+//! The playback log (REC-3: who listened to which recording, when) as the API writes and
+//! lists it: `GET /api/playback-log` (auditor; newest first; filters `recording`, `who`,
+//! `from`, `to`; paging by `after` = the last id seen).
+//!
+//! One playback, one row: a browser's `<audio>` fetches a recording in several range
+//! requests (the start, then more as it plays or seeks). The API writes a row
+//! (`action = "stream"`, `via = "api"`, `who` = the token's name, `detail` = the Range of
+//! the first request, or "full") on the first fetch of a recording by a token, and folds
+//! further fetches of the same recording by the same token into it while they keep coming
+//! less than `WINDOW` apart (a sliding window). A fetch after a pause of `WINDOW` or more
+//! is a new playback and a new row. HEAD requests fetch no audio and are not logged.
+//! Invariant: the row is committed before the first byte is served; when it cannot be
+//! written the audio is refused (503), so nothing is heard that the log does not show.
+
+use super::params::Paging;
+use super::{now_us, ApiError, AppState};
+use crate::sink::store::query;
+use crate::sink::store::reader::format_ts;
+use axum::extract::{Query, State};
+use axum::Json;
+use rusqlite::types::Value;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// Fetches of one recording by one token closer than this are one playback.
+pub const WINDOW: Duration = Duration::from_secs(10 * 60);
+/// Past this many remembered (token, recording) pairs, the stale ones are forgotten.
+const PRUNE_AT: usize = 10_000;
+
+/// The last fetch of each (token name, recording id).
+#[derive(Default)]
+pub struct Dedup {
+    last: HashMap<(String, String), Instant>,
+}
+
+impl Dedup {
+    /// Record a fetch at `now`; true when it starts a new playback (to be logged).
+    pub fn fetch(&mut self, who: &str, recording: &str, now: Instant) -> bool {
+        if self.last.len() >= PRUNE_AT {
+            self.last.retain(|_, t| now.saturating_duration_since(*t) < WINDOW);
+        }
+        let prev = self.last.insert((who.to_string(), recording.to_string()), now);
+        prev.is_none_or(|t| now.saturating_duration_since(t) >= WINDOW)
+    }
+
+    /// Undo the start of a playback whose log row could not be written.
+    pub fn forget(&mut self, who: &str, recording: &str) {
+        self.last.remove(&(who.to_string(), recording.to_string()));
+    }
+}
+
+/// Write one row of the playback log.
+pub async fn log(state: &AppState, who: &str, recording: &str, action: &str, detail: &str) -> Result<(), ApiError> {
+    let (who, recording, action, detail) =
+        (who.to_string(), recording.to_string(), action.to_string(), detail.to_string());
+    state
+        .with_writer(move |conn| {
+            conn.execute(
+                "INSERT INTO playback_log (at_us, who, recording_id, action, via, detail) VALUES (?, ?, ?, ?, 'api', ?)",
+                rusqlite::params![now_us(), who, recording, action, detail],
+            )
+            .map_err(|e| ApiError::unavailable(format!("the playback log cannot be written: {e}")))?;
+            Ok(())
+        })
+        .await
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PlaybackRow {
+    pub id: i64,
+    pub at: String,
+    pub who: String,
+    pub recording_id: String,
+    pub action: String,
+    pub via: String,
+    pub detail: String,
+}
+
+#[derive(Deserialize, Default)]
+pub struct LogFilters {
+    recording: Option<String>,
+    who: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Query(f): Query<LogFilters>,
+    Query(p): Query<Paging>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let cfg = state.config();
+    let limit = p.limit()?;
+    let mut clauses: Vec<&str> = Vec::new();
+    let mut params: Vec<Value> = Vec::new();
+    let set = |s: &Option<String>| s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+    if let Some(r) = set(&f.recording) {
+        clauses.push("recording_id = ?");
+        params.push(Value::Text(r));
+    }
+    if let Some(w) = set(&f.who) {
+        clauses.push("who = ?");
+        params.push(Value::Text(w));
+    }
+    if let Some(s) = set(&f.from) {
+        clauses.push("at_us >= ?");
+        params.push(Value::Integer(query::range_start("from", &s, &cfg.tz)?.as_micros()));
+    }
+    if let Some(s) = set(&f.to) {
+        clauses.push("at_us < ?");
+        params.push(Value::Integer(query::range_end("to", &s, &cfg.tz)?.as_micros()));
+    }
+    if let Some(a) = p.after() {
+        let id: i64 = a.parse().map_err(|_| ApiError::bad_request(format!("after: {a:?} is not a log id")))?;
+        clauses.push("id < ?");
+        params.push(Value::Integer(id));
+    }
+    let wh = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
+    let sql = format!(
+        "SELECT id, at_us, who, recording_id, action, via, detail FROM playback_log {wh} ORDER BY id DESC LIMIT ?"
+    );
+    params.push(Value::Integer(i64::try_from(limit + 1).unwrap_or(i64::MAX)));
+    let mut rows = state
+        .with_db(move |db, cfg| {
+            let mut stmt = db.conn.prepare(&sql)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| {
+                Ok(PlaybackRow {
+                    id: r.get(0)?,
+                    at: format_ts(r.get(1)?, &cfg.tz),
+                    who: r.get(2)?,
+                    recording_id: r.get(3)?,
+                    action: r.get(4)?,
+                    via: r.get(5)?,
+                    detail: r.get(6)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await?;
+    let next = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(|r| r.id.to_string())
+    } else {
+        None
+    };
+    Ok(Json(serde_json::json!({ "rows": rows, "next": next })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_row_per_playback_with_a_sliding_window() {
+        let mut d = Dedup::default();
+        let t0 = Instant::now();
+        assert!(d.fetch("audit-1", "r1", t0), "first fetch is logged");
+        assert!(!d.fetch("audit-1", "r1", t0 + Duration::from_secs(5)), "a range request of the same playback");
+        assert!(!d.fetch("audit-1", "r1", t0 + WINDOW), "the window slides with each fetch");
+        assert!(d.fetch("audit-2", "r1", t0 + WINDOW), "another person is another playback");
+        assert!(d.fetch("audit-1", "r2", t0 + WINDOW), "another recording too");
+        assert!(d.fetch("audit-1", "r1", t0 + WINDOW * 2 + Duration::from_secs(5)), "after a pause: a new playback");
+        d.forget("audit-1", "r1");
+        assert!(
+            d.fetch("audit-1", "r1", t0 + WINDOW * 2 + Duration::from_secs(6)),
+            "a forgotten start is logged again"
+        );
+    }
+
+    #[test]
+    fn prunes_stale_pairs() {
+        let mut d = Dedup::default();
+        let t0 = Instant::now();
+        for i in 0..PRUNE_AT {
+            d.fetch("a", &i.to_string(), t0);
+        }
+        d.fetch("a", "new", t0 + WINDOW);
+        assert_eq!(d.last.len(), 1);
+    }
+}

@@ -1,0 +1,295 @@
+//! The web page in real headless Chromium (Debian's chromium + chromium-driver, which
+//! scripts/install-test-deps installs), driven over WebDriver with fantoccini, against a
+//! real server on 127.0.0.1 and a database filled by replaying captures:
+//! - the page loads and a person logs in with a token through the form;
+//! - a filter narrows the calls table (every row left is the extension's), a call's
+//!   detail shows its SIP ladder;
+//! - a premium call (1003 → 16800123) replayed through the real pipeline while the page is
+//!   open appears in the live view;
+//! - a recording plays: the audio element's time advances, and the fetch is in the
+//!   playback log;
+//! - the language switch gives Chinese labels;
+//! - local mode (no tokens): the page works from 127.0.0.1 without logging in;
+//! - the browser's console log (read from chromedriver, every level) has no error, at
+//!   the end of all that.
+//!
+//! Screenshots are saved under target/tmp/browser/ for a person to look at.
+//! One test function: one chromedriver and one browser, nothing else in this binary runs
+//! at the same time. chromedriver is started in a process group of its own on a free
+//! port and that group is ended by its id when the test ends (also on a panic).
+
+mod api_support;
+
+use api_support::*;
+use callwarden::api::EventsSink;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// chromedriver in its own process group; the group (chromedriver and the browsers it
+/// started) is killed by id on drop.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        for p in [CHROMIUM, CHROMEDRIVER] {
+            assert!(Path::new(p).exists(), "{p} is missing: run scripts/install-test-deps (chromium chromium-driver)");
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .arg("--allowed-ips=127.0.0.1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        Driver { child, port }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // The group id is chromedriver's pid (process_group(0)): ends the browsers it began.
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.child.id())]).status();
+        let _ = self.child.wait();
+    }
+}
+
+async fn connect(driver: &Driver, profile: &Path) -> Client {
+    let caps = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": CHROMIUM,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--autoplay-policy=no-user-gesture-required", "--window-size=1280,900", "--lang=en-US",
+                format!("--user-data-dir={}", profile.display()),
+            ]
+        },
+        "goog:loggingPrefs": { "browser": "ALL" }
+    });
+    let caps = caps.as_object().unwrap().clone();
+    // chromedriver answers once it listens; try for a few seconds.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        match ClientBuilder::new(connector).capabilities(caps.clone()).connect(&driver.url()).await {
+            Ok(c) => return c,
+            Err(e) if std::time::Instant::now() > deadline => panic!("cannot start a browser session: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// Every browser console entry since the last read (chromedriver's log endpoint; reading
+/// empties it).
+async fn console(driver: &Driver, session: &str) -> Vec<Value> {
+    let res = client()
+        .post(format!("{}/session/{session}/se/log", driver.url()))
+        .json(&json!({ "type": "browser" }))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = res.json().await.unwrap();
+    v["value"].as_array().unwrap_or_else(|| panic!("no log from chromedriver: {v}")).clone()
+}
+
+/// Evaluate `js` (an expression) until it is true, or fail after `secs` with `what`.
+async fn wait_js(b: &Client, js: &str, secs: u64, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let v = b.execute(&format!("return !!({js});"), vec![]).await.unwrap();
+        if v == Value::Bool(true) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}: not seen within {secs} s ({js})");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn js(b: &Client, script: &str) -> Value {
+    b.execute(script, vec![]).await.unwrap()
+}
+
+fn shots() -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+async fn screenshot(b: &Client, name: &str) {
+    let png = b.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "{name}: not a PNG");
+    std::fs::write(shots().join(format!("{name}.png")), png).unwrap();
+}
+
+async fn click(b: &Client, css: &str) {
+    b.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).click().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_in_headless_chromium() {
+    let site = Site::new();
+    site.replay(&[
+        &Path::new(PUBLIC).join("gen-synth-100-calls.pcap"),
+        &Path::new(PUBLIC).join("gen-sipp-mixed-calls-udp.pcap"),
+    ]);
+    site.add_recording("00000000000000b1", "rec-call-1", 1_762_050_000_000_000, "complete", "2026/11/b1.wav", 4);
+    let tx = events();
+    let sink = EventsSink::new(tx.clone(), "Asia/Shanghai");
+    let srv = Server::start(site.state().with_events(tx.clone()).with_live_calls(sink.live_calls_fn())).await;
+
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().unwrap();
+    let b = connect(&driver, profile.path()).await;
+    let session = b.session_id().await.unwrap().unwrap();
+    let mut log: Vec<Value> = Vec::new();
+
+    // 1. The page loads, asks for a token, and logging in shows the app.
+    b.goto(&srv.url("/")).await.unwrap();
+    wait_js(&b, "!document.getElementById('login').hidden", 10, "the login form").await;
+    screenshot(&b, "01-login").await;
+    b.find(Locator::Id("login-token")).await.unwrap().send_keys(ADMIN).await.unwrap();
+    click(&b, "#login-form button[type=submit]").await;
+    wait_js(&b, "!document.getElementById('app').hidden", 10, "the app after login").await;
+    wait_js(&b, "document.getElementById('who').textContent.includes('admin-1')", 5, "who").await;
+    wait_js(&b, "document.getElementById('live-status').classList.contains('on')", 10, "live events connected").await;
+
+    // 2. A premium call replayed while the page is open appears in the live view.
+    let settings = site.settings();
+    let replay = tokio::task::spawn_blocking(move || {
+        drive(&settings, &Path::new(PUBLIC).join("gen-sipp-mixed-calls-udp.pcap"), vec![Box::new(sink)]);
+    });
+    wait_js(
+        &b,
+        "[...document.querySelectorAll('#live-violations li[data-rule=\"OUT-1\"]')]\
+         .some(li => li.textContent.includes('16800123') && li.textContent.includes('1003'))",
+        20,
+        "the premium-rate violation in the live view",
+    )
+    .await;
+    replay.await.unwrap();
+    wait_js(&b, "document.querySelectorAll('#live-ended li').length >= 7", 10, "the ended calls").await;
+    screenshot(&b, "02-live").await;
+
+    // 3. The calls table, then a filter narrows it to one extension's calls.
+    click(&b, "button[data-tab=calls]").await;
+    wait_js(&b, "document.querySelectorAll('#calls-table tbody tr').length === 100", 10, "the first 100 calls").await;
+    let filter_ext = "1003";
+    b.find(Locator::Css("#calls-filter input[name=ext]")).await.unwrap().send_keys(filter_ext).await.unwrap();
+    click(&b, "#calls-filter button[type=submit]").await;
+    wait_js(&b, "document.querySelectorAll('#calls-table tbody tr').length < 100", 10, "the filtered table").await;
+    let rows = js(
+        &b,
+        "return [...document.querySelectorAll('#calls-table tbody tr')].map(r => [...r.cells].map(c => c.textContent));",
+    )
+    .await;
+    let rows = rows.as_array().unwrap();
+    let api_rows = get_json(&client(), &srv.url(&format!("/api/calls?ext={filter_ext}&limit=1000")), SUP).await;
+    assert_eq!(rows.len(), api_rows["calls"].as_array().unwrap().len(), "the table shows what the API answers");
+    assert!(!rows.is_empty());
+    for r in rows {
+        assert!(r[1] == filter_ext || r[2] == filter_ext, "a row of another extension: {r}");
+    }
+    screenshot(&b, "03-calls-filtered").await;
+    // A call's detail with its SIP ladder.
+    click(&b, "#calls-table tbody tr").await;
+    wait_js(
+        &b,
+        "!document.getElementById('call-detail').hidden && document.getElementById('call-detail').textContent.includes('INVITE')",
+        10,
+        "the call detail with its ladder",
+    )
+    .await;
+    let detail = js(&b, "return document.getElementById('call-detail').textContent;").await;
+    let detail = detail.as_str().unwrap();
+    assert!(!detail.contains("null") && !detail.contains("undefined"), "a missing value shown as text: {detail}");
+    screenshot(&b, "04-call-detail").await;
+
+    // 4. Charts draw (something other than the background on each canvas).
+    click(&b, "button[data-tab=charts]").await;
+    for id in ["chart-rings", "chart-daily", "chart-talk"] {
+        wait_js(
+            &b,
+            &format!(
+                // Copied to a canvas of the test's own, so the page's canvas is not read back
+                // (the browser would warn about repeated readbacks).
+                "(() => {{ const c = document.getElementById('{id}'); const t = document.createElement('canvas'); \
+                 t.width = c.width; t.height = c.height; const g = t.getContext('2d', {{ willReadFrequently: true }}); \
+                 g.drawImage(c, 0, 0); const d = g.getImageData(0, 0, t.width, t.height).data; \
+                 for (let i = 3; i < d.length; i += 4) if (d[i] !== 0) return true; return false; }})()"
+            ),
+            10,
+            id,
+        )
+        .await;
+    }
+    screenshot(&b, "05-charts").await;
+
+    // 5. A recording plays: the audio element's time advances; the fetch is logged.
+    click(&b, "button[data-tab=recordings]").await;
+    wait_js(
+        &b,
+        "document.querySelector('#rec-table tbody tr[data-recording=\"00000000000000b1\"]')",
+        10,
+        "the recording",
+    )
+    .await;
+    click(&b, "#rec-table tbody tr[data-recording=\"00000000000000b1\"] button.play").await;
+    wait_js(&b, "document.getElementById('audio').currentTime > 0.5", 15, "the audio playing").await;
+    let err = js(&b, "const a = document.getElementById('audio'); return a.error && a.error.message;").await;
+    assert_eq!(err, Value::Null);
+    wait_js(&b, "document.querySelector('#log-table tbody tr')", 10, "the playback log on the page").await;
+    screenshot(&b, "06-recording-playing").await;
+    let plog = get_json(&client(), &srv.url("/api/playback-log"), ADMIN).await;
+    let prow = &plog["rows"][0];
+    assert_eq!(prow["who"], "admin-1", "{plog}");
+    assert_eq!(prow["recording_id"], "00000000000000b1");
+
+    // 6. The language switch.
+    b.find(Locator::Id("lang")).await.unwrap().select_by_value("zh").await.unwrap();
+    wait_js(&b, "document.querySelector('button[data-tab=calls]').textContent === '通话记录'", 5, "Chinese labels")
+        .await;
+    screenshot(&b, "07-chinese").await;
+    b.find(Locator::Id("lang")).await.unwrap().select_by_value("en").await.unwrap();
+
+    log.extend(console(&driver, &session).await);
+
+    // 7. Local mode: no tokens, the page works from 127.0.0.1 with no login.
+    let local = Site::new();
+    std::fs::write(&local.config, "[site]\ntimezone = \"Asia/Shanghai\"\nextensions = [\"1000-1099\"]\n").unwrap();
+    local.replay(&[&Path::new(PUBLIC).join("gen-sipp-mixed-calls-udp.pcap")]);
+    let srv2 = Server::start(local.state()).await;
+    b.goto(&srv2.url("/")).await.unwrap();
+    wait_js(&b, "!document.getElementById('app').hidden", 10, "the app in local mode").await;
+    wait_js(&b, "document.getElementById('who').textContent.includes('local')", 5, "who in local mode").await;
+    assert_eq!(js(&b, "return document.getElementById('login').hidden;").await, Value::Bool(true));
+    click(&b, "button[data-tab=calls]").await;
+    wait_js(&b, "document.querySelectorAll('#calls-table tbody tr').length === 7", 10, "local mode's calls").await;
+    screenshot(&b, "08-local-mode").await;
+    log.extend(console(&driver, &session).await);
+
+    b.close().await.unwrap();
+    srv.stop().await.unwrap();
+    srv2.stop().await.unwrap();
+
+    // The console, every level: no error or warning from the page at any step.
+    std::fs::write(shots().join("console.json"), serde_json::to_string_pretty(&log).unwrap()).unwrap();
+    let bad: Vec<&Value> = log.iter().filter(|e| e["level"] != "INFO" && e["level"] != "DEBUG").collect();
+    assert!(bad.is_empty(), "console errors/warnings: {bad:#?}");
+}
