@@ -1,0 +1,25 @@
+//! `callwarden run`: the daemon (see `crate::daemon`). Loads and validates the settings
+//! like every subcommand, then runs until SIGTERM/SIGINT. Exit 0 after a clean shutdown;
+//! 1 with one line when it cannot start (interface, port, database) or could not store
+//! what it captured; 2 for an invalid config.
+
+use super::Common;
+use crate::daemon::{self, Extras};
+use crate::settings::Settings;
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub common: Common,
+}
+
+pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(a.common.config.as_deref(), a.common.db.as_deref())?;
+    match &settings.config_path {
+        Some(p) => tracing::info!(config = %p.display(), "starting"),
+        None => tracing::info!("starting with the embedded default config"),
+    }
+    daemon::run(settings, Extras::default())?;
+    Ok(ExitCode::SUCCESS)
+}
