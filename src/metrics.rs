@@ -184,10 +184,26 @@ fn counter_family(
     let c = ConstCounter::new(0u64);
     let mut m = enc.encode_descriptor(name, help, None, c.metric_type())?;
     for (labels, v) in rows {
+        let labels: Labels = labels.into_iter().map(|(k, v)| (k, escape_label(&v))).collect();
         let fam = m.encode_family(&labels)?;
         ConstCounter::new(v).encode(fam)?;
     }
     Ok(())
+}
+
+/// prometheus-client 0.23 writes label values as given; the text format wants `\`, `"`
+/// and newlines escaped (interface names and rule ids come from the config).
+fn escape_label(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for ch in v.chars() {
+        match ch {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn counter(enc: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::fmt::Result {
@@ -247,7 +263,8 @@ impl Collector for Collect {
             "Packets lost at a source, by source and reason (kernel: buffer full; interface: \
              dropped by the driver; queue-full: the pipeline was behind).",
             sources.iter().flat_map(|s| {
-                let mut rows = vec![(vec![("source", s.name.clone()), ("reason", "queue-full".into())], load(&s.queue_full))];
+                let mut rows =
+                    vec![(vec![("source", s.name.clone()), ("reason", "queue-full".into())], load(&s.queue_full))];
                 if s.kernel_stats() {
                     rows.push((vec![("source", s.name.clone()), ("reason", "kernel".into())], load(&s.kernel_dropped)));
                     rows.push((vec![("source", s.name.clone()), ("reason", "interface".into())], load(&s.if_dropped)));
@@ -306,7 +323,10 @@ impl Collector for Collect {
             &mut enc,
             "callwarden_violations",
             "Violations raised, by rule and kind.",
-            tallies.violations.iter().map(|((rule, kind), v)| (vec![("rule", rule.clone()), ("kind", kind.clone())], *v)),
+            tallies
+                .violations
+                .iter()
+                .map(|((rule, kind), v)| (vec![("rule", rule.clone()), ("kind", kind.clone())], *v)),
         )?;
 
         gauge_i(&mut enc, "callwarden_recordings_active", "Calls being recorded.", as_i64(snap.active_recordings))?;
@@ -318,7 +338,12 @@ impl Collector for Collect {
             tallies.recording_bytes,
         )?;
 
-        gauge_i(&mut enc, "callwarden_store_queue_depth", "Items waiting for the store writer.", as_i64(snap.store_queue))?;
+        gauge_i(
+            &mut enc,
+            "callwarden_store_queue_depth",
+            "Items waiting for the store writer.",
+            as_i64(snap.store_queue),
+        )?;
         gauge_i(
             &mut enc,
             "callwarden_capture_queue_depth",
@@ -352,9 +377,7 @@ pub fn router(handle: MetricsHandle) -> axum::Router {
             "/metrics",
             get(move || {
                 let m = m.clone();
-                async move {
-                    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], m.render())
-                }
+                async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], m.render()) }
             }),
         )
         .route(
@@ -435,6 +458,9 @@ mod tests {
         h.add_source(Arc::new(SourceStats::new("pcap:we\"ird\\name", false)));
         let text = h.render();
         assert!(text.contains(r#"source="pcap:we\"ird\\name""#), "{text}");
+        let h = MetricsHandle::new();
+        h.add_source(Arc::new(SourceStats::new("pcap:two\nlines", false)));
+        assert!(h.render().contains(r#"source="pcap:two\nlines""#));
     }
 
     #[test]
