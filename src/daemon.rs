@@ -51,6 +51,9 @@ pub const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 /// How long the HTTP server may take to finish its requests at shutdown.
 const HTTP_GRACE: Duration = Duration::from_secs(2);
 
+/// A hook given the metrics handle at start.
+pub type OnMetrics = Box<dyn FnOnce(&MetricsHandle) + Send>;
+
 /// What the caller (the CLI, or the lead's wiring with the API and recorder) adds.
 #[derive(Default)]
 pub struct Extras {
@@ -59,7 +62,7 @@ pub struct Extras {
     /// Routes merged into the HTTP server beside `/metrics` and `/healthz`.
     pub router: Option<axum::Router>,
     /// Called with the metrics handle before anything starts (e.g. for the API's state).
-    pub on_metrics: Option<Box<dyn FnOnce(&MetricsHandle) + Send>>,
+    pub on_metrics: Option<OnMetrics>,
 }
 
 /// Messages to the pipeline thread other than frames.

@@ -195,6 +195,8 @@ impl PcapSource {
                     let tv = p.header.ts;
                     // tv_usec is below 10^6 from the kernel; clamp rather than trust it.
                     let usec = u32::try_from(tv.tv_usec).unwrap_or(0).min(999_999);
+                    // time_t is 32 bits on some targets: widen explicitly.
+                    #[allow(clippy::useless_conversion)]
                     let ts = Ts::from_parts(i64::from(tv.tv_sec), usec, false);
                     if !out.send(ts, self.link, p.data) {
                         break;
