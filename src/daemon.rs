@@ -26,6 +26,7 @@ use crate::driver::Driver;
 use crate::metrics::{MetricsHandle, Snapshot};
 use crate::reload::{ReloadResult, Reloader};
 use crate::settings::Settings;
+use crate::sink::alerts::{AlertsOptions, AlertsSink};
 use crate::sink::store::{self, StoreSink};
 use crate::sink::Sink;
 use anyhow::Context;
@@ -50,6 +51,10 @@ pub const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 
 /// How long the HTTP server may take to finish its requests at shutdown.
 const HTTP_GRACE: Duration = Duration::from_secs(2);
+
+/// How long queued webhook alerts may take to go out at shutdown (systemd's stop timeout
+/// in dist/callwarden.service leaves room for it).
+const ALERTS_GRACE: Duration = Duration::from_secs(3);
 
 /// A hook given the metrics handle at start.
 pub type OnMetrics = Box<dyn FnOnce(&MetricsHandle) + Send>;
@@ -162,21 +167,12 @@ fn publish(d: &Driver, m: &MetricsHandle, store: Option<&StoreSink>, queue: usiz
     });
 }
 
-/// Violations to the log (journald) as they happen; calls at debug level.
+/// Ended calls to the log at debug level (violations are logged by the alerts sink).
 pub struct LogSink;
 
 impl Sink for LogSink {
     fn accept(&mut self, out: &Output) -> anyhow::Result<()> {
         match out {
-            Output::Violation(v) => tracing::warn!(
-                rule = %v.rule,
-                kind = v.kind.as_str(),
-                call_id = v.call_id.as_deref().unwrap_or(""),
-                ext = %v.extension,
-                number = %v.number,
-                detail = %v.detail,
-                "violation"
-            ),
             Output::Call(CallEvent::Ended(r)) => tracing::debug!(
                 call_id = %r.call_id,
                 caller = %r.caller,
@@ -239,7 +235,7 @@ pub fn run(settings: Settings, extras: Extras) -> anyhow::Result<()> {
         "" => None,
         addr => Some(HepListener::bind(addr)?),
     };
-    let engine = Engine::new(cfg)?;
+    let mut engine = Engine::new(cfg)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -256,10 +252,17 @@ pub fn run(settings: Settings, extras: Extras) -> anyhow::Result<()> {
         ),
     };
 
+    // The sinks: the same as `replay` (store + alerts), then metrics and the log, then
+    // what the caller adds (`Extras::sinks`: the recorder, the API's events) — the one
+    // place where sinks are chosen.
     let (store_sink, writer) = store::open(&settings.db_path, &cfg.site.timezone)
         .with_context(|| format!("{}: cannot open the database", settings.db_path.display()))?;
+    crate::cli::replay::load_approvals(&mut engine, &settings.db_path)?;
+    let mut alerts = AlertsSink::new(&cfg.alerts.webhooks, &cfg.site.timezone, AlertsOptions::default())?;
+    let alerts_closer = alerts.take_closer();
+    metrics.set_alert_counters(alerts.counters());
     let mut sinks: Vec<Box<dyn Sink + Send>> =
-        vec![Box::new(store_sink.clone()), Box::new(metrics.sink()), Box::new(LogSink)];
+        vec![Box::new(store_sink.clone()), Box::new(alerts), Box::new(metrics.sink()), Box::new(LogSink)];
     sinks.extend(extras.sinks);
     let driver = Driver::new(engine, sinks);
 
@@ -365,6 +368,8 @@ pub fn run(settings: Settings, extras: Extras) -> anyhow::Result<()> {
     // Dropping the driver drops the sinks: the recorder closes its files here.
     drop(driver);
     let written = writer.close().with_context(|| format!("{}: storing calls failed", settings.db_path.display()));
+    // Alerts raised by the calls ended at shutdown get a short chance to go out.
+    let alert_stats = alerts_closer.map(|c| c.close(ALERTS_GRACE)).unwrap_or_default();
     let _ = server_stop.send(true);
     if let Some(s) = server {
         let _ = runtime.block_on(async { tokio::time::timeout(HTTP_GRACE, s).await });
@@ -376,6 +381,8 @@ pub fn run(settings: Settings, extras: Extras) -> anyhow::Result<()> {
         calls = counters.calls_ended,
         stored = written.calls,
         violations = written.violations,
+        alerts_delivered = alert_stats.delivered,
+        alerts_failed = alert_stats.failed + alert_stats.dropped,
         sink_errors,
         "stopped"
     );

@@ -6,9 +6,10 @@
 //! May use: core `Counters`/`Output`, `capture::live::SourceStats`, prometheus-client for
 //! the text encoding, axum. Invariants: rendering never blocks the pipeline for longer
 //! than one snapshot copy (the driver publishes a clone; scrapes read that clone); every
-//! counter is monotonic (snapshots only grow); label values are escaped by the encoder.
+//! counter is monotonic (snapshots only grow); label values are escaped here (`escape_label`).
 
 use crate::capture::live::SourceStats;
+use crate::sink::alerts::AlertCounters;
 use crate::sink::Sink;
 use callwarden_core::media::{MediaOut, RecordingEvent};
 use callwarden_core::track::CallEvent;
@@ -61,6 +62,8 @@ struct State {
     /// When the driver last published; `None` until it first does.
     published: Option<Instant>,
     sources: Vec<Arc<SourceStats>>,
+    /// The alerts sink's delivery counters, when there is one.
+    alerts: Option<Arc<AlertCounters>>,
 }
 
 #[derive(Debug, Default)]
@@ -88,6 +91,11 @@ impl MetricsHandle {
     /// Add a capture source whose counters appear under its name.
     pub fn add_source(&self, stats: Arc<SourceStats>) {
         lock(&self.inner.state).sources.push(stats);
+    }
+
+    /// Report the alerts sink's counters (alerts raised, webhook deliveries).
+    pub fn set_alert_counters(&self, counters: Arc<AlertCounters>) {
+        lock(&self.inner.state).alerts = Some(counters);
     }
 
     /// The driver's periodic publication.
@@ -230,9 +238,9 @@ fn as_i64(v: impl TryInto<i64>) -> i64 {
 
 impl Collector for Collect {
     fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
-        let (snap, sources) = {
+        let (snap, sources, alerts) = {
             let st = lock(&self.handle.inner.state);
-            (st.snapshot.clone(), st.sources.clone())
+            (st.snapshot.clone(), st.sources.clone(), st.alerts.clone())
         };
         let tallies = self.handle.tallies();
         let c = &snap.counters;
@@ -363,6 +371,21 @@ impl Collector for Collect {
             [(vec![("result", "ok".into())], snap.reloads_ok), (vec![("result", "error".into())], snap.reloads_failed)],
         )?;
         counter(&mut enc, "callwarden_sink_errors", "Outputs a sink could not take.", snap.sink_errors)?;
+        if let Some(a) = alerts {
+            counter_family(
+                &mut enc,
+                "callwarden_alerts",
+                "Violation alerts, by outcome (raised: logged; the others: webhook POSTs).",
+                [
+                    ("raised", &a.raised),
+                    ("delivered", &a.delivered),
+                    ("retried", &a.retries),
+                    ("failed", &a.failed),
+                    ("dropped", &a.dropped),
+                ]
+                .map(|(k, v)| (vec![("outcome", k.to_string())], load(v))),
+            )?;
+        }
         Ok(())
     }
 }
@@ -450,6 +473,14 @@ mod tests {
         assert!(text.contains("# TYPE callwarden_packets counter\n"));
         assert!(text.contains("callwarden_packets_total 8\n"));
         assert!(text.ends_with("# EOF\n"));
+        assert!(!text.contains("callwarden_alerts"), "no alerts sink, no alert rows");
+        let a = Arc::new(AlertCounters::default());
+        a.raised.store(4, Ordering::Relaxed);
+        a.delivered.store(3, Ordering::Relaxed);
+        h.set_alert_counters(a);
+        let text = h.render();
+        assert!(text.contains("callwarden_alerts_total{outcome=\"raised\"} 4\n"), "{text}");
+        assert!(text.contains("callwarden_alerts_total{outcome=\"delivered\"} 3\n"));
     }
 
     #[test]

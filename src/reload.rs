@@ -5,7 +5,8 @@
 //! May use: `settings::load_config`, notify + notify-debouncer-mini. Invariants: an
 //! invalid edit is logged with its file, line and key and changes nothing (the last good
 //! config stays); an unchanged file is not re-applied; sections that only take effect at
-//! start (`[capture]`, `[store]`, `[recordings].dir`, `[api].listen`) are applied to
+//! start (`[capture]`, `[store]`, `[recordings].dir`, `[api].listen`,
+//! `[alerts].webhooks`) are applied to
 //! nothing and a warning says a restart is needed.
 
 use crate::settings::load_config;
@@ -111,6 +112,9 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     }
     if old.api.listen != new.api.listen {
         v.push("[api].listen");
+    }
+    if old.alerts.webhooks != new.alerts.webhooks {
+        v.push("[alerts].webhooks");
     }
     v
 }

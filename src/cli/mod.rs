@@ -2,10 +2,12 @@
 //! arguments become validated `Settings` here, then the subcommand runs. Exit codes:
 //! 0 ok, 1 the job failed (bad input file, I/O), 2 bad usage or an invalid config.
 
+mod approve;
 mod calls;
 mod config_cmd;
 mod filter;
-mod replay;
+mod register;
+pub(crate) mod replay;
 mod run;
 mod stats;
 mod violations;
@@ -51,6 +53,10 @@ pub enum Command {
     Violations(violations::Args),
     /// Check a config file.
     Config(config_cmd::Args),
+    /// Register, list or revoke prior approvals for restricted classes (OUT-2).
+    Approve(approve::Args),
+    /// Export a month's long-distance register as CSV (OUT-3).
+    Register(register::Args),
 }
 
 /// Parse arguments, run, map the result to an exit code.
@@ -64,9 +70,19 @@ pub fn main() -> ExitCode {
         Command::Stats(a) => stats::run(a),
         Command::Violations(a) => violations::run(a),
         Command::Config(a) => config_cmd::run(a),
+        Command::Approve(a) => approve::run(a),
+        Command::Register(a) => register::run(a),
     };
     match result {
         Ok(code) => code,
+        // `callwarden calls | head`: the reader went away, which is not our error.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             // One line per cause: what was wrong and where.
             eprintln!("callwarden: {e:#}");

@@ -8,6 +8,7 @@ use super::Common;
 use crate::capture::file::{CaptureError, FileCapture};
 use crate::driver::Driver;
 use crate::settings::Settings;
+use crate::sink::alerts::{AlertsOptions, AlertsSink};
 use crate::sink::{console::ConsoleSink, store, Sink};
 use anyhow::Context;
 use callwarden_core::track::EndReason;
@@ -28,7 +29,14 @@ pub struct Args {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Do not POST violations to `[alerts].webhooks` (they are still logged), e.g. when
+    /// replaying old captures again.
+    #[arg(long)]
+    pub no_webhooks: bool,
 }
+
+/// How long the end of a replay waits for queued webhook alerts (retries included).
+const WEBHOOK_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// One open file and its next frame, copied so several files can be merged.
 struct Head {
@@ -65,35 +73,61 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         let cap = FileCapture::open(f)?;
         heads.push(Head { cap, next: None, buf: Vec::new(), error: None });
     }
-    let engine = Engine::new(&settings.config)?;
+    let mut engine = Engine::new(&settings.config)?;
     let (store_sink, writer) = store::open(&settings.db_path, &settings.config.site.timezone)
         .with_context(|| format!("{}: cannot open the database", settings.db_path.display()))?;
-    let mut sinks: Vec<Box<dyn Sink + Send>> = vec![Box::new(store_sink)];
+    load_approvals(&mut engine, &settings.db_path)?;
+    let webhooks = if a.no_webhooks { &[][..] } else { &settings.config.alerts.webhooks[..] };
+    let mut alerts = AlertsSink::new(webhooks, &settings.config.site.timezone, AlertsOptions::default())?;
+    let alerts_closer = alerts.take_closer();
+    let mut sinks: Vec<Box<dyn Sink + Send>> = vec![Box::new(store_sink), Box::new(alerts)];
     if !a.quiet && !a.json {
         sinks.push(Box::new(ConsoleSink::new(&settings.config.site.timezone)));
     }
     let mut driver = Driver::new(engine, sinks);
 
-    for h in &mut heads {
-        h.advance();
-    }
-    // k-way merge by packet time; ties go to the earlier file on the command line.
-    loop {
-        let Some(i) = heads.iter().enumerate().filter_map(|(i, h)| h.next.map(|(ts, _)| (ts, i))).min().map(|(_, i)| i)
-        else {
-            break;
-        };
-        let h = &mut heads[i];
-        if let Some((ts, link)) = h.next {
-            driver.feed(Frame { ts, link, bytes: &h.buf });
+    if let [only] = heads.as_mut_slice() {
+        // One file: feed its frames straight from the reader's buffer, no copy.
+        loop {
+            match only.cap.next_frame() {
+                Ok(Some(frame)) => driver.feed(frame),
+                Ok(None) => break,
+                Err(e) => {
+                    only.error = Some(e);
+                    break;
+                }
+            }
         }
-        h.advance();
+    } else {
+        for h in &mut heads {
+            h.advance();
+        }
+        // k-way merge by packet time; ties go to the earlier file on the command line.
+        while let Some(i) =
+            heads.iter().enumerate().filter_map(|(i, h)| h.next.map(|(ts, _)| (ts, i))).min().map(|(_, i)| i)
+        {
+            let h = &mut heads[i];
+            if let Some((ts, link)) = h.next {
+                driver.feed(Frame { ts, link, bytes: &h.buf });
+            }
+            h.advance();
+        }
     }
     driver.finish(EndReason::CaptureEnded);
     let counters = driver.engine().counters().clone();
     let sink_errors = driver.sink_errors;
     drop(driver);
     let written = writer.close().with_context(|| format!("{}: storing calls failed", settings.db_path.display()))?;
+    let alert_stats = alerts_closer.map(|c| c.close(WEBHOOK_GRACE)).unwrap_or_default();
+    if !webhooks.is_empty() && alert_stats.delivered < alert_stats.raised * webhooks.len() as u64 {
+        eprintln!(
+            "callwarden: webhooks: {} of {} alert(s) delivered ({} failed, {} dropped; see the log)",
+            alert_stats.delivered,
+            alert_stats.raised * webhooks.len() as u64,
+            alert_stats.failed,
+            alert_stats.dropped
+        );
+    }
 
     let errors: Vec<&CaptureError> = heads.iter().filter_map(|h| h.error.as_ref()).collect();
     if a.json {
@@ -108,6 +142,20 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         eprintln!("callwarden: {sink_errors} outputs could not be delivered (see the log)");
     }
     Ok(if errors.is_empty() && sink_errors == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Give the policy the approvals registered with `callwarden approve` (OUT-2). One the
+/// policy cannot use is logged and left out; the others apply.
+pub fn load_approvals(engine: &mut Engine, db: &std::path::Path) -> anyhow::Result<()> {
+    let stored = store::approvals::in_force(db)?;
+    let n = stored.len();
+    for e in engine.policy_mut().set_approvals(stored) {
+        tracing::warn!(error = %e, "stored approval not used");
+    }
+    if n > 0 {
+        tracing::info!(approvals = n, "stored approvals loaded");
+    }
+    Ok(())
 }
 
 fn print_summary(files: &[PathBuf], c: &Counters, w: &store::WriteSummary, s: &Settings) {

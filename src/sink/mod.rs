@@ -3,6 +3,7 @@
 //! May use: core types, and the I/O crates of this binary. Invariant: a sink never
 //! blocks the pipeline for long; it reports what it could not do instead of panicking.
 
+pub mod alerts;
 pub mod console;
 pub mod store;
 

@@ -203,6 +203,11 @@ pub enum SipError {
 /// Cheap check on the first line: request line ending in "SIP/2.0" or a status line
 /// starting with it. Used to demultiplex UDP payloads before a full parse.
 pub fn looks_like_sip(payload: &[u8]) -> bool {
+    // A start line begins with a method token or "SIP/2.0"; RTP and RTCP begin with
+    // 0x80..=0xBF. Rejecting on the first byte keeps the per-RTP-packet cost at one compare.
+    if !payload.first().is_some_and(u8::is_ascii_alphabetic) {
+        return false;
+    }
     let line_end = payload.iter().take(2048).position(|&b| b == b'\n');
     let Some(end) = line_end else { return false };
     let line = payload[..end].strip_suffix(b"\r").unwrap_or(&payload[..end]);

@@ -21,6 +21,12 @@ use std::net::SocketAddr;
 /// RFC 3261 timer B/F (64·T1): an INVITE with no answer, a CANCEL with no final response,
 /// or a challenge with no retry is over after this.
 pub(crate) const TXN_TIMEOUT: Dur = Dur::from_secs(32);
+/// How long a challenged INVITE (401/407) waits for its retry before the call is over as
+/// rejected. Longer than a transaction: a phone that asks its user for credentials
+/// retries only when they are typed (Wireshark's classic sample retries 17–51 s later).
+/// The record still ends at the challenge; this only bounds how late a retry is the same
+/// call.
+pub(crate) const AUTH_RETRY_WINDOW: Dur = Dur::from_secs(180);
 /// How long an ended call stays to absorb retransmissions and late RTP.
 pub(crate) const LINGER: Dur = Dur::from_secs(32);
 /// Distinct messages remembered for de-duplication (beyond it copies count as new on the
@@ -334,7 +340,7 @@ impl Call {
                 return c + TXN_TIMEOUT;
             }
             if let Some(c) = self.challenge {
-                return c + TXN_TIMEOUT;
+                return c + AUTH_RETRY_WINDOW;
             }
             if !self.invite_responded {
                 return self.invite_at + TXN_TIMEOUT;
@@ -363,12 +369,19 @@ impl Call {
         Some(Ending { at: self.last_activity, reason: EndReason::Timeout })
     }
 
-    /// How `end_all` ends this call: a CANCEL already seen still makes it cancelled.
+    /// How `end_all` ends this call: a CANCEL already seen still makes it cancelled, and a
+    /// challenge not yet retried leaves it rejected at the challenge (nothing was in
+    /// progress when the capture or the daemon stopped).
     pub(crate) fn ending_at_shutdown(&self, now: Ts, reason: EndReason) -> Ending {
-        match self.cancel_at {
-            Some(at) if self.answered_at.is_none() => Ending { at, reason: EndReason::Cancelled },
-            _ => Ending { at: now, reason },
+        if self.answered_at.is_none() {
+            if let Some(at) = self.cancel_at {
+                return Ending { at, reason: EndReason::Cancelled };
+            }
+            if let Some(at) = self.challenge {
+                return Ending { at, reason: EndReason::Rejected };
+            }
         }
+        Ending { at: now, reason }
     }
 
     /// End the call and build its record; it lingers until `now + LINGER`.

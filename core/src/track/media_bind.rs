@@ -16,16 +16,45 @@ use super::{CallKey, Leg, MediaStats};
 use crate::rtp::RtpPacket;
 use crate::sip::sdp::Sdp;
 use crate::time::Ts;
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+
+/// An encoding name. The RFC 3551 names are `'static` so that handing a packet's kind to
+/// the engine costs no allocation and no atomic reference count (this is on the path of
+/// every RTP packet); only names outside that list are shared on the heap.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    Known(&'static str),
+    Other(Arc<str>),
+}
+
+impl std::ops::Deref for Encoding {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            Encoding::Known(s) => s,
+            Encoding::Other(s) => s,
+        }
+    }
+}
+
+impl From<&str> for Encoding {
+    /// The canonical spelling of a known name ("pcma" → "PCMA"), else the name as given.
+    fn from(name: &str) -> Encoding {
+        match CANONICAL.iter().find(|c| c.eq_ignore_ascii_case(name)) {
+            Some(c) => Encoding::Known(c),
+            None => Encoding::Other(Arc::from(name)),
+        }
+    }
+}
 
 /// What an RTP packet carries, from the SDP rtpmap of its call or the static table.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum MediaKind {
     /// Audio for the recorder: encoding name ("PCMA", "PCMU", "G722", "opus", ...; the
     /// RFC 3551 names in their usual capitals) and RTP clock rate.
-    Audio { encoding: Arc<str>, clock_rate: u32 },
+    Audio { encoding: Encoding, clock_rate: u32 },
     /// RFC 4733 telephone-event (DTMF): keep it out of the recording.
     Dtmf { clock_rate: u32 },
     /// RFC 3389 comfort noise.
@@ -38,7 +67,7 @@ impl MediaKind {
     /// The encoding name, as listed in `MediaStats::codecs`.
     pub fn name(&self) -> Option<&str> {
         match self {
-            MediaKind::Audio { encoding, .. } => Some(encoding),
+            MediaKind::Audio { encoding, .. } => Some(&**encoding),
             MediaKind::Dtmf { .. } => Some("telephone-event"),
             MediaKind::ComfortNoise => Some("CN"),
             MediaKind::Unknown(_) => None,
@@ -104,13 +133,24 @@ pub(crate) struct SideMedia {
     announced: Vec<SocketAddr>,
     learned: Vec<SocketAddr>,
     payload_types: Vec<(u8, MediaKind)>,
+    /// The address `recognises` matched last: kept inline so the usual packet (the same
+    /// far address as the one before) needs no look into the heap vectors.
+    recent: Option<SocketAddr>,
 }
 
 impl SideMedia {
     /// The address is one of this side's (announced or learnt): checked before the map so
     /// that the usual packet, between two announced addresses, costs no extra hash lookup.
-    pub(crate) fn knows(&self, addr: &SocketAddr) -> bool {
-        self.announced.contains(addr) || self.learned.contains(addr)
+    /// A hit is remembered inline for the next packet.
+    pub(crate) fn recognises(&mut self, addr: &SocketAddr) -> bool {
+        if self.recent == Some(*addr) {
+            return true;
+        }
+        let known = self.announced.contains(addr) || self.learned.contains(addr);
+        if known {
+            self.recent = Some(*addr);
+        }
+        known
     }
     pub(crate) fn kind(&self, pt: u8) -> Option<&MediaKind> {
         self.payload_types.iter().find(|(p, _)| *p == pt).map(|(_, k)| k)
@@ -135,12 +175,11 @@ pub(crate) fn kind_from_rtpmap(encoding: &str, clock_rate: u32) -> MediaKind {
     if encoding.eq_ignore_ascii_case("CN") {
         return MediaKind::ComfortNoise;
     }
-    let name = CANONICAL.iter().find(|c| c.eq_ignore_ascii_case(encoding)).copied().unwrap_or(encoding);
-    MediaKind::Audio { encoding: Arc::from(name), clock_rate }
+    MediaKind::Audio { encoding: Encoding::from(encoding), clock_rate }
 }
 
-/// The static audio payload types of RFC 3551 §6, built once per tracker so a lookup
-/// only clones an `Arc`.
+/// The static audio payload types of RFC 3551 §6, built once per tracker; a lookup is a
+/// plain copy (their names are `Encoding::Known`).
 #[derive(Clone, Debug)]
 pub(crate) struct StaticPayloads {
     kinds: Vec<MediaKind>,
@@ -226,6 +265,7 @@ impl MediaMap {
     pub(crate) fn apply_sdp(&mut self, key: CallKey, side: Side, sdp: &Sdp, replace: bool, sm: &mut SideMedia) {
         let audio = sdp.media.iter().filter(|m| m.kind.eq_ignore_ascii_case("audio"));
         if replace {
+            sm.recent = None;
             for addr in sm.announced.drain(..).chain(sm.learned.drain(..)) {
                 if self.addrs.get(&addr).is_some_and(|o| o.key == key) {
                     self.addrs.remove(&addr);
@@ -273,6 +313,7 @@ impl MediaMap {
     /// Forget every address the call still owns (when it is freed).
     pub(crate) fn release(&mut self, key: CallKey, sides: &mut [SideMedia; 2]) {
         for sm in sides.iter_mut() {
+            sm.recent = None;
             for addr in sm.announced.drain(..).chain(sm.learned.drain(..)) {
                 if self.addrs.get(&addr).is_some_and(|o| o.key == key) {
                     self.addrs.remove(&addr);

@@ -25,15 +25,16 @@ mod test_msg;
 #[cfg(test)]
 mod tests_calls;
 
-pub use media_bind::{MediaKind, RtpBinding};
+pub use media_bind::{Encoding, MediaKind, RtpBinding};
 
 use crate::sip::{Method, SipMsg};
 use crate::time::{Dur, Ts};
 use call::{Call, Ending};
 use dialogs::{Dialogs, MAX_CALLS_PER_CALL_ID};
+use foldhash::HashMap;
+use foldhash::HashMapExt;
 use media_bind::{Matched, MediaMap, StaticPayloads};
 use serde::Serialize;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use timers::TimerTable;
 
@@ -275,6 +276,9 @@ fn is_initial_invite(msg: &SipMsg) -> bool {
 pub struct Tracker {
     cfg: TrackConfig,
     next_key: u64,
+    /// foldhash: this map and the address map are probed for every RTP packet; SipHash
+    /// cost more than the rest of the lookup. foldhash keeps a random seed per process,
+    /// so addresses from the network cannot be chosen to collide.
     calls: HashMap<CallKey, Call>,
     dialogs: Dialogs,
     media: MediaMap,
@@ -362,7 +366,7 @@ impl Tracker {
             Matched::Receiver => owner.side.other(),
             Matched::Sender => receiver,
         };
-        if !call.sides[far_side.idx()].knows(&far) && !self.media.contains(&far) {
+        if !call.sides[far_side.idx()].recognises(&far) && !self.media.contains(&far) {
             self.media.learn(owner.key, far_side, far, &mut call.sides[far_side.idx()]);
         }
         let leg = receiver.receiving_leg();

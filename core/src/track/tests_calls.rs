@@ -329,12 +329,43 @@ fn challenge_with_no_retry_is_rejected_at_the_challenge() {
     h.down(50, d.r(401, 1));
     h.up(60, d.req(Method::Ack, 1));
     h.down(70, d.r(180, 1)); // stale: the transaction is complete
-    h.run_until(t(50 + 31_999));
+                             // A retry may come as late as a person takes to type credentials (180 s).
+    h.run_until(t(50 + 179_999));
     assert!(h.records().is_empty());
-    h.run_until(t(50 + 32_000));
+    h.run_until(t(50 + 180_000));
     let r = h.one();
     assert_eq!((r.end_reason, r.ended_at, r.sip_status, r.answered), (EndReason::Rejected, t(50), Some(401), false));
     assert_eq!((r.ringing_at, r.ring_ms, r.rings), (None, 0, 0));
+}
+
+#[test]
+fn a_retry_51_s_after_the_challenge_is_the_same_call() {
+    let mut h = H::new();
+    let d = dlg();
+    h.up(0, d.invite(1));
+    h.down(50, d.r(407, 1));
+    h.up(60, d.req(Method::Ack, 1));
+    h.up(51_050, d.invite(2));
+    h.down(51_100, d.r(403, 2));
+    h.up(51_110, d.req(Method::Ack, 2));
+    h.run_until(t(400_000));
+    let r = h.one();
+    assert_eq!(
+        (r.started_at, r.end_reason, r.ended_at, r.sip_status),
+        (t(0), EndReason::Rejected, t(51_100), Some(403))
+    );
+}
+
+#[test]
+fn a_challenge_pending_when_the_capture_ends_is_rejected_at_the_challenge() {
+    let mut h = H::new();
+    let d = dlg();
+    h.up(0, d.invite(1));
+    h.down(50, d.r(407, 1));
+    h.up(60, d.req(Method::Ack, 1));
+    h.tr.end_all(t(5_000), EndReason::CaptureEnded, &mut h.ev);
+    let r = h.one();
+    assert_eq!((r.end_reason, r.ended_at, r.sip_status), (EndReason::Rejected, t(50), Some(407)));
 }
 
 #[test]

@@ -11,6 +11,7 @@
 //! queued is dropped: the sink blocks when the queue is full, and what could not be
 //! written after retries is counted and reported by `StoreWriter::close`.
 
+pub mod approvals;
 pub mod migrations;
 pub mod query;
 pub mod reader;
