@@ -191,11 +191,16 @@ impl Sink for LogSink {
 struct Sources {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
+    /// Wakes each libpcap thread out of its poll.
+    breakers: Vec<pcap::BreakLoop>,
 }
 
 impl Sources {
     fn stop(self) {
         self.stop.store(true, Ordering::Relaxed);
+        for b in &self.breakers {
+            b.breakloop();
+        }
         for t in self.threads {
             if t.join().is_err() {
                 tracing::error!("a capture thread panicked");
@@ -397,7 +402,9 @@ fn start_sources(
 ) -> anyhow::Result<Sources> {
     let stop = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
-    for p in pcaps {
+    let mut breakers = Vec::new();
+    for mut p in pcaps {
+        breakers.push(p.breaker());
         let stats = Arc::new(SourceStats::new(p.name(), true));
         metrics.add_source(stats.clone());
         threads.push(p.spawn(FrameTx::new(tx.clone(), stats), stop.clone()).context("cannot start a capture thread")?);
@@ -407,5 +414,5 @@ fn start_sources(
         metrics.add_source(stats.clone());
         threads.push(h.spawn(FrameTx::new(tx.clone(), stats), stop.clone()).context("cannot start the HEP thread")?);
     }
-    Ok(Sources { stop, threads })
+    Ok(Sources { stop, threads, breakers })
 }
