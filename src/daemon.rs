@@ -172,16 +172,15 @@ pub struct LogSink;
 
 impl Sink for LogSink {
     fn accept(&mut self, out: &Output) -> anyhow::Result<()> {
-        match out {
-            Output::Call(CallEvent::Ended(r)) => tracing::debug!(
+        if let Output::Call(CallEvent::Ended(r)) = out {
+            tracing::debug!(
                 call_id = %r.call_id,
                 caller = %r.caller,
                 callee = %r.callee,
                 reason = r.end_reason.as_str(),
                 talk_ms = r.talk_ms,
                 "call ended"
-            ),
-            _ => {}
+            );
         }
         Ok(())
     }
