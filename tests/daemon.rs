@@ -483,3 +483,40 @@ fn runs_with_no_source_at_all_and_serves_metrics() {
     assert!(st.success());
     assert!(took < Duration::from_secs(5));
 }
+
+#[test]
+fn config_edits_and_sighup_reload_and_a_bad_edit_keeps_the_running_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = write_config(d, "api.toml", "", "api.db");
+    let good = std::fs::read_to_string(&cfg).unwrap();
+    let mut daemon = Daemon::start(&cfg, d);
+    let http = daemon.http();
+    let reloads = |result: &str| {
+        metric(&http_get(&http, "/metrics"), &format!("callwarden_config_reloads_total{{result=\"{result}\"}}"))
+    };
+    let wait_for = |what: &dyn Fn() -> bool| {
+        let t = Instant::now();
+        while !what() {
+            assert!(t.elapsed() < Duration::from_secs(10), "timed out");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    // A broken edit, seen by the file watcher: counted, logged, nothing applied.
+    std::fs::write(&cfg, good.replace("extensions = [\"1000-2999\"]", "extensions = [\"1000-29\"]")).unwrap();
+    wait_for(&|| reloads("error") >= 1.0);
+    assert_eq!(reloads("ok"), 0.0);
+    assert!(daemon.log_text().contains("config reload failed"), "{}", daemon.log_text());
+    // SIGHUP re-reads it: still broken, counted again.
+    let before = reloads("error");
+    let pid = daemon.child.as_ref().unwrap().id() as i32;
+    // SAFETY: signalling the pid of the child we started and have not reaped.
+    unsafe { libc::kill(pid, libc::SIGHUP) };
+    wait_for(&|| reloads("error") > before);
+    // A good edit (a different policy) applies.
+    std::fs::write(&cfg, good.replace("extensions = [\"1000-2999\"]", "extensions = [\"1000-3999\"]")).unwrap();
+    wait_for(&|| reloads("ok") >= 1.0);
+    assert!(daemon.log_text().contains("config reloaded"));
+    let (st, _) = daemon.term();
+    assert!(st.success());
+}
