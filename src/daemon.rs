@@ -91,6 +91,8 @@ pub struct PipelineIo {
     pub metrics: MetricsHandle,
     /// For the store's queue depth.
     pub store: Option<StoreSink>,
+    /// The database, to re-read the stored approvals on a config reload.
+    pub db: Option<std::path::PathBuf>,
 }
 
 /// The pipeline thread's loop: frames and control messages in, timers on idle, counters
@@ -122,7 +124,16 @@ pub fn run_pipeline(mut driver: Driver, io: PipelineIo, clock: &dyn Fn() -> Ts) 
             },
             recv(io.ctl) -> c => match c {
                 Ok(Ctl::Reload(Ok(cfg))) => match driver.engine_mut().set_config(&cfg) {
-                    Ok(()) => reloads.0 += 1,
+                    Ok(()) => {
+                        reloads.0 += 1;
+                        // Approvals added with `callwarden approve` since the start apply
+                        // from here on (a read of one small table, on a rare event).
+                        if let Some(db) = &io.db {
+                            if let Err(e) = store::approvals::load_into(driver.engine_mut(), db) {
+                                tracing::error!(error = %e, "cannot reload the stored approvals; keeping the ones loaded");
+                            }
+                        }
+                    }
                     Err(e) => {
                         reloads.1 += 1;
                         tracing::error!(error = %e, "the new config was not applied; keeping the running one");
@@ -261,7 +272,7 @@ pub fn run(settings: Settings, extras: Extras) -> anyhow::Result<()> {
     // place where sinks are chosen.
     let (store_sink, writer) = store::open(&settings.db_path, &cfg.site.timezone)
         .with_context(|| format!("{}: cannot open the database", settings.db_path.display()))?;
-    crate::cli::replay::load_approvals(&mut engine, &settings.db_path)?;
+    store::approvals::load_into(&mut engine, &settings.db_path)?;
     let mut alerts = AlertsSink::new(&cfg.alerts.webhooks, &cfg.site.timezone, AlertsOptions::default())?;
     let alerts_closer = alerts.take_closer();
     metrics.set_alert_counters(alerts.counters());
@@ -272,7 +283,13 @@ pub fn run(settings: Settings, extras: Extras) -> anyhow::Result<()> {
 
     let (frame_tx, frame_rx) = crossbeam_channel::bounded::<OwnedFrame>(FRAME_QUEUE);
     let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded::<Ctl>();
-    let io = PipelineIo { frames: frame_rx, ctl: ctl_rx, metrics: metrics.clone(), store: Some(store_sink) };
+    let io = PipelineIo {
+        frames: frame_rx,
+        ctl: ctl_rx,
+        metrics: metrics.clone(),
+        store: Some(store_sink),
+        db: Some(settings.db_path.clone()),
+    };
     let pipeline = std::thread::Builder::new()
         .name("pipeline".into())
         .spawn(move || run_pipeline(driver, io, &wall_clock))

@@ -34,6 +34,24 @@ pub enum CaptureError {
 /// Largest record accepted (libpcap's MAXIMUM_SNAPLEN); more means a corrupt length.
 const MAX_RECORD: usize = 262_144;
 
+/// Bytes handed to pcap-file per read. Its buffer is 8 MB and it asks to fill all of it;
+/// fed in smaller pieces it parses from the start of that buffer only, so the bytes the
+/// kernel copies are still in the core's cache when the frames are decoded (8 MB reads
+/// wrote the whole buffer back to memory and read it in again: the kernel copy was the
+/// largest cost of a replay after the tracker).
+const READ_CHUNK: usize = 256 * 1024;
+
+/// The file, read at most `READ_CHUNK` bytes at a time.
+struct Chunked(File);
+
+impl Read for Chunked {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(READ_CHUNK);
+        let (head, _) = buf.split_at_mut(n); // n <= buf.len(): cannot panic
+        self.0.read(head)
+    }
+}
+
 /// A capture file opened for reading, frame by frame.
 pub struct FileCapture {
     path: PathBuf,
@@ -46,8 +64,8 @@ pub struct FileCapture {
 }
 
 enum Format {
-    Pcap { reader: PcapReader<File>, link: LinkType, nanos: bool },
-    PcapNg { reader: PcapNgReader<File>, ifaces: Vec<Iface>, last_ts: Ts },
+    Pcap { reader: PcapReader<Chunked>, link: LinkType, nanos: bool },
+    PcapNg { reader: PcapNgReader<Chunked>, ifaces: Vec<Iface>, last_ts: Ts },
 }
 
 /// What a pcapng interface says about its packets.
@@ -145,12 +163,12 @@ impl FileCapture {
         };
         let format = if ng {
             Format::PcapNg {
-                reader: PcapNgReader::new(file).map_err(header_err)?,
+                reader: PcapNgReader::new(Chunked(file)).map_err(header_err)?,
                 ifaces: Vec::new(),
                 last_ts: Ts::EPOCH,
             }
         } else {
-            let reader = PcapReader::new(file).map_err(header_err)?;
+            let reader = PcapReader::new(Chunked(file)).map_err(header_err)?;
             let h = reader.header();
             // Bits 26-31 of the link-type field are FCS flags, not the link type.
             let link = LinkType::from_number(u32::from(h.datalink) & 0x03ff_ffff);
@@ -226,7 +244,7 @@ impl FileCapture {
 
 /// Read pcapng blocks up to the next packet; copy its bytes into `out`.
 fn next_ng_packet(
-    reader: &mut PcapNgReader<File>,
+    reader: &mut PcapNgReader<Chunked>,
     ifaces: &mut Vec<Iface>,
     out: &mut Vec<u8>,
 ) -> Result<Option<(Option<Ts>, LinkType)>, String> {

@@ -6,8 +6,9 @@ mod approve;
 mod calls;
 mod config_cmd;
 mod filter;
+mod recordings;
 mod register;
-pub(crate) mod replay;
+mod replay;
 mod run;
 mod stats;
 mod violations;
@@ -57,6 +58,8 @@ pub enum Command {
     Approve(approve::Args),
     /// Export a month's long-distance register as CSV (OUT-3).
     Register(register::Args),
+    /// Recordings: list, play, export, verify, sample, log, expire (REC-1..4).
+    Recordings(recordings::Args),
 }
 
 /// Parse arguments, run, map the result to an exit code.
@@ -72,6 +75,7 @@ pub fn main() -> ExitCode {
         Command::Config(a) => config_cmd::run(a),
         Command::Approve(a) => approve::run(a),
         Command::Register(a) => register::run(a),
+        Command::Recordings(a) => recordings::run(a),
     };
     match result {
         Ok(code) => code,

@@ -9,7 +9,7 @@ use crate::capture::file::{CaptureError, FileCapture};
 use crate::driver::Driver;
 use crate::settings::Settings;
 use crate::sink::alerts::{AlertsOptions, AlertsSink};
-use crate::sink::{console::ConsoleSink, store, Sink};
+use crate::sink::{console::ConsoleSink, recorder, store, Sink};
 use anyhow::Context;
 use callwarden_core::track::EndReason;
 use callwarden_core::{Counters, Engine, Frame, LinkType, Ts};
@@ -76,11 +76,18 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let mut engine = Engine::new(&settings.config)?;
     let (store_sink, writer) = store::open(&settings.db_path, &settings.config.site.timezone)
         .with_context(|| format!("{}: cannot open the database", settings.db_path.display()))?;
-    load_approvals(&mut engine, &settings.db_path)?;
+    store::approvals::load_into(&mut engine, &settings.db_path)?;
     let webhooks = if a.no_webhooks { &[][..] } else { &settings.config.alerts.webhooks[..] };
     let mut alerts = AlertsSink::new(webhooks, &settings.config.site.timezone, AlertsOptions::default())?;
     let alerts_closer = alerts.take_closer();
-    let mut sinks: Vec<Box<dyn Sink + Send>> = vec![Box::new(store_sink), Box::new(alerts)];
+    // The recorder after the store: the store has created and migrated the database.
+    let (rec_sink, rec, rec_start) = recorder::open(
+        &recorder::RecorderConfig::from_settings(&settings),
+        recorder::RecorderOptions::default(),
+        recorder::wall_clock(),
+    )
+    .with_context(|| format!("{}: cannot open the recordings folder", settings.recordings_dir.display()))?;
+    let mut sinks: Vec<Box<dyn Sink + Send>> = vec![Box::new(store_sink), Box::new(alerts), Box::new(rec_sink)];
     if !a.quiet && !a.json {
         sinks.push(Box::new(ConsoleSink::new(&settings.config.site.timezone)));
     }
@@ -118,6 +125,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let sink_errors = driver.sink_errors;
     drop(driver);
     let written = writer.close().with_context(|| format!("{}: storing calls failed", settings.db_path.display()))?;
+    let recorded = rec.close().with_context(|| format!("{}: recording failed", settings.recordings_dir.display()))?;
     let alert_stats = alerts_closer.map(|c| c.close(WEBHOOK_GRACE)).unwrap_or_default();
     if !webhooks.is_empty() && alert_stats.delivered < alert_stats.raised * webhooks.len() as u64 {
         eprintln!(
@@ -131,9 +139,9 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
 
     let errors: Vec<&CaptureError> = heads.iter().filter_map(|h| h.error.as_ref()).collect();
     if a.json {
-        print_json(&counters, &written, &errors, &settings);
+        print_json(&counters, &written, &errors, &settings, &recorded, &rec_start);
     } else {
-        print_summary(&a.files, &counters, &written, &settings);
+        print_summary(&a.files, &counters, &written, &settings, &recorded, &rec_start);
     }
     for e in &errors {
         eprintln!("callwarden: {e}");
@@ -144,21 +152,14 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     Ok(if errors.is_empty() && sink_errors == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-/// Give the policy the approvals registered with `callwarden approve` (OUT-2). One the
-/// policy cannot use is logged and left out; the others apply.
-pub fn load_approvals(engine: &mut Engine, db: &std::path::Path) -> anyhow::Result<()> {
-    let stored = store::approvals::in_force(db)?;
-    let n = stored.len();
-    for e in engine.policy_mut().set_approvals(stored) {
-        tracing::warn!(error = %e, "stored approval not used");
-    }
-    if n > 0 {
-        tracing::info!(approvals = n, "stored approvals loaded");
-    }
-    Ok(())
-}
-
-fn print_summary(files: &[PathBuf], c: &Counters, w: &store::WriteSummary, s: &Settings) {
+fn print_summary(
+    files: &[PathBuf],
+    c: &Counters,
+    w: &store::WriteSummary,
+    s: &Settings,
+    r: &recorder::RecorderSummary,
+    rs: &recorder::StartReport,
+) {
     println!("replayed {} file(s) into {}", files.len(), s.db_path.display());
     println!("  packets read     {:>10}", c.frames);
     println!("  bytes read       {:>10}", c.bytes);
@@ -167,6 +168,16 @@ fn print_summary(files: &[PathBuf], c: &Counters, w: &store::WriteSummary, s: &S
     println!("  RTCP packets     {:>10}", c.rtcp_packets);
     println!("  calls            {:>10}  (stored {}, new {})", c.calls_ended, w.calls, w.calls_new);
     println!("  violations       {:>10}", c.violations);
+    println!(
+        "  recordings       {:>10}  (complete {}, empty {}, kept before {}, frames {}, raw packets {})",
+        r.started, r.completed, r.empty, r.skipped_existing, r.frames_written, r.raw_packets
+    );
+    if let Some(rep) = rs.repair.as_ref().filter(|rep| !rep.is_empty()) {
+        println!("  repaired at start {:>9}  (missing {})", rep.repaired.len(), rep.missing.len());
+    }
+    if !rs.expire.expired.is_empty() {
+        println!("  expired at start {:>10}", rs.expire.expired.len());
+    }
     let total: u64 = c.total_drops();
     println!("  dropped          {:>10}", total);
     for (why, n) in &c.drops {
@@ -174,7 +185,14 @@ fn print_summary(files: &[PathBuf], c: &Counters, w: &store::WriteSummary, s: &S
     }
 }
 
-fn print_json(c: &Counters, w: &store::WriteSummary, errors: &[&CaptureError], s: &Settings) {
+fn print_json(
+    c: &Counters,
+    w: &store::WriteSummary,
+    errors: &[&CaptureError],
+    s: &Settings,
+    r: &recorder::RecorderSummary,
+    rs: &recorder::StartReport,
+) {
     let drops: serde_json::Map<String, serde_json::Value> =
         c.drops.iter().map(|(k, v)| (k.as_str().to_string(), (*v).into())).collect();
     let doc = serde_json::json!({
@@ -192,6 +210,8 @@ fn print_json(c: &Counters, w: &store::WriteSummary, errors: &[&CaptureError], s
         "violations": c.violations,
         "dropped": c.total_drops(),
         "drops": drops,
+        "recordings": r,
+        "recordings_start": rs,
         "errors": errors.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
     });
     println!("{doc:#}");

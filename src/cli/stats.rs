@@ -1,11 +1,13 @@
 //! `callwarden stats --by ext|group|day|month`: the figures supervisors ask for (STA-2,
 //! ANS-1..3, DUR-1..3, OUT-6) per extension, group, day or month, over the calls the
 //! filters select. The definitions are in `sink::store::stats`; the JSON is one array of
-//! rows with those field names.
+//! rows with those field names. `--month YYYY-MM` selects one month; with `--by group` it
+//! adds each group's `budget_fen` and `over_budget_fen` (OUT-6 department budgets).
 
 use super::filter::{dash, open_reader, print_json, print_table, secs, usage_error, yuan, Filter};
 use super::Common;
 use crate::settings::Settings;
+use crate::sink::store::stats::apply_budgets;
 use crate::sink::store::{StatsBy, StatsParams, StatsRow};
 use std::process::ExitCode;
 
@@ -18,6 +20,10 @@ pub struct Args {
     /// One row per: ext (each of our extensions on a call), group, day or month.
     #[arg(long, default_value = "ext", value_parser = ["ext", "group", "day", "month"])]
     pub by: String,
+    /// Only calls that started in this month (YYYY-MM, site zone). With `--by group`,
+    /// each group's spend is set against its `monthly_budget` (OUT-6).
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    pub month: Option<String>,
     /// Print one JSON document instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -26,20 +32,31 @@ pub struct Args {
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(a.common.config.as_deref(), a.common.db.as_deref())?;
     let reader = open_reader(&settings)?;
-    let (by, q) = match (a.by.parse::<StatsBy>(), a.filter.call_query(reader.timezone())) {
-        (Ok(by), Ok(q)) => (by, q),
-        (Err(e), _) | (_, Err(e)) => return Ok(usage_error(&e)),
+    let month = a.month.as_deref().map(|m| super::register::month_range(m, reader.timezone())).transpose();
+    let (by, mut q, month) = match (a.by.parse::<StatsBy>(), a.filter.call_query(reader.timezone()), month) {
+        (Ok(by), Ok(q), Ok(m)) => (by, q, m),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return Ok(usage_error(&e)),
     };
-    let rows = reader.stats(by, &q, &StatsParams::from_config(&settings.config))?;
+    if let Some((from, to)) = month {
+        (q.from, q.to) = (Some(from), Some(to));
+    }
+    let mut rows = reader.stats(by, &q, &StatsParams::from_config(&settings.config))?;
+    let budgets = by == StatsBy::Group && month.is_some();
+    if budgets {
+        let cfg = &settings.config;
+        apply_budgets(&mut rows, |g| {
+            cfg.groups.iter().find(|x| x.name == g).map(|x| i64::from(x.monthly_budget) * 100)
+        });
+    }
     if a.json {
         print_json(&rows)?;
     } else {
-        print_table(&table(by, &rows))?;
+        print_table(&table(by, &rows, budgets))?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn table(by: StatsBy, rows: &[StatsRow]) -> Vec<Vec<String>> {
+fn table(by: StatsBy, rows: &[StatsRow], budgets: bool) -> Vec<Vec<String>> {
     let header = [
         by.as_str(),
         "calls",
@@ -60,6 +77,11 @@ fn table(by: StatsBy, rows: &[StatsRow]) -> Vec<Vec<String>> {
         "cost yuan",
     ];
     let mut out = vec![header.iter().map(|s| s.to_string()).collect::<Vec<_>>()];
+    if budgets {
+        if let Some(h) = out.first_mut() {
+            h.extend(["budget yuan".to_string(), "over yuan".to_string()]);
+        }
+    }
     for r in rows {
         let within = match r.within_max_rings_share {
             Some(share) => format!("{}/{} {:.1}%", r.within_max_rings, r.answered_incoming, share * 100.0),
@@ -86,6 +108,12 @@ fn table(by: StatsBy, rows: &[StatsRow]) -> Vec<Vec<String>> {
             if violations.is_empty() { "-".into() } else { violations },
             yuan(r.cost_fen),
         ]);
+        if budgets {
+            if let Some(line) = out.last_mut() {
+                line.push(dash(r.budget_fen.map(yuan)));
+                line.push(dash(r.over_budget_fen.map(yuan)));
+            }
+        }
     }
     out
 }

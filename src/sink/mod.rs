@@ -5,6 +5,7 @@
 
 pub mod alerts;
 pub mod console;
+pub mod recorder;
 pub mod store;
 
 use callwarden_core::Output;

@@ -7,7 +7,7 @@
 //! go on the ladder as duplicates); `finish` runs once and the call never changes after it;
 //! ended_at >= started_at, ring_ms >= 0, talk_ms >= 0.
 
-use super::media_bind::{leg_idx, LegMedia, MediaKind, MediaMap, Side, SideMedia};
+use super::media_bind::{leg_idx, Handle, LegMedia, MediaKind, MediaMap, Side, SideMedia};
 use super::{
     rings_for, CallEvent, CallKey, CallRecord, CallStart, Direction, EndReason, Leg, SipStep, TrackConfig, TrackStats,
     MAX_LADDER,
@@ -71,8 +71,19 @@ fn user(na: &NameAddr) -> &str {
     na.uri.user.as_deref().unwrap_or("")
 }
 
+/// `repr(C)`: the fields an RTP packet touches (key, end, activity, the legs' and sides'
+/// inline heads) come first, so a packet reads a few adjacent cache lines of its call.
+#[repr(C)]
 pub(crate) struct Call {
     pub key: CallKey,
+    /// Set once the call ended: when it may be freed.
+    linger_until: Option<Ts>,
+    /// Latest packet (SIP or RTP) of the call.
+    last_activity: Ts,
+    pub legs: [LegMedia; 2],
+    pub sides: [SideMedia; 2],
+    /// Where the tracker's call table keeps it.
+    pub slot: u32,
     pub call_id: String,
     pub caller_tag: String,
     started_at: Ts,
@@ -92,22 +103,16 @@ pub(crate) struct Call {
     answered_at: Option<Ts>,
     to_tag: Option<String>,
     final_status: Option<u16>,
-    /// Set once the call ended: when it may be freed.
-    linger_until: Option<Ts>,
-    /// Latest packet (SIP or RTP) of the call.
-    last_activity: Ts,
     seen: HashSet<MsgId>,
     ladder: Vec<SipStep>,
     ladder_dropped: u32,
     dtmf: String,
-    legs: [LegMedia; 2],
-    pub sides: [SideMedia; 2],
 }
 
 impl Call {
     /// A call from its first INVITE (a request INVITE without To tag).
     pub(crate) fn start(
-        key: CallKey,
+        h: Handle,
         at: Ts,
         src: SocketAddr,
         dst: SocketAddr,
@@ -135,8 +140,10 @@ impl Call {
             (false, false) => Direction::Transit,
         };
         let caller_display = msg.from.display.clone().filter(|d| !d.trim().is_empty());
+        let key = h.key;
         let mut call = Call {
             key,
+            slot: h.slot,
             call_id: msg.call_id.clone(),
             caller_tag: tag(&msg.from).unwrap_or("").to_string(),
             started_at: at,
@@ -166,7 +173,7 @@ impl Call {
         call.remember(msg, true);
         call.push_step(at, src, dst, msg, false, &mut 0);
         if let Some(sdp) = &msg.sdp {
-            media.apply_sdp(key, Side::Caller, sdp, true, &mut call.sides[Side::Caller.idx()]);
+            media.apply_sdp(h, Side::Caller, sdp, true, &mut call.sides[Side::Caller.idx()]);
         }
         let start = CallStart {
             key,
@@ -210,7 +217,11 @@ impl Call {
         if let Some(sdp) = &msg.sdp {
             // SDP in the caller's requests, or in responses to the callee's, is the caller's.
             let side = if msg.is_request() == by_caller { Side::Caller } else { Side::Callee };
-            media.apply_sdp(self.key, side, sdp, fresh, &mut self.sides[side.idx()]);
+            let h = Handle { key: self.key, slot: self.slot };
+            media.apply_sdp(h, side, sdp, fresh, &mut self.sides[side.idx()]);
+            // An SDP may name payload types anew, or take addresses away: what the legs
+            // cached from the SDPs is stale.
+            self.legs.iter_mut().for_each(LegMedia::forget_cached);
         }
         if !fresh {
             stats.duplicate_messages += 1;

@@ -6,10 +6,12 @@
 //! RTP) flows away from it; the other end of such a packet is learnt for the opposite
 //! side, so a NAT-rewritten source keeps working. Streams are told apart by address, never
 //! by SSRC alone (both directions of the generated captures carry one SSRC).
-//! May use: `time`, `rtp`, `sip::sdp`. Invariants: the per-packet path is two hash
-//! lookups, a short scan of the side's payload map and counter updates, with no allocation
-//! (encoding names are shared `Arc<str>`); every address entry belongs to a tracked call
-//! and goes when the call is freed; per-call lists are capped.
+//! May use: `time`, `rtp`, `sip::sdp`. Invariants: the per-packet path is one probe of the
+//! live address table (which gives the call's slot), then reads of the call's first cache
+//! lines (the leg's counters, cached payload kind, first stream and recognised address),
+//! with no allocation (RFC 3551 encoding names are `'static`); every address entry
+//! belongs to a tracked call, moves to the ended table when the call ends and goes when it
+//! is freed; per-call lists are capped.
 
 use super::dtmf::{self, DtmfState};
 use super::{CallKey, Leg, MediaStats};
@@ -133,22 +135,21 @@ pub(crate) struct SideMedia {
     announced: Vec<SocketAddr>,
     learned: Vec<SocketAddr>,
     payload_types: Vec<(u8, MediaKind)>,
-    /// The address `recognises` matched last: kept inline so the usual packet (the same
-    /// far address as the one before) needs no look into the heap vectors.
-    recent: Option<SocketAddr>,
 }
 
 impl SideMedia {
-    /// The address is one of this side's (announced or learnt): checked before the map so
-    /// that the usual packet, between two announced addresses, costs no extra hash lookup.
-    /// A hit is remembered inline for the next packet.
-    pub(crate) fn recognises(&mut self, addr: &SocketAddr) -> bool {
-        if self.recent == Some(*addr) {
+    /// The address is one of this side's (announced or learnt). `recent` is the address it
+    /// matched last, kept by the caller where the packet's other data is (in the leg this
+    /// side sends), so that the usual packet needs no look into the heap vectors; a hit is
+    /// remembered there. Checked before the map: the usual packet, between two announced
+    /// addresses, costs no extra hash lookup.
+    pub(crate) fn recognises(&self, addr: &SocketAddr, recent: &mut Option<SocketAddr>) -> bool {
+        if *recent == Some(*addr) {
             return true;
         }
         let known = self.announced.contains(addr) || self.learned.contains(addr);
         if known {
-            self.recent = Some(*addr);
+            *recent = Some(*addr);
         }
         known
     }
@@ -233,16 +234,126 @@ pub(crate) enum Matched {
     Sender,
 }
 
+/// A tracked call as the address map knows it: its key, and the slot of the tracker's
+/// call table it sits in (so that an RTP packet finds its call with this one probe).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Handle {
+    pub key: CallKey,
+    pub slot: u32,
+}
+
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Owner {
     pub key: CallKey,
+    pub slot: u32,
     pub side: Side,
+}
+
+/// Address → owner, with IPv4 addresses (nearly all of them) packed into a `u64` key: a
+/// 24-byte entry instead of 48, and a key that hashes in one step.
+#[derive(Debug, Default)]
+struct Table {
+    v4: HashMap<u64, Owner>,
+    other: HashMap<SocketAddr, Owner>,
+}
+
+/// An IPv4 address and port as one number (the flag bit keeps it apart from 0).
+fn pack_v4(a: &std::net::SocketAddrV4) -> u64 {
+    (1 << 48) | (u64::from(a.ip().to_bits()) << 16) | u64::from(a.port())
+}
+
+impl Table {
+    fn get(&self, addr: &SocketAddr) -> Option<&Owner> {
+        match addr {
+            SocketAddr::V4(a) => self.v4.get(&pack_v4(a)),
+            SocketAddr::V6(_) => self.other.get(addr),
+        }
+    }
+
+    fn insert(&mut self, addr: SocketAddr, owner: Owner) {
+        match addr {
+            SocketAddr::V4(a) => self.v4.insert(pack_v4(&a), owner),
+            SocketAddr::V6(_) => self.other.insert(addr, owner),
+        };
+    }
+
+    fn remove(&mut self, addr: &SocketAddr) -> Option<Owner> {
+        match addr {
+            SocketAddr::V4(a) => self.v4.remove(&pack_v4(a)),
+            SocketAddr::V6(_) => self.other.remove(addr),
+        }
+    }
+
+    /// Remove the entry if `key` owns it.
+    fn remove_owned(&mut self, addr: &SocketAddr, key: CallKey) -> Option<Owner> {
+        if self.get(addr).is_some_and(|o| o.key == key) {
+            self.remove(addr)
+        } else {
+            None
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.v4.len() + self.other.len()
+    }
+}
+
+/// Every bound address, in one of two tables: those of calls in progress (`live`), which
+/// every RTP packet probes, and those of ended calls that linger to absorb late packets
+/// (`ended`, probed only when `live` has no owner). Lingering calls outnumber active ones
+/// three to one in a busy capture; kept apart, the table the packets probe stays small
+/// enough for the core's cache. An address is in at most one of the two.
+#[derive(Debug, Default)]
+struct AddrMap {
+    live: Table,
+    ended: Table,
+}
+
+impl AddrMap {
+    fn get(&self, addr: &SocketAddr) -> Option<&Owner> {
+        self.live.get(addr).or_else(|| self.ended.get(addr))
+    }
+
+    fn contains_key(&self, addr: &SocketAddr) -> bool {
+        self.get(addr).is_some()
+    }
+
+    /// Bind `addr` to `owner`, taking it from whichever call had it.
+    fn insert(&mut self, addr: SocketAddr, owner: Owner) {
+        self.ended.remove(&addr);
+        self.live.insert(addr, owner);
+    }
+
+    /// Insert unless some call owns the address already.
+    fn insert_vacant(&mut self, addr: SocketAddr, owner: Owner) {
+        if !self.contains_key(&addr) {
+            self.live.insert(addr, owner);
+        }
+    }
+
+    /// Remove the entry if `key` owns it.
+    fn remove_owned(&mut self, addr: &SocketAddr, key: CallKey) {
+        if self.live.remove_owned(addr, key).is_none() {
+            self.ended.remove_owned(addr, key);
+        }
+    }
+
+    /// The call `key` ended: move its entry to the lingering table.
+    fn retire(&mut self, addr: &SocketAddr, key: CallKey) {
+        if let Some(owner) = self.live.remove_owned(addr, key) {
+            self.ended.insert(*addr, owner);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.live.len() + self.ended.len()
+    }
 }
 
 /// Address → (call, side): the hot-path index.
 #[derive(Debug, Default)]
 pub(crate) struct MediaMap {
-    addrs: HashMap<SocketAddr, Owner>,
+    addrs: AddrMap,
 }
 
 impl MediaMap {
@@ -262,14 +373,12 @@ impl MediaMap {
     /// A copy of an SDP already seen (another hop, a mirror) only adds what it shows, so a
     /// media relay's address on one hop and the phone's on the other both bind.
     /// A newer call's first-seen SDP takes over an address another call announced.
-    pub(crate) fn apply_sdp(&mut self, key: CallKey, side: Side, sdp: &Sdp, replace: bool, sm: &mut SideMedia) {
+    pub(crate) fn apply_sdp(&mut self, h: Handle, side: Side, sdp: &Sdp, replace: bool, sm: &mut SideMedia) {
+        let key = h.key;
         let audio = sdp.media.iter().filter(|m| m.kind.eq_ignore_ascii_case("audio"));
         if replace {
-            sm.recent = None;
             for addr in sm.announced.drain(..).chain(sm.learned.drain(..)) {
-                if self.addrs.get(&addr).is_some_and(|o| o.key == key) {
-                    self.addrs.remove(&addr);
-                }
+                self.addrs.remove_owned(&addr, key);
             }
             if audio.clone().next().is_some() {
                 sm.payload_types.clear();
@@ -292,32 +401,40 @@ impl MediaMap {
                 }
                 sm.announced.push(addr);
             }
+            let owner = Owner { key, slot: h.slot, side };
             if replace {
-                self.addrs.insert(addr, Owner { key, side });
+                self.addrs.insert(addr, owner);
             } else {
                 // A late copy of an older SDP must not take an address back from a newer call.
-                self.addrs.entry(addr).or_insert(Owner { key, side });
+                self.addrs.insert_vacant(addr, owner);
             }
         }
     }
 
     /// Bind a source or destination seen on a packet of the call, if no call owns it yet.
-    pub(crate) fn learn(&mut self, key: CallKey, side: Side, addr: SocketAddr, sm: &mut SideMedia) {
+    pub(crate) fn learn(&mut self, h: Handle, side: Side, addr: SocketAddr, sm: &mut SideMedia) {
         if sm.learned.len() >= MAX_LEARNED || addr.ip().is_unspecified() || self.addrs.contains_key(&addr) {
             return;
         }
         sm.learned.push(addr);
-        self.addrs.insert(addr, Owner { key, side });
+        self.addrs.insert(addr, Owner { key: h.key, slot: h.slot, side });
+    }
+
+    /// The call ended: its addresses still bind (late packets are counted against it) but
+    /// move out of the table that packets of calls in progress probe.
+    pub(crate) fn retire(&mut self, key: CallKey, sides: &[SideMedia; 2]) {
+        for sm in sides {
+            for addr in sm.announced.iter().chain(&sm.learned) {
+                self.addrs.retire(addr, key);
+            }
+        }
     }
 
     /// Forget every address the call still owns (when it is freed).
     pub(crate) fn release(&mut self, key: CallKey, sides: &mut [SideMedia; 2]) {
         for sm in sides.iter_mut() {
-            sm.recent = None;
             for addr in sm.announced.drain(..).chain(sm.learned.drain(..)) {
-                if self.addrs.get(&addr).is_some_and(|o| o.key == key) {
-                    self.addrs.remove(&addr);
-                }
+                self.addrs.remove_owned(&addr, key);
             }
         }
     }
@@ -378,35 +495,73 @@ impl Stream {
     }
 }
 
-/// Media of one direction of a call.
+/// Media of one direction of a call. The fields every packet touches come first and
+/// inline (`repr(C)` keeps them together, a cache line or two from the call's head): the
+/// counters, the kind of the latest payload type, and the first stream, which is the only
+/// one of nearly every leg. The rest is looked at only when something changes.
 #[derive(Clone, Debug, Default)]
+#[repr(C)]
 pub(crate) struct LegMedia {
-    stats: MediaStats,
-    streams: Vec<Stream>,
+    /// Packets counted; `first_at`/`last_at` mean something only when it is not 0.
+    packets: u64,
+    first_at: Ts,
+    last_at: Ts,
     last_pt: Option<u8>,
+    /// The sending side's address that `SideMedia::recognises` matched last (cleared with
+    /// the kind whenever an SDP is applied, which may take addresses away).
+    pub(crate) recent: Option<SocketAddr>,
+    /// The kind the latest payload type resolved to (SDP of the call, else the static
+    /// table); cleared by the call whenever an SDP is applied, since that may rename it.
+    kind_cache: Option<(u8, MediaKind)>,
+    /// The first stream of the leg; `more_streams` holds the others (capped together).
+    stream: Option<Stream>,
+    more_streams: Vec<Stream>,
+    codecs: Vec<String>,
     dtmf: DtmfState,
 }
 
 impl LegMedia {
+    /// The kind cached for this payload type, if it is the one resolved last.
+    pub(crate) fn cached_kind(&self, pt: u8) -> Option<&MediaKind> {
+        match &self.kind_cache {
+            Some((p, k)) if *p == pt => Some(k),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn cache_kind(&mut self, pt: u8, kind: MediaKind) {
+        self.kind_cache = Some((pt, kind));
+    }
+
+    /// Drop what was cached from the SDPs (the kind of the latest payload type, the
+    /// address recognised last): an SDP was applied.
+    pub(crate) fn forget_cached(&mut self) {
+        self.kind_cache = None;
+        self.recent = None;
+    }
+
     /// Count one packet; returns a DTMF digit when the packet starts a new event.
     pub(crate) fn on_packet(&mut self, at: Ts, src: SocketAddr, pkt: &RtpPacket<'_>, kind: &MediaKind) -> Option<char> {
-        let s = &mut self.stats;
-        s.packets += 1;
-        s.first_at = Some(s.first_at.map_or(at, |t| t.min(at)));
-        s.last_at = Some(s.last_at.map_or(at, |t| t.max(at)));
+        if self.packets == 0 {
+            self.first_at = at;
+            self.last_at = at;
+        } else {
+            self.first_at = self.first_at.min(at);
+            self.last_at = self.last_at.max(at);
+        }
+        self.packets += 1;
         if self.last_pt != Some(pkt.payload_type) {
             // Names are compared only when the payload type changes, not per packet.
             self.last_pt = Some(pkt.payload_type);
             if let Some(name) = kind.name() {
-                if s.codecs.len() < MAX_CODECS && !s.codecs.iter().any(|c| c == name) {
-                    s.codecs.push(name.to_string());
+                if self.codecs.len() < MAX_CODECS && !self.codecs.iter().any(|c| c == name) {
+                    self.codecs.push(name.to_string());
                 }
             }
         }
-        if let Some(st) = self.streams.iter_mut().find(|st| st.ssrc == pkt.ssrc && st.src == src) {
-            st.on_seq(pkt.seq);
-        } else if self.streams.len() < MAX_STREAMS {
-            self.streams.push(Stream::new(src, pkt.ssrc, pkt.seq));
+        match &mut self.stream {
+            Some(st) if st.ssrc == pkt.ssrc && st.src == src => st.on_seq(pkt.seq),
+            _ => self.other_stream(src, pkt),
         }
         match kind {
             MediaKind::Dtmf { .. } => dtmf::parse(pkt.payload).and_then(|ev| self.dtmf.on_packet(pkt.timestamp, ev)),
@@ -414,11 +569,30 @@ impl LegMedia {
         }
     }
 
+    /// A packet that is not of the first stream: one of the others, or a new one.
+    fn other_stream(&mut self, src: SocketAddr, pkt: &RtpPacket<'_>) {
+        if let Some(st) = self.more_streams.iter_mut().find(|st| st.ssrc == pkt.ssrc && st.src == src) {
+            st.on_seq(pkt.seq);
+        } else if self.stream.is_none() {
+            self.stream = Some(Stream::new(src, pkt.ssrc, pkt.seq));
+        } else if self.more_streams.len() + 1 < MAX_STREAMS {
+            self.more_streams.push(Stream::new(src, pkt.ssrc, pkt.seq));
+        }
+    }
+
     /// The statistics as recorded, with loss summed over the streams.
     pub(crate) fn finish(&mut self) -> MediaStats {
-        let mut s = std::mem::take(&mut self.stats);
-        s.lost = self.streams.iter().map(Stream::lost).sum();
-        s
+        let (first_at, last_at) = match self.packets {
+            0 => (None, None),
+            _ => (Some(self.first_at), Some(self.last_at)),
+        };
+        MediaStats {
+            codecs: std::mem::take(&mut self.codecs),
+            packets: std::mem::take(&mut self.packets),
+            lost: self.stream.iter().chain(&self.more_streams).map(Stream::lost).sum(),
+            first_at,
+            last_at,
+        }
     }
 }
 
@@ -427,6 +601,10 @@ mod tests {
     use super::*;
     use crate::sip::sdp::{Media, RtpMap};
     use proptest::prelude::*;
+
+    fn h(key: CallKey) -> Handle {
+        Handle { key, slot: key.0 as u32 }
+    }
 
     fn addr(s: &str) -> SocketAddr {
         s.parse().unwrap()
@@ -478,22 +656,65 @@ mod tests {
         let mut m = MediaMap::default();
         let mut sm = SideMedia::default();
         let k = CallKey(1);
-        m.apply_sdp(k, Side::Callee, &sdp("10.0.0.3", 5000), true, &mut sm);
+        m.apply_sdp(h(k), Side::Callee, &sdp("10.0.0.3", 5000), true, &mut sm);
         assert_eq!(
             m.lookup(addr("1.1.1.1:1"), addr("10.0.0.3:5000")).map(|(o, w)| (o.side, w)),
             Some((Side::Callee, Matched::Receiver))
         );
         assert!(matches!(sm.kind(101), Some(MediaKind::Dtmf { clock_rate: 8000 })));
         // A copy from another hop adds its address.
-        m.apply_sdp(k, Side::Callee, &sdp("192.0.2.9", 7000), false, &mut sm);
+        m.apply_sdp(h(k), Side::Callee, &sdp("192.0.2.9", 7000), false, &mut sm);
         assert_eq!(m.len(), 2);
         // A new offer replaces both.
-        m.apply_sdp(k, Side::Callee, &sdp("10.0.0.3", 5002), true, &mut sm);
+        m.apply_sdp(h(k), Side::Callee, &sdp("10.0.0.3", 5002), true, &mut sm);
         assert_eq!(sm.announced(), &[addr("10.0.0.3:5002")]);
         assert_eq!(m.len(), 1);
         // Hold with c=0.0.0.0 unbinds.
-        m.apply_sdp(k, Side::Callee, &sdp("0.0.0.0", 5002), true, &mut sm);
+        m.apply_sdp(h(k), Side::Callee, &sdp("0.0.0.0", 5002), true, &mut sm);
         assert_eq!(m.len(), 0);
+    }
+
+    #[test]
+    fn v6_and_v4_addresses_bind_apart() {
+        let mut m = MediaMap::default();
+        let mut sm = SideMedia::default();
+        m.apply_sdp(h(CallKey(1)), Side::Callee, &sdp("2001:db8::3", 5000), true, &mut sm);
+        m.apply_sdp(h(CallKey(1)), Side::Callee, &sdp("10.0.0.3", 5000), false, &mut sm);
+        assert_eq!(m.len(), 2);
+        let other = addr("1.1.1.1:1");
+        assert_eq!(m.lookup(other, addr("[2001:db8::3]:5000")).map(|(o, _)| o.side), Some(Side::Callee));
+        assert_eq!(m.lookup(other, addr("10.0.0.3:5000")).map(|(o, _)| o.side), Some(Side::Callee));
+        assert_eq!(m.lookup(other, addr("10.0.0.3:5001")), None);
+        assert_eq!(m.lookup(other, addr("[::ffff:10.0.0.3]:5000")), None, "a v4-mapped v6 address is another address");
+        assert_eq!(m.lookup(addr("[2001:db8::3]:5000"), other).map(|(_, w)| w), Some(Matched::Sender));
+        let mut sides = [SideMedia::default(), sm];
+        m.release(CallKey(2), &mut sides.clone());
+        assert_eq!(m.len(), 2, "another call's release leaves them");
+        m.release(CallKey(1), &mut sides);
+        assert_eq!(m.len(), 0);
+    }
+
+    #[test]
+    fn retired_addresses_still_bind_and_can_be_taken_over() {
+        let mut m = MediaMap::default();
+        let (mut a, mut b) =
+            ([SideMedia::default(), SideMedia::default()], [SideMedia::default(), SideMedia::default()]);
+        let key_at = |m: &MediaMap| m.lookup(addr("9.9.9.9:9"), addr("10.0.0.1:4000")).map(|(o, _)| o.key);
+        m.apply_sdp(h(CallKey(1)), Side::Caller, &sdp("10.0.0.1", 4000), true, &mut a[0]);
+        m.retire(CallKey(2), &a); // not its own: stays live
+        m.retire(CallKey(1), &a);
+        assert_eq!((key_at(&m), m.len()), (Some(CallKey(1)), 1));
+        assert!(m.contains(&addr("10.0.0.1:4000")));
+        // Another call's copy of an SDP does not take it; its own new offer does.
+        m.apply_sdp(h(CallKey(2)), Side::Callee, &sdp("10.0.0.1", 4000), false, &mut b[1]);
+        assert_eq!(key_at(&m), Some(CallKey(1)));
+        m.apply_sdp(h(CallKey(2)), Side::Callee, &sdp("10.0.0.1", 4000), true, &mut b[1]);
+        assert_eq!((key_at(&m), m.len()), (Some(CallKey(2)), 1));
+        m.release(CallKey(1), &mut a);
+        assert_eq!((key_at(&m), m.len()), (Some(CallKey(2)), 1));
+        m.retire(CallKey(2), &b);
+        m.release(CallKey(2), &mut b);
+        assert_eq!((key_at(&m), m.len()), (None, 0));
     }
 
     #[test]
@@ -501,16 +722,16 @@ mod tests {
         let mut m = MediaMap::default();
         let (mut a, mut b) =
             ([SideMedia::default(), SideMedia::default()], [SideMedia::default(), SideMedia::default()]);
-        m.apply_sdp(CallKey(1), Side::Caller, &sdp("10.0.0.1", 4000), true, &mut a[0]);
-        m.apply_sdp(CallKey(2), Side::Caller, &sdp("10.0.0.1", 4000), true, &mut b[0]);
+        m.apply_sdp(h(CallKey(1)), Side::Caller, &sdp("10.0.0.1", 4000), true, &mut a[0]);
+        m.apply_sdp(h(CallKey(2)), Side::Caller, &sdp("10.0.0.1", 4000), true, &mut b[0]);
         assert_eq!(m.lookup(addr("9.9.9.9:9"), addr("10.0.0.1:4000")).map(|(o, _)| o.key), Some(CallKey(2)));
         // A late copy of the old call's SDP (retransmission) does not take it back.
-        m.apply_sdp(CallKey(1), Side::Caller, &sdp("10.0.0.1", 4000), false, &mut a[0]);
+        m.apply_sdp(h(CallKey(1)), Side::Caller, &sdp("10.0.0.1", 4000), false, &mut a[0]);
         assert_eq!(m.lookup(addr("9.9.9.9:9"), addr("10.0.0.1:4000")).map(|(o, _)| o.key), Some(CallKey(2)));
         m.release(CallKey(1), &mut a);
         assert_eq!(m.len(), 1);
-        m.learn(CallKey(2), Side::Callee, addr("203.0.113.5:31000"), &mut b[1]);
-        m.learn(CallKey(2), Side::Callee, addr("10.0.0.1:4000"), &mut b[1]); // owned: not learnt
+        m.learn(h(CallKey(2)), Side::Callee, addr("203.0.113.5:31000"), &mut b[1]);
+        m.learn(h(CallKey(2)), Side::Callee, addr("10.0.0.1:4000"), &mut b[1]); // owned: not learnt
         assert_eq!(m.len(), 2);
         m.release(CallKey(2), &mut b);
         assert_eq!(m.len(), 0);

@@ -18,6 +18,7 @@ mod call;
 mod dialogs;
 mod dtmf;
 mod media_bind;
+mod table;
 mod timers;
 
 #[cfg(test)]
@@ -31,11 +32,10 @@ use crate::sip::{Method, SipMsg};
 use crate::time::{Dur, Ts};
 use call::{Call, Ending};
 use dialogs::{Dialogs, MAX_CALLS_PER_CALL_ID};
-use foldhash::HashMap;
-use foldhash::HashMapExt;
-use media_bind::{Matched, MediaMap, StaticPayloads};
+use media_bind::{leg_idx, Handle, Matched, MediaMap, StaticPayloads};
 use serde::Serialize;
 use std::net::SocketAddr;
+use table::CallTable;
 use timers::TimerTable;
 
 /// The engine's handle on a call while it is tracked (not stored; unique per run).
@@ -276,10 +276,8 @@ fn is_initial_invite(msg: &SipMsg) -> bool {
 pub struct Tracker {
     cfg: TrackConfig,
     next_key: u64,
-    /// foldhash: this map and the address map are probed for every RTP packet; SipHash
-    /// cost more than the rest of the lookup. foldhash keeps a random seed per process,
-    /// so addresses from the network cannot be chosen to collide.
-    calls: HashMap<CallKey, Call>,
+    /// Calls by slot and by key; the address map gives an RTP packet its call's slot.
+    calls: CallTable,
     dialogs: Dialogs,
     media: MediaMap,
     timers: TimerTable,
@@ -293,7 +291,7 @@ impl Tracker {
         Tracker {
             cfg,
             next_key: 1,
-            calls: HashMap::new(),
+            calls: CallTable::default(),
             dialogs: Dialogs::default(),
             media: MediaMap::default(),
             timers: TimerTable::default(),
@@ -307,8 +305,8 @@ impl Tracker {
     /// `call_timeout` applies to every call from now on.
     pub fn set_config(&mut self, cfg: TrackConfig) {
         self.cfg = cfg;
-        for (key, call) in &self.calls {
-            self.timers.set(*key, Some(call.deadline(self.cfg.call_timeout)));
+        for call in self.calls.iter() {
+            self.timers.set(call.key, Some(call.deadline(self.cfg.call_timeout)));
         }
     }
 
@@ -319,7 +317,7 @@ impl Tracker {
             self.unknown_dialog(at, src, dst, msg, out);
             return;
         };
-        let Some(call) = self.calls.get_mut(&key) else { return };
+        let Some(call) = self.calls.get_mut(key) else { return };
         if call.is_ended() {
             // A lingering call never reopens: retransmitted BYE/200, ACK, late INVITE copy.
             // An initial INVITE with a higher CSeq is no copy but a new attempt (after a 3xx
@@ -352,7 +350,7 @@ impl Tracker {
     ) -> Option<RtpBinding> {
         self.catch_up(at, out);
         let (owner, matched) = self.media.lookup(src, dst)?;
-        let call = self.calls.get_mut(&owner.key)?;
+        let call = self.calls.at_mut(owner.slot, owner.key)?;
         if call.is_ended() {
             self.stats.late_rtp += 1;
             return None;
@@ -366,13 +364,25 @@ impl Tracker {
             Matched::Receiver => owner.side.other(),
             Matched::Sender => receiver,
         };
-        if !call.sides[far_side.idx()].recognises(&far) && !self.media.contains(&far) {
-            self.media.learn(owner.key, far_side, far, &mut call.sides[far_side.idx()]);
+        // A side's recently recognised address is kept in the leg it sends.
+        let recent = &mut call.legs[leg_idx(far_side.other().receiving_leg())].recent;
+        if !call.sides[far_side.idx()].recognises(&far, recent) && !self.media.contains(&far) {
+            let h = Handle { key: owner.key, slot: owner.slot };
+            self.media.learn(h, far_side, far, &mut call.sides[far_side.idx()]);
         }
         let leg = receiver.receiving_leg();
-        let kind = match call.kind(receiver, pkt.payload_type) {
+        let pt = pkt.payload_type;
+        // A leg's receiver is fixed, so its (payload type → kind) holds until an SDP comes.
+        let kind = match call.legs[leg_idx(leg)].cached_kind(pt) {
             Some(k) => k.clone(),
-            None => self.statics.kind(pkt.payload_type),
+            None => {
+                let k = match call.kind(receiver, pt) {
+                    Some(k) => k.clone(),
+                    None => self.statics.kind(pt),
+                };
+                call.legs[leg_idx(leg)].cache_kind(pt, k.clone());
+                k
+            }
         };
         if let Some(digit) = call.on_rtp(at, src, leg, pkt, &kind) {
             out.push(CallEvent::Dtmf { key: owner.key, at, digit });
@@ -384,7 +394,7 @@ impl Tracker {
     /// `now` (or `None`).
     pub fn handle_timeout(&mut self, now: Ts, out: &mut Vec<CallEvent>) {
         while let Some((_, key)) = self.timers.pop_due(now) {
-            let Some(call) = self.calls.get(&key) else { continue };
+            let Some(call) = self.calls.get(key) else { continue };
             if call.is_ended() {
                 if call.deadline(self.cfg.call_timeout) <= now {
                     self.free(key);
@@ -410,10 +420,10 @@ impl Tracker {
     pub fn end_all(&mut self, now: Ts, reason: EndReason, out: &mut Vec<CallEvent>) {
         // Timeouts already due end as timeouts, not as `reason`.
         self.catch_up(now, out);
-        let mut keys: Vec<CallKey> = self.calls.iter().filter(|(_, c)| !c.is_ended()).map(|(k, _)| *k).collect();
+        let mut keys: Vec<CallKey> = self.calls.iter().filter(|c| !c.is_ended()).map(|c| c.key).collect();
         keys.sort_unstable();
         for key in keys {
-            if let Some(call) = self.calls.get(&key) {
+            if let Some(call) = self.calls.get(key) {
                 let ending = call.ending_at_shutdown(now, reason);
                 self.end(key, ending, now, out);
             }
@@ -456,11 +466,12 @@ impl Tracker {
             }
             let key = CallKey(self.next_key);
             self.next_key += 1;
-            let (call, start) = Call::start(key, at, src, dst, msg, &self.cfg, &mut self.media);
+            let h = Handle { key, slot: self.calls.vacant() };
+            let (call, start) = Call::start(h, at, src, dst, msg, &self.cfg, &mut self.media);
             out.push(CallEvent::Started(start));
             self.dialogs.insert(&call.call_id, &call.caller_tag, key);
             self.timers.set(key, Some(call.deadline(self.cfg.call_timeout)));
-            self.calls.insert(key, call);
+            self.calls.insert(call);
             self.active += 1;
         } else if matches!(
             method,
@@ -474,11 +485,12 @@ impl Tracker {
 
     /// End an active call: emit its record and let it linger.
     fn end(&mut self, key: CallKey, ending: Ending, now: Ts, out: &mut Vec<CallEvent>) {
-        let Some(call) = self.calls.get_mut(&key) else { return };
+        let Some(call) = self.calls.get_mut(key) else { return };
         if call.is_ended() {
             return;
         }
         let rec = call.finish(ending, now, self.cfg.cycle_ms);
+        self.media.retire(key, &call.sides);
         self.active = self.active.saturating_sub(1);
         self.timers.set(key, Some(call.deadline(self.cfg.call_timeout)));
         out.push(CallEvent::Ended(Box::new(rec)));
@@ -487,7 +499,7 @@ impl Tracker {
     /// Forget an ended call and everything that points to it.
     fn free(&mut self, key: CallKey) {
         self.timers.set(key, None);
-        if let Some(mut call) = self.calls.remove(&key) {
+        if let Some(mut call) = self.calls.remove(key) {
             self.dialogs.remove(&call.call_id, key);
             self.media.release(key, &mut call.sides);
         }

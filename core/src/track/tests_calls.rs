@@ -9,6 +9,7 @@ use crate::config::ExtensionSet;
 use crate::sip::sdp::Direction as SdpDirection;
 use crate::sip::Method;
 use proptest::prelude::*;
+use std::collections::HashMap;
 
 /// 2023-11-14T22:13:20Z: all test times are milliseconds after this.
 const T0: i64 = 1_700_000_000_000_000;

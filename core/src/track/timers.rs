@@ -14,6 +14,8 @@ use std::collections::{BTreeSet, HashMap};
 pub(crate) struct TimerTable {
     by_time: BTreeSet<(Ts, CallKey)>,
     by_key: HashMap<CallKey, Ts>,
+    /// `by_time.first()`, kept at hand: `next` is asked before every packet.
+    first: Option<(Ts, CallKey)>,
 }
 
 impl TimerTable {
@@ -26,21 +28,23 @@ impl TimerTable {
             self.by_key.insert(key, at);
             self.by_time.insert((at, key));
         }
+        self.first = self.by_time.first().copied();
     }
 
     /// The earliest deadline.
     pub(crate) fn next(&self) -> Option<Ts> {
-        self.by_time.first().map(|&(at, _)| at)
+        self.first.map(|(at, _)| at)
     }
 
     /// Remove and return the earliest entry if it is due at or before `now`.
     pub(crate) fn pop_due(&mut self, now: Ts) -> Option<(Ts, CallKey)> {
-        let &(at, key) = self.by_time.first()?;
+        let (at, key) = self.first?;
         if at > now {
             return None;
         }
         self.by_time.remove(&(at, key));
         self.by_key.remove(&key);
+        self.first = self.by_time.first().copied();
         Some((at, key))
     }
 

@@ -15,6 +15,7 @@ pub mod approvals;
 pub mod migrations;
 pub mod query;
 pub mod reader;
+pub mod recordings;
 pub mod stats;
 mod writer;
 

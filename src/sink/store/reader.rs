@@ -45,8 +45,9 @@ pub struct CallRow {
     pub end_reason: String,
     pub sip_status: Option<u16>,
     pub cost_fen: Option<i64>,
-    /// Recording id; recordings are not stored yet (a later migration adds them).
-    pub recording: Option<i64>,
+    /// Id of the call's recording (`recordings list`), or null when the call was not
+    /// recorded or had no media at all (status `empty`).
+    pub recording: Option<String>,
     pub violations: Vec<RuleKind>,
     /// Start in µs: with `call_id`, the call's identity and its paging cursor.
     #[serde(skip)]
@@ -104,8 +105,9 @@ impl ViolationRow {
 }
 
 pub struct Reader {
-    conn: Connection,
-    tz: TimeZone,
+    // Visible to `recordings`, whose queries are `Reader` methods too.
+    pub(super) conn: Connection,
+    pub(super) tz: TimeZone,
 }
 
 /// RFC 3339 with the zone's offset, to the microsecond.
@@ -220,6 +222,10 @@ fn violation_where(q: &ViolationQuery) -> Where {
     w
 }
 
+/// Column 19 of a call row: its recording's id (none for a call with no media at all).
+const RECORDING_OF_CALL: &str = "(SELECT r.id FROM recordings r WHERE r.call_id = c.call_id
+     AND r.call_started_us = c.started_us AND r.status <> 'empty') AS recording";
+
 const VIOLATION_COLUMNS: &str =
     "v.id, v.rule, v.kind, v.call_id, v.extension, v.number, v.detected_us, v.fine_fen, v.detail, v.call_started_us";
 const VIOLATION_FROM: &str =
@@ -278,7 +284,7 @@ impl Reader {
         let sql = format!(
             "SELECT c.call_id, c.caller, c.callee, c.dialled, c.number, c.direction, c.class, c.group_name,
                     c.started_us, c.ringing_us, c.answered_us, c.ended_us, c.rings, c.ring_ms, c.talk_ms,
-                    c.answered, c.end_reason, c.sip_status, c.cost_fen
+                    c.answered, c.end_reason, c.sip_status, c.cost_fen, {RECORDING_OF_CALL}
              FROM calls c {} ORDER BY c.started_us {order}, c.call_id {order} LIMIT ?",
             w.sql()
         );
@@ -298,22 +304,22 @@ impl Reader {
     /// The call with this Call-ID (the latest, if the same Call-ID started twice).
     #[allow(dead_code, reason = "for the HTTP API's GET /api/calls/{id}")]
     pub fn call(&self, call_id: &str) -> anyhow::Result<Option<CallDetail>> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare(&format!(
             "SELECT c.call_id, c.caller, c.callee, c.dialled, c.number, c.direction, c.class, c.group_name,
                     c.started_us, c.ringing_us, c.answered_us, c.ended_us, c.rings, c.ring_ms, c.talk_ms,
-                    c.answered, c.end_reason, c.sip_status, c.cost_fen,
+                    c.answered, c.end_reason, c.sip_status, c.cost_fen, {RECORDING_OF_CALL},
                     c.caller_display, c.dtmf, c.media_caller, c.media_callee, c.ladder
-             FROM calls c WHERE c.call_id = ? ORDER BY c.started_us DESC LIMIT 1",
-        )?;
+             FROM calls c WHERE c.call_id = ? ORDER BY c.started_us DESC LIMIT 1"
+        ))?;
         let found = stmt
             .query_row([call_id], |r| {
                 Ok((
                     self.call_row(r)?,
-                    r.get::<_, Option<String>>(19)?,
-                    r.get::<_, String>(20)?,
+                    r.get::<_, Option<String>>(20)?,
                     r.get::<_, String>(21)?,
                     r.get::<_, String>(22)?,
                     r.get::<_, String>(23)?,
+                    r.get::<_, String>(24)?,
                 ))
             })
             .optional()?;
@@ -431,7 +437,7 @@ impl Reader {
             end_reason: r.get(16)?,
             sip_status: r.get(17)?,
             cost_fen: r.get(18)?,
-            recording: None,
+            recording: r.get(19)?,
             violations: Vec::new(),
         })
     }

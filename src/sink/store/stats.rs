@@ -139,6 +139,24 @@ pub struct StatsRow {
     pub long_calls: u64,
     pub violations: BTreeMap<String, u64>,
     pub cost_fen: i64,
+    /// OUT-6, `stats --by group --month`: the group's `monthly_budget` in fen. Absent when
+    /// it has none, or the rows are not one month by group (so other rows keep their shape).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_fen: Option<i64>,
+    /// By how much `cost_fen` exceeds `budget_fen` (0 within it); absent without a budget.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub over_budget_fen: Option<i64>,
+}
+
+/// OUT-6: set each group row's monthly budget (`budget_fen(group)`, fen) and what was
+/// spent over it. For rows of one month by group; rows without a budget keep nulls.
+pub fn apply_budgets(rows: &mut [StatsRow], budget_fen: impl Fn(&str) -> Option<i64>) {
+    for row in rows {
+        if let Some(b) = row.key.as_deref().and_then(&budget_fen).filter(|&b| b > 0) {
+            row.budget_fen = Some(b);
+            row.over_budget_fen = Some(row.cost_fen.saturating_sub(b).max(0));
+        }
+    }
 }
 
 /// Group calls and violations into rows by `by`, ordered by key. `only_key` keeps one
@@ -243,6 +261,20 @@ pub fn aggregate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn budgets_by_group() {
+        let row = |k: Option<&str>, cost| StatsRow { key: k.map(Into::into), cost_fen: cost, ..StatsRow::default() };
+        let mut rows = vec![row(Some("office"), 600), row(Some("sales"), 30), row(None, 90), row(Some("ops"), 100)];
+        apply_budgets(&mut rows, |g| match g {
+            "office" => Some(500),
+            "ops" => Some(1000),
+            "sales" => Some(0),
+            _ => None,
+        });
+        let got: Vec<(Option<i64>, Option<i64>)> = rows.iter().map(|r| (r.budget_fen, r.over_budget_fen)).collect();
+        assert_eq!(got, [(Some(500), Some(100)), (None, None), (None, None), (Some(1000), Some(0))]);
+    }
 
     fn call(
         dir: &str,

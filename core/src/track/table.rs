@@ -1,0 +1,71 @@
+//! The call table: every tracked call (active or lingering) in a slab, found by its slot
+//! (what the address map keeps, so an RTP packet costs one hash probe, not two) or by
+//! its key (SIP, timers).
+//! May use: `call`. Invariants: `index` maps exactly the keys of the occupied slots, each
+//! to its own slot; a call's `slot` field is the slot it is in; freed slots are reused.
+
+use super::call::Call;
+use super::CallKey;
+use foldhash::HashMap;
+
+#[derive(Default)]
+pub(crate) struct CallTable {
+    slots: Vec<Option<Call>>,
+    free: Vec<u32>,
+    index: HashMap<CallKey, u32>,
+}
+
+impl CallTable {
+    /// The slot the next `insert` uses.
+    pub(crate) fn vacant(&self) -> u32 {
+        self.free.last().copied().unwrap_or(self.slots.len() as u32)
+    }
+
+    /// Put a call built for `vacant()` in its slot.
+    pub(crate) fn insert(&mut self, call: Call) {
+        debug_assert_eq!(call.slot, self.vacant());
+        let slot = call.slot;
+        self.index.insert(call.key, slot);
+        match self.slots.get_mut(slot as usize) {
+            Some(entry) => {
+                if self.free.last() == Some(&slot) {
+                    self.free.pop();
+                } else {
+                    self.free.retain(|&s| s != slot);
+                }
+                *entry = Some(call);
+            }
+            None => self.slots.push(Some(call)),
+        }
+    }
+
+    pub(crate) fn get(&self, key: CallKey) -> Option<&Call> {
+        let slot = *self.index.get(&key)?;
+        self.slots.get(slot as usize)?.as_ref()
+    }
+
+    pub(crate) fn get_mut(&mut self, key: CallKey) -> Option<&mut Call> {
+        let slot = *self.index.get(&key)?;
+        self.slots.get_mut(slot as usize)?.as_mut()
+    }
+
+    /// The call in `slot`, if it is the call `key` (the RTP path: no hash probe).
+    pub(crate) fn at_mut(&mut self, slot: u32, key: CallKey) -> Option<&mut Call> {
+        self.slots.get_mut(slot as usize)?.as_mut().filter(|c| c.key == key)
+    }
+
+    pub(crate) fn remove(&mut self, key: CallKey) -> Option<Call> {
+        let slot = self.index.remove(&key)?;
+        let call = self.slots.get_mut(slot as usize)?.take();
+        self.free.push(slot);
+        call
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Call> {
+        self.slots.iter().flatten()
+    }
+}

@@ -1,0 +1,845 @@
+//! The Rust side of migration 0002: the `recordings` rows (one per recorded call, created
+//! at the call's first INVITE with status `recording`, finished by the recorder with the
+//! file's size and SHA-256) and the `playback_log` (who listened to or exported what,
+//! when). Writes are plain functions over a `Connection` (the recorder thread batches
+//! them in its own transactions; the CLI and the HTTP API call `log_playback`); reads
+//! are `Reader` methods over its read-only connection, so the CLI and the API share them.
+//! May use: rusqlite, jiff, serde_json, `reader` (for `Reader`, `format_ts`), `migrations`.
+//! Invariants: a row is keyed by the recording id (`recording_id(call_id, started_at)`),
+//! so a replayed call is the same row; a finished row (`complete`, `repaired`,
+//! `expired`) is never reset to `recording` (evidence is not overwritten); every value
+//! read back goes through a checked conversion.
+
+use super::reader::{format_ts, Reader};
+use super::{migrations, query};
+use anyhow::Context;
+use callwarden_core::Ts;
+use jiff::tz::TimeZone;
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
+use serde::Serialize;
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+/// Where a recording is in its life. Stored as the lowercase name.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordingStatus {
+    /// Being written (or the process stopped while it was: repaired at the next start).
+    Recording,
+    /// Finished normally: the file is final and its SHA-256 stored.
+    Complete,
+    /// Half-written when the process died; the header was fixed to the data present.
+    Repaired,
+    /// Deleted by retention; the row stays as the record that it existed.
+    Expired,
+    /// The file should exist and does not (found at a repair or by `verify`).
+    Missing,
+    /// The call ended with no media at all (no RTP of any codec): nothing to play.
+    Empty,
+}
+
+impl RecordingStatus {
+    pub const ALL: [RecordingStatus; 6] = [
+        RecordingStatus::Recording,
+        RecordingStatus::Complete,
+        RecordingStatus::Repaired,
+        RecordingStatus::Expired,
+        RecordingStatus::Missing,
+        RecordingStatus::Empty,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordingStatus::Recording => "recording",
+            RecordingStatus::Complete => "complete",
+            RecordingStatus::Repaired => "repaired",
+            RecordingStatus::Expired => "expired",
+            RecordingStatus::Missing => "missing",
+            RecordingStatus::Empty => "empty",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RecordingStatus> {
+        RecordingStatus::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// A finished recording whose file is evidence: never overwritten by a new one.
+    pub fn is_final(self) -> bool {
+        matches!(self, RecordingStatus::Complete | RecordingStatus::Repaired | RecordingStatus::Expired)
+    }
+
+    /// Its files are supposed to be on disk (and to hash to what is stored).
+    pub fn has_files(self) -> bool {
+        matches!(self, RecordingStatus::Complete | RecordingStatus::Repaired)
+    }
+}
+
+impl fmt::Display for RecordingStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A recording as it is known at its `Begin` (the INVITE).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewRecording {
+    pub id: String,
+    pub call_id: String,
+    pub call_started_us: i64,
+    pub caller: String,
+    pub callee: String,
+    pub dialled: String,
+    pub group: Option<String>,
+    /// `YYYY/MM/DD/<id>.wav`, relative to the recordings folder.
+    pub path: String,
+    pub retention_days: u32,
+    pub day: String,
+    pub month: String,
+}
+
+/// What `begin` found.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum BeginOutcome {
+    /// The row is (now) in status `recording`: write the files.
+    Started,
+    /// A finished recording of this call already exists: leave it alone.
+    Exists(RecordingStatus),
+}
+
+/// Create the row of a new recording (status `recording`), or take over an unfinished
+/// one of the same id (a replay of the same capture after a crash or a `missing` file).
+pub fn begin(conn: &Connection, r: &NewRecording) -> rusqlite::Result<BeginOutcome> {
+    let existing: Option<String> = conn
+        .prepare_cached("SELECT status FROM recordings WHERE id = ?1")?
+        .query_row([&r.id], |row| row.get(0))
+        .optional()?;
+    if let Some(st) = existing.as_deref().and_then(RecordingStatus::parse) {
+        if st.is_final() {
+            return Ok(BeginOutcome::Exists(st));
+        }
+    }
+    conn.prepare_cached(
+        "INSERT INTO recordings (id, call_id, call_started_us, caller, callee, dialled, group_name, path,
+             raw_path, status, undecodable, sample_rate, frames, duration_ms, bytes, sha256, media_started_us,
+             ended_us, dtmf, counters, retention_days, day, month)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, 'recording', NULL, NULL, 0, 0, 0, NULL, NULL, NULL, '',
+             NULL, ?9, ?10, ?11)
+         ON CONFLICT (id) DO UPDATE SET
+             call_id = excluded.call_id, call_started_us = excluded.call_started_us, caller = excluded.caller,
+             callee = excluded.callee, dialled = excluded.dialled, group_name = excluded.group_name,
+             path = excluded.path, raw_path = NULL, status = 'recording', undecodable = NULL,
+             sample_rate = NULL, frames = 0, duration_ms = 0, bytes = 0, sha256 = NULL,
+             media_started_us = NULL, ended_us = NULL, dtmf = '', counters = NULL,
+             retention_days = excluded.retention_days, day = excluded.day, month = excluded.month",
+    )?
+    .execute(params![
+        r.id,
+        r.call_id,
+        r.call_started_us,
+        r.caller,
+        r.callee,
+        r.dialled,
+        r.group,
+        r.path,
+        r.retention_days,
+        r.day,
+        r.month
+    ])?;
+    Ok(BeginOutcome::Started)
+}
+
+/// The first audio arrived: the WAV exists from now on, at this rate.
+pub fn media_started(conn: &Connection, id: &str, sample_rate: u32, media_started_us: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE recordings SET sample_rate = ?2, media_started_us = ?3 WHERE id = ?1")?
+        .execute(params![id, sample_rate, media_started_us])?;
+    Ok(())
+}
+
+/// Everything the recorder knows once a recording's files are final.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Finished {
+    pub id: String,
+    pub status: Option<RecordingStatus>,
+    /// `None`: no WAV was written (no decodable audio).
+    pub sample_rate: Option<u32>,
+    pub frames: u64,
+    pub bytes: u64,
+    pub sha256: Option<String>,
+    /// Undecodable RTP kept beside the WAV (rtpdump files), relative to the folder.
+    pub raw_paths: Vec<String>,
+    pub undecodable: Vec<u8>,
+    pub ended_us: Option<i64>,
+    pub dtmf: String,
+    /// JSON object: the media counters and the recorder's own.
+    pub counters: Option<String>,
+}
+
+impl Finished {
+    pub fn duration_ms(&self) -> i64 {
+        match self.sample_rate {
+            Some(rate) if rate > 0 => i64::try_from(self.frames.saturating_mul(1000) / u64::from(rate)).unwrap_or(0),
+            _ => 0,
+        }
+    }
+}
+
+fn join_pts(pts: &[u8]) -> Option<String> {
+    (!pts.is_empty()).then(|| pts.iter().map(u8::to_string).collect::<Vec<_>>().join(","))
+}
+
+fn join_paths(paths: &[String]) -> Option<String> {
+    (!paths.is_empty()).then(|| paths.join(","))
+}
+
+fn i64_of(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Store a recording's final figures (status complete, repaired or empty).
+pub fn finish(conn: &Connection, f: &Finished) -> rusqlite::Result<()> {
+    let status = f.status.unwrap_or(RecordingStatus::Complete);
+    conn.prepare_cached(
+        "UPDATE recordings SET status = ?2, sample_rate = coalesce(?3, sample_rate), frames = ?4,
+             duration_ms = ?5, bytes = ?6, sha256 = ?7, raw_path = ?8, undecodable = ?9,
+             ended_us = coalesce(?10, ended_us), dtmf = ?11, counters = coalesce(?12, counters)
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        f.id,
+        status.as_str(),
+        f.sample_rate,
+        i64_of(f.frames),
+        f.duration_ms(),
+        i64_of(f.bytes),
+        f.sha256,
+        join_paths(&f.raw_paths),
+        join_pts(&f.undecodable),
+        f.ended_us,
+        f.dtmf,
+        f.counters,
+    ])?;
+    Ok(())
+}
+
+pub fn set_status(conn: &Connection, id: &str, status: RecordingStatus) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE recordings SET status = ?2 WHERE id = ?1")?.execute(params![id, status.as_str()])?;
+    Ok(())
+}
+
+/// Open the database at `path` for writing recordings (creating and migrating it like the
+/// store does): WAL, full sync, a busy timeout so it waits for the store's writer.
+pub fn open_rw(path: &Path) -> anyhow::Result<Connection> {
+    let mut conn = Connection::open(path).with_context(|| format!("{}: cannot open the database", path.display()))?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    let _: String = conn.pragma_update_and_check(None, "journal_mode", "wal", |r| r.get(0))?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    migrations::apply(&mut conn).with_context(|| format!("{}: cannot migrate the database", path.display()))?;
+    Ok(conn)
+}
+
+/// The raw columns of one row, for the recorder's maintenance (repair, retention, verify).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredRecording {
+    pub id: String,
+    pub call_started_us: i64,
+    pub group: Option<String>,
+    pub path: String,
+    pub raw_paths: Vec<String>,
+    pub status: Option<RecordingStatus>,
+    pub status_text: String,
+    pub sample_rate: Option<u32>,
+    pub frames: i64,
+    pub sha256: Option<String>,
+    pub counters: Option<String>,
+    pub retention_days: u32,
+}
+
+fn split_paths(s: Option<String>) -> Vec<String> {
+    s.map(|s| s.split(',').filter(|p| !p.is_empty()).map(str::to_string).collect()).unwrap_or_default()
+}
+
+/// Every row (optionally only those with one of `statuses`), ordered by id.
+pub fn stored(conn: &Connection, statuses: &[RecordingStatus]) -> rusqlite::Result<Vec<StoredRecording>> {
+    let mut sql = String::from(
+        "SELECT id, call_started_us, group_name, path, raw_path, status, sample_rate, frames, sha256, counters,
+                retention_days FROM recordings",
+    );
+    if !statuses.is_empty() {
+        let list = statuses.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(", ");
+        sql.push_str(&format!(" WHERE status IN ({list})"));
+    }
+    sql.push_str(" ORDER BY id");
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map([], |r| {
+        let status_text: String = r.get(5)?;
+        Ok(StoredRecording {
+            id: r.get(0)?,
+            call_started_us: r.get(1)?,
+            group: r.get(2)?,
+            path: r.get(3)?,
+            raw_paths: split_paths(r.get(4)?),
+            status: RecordingStatus::parse(&status_text),
+            status_text,
+            sample_rate: r.get(6)?,
+            frames: r.get(7)?,
+            sha256: r.get(8)?,
+            counters: r.get(9)?,
+            retention_days: r.get(10)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// What an access to a recording was.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlaybackAction {
+    /// Played whole (CLI `play`).
+    Play,
+    /// Streamed over HTTP (possibly a byte range).
+    Stream,
+    /// Copied out as a file.
+    Export,
+    /// Drawn for the monthly spot check (`sample`).
+    Sample,
+}
+
+impl PlaybackAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlaybackAction::Play => "play",
+            PlaybackAction::Stream => "stream",
+            PlaybackAction::Export => "export",
+            PlaybackAction::Sample => "sample",
+        }
+    }
+}
+
+/// Through which door.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    Cli,
+    Api,
+}
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Cli => "cli",
+            Via::Api => "api",
+        }
+    }
+}
+
+/// One line of the playback log, to be written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlaybackEntry {
+    /// Wall-clock time of the access (the caller reads the clock; the store does not).
+    pub at: Ts,
+    /// API token name, or the CLI user.
+    pub who: String,
+    pub recording_id: String,
+    pub action: PlaybackAction,
+    pub via: Via,
+    /// The export path, the byte range, the sample's seed ...
+    pub detail: String,
+}
+
+/// Append `entry` to the playback log; returns its id. For the CLI and the HTTP API: call
+/// it before (or as) the audio is handed out, so an access that fails half-way is logged.
+pub fn log_playback(conn: &Connection, entry: &PlaybackEntry) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO playback_log (at_us, who, recording_id, action, via, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        entry.at.as_micros(),
+        entry.who,
+        entry.recording_id,
+        entry.action.as_str(),
+        entry.via.as_str(),
+        entry.detail
+    ])?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// `log_playback` on the database at `path` (opened for this one write).
+pub fn log_playback_at(path: &Path, entry: &PlaybackEntry) -> anyhow::Result<i64> {
+    let conn = open_rw(path)?;
+    log_playback(&conn, entry).with_context(|| format!("{}: cannot write the playback log", path.display()))
+}
+
+/// One recording as `recordings list --json` and `GET /api/recordings` print it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RecordingRow {
+    pub id: String,
+    pub call_id: String,
+    pub call_started_at: String,
+    pub caller: String,
+    pub callee: String,
+    pub dialled: String,
+    pub group: Option<String>,
+    pub status: String,
+    /// `YYYY/MM/DD/<id>.wav`, relative to the recordings folder.
+    pub path: String,
+    /// Undecodable RTP kept beside it (rtpdump, one file per direction).
+    pub raw_paths: Vec<String>,
+    /// Payload types that could not be decoded (the recording is then partly silent).
+    pub undecodable: Vec<u8>,
+    pub sample_rate: Option<u32>,
+    pub channels: u32,
+    pub frames: i64,
+    pub duration_ms: i64,
+    pub bytes: i64,
+    pub sha256: Option<String>,
+    pub media_started_at: Option<String>,
+    pub ended_at: Option<String>,
+    pub dtmf: String,
+    /// What happened to the packets (JSON object; null while recording).
+    pub counters: serde_json::Value,
+    pub retention_days: u32,
+    pub day: String,
+    #[serde(skip)]
+    pub call_started_us: i64,
+}
+
+impl RecordingRow {
+    /// The cursor that continues a listing after this recording.
+    pub fn cursor(&self) -> RecordingCursor {
+        RecordingCursor { started_us: self.call_started_us, id: self.id.clone() }
+    }
+
+    /// The WAV's place on disk under the recordings folder `dir`.
+    pub fn file(&self, dir: &Path) -> std::path::PathBuf {
+        dir.join(&self.path)
+    }
+}
+
+/// Position after a recording: they are ordered by (call start, id).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordingCursor {
+    pub started_us: i64,
+    pub id: String,
+}
+
+/// Which recordings: every filter that is set must hold. The call filters are those of
+/// `calls` (ext and number match the recording's caller/callee/dialled; class and rule
+/// need the call's record, so recordings still in progress do not match them).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecordingQuery {
+    /// Calls that started at or after this instant ...
+    pub from: Option<Ts>,
+    /// ... and before this one.
+    pub to: Option<Ts>,
+    pub ext: Option<String>,
+    pub group: Option<String>,
+    pub class: Option<String>,
+    pub rule: Option<String>,
+    pub number: Option<String>,
+    pub status: Option<RecordingStatus>,
+    /// 'YYYY-MM' of the call's start in the site's zone.
+    pub month: Option<String>,
+    pub limit: Option<usize>,
+    pub after: Option<RecordingCursor>,
+    pub newest_first: bool,
+}
+
+impl RecordingQuery {
+    /// The recordings of the calls `q` selects.
+    pub fn like_calls(q: &query::CallQuery) -> RecordingQuery {
+        RecordingQuery {
+            from: q.from,
+            to: q.to,
+            ext: q.ext.clone(),
+            group: q.group.clone(),
+            class: q.class.clone(),
+            rule: q.rule.clone(),
+            number: q.number.clone(),
+            limit: q.limit,
+            newest_first: q.newest_first,
+            ..RecordingQuery::default()
+        }
+    }
+}
+
+/// Which playback-log lines.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PlaybackQuery {
+    pub from: Option<Ts>,
+    pub to: Option<Ts>,
+    pub who: Option<String>,
+    pub recording: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// One line of the playback log as `recordings log --json` prints it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PlaybackRow {
+    pub id: i64,
+    pub at: String,
+    pub who: String,
+    pub recording_id: String,
+    pub action: String,
+    pub via: String,
+    pub detail: String,
+    #[serde(skip)]
+    pub at_us: i64,
+}
+
+const RECORDING_COLUMNS: &str = "r.id, r.call_id, r.call_started_us, r.caller, r.callee, r.dialled, r.group_name,
+     r.status, r.path, r.raw_path, r.undecodable, r.sample_rate, r.channels, r.frames, r.duration_ms, r.bytes,
+     r.sha256, r.media_started_us, r.ended_us, r.dtmf, r.counters, r.retention_days, r.day";
+
+fn text(s: &str) -> Value {
+    Value::Text(s.to_string())
+}
+
+/// `%s%` for LIKE with LIKE's wildcards in `s` taken literally (ESCAPE '\').
+fn contains(s: &str) -> Value {
+    let mut p = String::with_capacity(s.len() + 2);
+    p.push('%');
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    Value::Text(p)
+}
+
+fn parse_pts(s: Option<String>) -> Vec<u8> {
+    s.map(|s| s.split(',').filter_map(|p| p.trim().parse().ok()).collect()).unwrap_or_default()
+}
+
+impl Reader {
+    /// Recordings matching `q`, ordered by the call's start (then id).
+    pub fn recordings(&self, q: &RecordingQuery) -> anyhow::Result<Vec<RecordingRow>> {
+        let mut clauses: Vec<String> = Vec::new();
+        let mut params: Vec<Value> = Vec::new();
+        let mut add = |clause: &str, ps: Vec<Value>| {
+            clauses.push(clause.to_string());
+            params.extend(ps);
+        };
+        if let Some(t) = q.from {
+            add("r.call_started_us >= ?", vec![Value::Integer(t.as_micros())]);
+        }
+        if let Some(t) = q.to {
+            add("r.call_started_us < ?", vec![Value::Integer(t.as_micros())]);
+        }
+        if let Some(e) = &q.ext {
+            add("(r.caller = ? OR r.callee = ?)", vec![text(e), text(e)]);
+        }
+        if let Some(g) = &q.group {
+            add("(r.group_name = ? OR c.group_name = ?)", vec![text(g), text(g)]);
+        }
+        if let Some(c) = &q.class {
+            add("c.class = ?", vec![text(c)]);
+        }
+        if let Some(r) = &q.rule {
+            add(
+                "EXISTS (SELECT 1 FROM violations v WHERE v.call_id = r.call_id \
+                 AND v.call_started_us = r.call_started_us AND (v.rule = ? OR v.kind = ?))",
+                vec![text(r), text(r)],
+            );
+        }
+        if let Some(n) = &q.number {
+            add(
+                "(r.dialled LIKE ? ESCAPE '\\' OR r.caller LIKE ? ESCAPE '\\' OR r.callee LIKE ? ESCAPE '\\' \
+                 OR c.number LIKE ? ESCAPE '\\')",
+                vec![contains(n), contains(n), contains(n), contains(n)],
+            );
+        }
+        if let Some(s) = q.status {
+            add("r.status = ?", vec![text(s.as_str())]);
+        }
+        if let Some(m) = &q.month {
+            add("r.month = ?", vec![text(m)]);
+        }
+        let (cmp, order) = if q.newest_first { ("<", "DESC") } else { (">", "ASC") };
+        if let Some(a) = &q.after {
+            add(&format!("(r.call_started_us, r.id) {cmp} (?, ?)"), vec![Value::Integer(a.started_us), text(&a.id)]);
+        }
+        let filter = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
+        let sql = format!(
+            "SELECT {RECORDING_COLUMNS} FROM recordings r
+             LEFT JOIN calls c ON c.call_id = r.call_id AND c.started_us = r.call_started_us
+             {filter} ORDER BY r.call_started_us {order}, r.id {order} LIMIT ?"
+        );
+        params.push(Value::Integer(q.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX))));
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map(params_from_iter(params), |r| recording_row(r, &self.tz))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// The recording with this id.
+    pub fn recording(&self, id: &str) -> anyhow::Result<Option<RecordingRow>> {
+        let sql = format!("SELECT {RECORDING_COLUMNS} FROM recordings r WHERE r.id = ?");
+        Ok(self.conn.query_row(&sql, [id], |r| recording_row(r, &self.tz)).optional()?)
+    }
+
+    /// The recording of a call (Call-ID + start), if one was made.
+    pub fn recording_of_call(&self, call_id: &str, started_us: i64) -> anyhow::Result<Option<RecordingRow>> {
+        let sql = format!("SELECT {RECORDING_COLUMNS} FROM recordings r WHERE r.call_id = ? AND r.call_started_us = ?");
+        Ok(self.conn.query_row(&sql, params![call_id, started_us], |r| recording_row(r, &self.tz)).optional()?)
+    }
+
+    /// Playback-log lines matching `q`, oldest first.
+    pub fn playback_log(&self, q: &PlaybackQuery) -> anyhow::Result<Vec<PlaybackRow>> {
+        let mut clauses: Vec<&str> = Vec::new();
+        let mut params: Vec<Value> = Vec::new();
+        if let Some(t) = q.from {
+            clauses.push("at_us >= ?");
+            params.push(Value::Integer(t.as_micros()));
+        }
+        if let Some(t) = q.to {
+            clauses.push("at_us < ?");
+            params.push(Value::Integer(t.as_micros()));
+        }
+        if let Some(w) = &q.who {
+            clauses.push("who = ?");
+            params.push(text(w));
+        }
+        if let Some(r) = &q.recording {
+            clauses.push("recording_id = ?");
+            params.push(text(r));
+        }
+        let filter = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
+        let sql = format!(
+            "SELECT id, at_us, who, recording_id, action, via, detail FROM playback_log {filter}
+             ORDER BY at_us, id LIMIT ?"
+        );
+        params.push(Value::Integer(q.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX))));
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map(params_from_iter(params), |r| {
+            let at_us: i64 = r.get(1)?;
+            Ok(PlaybackRow {
+                id: r.get(0)?,
+                at: format_ts(at_us, &self.tz),
+                at_us,
+                who: r.get(2)?,
+                recording_id: r.get(3)?,
+                action: r.get(4)?,
+                via: r.get(5)?,
+                detail: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+}
+
+fn recording_row(r: &Row<'_>, tz: &TimeZone) -> rusqlite::Result<RecordingRow> {
+    let started: i64 = r.get(2)?;
+    let opt_ts =
+        |i: usize| -> rusqlite::Result<Option<String>> { Ok(r.get::<_, Option<i64>>(i)?.map(|us| format_ts(us, tz))) };
+    let counters: Option<String> = r.get(20)?;
+    // A counters text that is not JSON (written by hand?) is shown as a string, not lost.
+    let counters = match counters {
+        None => serde_json::Value::Null,
+        Some(s) => serde_json::from_str(&s).unwrap_or(serde_json::Value::String(s)),
+    };
+    Ok(RecordingRow {
+        id: r.get(0)?,
+        call_id: r.get(1)?,
+        call_started_at: format_ts(started, tz),
+        call_started_us: started,
+        caller: r.get(3)?,
+        callee: r.get(4)?,
+        dialled: r.get(5)?,
+        group: r.get(6)?,
+        status: r.get(7)?,
+        path: r.get(8)?,
+        raw_paths: split_paths(r.get(9)?),
+        undecodable: parse_pts(r.get(10)?),
+        sample_rate: r.get(11)?,
+        channels: r.get(12)?,
+        frames: r.get(13)?,
+        duration_ms: r.get(14)?,
+        bytes: r.get(15)?,
+        sha256: r.get(16)?,
+        media_started_at: opt_ts(17)?,
+        ended_at: opt_ts(18)?,
+        dtmf: r.get(19)?,
+        counters,
+        retention_days: r.get(21)?,
+        day: r.get(22)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_rec(id: &str, started: i64, group: &str) -> NewRecording {
+        NewRecording {
+            id: id.into(),
+            call_id: format!("call-{id}"),
+            call_started_us: started,
+            caller: "8001".into(),
+            callee: "13800138000".into(),
+            dialled: "013800138000".into(),
+            group: Some(group.into()),
+            path: format!("2026/03/02/{id}.wav"),
+            retention_days: 30,
+            day: "2026-03-02".into(),
+            month: "2026-03".into(),
+        }
+    }
+
+    fn db() -> (tempfile::TempDir, std::path::PathBuf, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let conn = open_rw(&path).unwrap();
+        conn.execute("INSERT INTO meta (key, value) VALUES ('timezone', 'Asia/Shanghai')", []).unwrap();
+        (dir, path, conn)
+    }
+
+    #[test]
+    fn lifecycle_begin_start_finish_and_read_back() {
+        let (_d, path, conn) = db();
+        let t0 = 1_772_407_800_000_000;
+        assert_eq!(begin(&conn, &new_rec("aa", t0, "dispatch")).unwrap(), BeginOutcome::Started);
+        media_started(&conn, "aa", 8000, t0 + 7_000_000).unwrap();
+        let f = Finished {
+            id: "aa".into(),
+            status: Some(RecordingStatus::Complete),
+            sample_rate: Some(8000),
+            frames: 16_000,
+            bytes: 64_044,
+            sha256: Some("ab".repeat(32)),
+            raw_paths: vec!["2026/03/02/aa.caller.rtpdump".into()],
+            undecodable: vec![18, 98],
+            ended_us: Some(t0 + 10_000_000),
+            dtmf: "15#".into(),
+            counters: Some(r#"{"packets_placed":100}"#.into()),
+        };
+        assert_eq!(f.duration_ms(), 2000);
+        finish(&conn, &f).unwrap();
+        let reader = Reader::open(&path).unwrap();
+        let row = reader.recording("aa").unwrap().unwrap();
+        assert_eq!(row.status, "complete");
+        assert_eq!(row.frames, 16_000);
+        assert_eq!(row.duration_ms, 2000);
+        assert_eq!(row.undecodable, vec![18, 98]);
+        assert_eq!(row.raw_paths, vec!["2026/03/02/aa.caller.rtpdump".to_string()]);
+        assert_eq!(row.call_started_at, "2026-03-02T07:30:00.000000+08:00");
+        assert_eq!(row.media_started_at.as_deref(), Some("2026-03-02T07:30:07.000000+08:00"));
+        assert_eq!(row.counters["packets_placed"], 100);
+        assert_eq!(row.dtmf, "15#");
+        assert_eq!(reader.recording_of_call("call-aa", t0).unwrap().unwrap().id, "aa");
+        assert!(reader.recording("nope").unwrap().is_none());
+        // A finished recording is never overwritten by a second Begin (a replay).
+        assert_eq!(
+            begin(&conn, &new_rec("aa", t0, "dispatch")).unwrap(),
+            BeginOutcome::Exists(RecordingStatus::Complete)
+        );
+        assert_eq!(reader.recording("aa").unwrap().unwrap().frames, 16_000);
+    }
+
+    #[test]
+    fn unfinished_rows_are_taken_over() {
+        let (_d, _path, conn) = db();
+        let t0 = 1_772_407_800_000_000;
+        begin(&conn, &new_rec("bb", t0, "g")).unwrap();
+        media_started(&conn, "bb", 16000, t0).unwrap();
+        set_status(&conn, "bb", RecordingStatus::Missing).unwrap();
+        assert_eq!(begin(&conn, &new_rec("bb", t0, "g")).unwrap(), BeginOutcome::Started);
+        let rows = stored(&conn, &[RecordingStatus::Recording]).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].sample_rate, None, "the takeover starts from scratch");
+        assert!(stored(&conn, &[RecordingStatus::Missing]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn query_filters() {
+        let (_d, path, conn) = db();
+        let t0 = 1_772_407_800_000_000;
+        let day = 86_400_000_000;
+        begin(&conn, &new_rec("r1", t0, "dispatch")).unwrap();
+        let mut r2 = new_rec("r2", t0 + day, "callback");
+        r2.caller = "8002".into();
+        r2.month = "2026-04".into();
+        begin(&conn, &r2).unwrap();
+        let mut r3 = new_rec("r3", t0 + 2 * day, "dispatch");
+        r3.dialled = "016800123".into();
+        begin(&conn, &r3).unwrap();
+        set_status(&conn, "r3", RecordingStatus::Expired).unwrap();
+        let reader = Reader::open(&path).unwrap();
+        let ids = |q: RecordingQuery| reader.recordings(&q).unwrap().into_iter().map(|r| r.id).collect::<Vec<_>>();
+        assert_eq!(ids(RecordingQuery::default()), ["r1", "r2", "r3"]);
+        assert_eq!(ids(RecordingQuery { group: Some("dispatch".into()), ..Default::default() }), ["r1", "r3"]);
+        assert_eq!(ids(RecordingQuery { ext: Some("8002".into()), ..Default::default() }), ["r2"]);
+        assert_eq!(ids(RecordingQuery { number: Some("168".into()), ..Default::default() }), ["r3"]);
+        assert_eq!(ids(RecordingQuery { status: Some(RecordingStatus::Expired), ..Default::default() }), ["r3"]);
+        assert_eq!(ids(RecordingQuery { month: Some("2026-04".into()), ..Default::default() }), ["r2"]);
+        assert_eq!(
+            ids(RecordingQuery { from: Some(Ts(t0 + day)), to: Some(Ts(t0 + 2 * day)), ..Default::default() }),
+            ["r2"]
+        );
+        assert_eq!(ids(RecordingQuery { newest_first: true, limit: Some(2), ..Default::default() }), ["r3", "r2"]);
+        let first = reader.recordings(&RecordingQuery { limit: Some(1), ..Default::default() }).unwrap();
+        assert_eq!(ids(RecordingQuery { after: Some(first[0].cursor()), ..Default::default() }), ["r2", "r3"]);
+        // class and rule need the call's record: none is stored here.
+        assert!(ids(RecordingQuery { class: Some("mobile".into()), ..Default::default() }).is_empty());
+    }
+
+    #[test]
+    fn playback_log_round_trip() {
+        let (_d, path, conn) = db();
+        let t = 1_772_407_800_000_000;
+        for (i, (who, rec, action)) in [
+            ("alice", "r1", PlaybackAction::Play),
+            ("bob", "r1", PlaybackAction::Export),
+            ("alice", "r2", PlaybackAction::Sample),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let e = PlaybackEntry {
+                at: Ts(t + i as i64 * 1_000_000),
+                who: who.into(),
+                recording_id: rec.into(),
+                action,
+                via: Via::Cli,
+                detail: format!("d{i}"),
+            };
+            log_playback(&conn, &e).unwrap();
+        }
+        let reader = Reader::open(&path).unwrap();
+        let all = reader.playback_log(&PlaybackQuery::default()).unwrap();
+        assert_eq!(all.len(), 3);
+        assert_eq!(all[1].action, "export");
+        assert_eq!(all[1].who, "bob");
+        assert_eq!(all[0].at, "2026-03-02T07:30:00.000000+08:00");
+        let alice = reader.playback_log(&PlaybackQuery { who: Some("alice".into()), ..Default::default() }).unwrap();
+        assert_eq!(alice.iter().map(|r| r.recording_id.as_str()).collect::<Vec<_>>(), ["r1", "r2"]);
+        let r1 = reader.playback_log(&PlaybackQuery { recording: Some("r1".into()), ..Default::default() }).unwrap();
+        assert_eq!(r1.len(), 2);
+        let late = reader.playback_log(&PlaybackQuery { from: Some(Ts(t + 1_000_000)), ..Default::default() }).unwrap();
+        assert_eq!(late.len(), 2);
+        let n = log_playback_at(
+            &path,
+            &PlaybackEntry {
+                at: Ts(t),
+                who: "carol".into(),
+                recording_id: "r9".into(),
+                action: PlaybackAction::Stream,
+                via: Via::Api,
+                detail: "bytes=0-99".into(),
+            },
+        )
+        .unwrap();
+        assert_eq!(n, 4);
+    }
+
+    #[test]
+    fn status_names_round_trip() {
+        for s in RecordingStatus::ALL {
+            assert_eq!(RecordingStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(RecordingStatus::parse("done"), None);
+        assert!(RecordingStatus::Repaired.is_final() && !RecordingStatus::Missing.is_final());
+    }
+}
