@@ -6,6 +6,9 @@
 pub mod api;
 pub mod capture;
 pub mod cli;
+pub mod daemon;
 pub mod driver;
+pub mod metrics;
+pub mod reload;
 pub mod settings;
 pub mod sink;

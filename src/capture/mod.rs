@@ -4,3 +4,5 @@
 //! it only stamps them and says what link type they are.
 
 pub mod file;
+pub mod hep;
+pub mod live;

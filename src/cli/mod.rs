@@ -10,6 +10,7 @@ mod recordings;
 pub mod register;
 mod replay;
 mod serve;
+mod run;
 mod stats;
 mod violations;
 
@@ -42,6 +43,8 @@ pub struct Common {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run the daemon: live capture and HEP, the store, /metrics; until SIGTERM.
+    Run(run::Args),
     /// Run the pipeline over capture files (pcap, pcapng) and store the calls.
     Replay(replay::Args),
     /// List call records.
@@ -65,8 +68,9 @@ pub enum Command {
 /// Parse arguments, run, map the result to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(if matches!(cli.command, Command::Run(_)) { "info" } else { "warn" });
     let result = match cli.command {
+        Command::Run(a) => run::run(a),
         Command::Replay(a) => replay::run(a),
         Command::Calls(a) => calls::run(a),
         Command::Stats(a) => stats::run(a),
@@ -100,14 +104,19 @@ pub fn main() -> ExitCode {
 }
 
 /// Logs go to stderr, journald-friendly (no colours when not a terminal); level from
-/// `RUST_LOG` (default `warn` for commands; the daemon raises it to `info`).
-fn init_logging() {
+/// `RUST_LOG` (default `warn` for commands; the daemon raises it to `info`). Under
+/// systemd (`JOURNAL_STREAM` set) the journal stamps each line, so ours are left out.
+fn init_logging(default_level: &str) {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+        .with_ansi(std::io::stderr().is_terminal());
+    let _ = if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder.without_time().try_init()
+    } else {
+        builder.try_init()
+    };
 }

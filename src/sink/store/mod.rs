@@ -29,7 +29,9 @@ use callwarden_core::track::CallEvent;
 use callwarden_core::Output;
 use rusqlite::Connection;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 use writer::{Msg, Writer};
@@ -39,6 +41,8 @@ use writer::{Msg, Writer};
 #[derive(Clone)]
 pub struct StoreSink {
     tx: SyncSender<Msg>,
+    /// Messages sent and not yet taken by the writer (the daemon's /metrics).
+    queued: Arc<AtomicU64>,
 }
 
 /// Owns the writer thread. `close` flushes what is queued, stops the thread and reports.
@@ -116,12 +120,14 @@ pub fn open_with(path: &Path, tz: &str, opts: StoreOptions) -> anyhow::Result<(S
         [tz],
     )?;
     let (tx, rx) = mpsc::sync_channel(opts.queue.max(1));
+    let queued = Arc::new(AtomicU64::new(0));
     let writer = Writer::new(conn, zone, opts);
+    let taken = queued.clone();
     let thread = std::thread::Builder::new()
         .name("store-writer".into())
-        .spawn(move || writer.run(rx))
+        .spawn(move || writer.run(rx, &taken))
         .context("cannot start the store writer thread")?;
-    Ok((StoreSink { tx: tx.clone() }, StoreWriter { tx, thread }))
+    Ok((StoreSink { tx: tx.clone(), queued }, StoreWriter { tx, thread }))
 }
 
 fn configure(conn: &Connection, opts: &StoreOptions) -> rusqlite::Result<()> {
@@ -142,7 +148,16 @@ fn configure(conn: &Connection, opts: &StoreOptions) -> rusqlite::Result<()> {
 impl StoreSink {
     fn send(&self, msg: Msg) -> anyhow::Result<()> {
         // Blocks while the queue is full: a call record is never dropped for speed.
-        self.tx.send(msg).map_err(|_| anyhow!("the store writer has stopped; the output was not stored"))
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        self.tx.send(msg).map_err(|_| {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            anyhow!("the store writer has stopped; the output was not stored")
+        })
+    }
+
+    /// Messages queued for the writer and not yet taken by it (for `/metrics`).
+    pub fn queue_depth(&self) -> u64 {
+        self.queued.load(Ordering::Relaxed)
     }
 
     /// Return once everything this sink (and any other) sent before the call is

@@ -12,6 +12,7 @@ use callwarden_core::track::{CallRecord, Direction};
 use callwarden_core::Ts;
 use jiff::tz::TimeZone;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 use std::time::Instant;
 
@@ -50,7 +51,8 @@ impl Writer {
         Writer { conn, tz, opts, summary: WriteSummary::default(), lost_at_barrier: 0 }
     }
 
-    pub(super) fn run(mut self, rx: Receiver<Msg>) -> WriteSummary {
+    /// `queued` counts messages sent and not yet taken; the writer takes one off per message.
+    pub(super) fn run(mut self, rx: Receiver<Msg>, queued: &AtomicU64) -> WriteSummary {
         let mut batch: Vec<Item> = Vec::new();
         let mut oldest = Instant::now();
         loop {
@@ -69,6 +71,10 @@ impl Writer {
                     Err(TryRecvError::Disconnected) => break,
                 }
             };
+            // `Close` is sent by the writer handle, not a sink: it was never counted.
+            if !matches!(msg, Msg::Close) {
+                queued.fetch_sub(1, Ordering::Relaxed);
+            }
             let item = match msg {
                 Msg::Call(c) => Item::Call(c),
                 Msg::Violation(v) => Item::Violation(v),

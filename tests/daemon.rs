@@ -1,0 +1,522 @@
+//! `callwarden run` end to end, with real peers on loopback: SIPp UAC → UAS captured live
+//! on `lo` (compared with tcpdump's capture of the same calls, replayed), the same calls
+//! through Kamailio seen only as its siptrace HEPv3, SIGTERM while calls are up, and a
+//! flood of malformed HEP. Everything that puts traffic on `lo` holds the shared lock
+//! (/tmp/callwarden-lo.lock, flock(2)), which also serialises these tests among
+//! themselves. Live capture needs CAP_NET_RAW: these tests run as root here and in CI, and
+//! fail (never skip) when the daemon cannot open `lo`. Every wait is bounded; only the
+//! pids these tests start are signalled.
+
+use serde_json::Value;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_callwarden");
+
+/// Ports of scripts/peers (UAC 5070, UAS 5080, proxy 5060, RTP 20000+/30000+).
+const BPF: &str = "udp and (port 5060 or port 5070 or port 5080 or portrange 20000-20099 or portrange 30000-30099)";
+
+/// One answered call (2 rings at the 5 s cadence), a premium number, busy, cancelled.
+const CALLS: &str = "SEQUENTIAL\n\
+1001;2001;answer;6000;1000;\n\
+1003;16800123;answer;2000;1000;\n\
+1005;2005;busy;2000;0;\n\
+1006;2006;cancel;3000;0;\n";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The shared loopback lock, held until the returned file is dropped.
+fn lo_lock() -> File {
+    let f = File::options().create(true).append(true).open("/tmp/callwarden-lo.lock").unwrap();
+    // SAFETY: flock on a file descriptor we own.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(rc, 0, "flock /tmp/callwarden-lo.lock");
+    f
+}
+
+struct Daemon {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Start `callwarden run --config cfg` and wait (at most 15 s) for READY.
+    fn start(cfg: &Path, dir: &Path) -> Daemon {
+        let log = dir.join("daemon.log");
+        let child = Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(cfg)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut d = Daemon { child: Some(child), log };
+        let t = Instant::now();
+        while !d.log_text().contains("; ready") {
+            if let Some(st) = d.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("the daemon exited ({st}) before READY:\n{}", d.log_text());
+            }
+            assert!(t.elapsed() < Duration::from_secs(15), "no READY in 15 s:\n{}", d.log_text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        d
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The address logged after `key=` on the first line containing `what`.
+    fn logged_addr(&self, what: &str, key: &str) -> String {
+        let text = self.log_text();
+        let line = text.lines().find(|l| l.contains(what)).unwrap_or_else(|| panic!("no {what:?} in\n{text}"));
+        let at = line.find(key).unwrap() + key.len();
+        line[at..].split_whitespace().next().unwrap().to_string()
+    }
+
+    fn http(&self) -> String {
+        self.logged_addr("serving /metrics", "listen=")
+    }
+
+    /// SIGTERM; wait at most 10 s. Returns the exit status and how long it took.
+    fn term(&mut self) -> (ExitStatus, Duration) {
+        let mut child = self.child.take().unwrap();
+        let t = Instant::now();
+        // SAFETY: signalling the pid of the child we started and have not reaped.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                return (st, t.elapsed());
+            }
+            if t.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("no exit 10 s after SIGTERM:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// The value of an unlabelled or labelled sample line, e.g. `callwarden_drops_total{reason="bad-hep"}`.
+fn metric(text: &str, sample: &str) -> f64 {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(sample) && l[sample.len()..].starts_with(' '))
+        .unwrap_or_else(|| panic!("no {sample} in\n{text}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+fn write_config(dir: &Path, name: &str, capture: &str, db: &str) -> PathBuf {
+    let p = dir.join(name);
+    let text = format!(
+        "[site]\nextensions = [\"1000-2999\"]\n[capture]\n{capture}\n[store]\npath = {:?}\n[recordings]\ndir = {:?}\n[api]\nlisten = \"127.0.0.1:0\"\n",
+        dir.join(db),
+        dir.join("rec"),
+    );
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// `callwarden calls --json`, sorted by Call-ID.
+fn stored_calls(cfg: &Path) -> Vec<Value> {
+    let out = Command::new(BIN).args(["calls", "--json", "--config"]).arg(cfg).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut v: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    v.sort_by(|a, b| a["call_id"].as_str().cmp(&b["call_id"].as_str()));
+    v
+}
+
+/// Run a scripts/peers script (bounded by `timeout`), fail with its output if it fails.
+fn peers(script: &str, args: &[&str], limit_s: u32) {
+    let out = Command::new("timeout")
+        .args(["-k", "5", &limit_s.to_string(), "bash"])
+        .arg(repo().join("scripts/peers").join(script))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The scenario's calls, by caller: (rings, ring_ms wanted, end reason).
+fn check_scenario(calls: &[Value]) {
+    assert_eq!(calls.len(), 4, "{calls:#?}");
+    let by =
+        |caller: &str| calls.iter().find(|c| c["caller"] == caller).unwrap_or_else(|| panic!("no call from {caller}"));
+    for (caller, rings, ring_ms, end) in [
+        ("1001", 2, 6000, "caller-bye"),
+        ("1003", 1, 2000, "caller-bye"),
+        ("1005", 1, 2000, "busy"),
+        ("1006", 1, 3000, "cancelled"),
+    ] {
+        let c = by(caller);
+        assert_eq!(c["rings"], rings, "{c:#}");
+        assert_eq!(c["end_reason"], end, "{c:#}");
+        let got = c["ring_ms"].as_i64().unwrap();
+        // The UAS rings ring_ms after its 180; ±50 ms for the peers' own scheduling.
+        assert!((got - ring_ms).abs() <= 50, "ring_ms {got} vs {ring_ms}: {c:#}");
+    }
+    for caller in ["1001", "1003"] {
+        let talk = by(caller)["talk_ms"].as_i64().unwrap();
+        // talk_ms 1000 of the CSV, plus the DTMF digit and the BYE round trip (~300 ms).
+        assert!((1000..=1500).contains(&talk), "talk {talk} for {caller}");
+    }
+    let premium = by("1003");
+    assert!(premium["violations"].to_string().contains("OUT-1"), "{premium:#}");
+}
+
+/// Fields that legitimately differ between a live capture and tcpdump's copy of the same
+/// packets: the kernel stamps each packet socket separately (a few µs apart).
+const TIME_FIELDS: [&str; 4] = ["started_at", "ringing_at", "answered_at", "ended_at"];
+
+fn micros(v: &Value) -> Option<i64> {
+    let s = v.as_str()?;
+    let t: jiff::Timestamp = s.parse().ok()?;
+    Some(t.as_microsecond())
+}
+
+#[test]
+fn live_capture_on_lo_matches_the_scenario_and_the_replay_of_tcpdump() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("calls.csv"), CALLS).unwrap();
+    let live = write_config(d, "live.toml", &format!("interfaces = [\"lo\"]\nbpf = {BPF:?}"), "live.db");
+    let replay = write_config(d, "replay.toml", "", "replay.db");
+
+    let _lock = lo_lock();
+    let mut daemon = Daemon::start(&live, d);
+    let pcap = d.join("tcpdump.pcap");
+    peers(
+        "calls.sh",
+        &["-c", d.join("calls.csv").to_str().unwrap(), "-r", "4", "-o", pcap.to_str().unwrap(), "-F", BPF],
+        90,
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let http = daemon.http();
+    let health = http_get(&http, "/healthz");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let m = http_get(&http, "/metrics");
+    assert_eq!(metric(&m, "callwarden_drops_total{reason=\"kernel\"}"), 0.0);
+    assert_eq!(metric(&m, "callwarden_drops_total{reason=\"queue-full\"}"), 0.0);
+    assert_eq!(metric(&m, "callwarden_calls_ended_total{reason=\"busy\"}"), 1.0);
+    assert!(metric(&m, "callwarden_capture_packets_total{source=\"pcap:lo\"}") > 100.0);
+    let (st, took) = daemon.term();
+    assert!(st.success(), "{st}:\n{}", daemon.log_text());
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    drop(_lock);
+
+    let out = Command::new(BIN).args(["replay", "--quiet", "--config"]).arg(&replay).arg(&pcap).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (a, b) = (stored_calls(&live), stored_calls(&replay));
+    check_scenario(&a);
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        let (xo, yo) = (x.as_object().unwrap(), y.as_object().unwrap());
+        assert_eq!(xo.keys().collect::<Vec<_>>(), yo.keys().collect::<Vec<_>>());
+        for (k, xv) in xo {
+            let yv = &yo[k];
+            if TIME_FIELDS.contains(&k.as_str()) {
+                match (micros(xv), micros(yv)) {
+                    (Some(p), Some(q)) => assert!((p - q).abs() <= 1000, "{k}: live {xv} vs replay {yv}"),
+                    _ => assert_eq!(xv, yv, "{k}"),
+                }
+            } else {
+                assert_eq!(xv, yv, "{k} differs for {}", x["call_id"]);
+            }
+        }
+    }
+}
+
+#[test]
+fn hep_from_kamailio_alone_gives_the_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("calls.csv"), CALLS).unwrap();
+    // scripts/peers/kamailio/kamailio.cfg mirrors to 127.0.0.1:9060.
+    let cfg = write_config(d, "hep.toml", "hep_listen = \"127.0.0.1:9060\"", "hep.db");
+    let _lock = lo_lock();
+    let mut daemon = Daemon::start(&cfg, d);
+    let work = d.join("kam");
+    // The script starts Kamailio in the foreground and stops it by its pid.
+    peers("kamailio.sh", &["-c", d.join("calls.csv").to_str().unwrap(), "-r", "4", "-d", work.to_str().unwrap()], 120);
+    std::thread::sleep(Duration::from_millis(500));
+    let m = http_get(&daemon.http(), "/metrics");
+    let (st, _) = daemon.term();
+    assert!(st.success(), "{st}:\n{}", daemon.log_text());
+    drop(_lock);
+    assert!(metric(&m, "callwarden_hep_packets_total") >= 40.0, "{m}");
+    assert_eq!(
+        metric(&m, "callwarden_capture_packets_total{source=\"hep:127.0.0.1:9060\"}"),
+        metric(&m, "callwarden_packets_total")
+    );
+    // Both legs (UAC↔proxy, proxy↔UAS) carry the same Call-ID: still one call each.
+    check_scenario(&stored_calls(&cfg));
+}
+
+#[test]
+fn sigterm_during_calls_stores_them_as_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // One call talking and one ringing when SIGTERM comes.
+    std::fs::write(d.join("calls.csv"), "SEQUENTIAL\n1001;2001;answer;1000;6000;\n1002;2002;cancel;9000;0;\n").unwrap();
+    let cfg = write_config(d, "live.toml", &format!("interfaces = [\"lo\"]\nbpf = {BPF:?}"), "live.db");
+    let _lock = lo_lock();
+    let mut daemon = Daemon::start(&cfg, d);
+    let csv = d.join("calls.csv");
+    let pcap = d.join("t.pcap");
+    let mut peers = Command::new("timeout")
+        .args(["-k", "5", "60", "bash"])
+        .arg(repo().join("scripts/peers/calls.sh"))
+        .args(["-c", csv.to_str().unwrap(), "-r", "4", "-o", pcap.to_str().unwrap(), "-F", BPF])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(5));
+    let (st, took) = daemon.term();
+    let log = daemon.log_text();
+    assert!(st.success(), "{st}:\n{log}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    let calls = stored_calls(&cfg);
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    assert!(calls.iter().all(|c| c["end_reason"] == "shutdown"), "{calls:#?}");
+    let talking = calls.iter().find(|c| c["caller"] == "1001").unwrap();
+    assert!(talking["answered_at"].is_string() && talking["talk_ms"].as_i64().unwrap() > 1000, "{talking:#}");
+    // The peers finish their calls by themselves (bounded by `timeout`).
+    let _ = peers.wait();
+    drop(_lock);
+}
+
+/// HEPv3 datagrams of a real Kamailio capture (tests/fixtures/sipp/kamailio-hep.pcap): the
+/// UDP payload of each frame, from its "HEP3" magic on.
+fn hep_datagrams() -> Vec<Vec<u8>> {
+    let mut cap =
+        callwarden::capture::file::FileCapture::open(&repo().join("tests/fixtures/sipp/kamailio-hep.pcap")).unwrap();
+    let mut out = Vec::new();
+    while let Some(f) = cap.next_frame().unwrap() {
+        if let Some(at) = f.bytes.windows(4).position(|w| w == b"HEP3") {
+            out.push(f.bytes[at..].to_vec());
+        }
+    }
+    // Move the packets' own times (chunks 9: seconds, 10: µs) to now, as a live mirror
+    // would stamp them: the daemon's timers run on the wall clock.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as u32;
+    let first = out.first().and_then(|p| hep_seconds(p)).unwrap();
+    for p in &mut out {
+        let mut at = 6;
+        while at + 6 <= p.len() {
+            let kind = u16::from_be_bytes([p[at + 2], p[at + 3]]);
+            let len = usize::from(u16::from_be_bytes([p[at + 4], p[at + 5]]));
+            if kind == 9 && len == 10 {
+                let old = u32::from_be_bytes(p[at + 6..at + 10].try_into().unwrap());
+                p[at + 6..at + 10].copy_from_slice(&(now + old - first).to_be_bytes());
+            }
+            at += len.max(6);
+        }
+    }
+    out
+}
+
+fn hep_seconds(p: &[u8]) -> Option<u32> {
+    let mut at = 6;
+    while at + 6 <= p.len() {
+        let kind = u16::from_be_bytes([p[at + 2], p[at + 3]]);
+        let len = usize::from(u16::from_be_bytes([p[at + 4], p[at + 5]]));
+        if kind == 9 && len == 10 {
+            return Some(u32::from_be_bytes(p[at + 6..at + 10].try_into().ok()?));
+        }
+        at += len.max(6);
+    }
+    None
+}
+
+#[test]
+fn a_flood_of_malformed_hep_does_not_stop_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = write_config(d, "hep.toml", "hep_listen = \"127.0.0.1:0\"", "hep.db");
+    let good = hep_datagrams();
+    assert!(good.len() > 10);
+    let _lock = lo_lock();
+    let mut daemon = Daemon::start(&cfg, d);
+    let hep = daemon.logged_addr("receiving HEP", "listen=");
+    let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // Garbage of every kind: random bytes, a bare magic, chunks with lengths that overrun,
+    // zero-length chunks, HEPv2-looking headers, the good packets cut short.
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut sent = 0u64;
+    for i in 0..20_000u32 {
+        let mut p: Vec<u8> = match i % 5 {
+            0 => (0..(next() % 1500)).map(|_| next() as u8).collect(),
+            1 => b"HEP3".to_vec(),
+            2 => {
+                let mut v = b"HEP3\xff\xff".to_vec();
+                v.extend((0..64).map(|_| next() as u8));
+                v
+            }
+            3 => vec![2, 16, 2, 17, 0x13, 0xc4, 0x13, 0xc4, 127, 0, 0, 1, 127, 0, 0],
+            _ => {
+                let g = &good[(next() as usize) % good.len()];
+                // Cut within the header chunks (a cut after the SIP payload chunk would be a
+                // good packet, out of its order).
+                g[..(next() as usize) % g.len().min(40)].to_vec()
+            }
+        };
+        if i % 7 == 0 && i % 5 != 4 && p.len() > 8 {
+            // Flip bytes in a chunk header.
+            let at = 6 + (next() as usize) % (p.len() - 6);
+            p[at] ^= 0xff;
+        }
+        tx.send_to(&p, &hep).unwrap();
+        sent += 1;
+        if i % 500 == 0 {
+            std::thread::sleep(Duration::from_millis(2)); // stay within the socket buffer
+        }
+    }
+    for g in &good {
+        tx.send_to(g, &hep).unwrap();
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let http = daemon.http();
+    assert!(http_get(&http, "/healthz").starts_with("HTTP/1.1 200"));
+    let m = http_get(&http, "/metrics");
+    let src = format!("callwarden_capture_packets_total{{source=\"hep:{hep}\"}}");
+    assert_eq!(metric(&m, &src), (sent + good.len() as u64) as f64, "every datagram read");
+    assert!(metric(&m, "callwarden_drops_total{reason=\"bad-hep\"}") > 1000.0, "{m}");
+    let (st, _) = daemon.term();
+    assert!(st.success(), "{st}:\n{}", daemon.log_text());
+    drop(_lock);
+    // The good packets after the flood still make their calls.
+    let calls = stored_calls(&cfg);
+    let replayed = {
+        let r = write_config(d, "replay.toml", "", "replay.db");
+        let out = Command::new(BIN)
+            .args(["replay", "--quiet", "--config"])
+            .arg(&r)
+            .arg(repo().join("tests/fixtures/sipp/kamailio-hep.pcap"))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        stored_calls(&r)
+    };
+    assert!(!replayed.is_empty());
+    let ids = |v: &[Value]| v.iter().map(|c| c["call_id"].to_string()).collect::<Vec<_>>();
+    assert_eq!(ids(&calls), ids(&replayed));
+}
+
+#[test]
+fn cannot_open_an_interface_or_bind_the_port_is_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = write_config(d, "bad.toml", "interfaces = [\"cw-nosuch0\"]", "x.db");
+    let out = Command::new(BIN).args(["run", "--config"]).arg(&cfg).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let last = err.lines().last().unwrap_or_default();
+    assert!(last.contains("cannot capture on interface \"cw-nosuch0\""), "{err}");
+    let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let cfg = write_config(d, "bad2.toml", &format!("hep_listen = \"{}\"", taken.local_addr().unwrap()), "x.db");
+    let out = Command::new(BIN).args(["run", "--config"]).arg(&cfg).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.lines().last().unwrap_or_default().contains("cannot listen for HEP on"), "{err}");
+}
+
+#[test]
+fn runs_with_no_source_at_all_and_serves_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = write_config(d, "api.toml", "", "api.db");
+    let mut daemon = Daemon::start(&cfg, d);
+    let http = daemon.http();
+    let t = Instant::now();
+    // /healthz turns 200 once the pipeline first reports (~250 ms).
+    while !http_get(&http, "/healthz").starts_with("HTTP/1.1 200") {
+        assert!(t.elapsed() < Duration::from_secs(5));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let m = http_get(&http, "/metrics");
+    assert!(m.contains("text/plain; version=0.0.4"), "{m}");
+    assert_eq!(metric(&m, "callwarden_active_calls"), 0.0);
+    let (st, took) = daemon.term();
+    assert!(st.success());
+    assert!(took < Duration::from_secs(5));
+}
+
+#[test]
+fn config_edits_and_sighup_reload_and_a_bad_edit_keeps_the_running_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = write_config(d, "api.toml", "", "api.db");
+    let good = std::fs::read_to_string(&cfg).unwrap();
+    let mut daemon = Daemon::start(&cfg, d);
+    let http = daemon.http();
+    let reloads = |result: &str| {
+        metric(&http_get(&http, "/metrics"), &format!("callwarden_config_reloads_total{{result=\"{result}\"}}"))
+    };
+    let wait_for = |what: &dyn Fn() -> bool| {
+        let t = Instant::now();
+        while !what() {
+            assert!(t.elapsed() < Duration::from_secs(10), "timed out");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    // A broken edit, seen by the file watcher: counted, logged, nothing applied.
+    std::fs::write(&cfg, good.replace("extensions = [\"1000-2999\"]", "extensions = [\"1000-29\"]")).unwrap();
+    wait_for(&|| reloads("error") >= 1.0);
+    assert_eq!(reloads("ok"), 0.0);
+    assert!(daemon.log_text().contains("config reload failed"), "{}", daemon.log_text());
+    // SIGHUP re-reads it: still broken, counted again.
+    let before = reloads("error");
+    let pid = daemon.child.as_ref().unwrap().id() as i32;
+    // SAFETY: signalling the pid of the child we started and have not reaped.
+    unsafe { libc::kill(pid, libc::SIGHUP) };
+    wait_for(&|| reloads("error") > before);
+    // A good edit (a different policy) applies.
+    std::fs::write(&cfg, good.replace("extensions = [\"1000-2999\"]", "extensions = [\"1000-3999\"]")).unwrap();
+    wait_for(&|| reloads("ok") >= 1.0);
+    assert!(daemon.log_text().contains("config reloaded"));
+    let (st, _) = daemon.term();
+    assert!(st.success());
+}
