@@ -1,7 +1,8 @@
 //! `callwarden run`: the daemon. Wires live sources (libpcap on each configured interface,
 //! the HEP listener) into one bounded channel, the driver thread (the one loop shared with
-//! `replay`, owning the Engine) and the sinks (store writer, metrics, log, and whatever
-//! the caller adds), serves `/metrics` and `/healthz` over HTTP, reloads the config on
+//! `replay`, owning the Engine) and the sinks (store writer, alerts, recorder, metrics,
+//! log, the API's live events, and whatever the caller adds), serves the HTTP API, the
+//! web page, `/metrics` and `/healthz` on `[api].listen`, reloads the config on
 //! SIGHUP and on file change, talks to systemd (READY, WATCHDOG, STOPPING), and on
 //! SIGTERM/SIGINT shuts down in order: stop capture, feed what was queued, end the calls
 //! in progress with end reason `shutdown`, drop the sinks (recordings are finished),
@@ -12,14 +13,16 @@
 //! capture-hep ──┼──────────────▶ [frames, bounded] ──▶ pipeline thread: Driver ──▶ sinks
 //! reload, main ─┴── ctl (reload, stop) ─────────────────▶       │ publish every 250 ms
 //!                                                               ▼
-//!                                   tokio: HTTP (/metrics /healthz), signals, watchdog
+//!                                   tokio: HTTP (API, page, /metrics, /healthz),
+//!                                          signals, watchdog
 //! ```
-//! May use: capture, driver, sink, settings, reload, metrics. Invariants: the pipeline
+//! May use: capture, driver, sink, settings, reload, metrics, api. Invariants: the pipeline
 //! thread is the only reader of the system clock for packet time (`idle`), and it feeds
 //! the engine a time `IDLE_MARGIN` behind the clock so frames still on their way (in
 //! the kernel buffer or the channel) are not overtaken by a timer; frames are fed in the
 //! order they arrive; nothing is fed after `finish`.
 
+use crate::api::{self, AppState, EventsSink};
 use crate::capture::hep::HepListener;
 use crate::capture::live::{FrameTx, OwnedFrame, PcapOptions, PcapSource, SourceStats};
 use crate::driver::Driver;
@@ -27,6 +30,7 @@ use crate::metrics::{MetricsHandle, Snapshot};
 use crate::reload::{ReloadResult, Reloader};
 use crate::settings::Settings;
 use crate::sink::alerts::{AlertsOptions, AlertsSink};
+use crate::sink::recorder;
 use crate::sink::store::{self, StoreSink};
 use crate::sink::Sink;
 use anyhow::Context;
@@ -49,6 +53,12 @@ pub const IDLE_MARGIN: Dur = Dur::from_millis(250);
 /// How often the pipeline publishes its counters (and proves it is alive).
 pub const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 
+/// How long a full recorder queue may hold up the pipeline before audio is dropped.
+const RECORDER_WAIT: Duration = Duration::from_millis(20);
+
+/// Live events buffered for slow SSE clients (a lagging client skips, it never blocks).
+const LIVE_EVENTS: usize = 4096;
+
 /// How long the HTTP server may take to finish its requests at shutdown.
 const HTTP_GRACE: Duration = Duration::from_secs(2);
 
@@ -59,13 +69,12 @@ const ALERTS_GRACE: Duration = Duration::from_secs(3);
 /// A hook given the metrics handle at start.
 pub type OnMetrics = Box<dyn FnOnce(&MetricsHandle) + Send>;
 
-/// What the caller (the CLI, or the lead's wiring with the API and recorder) adds.
+/// What the caller adds to the built-in pipeline (tests, or a future sink).
 #[derive(Default)]
 pub struct Extras {
-    /// Sinks after the built-in ones (store, metrics, log), in this order.
+    /// Sinks after the built-in ones (store, alerts, recorder, metrics, log, the API's
+    /// live events), in this order.
     pub sinks: Vec<Box<dyn Sink + Send>>,
-    /// Routes merged into the HTTP server beside `/metrics` and `/healthz`.
-    pub router: Option<axum::Router>,
     /// Called with the metrics handle before anything starts (e.g. for the API's state).
     pub on_metrics: Option<OnMetrics>,
 }
@@ -73,6 +82,8 @@ pub struct Extras {
 /// Messages to the pipeline thread other than frames.
 pub enum Ctl {
     Reload(ReloadResult),
+    /// The approvals table changed (API, or SIGHUP after `callwarden approve`): re-read it.
+    Approvals,
     Stop,
 }
 
@@ -140,6 +151,13 @@ pub fn run_pipeline(mut driver: Driver, io: PipelineIo, clock: &dyn Fn() -> Ts) 
                     }
                 },
                 Ok(Ctl::Reload(Err(_))) => reloads.1 += 1,
+                Ok(Ctl::Approvals) => {
+                    if let Some(db) = &io.db {
+                        if let Err(e) = store::approvals::load_into(driver.engine_mut(), db) {
+                            tracing::error!(error = %e, "cannot reload the stored approvals; keeping the ones loaded");
+                        }
+                    }
+                }
                 Ok(Ctl::Stop) | Err(_) => stop = true,
             },
             default(wait) => driver.idle(clock().saturating_sub(IDLE_MARGIN)),
@@ -260,11 +278,19 @@ pub fn run(settings: Settings, extras: Extras) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     let http = match cfg.api.listen.trim() {
         "" => None,
-        addr => Some(
+        addr => Some({
+            // Without tokens the API trusts loopback callers only (see api::auth): refuse
+            // a wider listener now, with one line, rather than from the server task.
+            if cfg.api.tokens.is_empty() && addr.parse::<std::net::SocketAddr>().is_ok_and(|a| !a.ip().is_loopback()) {
+                anyhow::bail!(
+                    "[api].listen = {addr:?} is not a loopback address and no [[api.token]] is configured: \
+                     without tokens the API is for this machine only; listen on 127.0.0.1 or configure tokens"
+                );
+            }
             runtime
                 .block_on(tokio::net::TcpListener::bind(addr))
-                .map_err(|e| anyhow::anyhow!("cannot listen for HTTP on {addr}: {e}"))?,
-        ),
+                .map_err(|e| anyhow::anyhow!("cannot listen for HTTP on {addr}: {e}"))?
+        }),
     };
 
     // The sinks: the same as `replay` (store + alerts), then metrics and the log, then
@@ -276,13 +302,50 @@ pub fn run(settings: Settings, extras: Extras) -> anyhow::Result<()> {
     let mut alerts = AlertsSink::new(&cfg.alerts.webhooks, &cfg.site.timezone, AlertsOptions::default())?;
     let alerts_closer = alerts.take_closer();
     metrics.set_alert_counters(alerts.counters());
-    let mut sinks: Vec<Box<dyn Sink + Send>> =
-        vec![Box::new(store_sink.clone()), Box::new(alerts), Box::new(metrics.sink()), Box::new(LogSink)];
-    sinks.extend(extras.sinks);
-    let driver = Driver::new(engine, sinks);
+    // The recorder after the store (which created and migrated the database); it repairs
+    // what a crash left half-written and expires old files before the first call.
+    // Live, a full recorder queue waits briefly and then drops (counted), so a slow disk
+    // cannot stall capture; replay waits instead.
+    let (rec_sink, recorder, rec_start) = recorder::open(
+        &recorder::RecorderConfig::from_settings(&settings),
+        recorder::RecorderOptions {
+            backpressure: recorder::Backpressure::Drop { wait: RECORDER_WAIT },
+            ..recorder::RecorderOptions::default()
+        },
+        recorder::wall_clock(),
+    )
+    .with_context(|| format!("{}: cannot open the recordings folder", settings.recordings_dir.display()))?;
+    tracing::info!(report = ?rec_start, "recordings folder ready");
 
     let (frame_tx, frame_rx) = crossbeam_channel::bounded::<OwnedFrame>(FRAME_QUEUE);
     let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded::<Ctl>();
+
+    // The API: its live view and SSE are fed by the events sink on the pipeline thread.
+    let (events_tx, _) = tokio::sync::broadcast::channel(LIVE_EVENTS);
+    let events = EventsSink::new(events_tx.clone(), &cfg.site.timezone);
+    let api_state = {
+        let (m, h) = (metrics.clone(), metrics.clone());
+        let tx = ctl_tx.clone();
+        AppState::new(settings.db_path.clone(), &settings)?
+            .with_events(events_tx)
+            .with_live_calls(events.live_calls_fn())
+            .with_metrics(Arc::new(move || m.render()))
+            .with_health(Arc::new(move || h.health()))
+            .with_approvals_changed(Arc::new(move || {
+                let _ = tx.send(Ctl::Approvals);
+            }))
+    };
+
+    let mut sinks: Vec<Box<dyn Sink + Send>> = vec![
+        Box::new(store_sink.clone()),
+        Box::new(alerts),
+        Box::new(rec_sink),
+        Box::new(metrics.sink()),
+        Box::new(LogSink),
+        Box::new(events),
+    ];
+    sinks.extend(extras.sinks);
+    let driver = Driver::new(engine, sinks);
     let io = PipelineIo {
         frames: frame_rx,
         ctl: ctl_rx,
@@ -300,7 +363,17 @@ pub fn run(settings: Settings, extras: Extras) -> anyhow::Result<()> {
 
     let reloader = settings.config_path.clone().map(|path| {
         let tx = ctl_tx.clone();
+        let (api, base) = (api_state.clone(), settings.clone());
         Arc::new(Reloader::new(path, cfg.clone(), move |r| {
+            // The API takes the new tokens, zone and limits; its paths stay those the
+            // daemon started with (changing them needs a restart, see reload.rs).
+            if let Ok(c) = &r {
+                let mut s = base.clone();
+                s.config = (**c).clone();
+                if let Err(e) = api.set_config(&s) {
+                    tracing::error!(error = %e, "the API keeps its previous config");
+                }
+            }
             let _ = tx.send(Ctl::Reload(r));
         }))
     });
@@ -318,17 +391,14 @@ pub fn run(settings: Settings, extras: Extras) -> anyhow::Result<()> {
     let (server_stop, server_stopped) = tokio::sync::watch::channel(false);
     let server = http.map(|listener| {
         let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        tracing::info!(listen = %local, "serving /metrics and /healthz");
-        let mut app = crate::metrics::router(metrics.clone());
-        if let Some(r) = extras.router {
-            app = app.merge(r);
-        }
+        tracing::info!(listen = %local, "serving /metrics, /healthz, the API and the web page");
         let mut stop = server_stopped.clone();
+        let state = api_state.clone();
         runtime.spawn(async move {
             let shutdown = async move {
                 let _ = stop.wait_for(|s| *s).await;
             };
-            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+            if let Err(e) = api::serve(listener, state, shutdown).await {
                 tracing::error!(error = %e, "HTTP server failed");
             }
         })
@@ -355,12 +425,17 @@ pub fn run(settings: Settings, extras: Extras) -> anyhow::Result<()> {
             tokio::select! {
                 _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
                 _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break; }
-                _ = hup.recv() => match &reloader {
-                    Some(r) => {
-                        let r = Arc::clone(r);
-                        let _ = tokio::task::spawn_blocking(move || r.reload("SIGHUP")).await;
+                _ = hup.recv() => {
+                    // Approvals registered with `callwarden approve` since the start apply
+                    // from here on, whether or not the config file changed.
+                    let _ = ctl_tx.send(Ctl::Approvals);
+                    match &reloader {
+                        Some(r) => {
+                            let r = Arc::clone(r);
+                            let _ = tokio::task::spawn_blocking(move || r.reload("SIGHUP")).await;
+                        }
+                        None => tracing::warn!("SIGHUP: running on the embedded default config; nothing to reload"),
                     }
-                    None => tracing::warn!("SIGHUP: running on the embedded default config; nothing to reload"),
                 },
                 _ = tick.tick() => {
                     if pipeline.is_finished() {
@@ -386,8 +461,10 @@ pub fn run(settings: Settings, extras: Extras) -> anyhow::Result<()> {
     let driver = pipeline.join().map_err(|_| anyhow::anyhow!("the pipeline thread panicked"))?;
     let counters = driver.engine().counters().clone();
     let sink_errors = driver.sink_errors;
-    // Dropping the driver drops the sinks: the recorder closes its files here.
+    // Dropping the driver drops the sinks; then the recorder finishes its files (hashes,
+    // rows) and the store writer flushes.
     drop(driver);
+    let recorded = recorder.close().with_context(|| format!("{}: recording failed", settings.recordings_dir.display()));
     let written = writer.close().with_context(|| format!("{}: storing calls failed", settings.db_path.display()));
     // Alerts raised by the calls ended at shutdown get a short chance to go out.
     let alert_stats = alerts_closer.map(|c| c.close(ALERTS_GRACE)).unwrap_or_default();
@@ -397,11 +474,13 @@ pub fn run(settings: Settings, extras: Extras) -> anyhow::Result<()> {
     }
     runtime.shutdown_timeout(HTTP_GRACE);
     let written = written?;
+    let recorded = recorded?;
     tracing::info!(
         frames = counters.frames,
         calls = counters.calls_ended,
         stored = written.calls,
         violations = written.violations,
+        recordings = ?recorded,
         alerts_delivered = alert_stats.delivered,
         alerts_failed = alert_stats.failed + alert_stats.dropped,
         sink_errors,

@@ -119,7 +119,7 @@ impl Drop for Daemon {
 fn http_get(addr: &str, path: &str) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out
@@ -137,9 +137,10 @@ fn metric(text: &str, sample: &str) -> f64 {
 fn write_config(dir: &Path, name: &str, capture: &str, db: &str) -> PathBuf {
     let p = dir.join(name);
     let text = format!(
-        "[site]\nextensions = [\"1000-2999\"]\n[capture]\n{capture}\n[store]\npath = {:?}\n[recordings]\ndir = {:?}\n[api]\nlisten = \"127.0.0.1:0\"\n",
+        "[site]\nextensions = [\"1000-2999\"]\n[capture]\n{capture}\n[store]\npath = {:?}\n[recordings]\ndir = {:?}\n[api]\nlisten = \"127.0.0.1:0\"\n\
+         [[group]]\nname = \"dispatch\"\nextensions = [\"1001\"]\nrecord = \"always\"\n",
         dir.join(db),
-        dir.join("rec"),
+        dir.join(format!("rec-{}", name.trim_end_matches(".toml"))),
     );
     std::fs::write(&p, text).unwrap();
     p
@@ -208,6 +209,19 @@ fn micros(v: &Value) -> Option<i64> {
     Some(t.as_microsecond())
 }
 
+/// The status and interleaved samples of the one recording (the call from 1001).
+fn recording_of_1001(cfg: &Path, dir: &Path) -> (String, Vec<i16>) {
+    let out = Command::new(BIN).args(["recordings", "list", "--json", "--config"]).arg(cfg).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(v[0]["caller"], "1001");
+    let name = cfg.file_stem().unwrap().to_str().unwrap();
+    let wav = dir.join(format!("rec-{name}")).join(v[0]["path"].as_str().unwrap());
+    let samples = hound::WavReader::open(&wav).unwrap().samples::<i16>().map(Result::unwrap).collect();
+    (v[0]["status"].as_str().unwrap().to_string(), samples)
+}
+
 #[test]
 fn live_capture_on_lo_matches_the_scenario_and_the_replay_of_tcpdump() {
     let dir = tempfile::tempdir().unwrap();
@@ -233,6 +247,11 @@ fn live_capture_on_lo_matches_the_scenario_and_the_replay_of_tcpdump() {
     assert_eq!(metric(&m, "callwarden_drops_total{reason=\"queue-full\"}"), 0.0);
     assert_eq!(metric(&m, "callwarden_calls_ended_total{reason=\"busy\"}"), 1.0);
     assert!(metric(&m, "callwarden_capture_packets_total{source=\"pcap:lo\"}") > 100.0);
+    // The API and page are served by the same listener (local mode: no tokens, loopback).
+    let api = http_get(&http, "/api/calls?limit=10");
+    assert!(api.starts_with("HTTP/1.1 200") && api.contains("16800123"), "{api}");
+    let page = http_get(&http, "/");
+    assert!(page.starts_with("HTTP/1.1 200") && page.contains("<html"), "{}", &page[..page.len().min(300)]);
     let (st, took) = daemon.term();
     assert!(st.success(), "{st}:\n{}", daemon.log_text());
     assert!(took < Duration::from_secs(5), "{took:?}");
@@ -242,13 +261,22 @@ fn live_capture_on_lo_matches_the_scenario_and_the_replay_of_tcpdump() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let (a, b) = (stored_calls(&live), stored_calls(&replay));
     check_scenario(&a);
+    // The dispatch phone's call was recorded live, and its WAV holds exactly the samples
+    // the replay of the same packets gives.
+    let (ra, rb) = (recording_of_1001(&live, d), recording_of_1001(&replay, d));
+    assert_eq!(ra.0, "complete");
+    assert!(ra.1.len() > 8000 * 2, "{} samples", ra.1.len());
+    assert_eq!(ra, rb, "live and replayed recordings differ");
     assert_eq!(a.len(), b.len());
     for (x, y) in a.iter().zip(&b) {
         let (xo, yo) = (x.as_object().unwrap(), y.as_object().unwrap());
         assert_eq!(xo.keys().collect::<Vec<_>>(), yo.keys().collect::<Vec<_>>());
         for (k, xv) in xo {
             let yv = &yo[k];
-            if TIME_FIELDS.contains(&k.as_str()) {
+            if k == "recording" {
+                // An id of the recording row; both exist (compared above).
+                assert_eq!(xv.is_null(), yv.is_null(), "{k}");
+            } else if TIME_FIELDS.contains(&k.as_str()) {
                 match (micros(xv), micros(yv)) {
                     (Some(p), Some(q)) => assert!((p - q).abs() <= 1000, "{k}: live {xv} vs replay {yv}"),
                     _ => assert_eq!(xv, yv, "{k}"),

@@ -50,6 +50,8 @@ use tokio::sync::{broadcast, watch};
 
 /// Prometheus text of the daemon, for `/metrics`.
 pub type MetricsFn = Arc<dyn Fn() -> String + Send + Sync>;
+/// The daemon's health for `/healthz`: `Err(why)` answers 503 with the reason.
+pub type HealthFn = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 /// The calls in progress now, for `/api/live` and the page's live view.
 pub type LiveCallsFn = Arc<dyn Fn() -> Vec<LiveCall> + Send + Sync>;
 /// Called after an approval was added or revoked, so the daemon can give the engine's
@@ -82,6 +84,7 @@ struct Inner {
     writer: Mutex<Option<Connection>>,
     events: Option<broadcast::Sender<LiveEvent>>,
     metrics: Option<MetricsFn>,
+    health: Option<HealthFn>,
     live_calls: Option<LiveCallsFn>,
     approvals_changed: Option<ApprovalsChangedFn>,
     playback: Mutex<playback::Dedup>,
@@ -118,6 +121,7 @@ impl AppState {
                 writer: Mutex::new(None),
                 events: None,
                 metrics: None,
+                health: None,
                 live_calls: None,
                 approvals_changed: None,
                 playback: Mutex::new(playback::Dedup::default()),
@@ -146,6 +150,11 @@ impl AppState {
     /// Prometheus text for `/metrics` (the API adds its own request counters).
     pub fn with_metrics(self, f: MetricsFn) -> AppState {
         self.map_inner(|i| i.metrics = Some(f))
+    }
+
+    /// The daemon's health for `/healthz` (without it `/healthz` only says the server is up).
+    pub fn with_health(self, f: HealthFn) -> AppState {
+        self.map_inner(|i| i.health = Some(f))
     }
 
     /// The calls in progress, for `/api/live`.
@@ -451,8 +460,11 @@ pub async fn serve(
     Ok(())
 }
 
-async fn healthz() -> &'static str {
-    "ok\n"
+async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    match state.inner.health.as_ref().map_or(Ok(()), |f| f()) {
+        Ok(()) => "ok\n".into_response(),
+        Err(why) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
+    }
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

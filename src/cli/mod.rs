@@ -9,8 +9,8 @@ mod filter;
 mod recordings;
 pub mod register;
 mod replay;
-mod serve;
 mod run;
+mod serve;
 mod stats;
 mod violations;
 

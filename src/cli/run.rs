@@ -20,13 +20,9 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         Some(p) => tracing::info!(config = %p.display(), "starting"),
         None => tracing::info!("starting with the embedded default config"),
     }
-    // THE place where sinks and routes beyond the built-in ones are added (the store,
-    // alerts, metrics and log sinks and /metrics + /healthz are built in `daemon::run`):
-    // the recorder sink and the API's events sink go into `sinks` (they run on the
-    // pipeline thread, after the built-in ones, in this order), the API's router into
-    // `router` (merged beside /metrics and /healthz on [api].listen), and `on_metrics`
-    // hands the metrics handle to whoever needs it (e.g. `AppState::with_metrics`).
-    let extras = Extras { sinks: Vec::new(), router: None, on_metrics: None };
+    // Every sink (store, alerts, recorder, metrics, log, the API's live events) and the
+    // HTTP server (API, web page, /metrics, /healthz) are set up in `daemon::run`.
+    let extras = Extras::default();
     daemon::run(settings, extras)?;
     Ok(ExitCode::SUCCESS)
 }
