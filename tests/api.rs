@@ -108,7 +108,9 @@ async fn calls_filters_pagination_detail_stats_violations() {
     assert!(ladder.len() >= 5, "INVITE, 100, 180, 200, ACK, BYE, 200: {ladder:?}");
     assert_eq!(ladder[0]["label"], "INVITE");
     assert!(one["violation_details"].as_array().unwrap().iter().any(|v| v["rule"] == "OUT-1"));
-    assert!(one["recording"].is_null());
+    // 1003 is in the dispatch group (record = "always"): the replay recorded the call.
+    assert!(one["recording"].is_string(), "{one:#}");
+    assert_eq!(one["recording_status"], "complete");
     let res = c.get(srv.url("/api/calls/no-such-call")).bearer_auth(SUP).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 
@@ -315,7 +317,9 @@ async fn recordings_range_requests_and_playback_log() {
     let site = site();
     let wav = site.add_recording(
         "00000000000000aa",
-        "1-8866@127.0.0.1",
+        // Not a call of the captures: those of the dispatch group were recorded for real
+        // by the replay (one recording per call).
+        "aa-call@test",
         1_795_456_276_990_642,
         "complete",
         "2026/11/02/00000000000000aa.wav",
@@ -394,8 +398,27 @@ async fn recordings_range_requests_and_playback_log() {
     assert_eq!(log["rows"].as_array().unwrap().len(), 2);
 
     // The list, the waveform peaks, and the monthly sample (logged as `sample`).
-    let list = get_json(&c, &srv.url("/api/recordings?status=complete"), AUDIT).await;
-    assert_eq!(list["recordings"].as_array().unwrap().len(), 3);
+    // aa, dd and ee added here, and those the replay made.
+    let made = site.cli_json(&["recordings", "list", "--status", "complete"]).as_array().unwrap().len();
+    assert!(made >= 10, "the replay recorded the dispatch group's calls: {made}");
+    let list = get_json(&c, &srv.url("/api/recordings?status=complete&limit=1000"), AUDIT).await;
+    assert_eq!(list["recordings"].as_array().unwrap().len(), made);
+
+    // A real recording (sealed with its SHA-256 by the replay) plays; once a byte of its
+    // file is changed it is refused, as `callwarden recordings play` refuses it.
+    let real = site.cli_json(&["recordings", "list", "--status", "complete"]);
+    let real = real.as_array().unwrap().iter().find(|r| r["sha256"].is_string()).unwrap().clone();
+    let url = srv.url(&format!("/api/recordings/{}/audio", real["id"].as_str().unwrap()));
+    let res = c.get(&url).bearer_auth(AUDIT).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let file = site.recordings.join(real["path"].as_str().unwrap());
+    let mut bytes = std::fs::read(&file).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(&file, &bytes).unwrap();
+    let res = c.get(&url).bearer_auth(AUDIT).header("range", "bytes=0-99").send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    assert!(res.text().await.unwrap().contains("changed after it was sealed"));
     let pk = get_json(&c, &srv.url("/api/recordings/00000000000000aa/peaks?n=30"), AUDIT).await;
     assert_eq!(pk["channels"], 2);
     assert_eq!(pk["peaks"][0].as_array().unwrap().len(), 30);
@@ -405,6 +428,26 @@ async fn recordings_range_requests_and_playback_log() {
     let s2 = get_json(&c, &srv.url("/api/recordings/sample?month=2026-11&n=1&seed=42"), AUDIT).await;
     assert_eq!(s1["recordings"], s2["recordings"], "the same seed draws the same sample");
     assert_eq!(s1["recordings"].as_array().unwrap().len(), 1);
+    // The page's sample is the command line's: same candidates, seed and draw.
+    let api_ids = |v: &serde_json::Value| -> Vec<String> {
+        v["recordings"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect()
+    };
+    for seed in ["42", "7"] {
+        let web = get_json(
+            &c,
+            &srv.url(&format!("/api/recordings/sample?month=2026-11&group=dispatch&n=2&seed={seed}")),
+            AUDIT,
+        )
+        .await;
+        let cli =
+            site.cli_json(&["recordings", "sample", "2", "--group", "dispatch", "--month", "2026-11", "--seed", seed]);
+        let mut cli_ids: Vec<String> =
+            cli["drawn"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect();
+        cli_ids.sort();
+        let mut web_ids = api_ids(&web);
+        web_ids.sort();
+        assert_eq!(web_ids, cli_ids, "seed {seed}");
+    }
     let log = get_json(&c, &srv.url("/api/playback-log?limit=1"), ADMIN).await;
     assert_eq!(log["rows"][0]["action"], "sample");
     assert!(log["next"].is_string());

@@ -17,7 +17,8 @@
 use super::auth::Principal;
 use super::params::{month_range, Paging};
 use super::playback;
-use super::{now_us, ApiError, AppState, Db};
+use super::{ApiError, AppState, Db};
+use crate::sink::recorder::sample;
 use crate::sink::store::query;
 use crate::sink::store::reader::format_ts;
 use axum::extract::{Path, Query, Request, State};
@@ -255,6 +256,40 @@ pub fn inside(dir: &std::path::Path, rel: &str) -> Result<PathBuf, ApiError> {
     Ok(p)
 }
 
+/// Files whose hash was checked, by (id, size, mtime): a player's many Range requests
+/// hash the file once, and any write to it (a new mtime or size) checks it again.
+static VERIFIED: std::sync::Mutex<Vec<(String, u64, std::time::SystemTime)>> = std::sync::Mutex::new(Vec::new());
+const VERIFIED_MAX: usize = 256;
+
+/// `Ok` when the file at `path` hashes to `expected`; 409 naming both hashes when not.
+fn verified(id: &str, path: &std::path::Path, expected: &str) -> Result<(), ApiError> {
+    let meta = path.metadata().map_err(|e| ApiError::internal(format!("recording {id}: {e}")))?;
+    let key = (id.to_string(), meta.len(), meta.modified().unwrap_or(std::time::UNIX_EPOCH));
+    let mut cache = VERIFIED.lock().unwrap_or_else(|p| p.into_inner());
+    if cache.contains(&key) {
+        return Ok(());
+    }
+    drop(cache);
+    let (actual, _) = crate::sink::recorder::wav::sha256_file(path)
+        .map_err(|e| ApiError::internal(format!("recording {id}: {e}")))?;
+    if actual != expected {
+        tracing::error!(recording = id, expected, actual = %actual, "recording changed since it was sealed; refused");
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            format!(
+                "recording {id} was changed after it was sealed (stored sha256 {expected}, file now {actual}); \
+                 run `callwarden recordings verify`"
+            ),
+        ));
+    }
+    cache = VERIFIED.lock().unwrap_or_else(|p| p.into_inner());
+    if cache.len() >= VERIFIED_MAX {
+        cache.remove(0);
+    }
+    cache.push(key);
+    Ok(())
+}
+
 /// `GET /api/recordings/{id}/audio`: the WAV, Range requests answered with 206.
 pub async fn audio(
     State(state): State<AppState>,
@@ -263,6 +298,15 @@ pub async fn audio(
     req: Request,
 ) -> Result<Response, ApiError> {
     let (rec, path) = resolve(&state, &id).await?;
+    // Evidence is never handed out unchecked (as `callwarden recordings play` does): a
+    // file that no longer hashes to what was stored when it was sealed is refused.
+    if let Some(expected) = rec.sha256.clone() {
+        let p = path.clone();
+        let id2 = rec.id.clone();
+        tokio::task::spawn_blocking(move || verified(&id2, &p, &expected))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))??;
+    }
     if req.method() != Method::HEAD {
         let range = req.headers().get(header::RANGE).and_then(|v| v.to_str().ok()).unwrap_or("full").to_string();
         let starts = match state.playback_dedup().lock() {
@@ -362,23 +406,6 @@ pub struct SampleParams {
     seed: Option<u64>,
 }
 
-/// FNV-1a of the seed and the id: the order of a sample, the same for the same seed.
-fn sample_key(seed: u64, id: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in seed.to_le_bytes().into_iter().chain(id.bytes()) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
-
-/// The `n` ids with the smallest keys: a uniform sample when the seed is unknown in advance.
-pub fn draw(ids: &[(String, i64)], seed: u64, n: usize) -> Vec<String> {
-    let mut keyed: Vec<(u64, &String)> = ids.iter().map(|(id, _)| (sample_key(seed, id), id)).collect();
-    keyed.sort();
-    keyed.into_iter().take(n).map(|(_, id)| id.clone()).collect()
-}
-
 /// `GET /api/recordings/sample?month=YYYY-MM&group=G&n=10[&seed=S]`: REC-3's monthly spot
 /// check. Without a seed a fresh one is chosen (and returned: the same seed draws the same
 /// sample again, for whoever checks the checker).
@@ -389,18 +416,21 @@ pub async fn sample(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let cfg = state.config();
     let month = set(&p.month).ok_or_else(|| ApiError::bad_request("month: needed, YYYY-MM"))?;
-    let (a, b) = month_range(&month, &cfg.tz)?;
+    // Validates YYYY-MM; the draw itself uses the rows' month (the site's zone).
+    month_range(&month, &cfg.tz)?;
     let group = set(&p.group);
     let n = p.n.unwrap_or(10).clamp(1, 1000);
-    let seed = p.seed.unwrap_or_else(|| sample_key(now_us().unsigned_abs(), &who.name));
+    // The same candidates, seed and draw as `callwarden recordings sample`, so an auditor
+    // gets the same recordings from the page and from the command line.
+    let seed = p.seed.unwrap_or_else(|| sample::default_seed(group.as_deref().unwrap_or(""), &month));
     let g2 = group.clone();
+    let m2 = month.clone();
     let rows = state
         .with_db(move |db, cfg| {
-            let mut sql =
-                "SELECT id, call_started_us FROM recordings WHERE call_started_us >= ? AND call_started_us < ? \
-                           AND status IN ('complete', 'repaired')"
-                    .to_string();
-            let mut params = vec![Value::Integer(a.as_micros()), Value::Integer(b.as_micros())];
+            // Every status is a candidate: a missing or expired recording drawn is itself a
+            // finding, and the draw does not move when a status changes.
+            let mut sql = "SELECT id FROM recordings WHERE month = ?".to_string();
+            let mut params = vec![Value::Text(m2)];
             if let Some(g) = g2 {
                 sql.push_str(" AND group_name = ?");
                 params.push(Value::Text(g));
@@ -408,11 +438,11 @@ pub async fn sample(
             let ids = db
                 .conn
                 .prepare(&sql)?
-                .query_map(rusqlite::params_from_iter(params), |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+                .query_map(rusqlite::params_from_iter(params), |r| r.get::<_, String>(0))?
                 .collect::<Result<Vec<_>, _>>()?;
             let total = ids.len();
             let mut rows = Vec::new();
-            for id in draw(&ids, seed, n) {
+            for id in sample::draw(&ids, n, seed) {
                 if let Some((r, _)) = find(db, &id, &cfg.tz)? {
                     rows.push(r);
                 }
@@ -422,7 +452,7 @@ pub async fn sample(
         })
         .await?;
     let (rows, total) = rows;
-    let detail = format!("month={month} group={} n={n} seed={seed}", group.as_deref().unwrap_or("*"));
+    let detail = format!("group={} month={month} seed={seed} n={n}", group.as_deref().unwrap_or("*"));
     for r in &rows {
         playback::log(&state, &who.name, &r.id, "sample", &detail).await?;
     }
@@ -434,20 +464,6 @@ pub async fn sample(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sample_is_reproducible_and_seed_dependent() {
-        let ids: Vec<(String, i64)> = (0..100).map(|i| (format!("{i:016x}"), i)).collect();
-        let a = draw(&ids, 7, 10);
-        assert_eq!(a.len(), 10);
-        assert_eq!(a, draw(&ids, 7, 10));
-        assert_ne!(a, draw(&ids, 8, 10));
-        let mut uniq = a.clone();
-        uniq.sort();
-        uniq.dedup();
-        assert_eq!(uniq.len(), 10);
-        assert_eq!(draw(&ids, 7, 500).len(), 100);
-    }
 
     #[test]
     fn paths_outside_the_folder_are_refused() {
