@@ -43,7 +43,7 @@ pub struct Common {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run the daemon: live capture and HEP, the store, /metrics; until SIGTERM.
+    /// Run the daemon: live capture and HEP, store, alerts, recordings, API and web page, /metrics; until SIGTERM.
     Run(run::Args),
     /// Run the pipeline over capture files (pcap, pcapng) and store the calls.
     Replay(replay::Args),
