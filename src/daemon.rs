@@ -315,7 +315,17 @@ pub fn run(settings: Settings, extras: Extras) -> anyhow::Result<()> {
         recorder::wall_clock(),
     )
     .with_context(|| format!("{}: cannot open the recordings folder", settings.recordings_dir.display()))?;
-    tracing::info!(report = ?rec_start, "recordings folder ready");
+    match &rec_start.repair {
+        Some(r) => tracing::info!(
+            repaired = ?r.repaired,
+            missing = ?r.missing,
+            empty = r.empty.len(),
+            failed = ?r.failed,
+            expired = rec_start.expire.expired.len(),
+            "recordings folder ready"
+        ),
+        None => tracing::warn!("another process is recording into the recordings folder; nothing repaired"),
+    }
 
     let (frame_tx, frame_rx) = crossbeam_channel::bounded::<OwnedFrame>(FRAME_QUEUE);
     let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded::<Ctl>();
@@ -480,7 +490,8 @@ pub fn run(settings: Settings, extras: Extras) -> anyhow::Result<()> {
         calls = counters.calls_ended,
         stored = written.calls,
         violations = written.violations,
-        recordings = ?recorded,
+        recordings = recorded.completed,
+        recording_frames_silenced_by_overload = recorded.frames_filled,
         alerts_delivered = alert_stats.delivered,
         alerts_failed = alert_stats.failed + alert_stats.dropped,
         sink_errors,
