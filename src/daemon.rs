@@ -262,6 +262,7 @@ pub fn run(settings: Settings, extras: Extras) -> anyhow::Result<()> {
             bpf: cfg.capture.bpf.clone(),
             snaplen: cfg.capture.snaplen,
             buffer_mib: cfg.capture.buffer_mib,
+            batch_ms: cfg.capture.batch_ms,
         })?);
     }
     let hep = match cfg.capture.hep_listen.trim() {

@@ -67,6 +67,9 @@ pub struct Capture {
     pub snaplen: u32,
     /// Kernel capture buffer in MiB.
     pub buffer_mib: u32,
+    /// How long the kernel may gather captured packets into a block before handing it
+    /// over, ms; 0 = immediate mode (one wake-up per packet).
+    pub batch_ms: u32,
     /// "" = no HEP listener; e.g. "127.0.0.1:9060".
     pub hep_listen: String,
     /// Accept HEP only from these capture ids (empty: all).
@@ -85,6 +88,7 @@ impl Default for Capture {
             bpf: "udp or tcp".into(),
             snaplen: 65535,
             buffer_mib: 64,
+            batch_ms: 10,
             hep_listen: String::new(),
             hep_capture_ids: Vec::new(),
             hep_ports: vec![9060],

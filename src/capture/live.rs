@@ -1,6 +1,6 @@
 //! Live sources: what every live capture thread shares (`OwnedFrame`, `SourceStats`, the
 //! bounded `FrameTx` into the driver) and libpcap capture on an interface
-//! (`PcapSource`: immediate mode, BPF filter, snap length, kernel buffer size, kernel drop
+//! (`PcapSource`: block or immediate mode, BPF filter, snap length, kernel buffer size, kernel drop
 //! counters). The HEP listener (`hep.rs`) uses the same plumbing.
 //! May use: core `LinkType`/`Ts`, the pcap crate, crossbeam-channel. Invariants: a capture
 //! thread never blocks on the pipeline: when the channel is full the frame is dropped and
@@ -111,6 +111,8 @@ pub struct PcapOptions {
     pub bpf: String,
     pub snaplen: u32,
     pub buffer_mib: u32,
+    /// 0: immediate mode; else the kernel's block timeout, ms (see `[capture].batch_ms`).
+    pub batch_ms: u32,
 }
 
 /// An open, filtered libpcap capture, not yet reading.
@@ -144,12 +146,20 @@ impl PcapSource {
         };
         let snaplen = i32::try_from(opts.snaplen.clamp(64, 262_144)).unwrap_or(65_535);
         let buffer = i32::try_from(u64::from(opts.buffer_mib.max(1)) * 1024 * 1024).unwrap_or(i32::MAX);
-        let timeout = i32::try_from(READ_TIMEOUT.as_millis()).unwrap_or(100);
+        // Immediate mode wakes this thread for every packet; under load that costs more CPU
+        // than the work and the kernel ring overflows (measured: scripts/bench-load). In
+        // block mode libpcap uses the read timeout as the block's retire timeout.
+        let immediate = opts.batch_ms == 0;
+        let timeout = if immediate {
+            i32::try_from(READ_TIMEOUT.as_millis()).unwrap_or(100)
+        } else {
+            i32::try_from(opts.batch_ms.min(1000)).unwrap_or(10)
+        };
         let mut cap = pcap::Capture::from_device(opts.interface.as_str())
             .map_err(fail)?
             // A mirror (SPAN) port delivers frames for other hosts: promiscuous mode.
             .promisc(true)
-            .immediate_mode(true)
+            .immediate_mode(immediate)
             .snaplen(snaplen)
             .buffer_size(buffer)
             .timeout(timeout)
@@ -298,7 +308,13 @@ mod tests {
 
     #[test]
     fn unknown_interface_is_one_clear_line() {
-        let opts = PcapOptions { interface: "cw-no-such0".into(), bpf: "udp".into(), snaplen: 65535, buffer_mib: 1 };
+        let opts = PcapOptions {
+            interface: "cw-no-such0".into(),
+            bpf: "udp".into(),
+            snaplen: 65535,
+            buffer_mib: 1,
+            batch_ms: 10,
+        };
         let e = PcapSource::open(opts).err().expect("no such interface");
         let msg = e.to_string();
         assert!(msg.starts_with("cannot capture on interface \"cw-no-such0\": "), "{msg}");
@@ -309,7 +325,13 @@ mod tests {
     fn a_quiet_capture_stops_promptly() {
         // Needs CAP_NET_RAW (root here and in CI): failing to open `lo` fails the test.
         // A filter that matches nothing: the thread sits in libpcap's poll until woken.
-        let opts = PcapOptions { interface: "lo".into(), bpf: "udp port 7".into(), snaplen: 65535, buffer_mib: 1 };
+        let opts = PcapOptions {
+            interface: "lo".into(),
+            bpf: "udp port 7".into(),
+            snaplen: 65535,
+            buffer_mib: 1,
+            batch_ms: 10,
+        };
         let mut src = PcapSource::open(opts).unwrap_or_else(|e| panic!("{e} (this test needs CAP_NET_RAW)"));
         let breaker = src.breaker();
         let (tx, _rx) = crossbeam_channel::bounded(4);
@@ -331,7 +353,13 @@ mod tests {
     #[test]
     fn bad_filter_is_reported() {
         // `lo` exists everywhere these tests run (root in CI); nothing is read from it.
-        let opts = PcapOptions { interface: "lo".into(), bpf: "udp and (".into(), snaplen: 65535, buffer_mib: 1 };
+        let opts = PcapOptions {
+            interface: "lo".into(),
+            bpf: "udp and (".into(),
+            snaplen: 65535,
+            buffer_mib: 1,
+            batch_ms: 10,
+        };
         match PcapSource::open(opts) {
             Err(e) => assert!(e.to_string().contains("bad BPF filter"), "{e}"),
             Ok(_) => panic!("a broken filter was accepted"),

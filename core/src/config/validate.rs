@@ -450,6 +450,9 @@ impl Checker<'_> {
                 self.err(format!("capture.interfaces[{i}]"), "empty interface name");
             }
         }
+        if c.batch_ms > 1000 {
+            self.err("capture.batch_ms", format!("{} ms: at most 1000 (alerts wait for it)", c.batch_ms));
+        }
         if c.snaplen == 0 {
             self.err("capture.snaplen", "must be > 0 bytes");
         }
@@ -803,6 +806,7 @@ name = \"a\"
             ("[capture]", "tcp_max_message = 1023", "capture.tcp_max_message"),
             ("[capture]", "hep_listen = \"9060\"", "capture.hep_listen"),
             ("[capture]", "snaplen = 0", "capture.snaplen"),
+            ("[capture]", "batch_ms = 1001", "capture.batch_ms"),
             ("[capture]", "interfaces = [\"\"]", "capture.interfaces[0]"),
             ("[tariffs]", "unit_s = 0", "tariffs.unit_s"),
             ("[store]", "path = \"\"", "store.path"),
