@@ -3,6 +3,7 @@
 //! 0 ok, 1 the job failed (bad input file, I/O), 2 bad usage or an invalid config.
 
 mod approve;
+mod callbacks;
 mod calls;
 mod config_cmd;
 mod filter;
@@ -59,6 +60,8 @@ pub enum Command {
     Approve(approve::Args),
     /// Export a month's long-distance register as CSV (OUT-3).
     Register(register::Args),
+    /// Monthly call-back report: calls made vs planned, answered rate (STA-3).
+    Callbacks(callbacks::Args),
     /// Recordings: list, play, export, verify, sample, log, expire (REC-1..4).
     Recordings(recordings::Args),
     /// Serve the HTTP API and web page over an existing database (no capture).
@@ -78,6 +81,7 @@ pub fn main() -> ExitCode {
         Command::Config(a) => config_cmd::run(a),
         Command::Approve(a) => approve::run(a),
         Command::Register(a) => register::run(a),
+        Command::Callbacks(a) => callbacks::run(a),
         Command::Recordings(a) => recordings::run(a),
         Command::Serve(a) => serve::run(a),
     };

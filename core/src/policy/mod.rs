@@ -213,6 +213,14 @@ impl Policy {
         self.book.plan.classify(dialled, caller)
     }
 
+    /// The normalised form of a number as people write it on a list (national form,
+    /// `+86 …`): no outside-line prefix is stripped, as for a number a trunk carries. The
+    /// `number` the store keeps is a fixed point of this, so a number copied from `calls`
+    /// normalises to itself (STA-3 call-back plans are matched this way).
+    pub fn normalise_written(&self, number: &str) -> String {
+        self.book.plan.classify_as(number, false).number_string()
+    }
+
     /// Would `from` dialling `to` at `at` break a rule known at the INVITE? For the HTTP
     /// API's `/api/policy/check`; changes no state.
     pub fn check(&self, from: &str, to: &str, at: Ts) -> Check {
