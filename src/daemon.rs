@@ -53,6 +53,9 @@ pub const IDLE_MARGIN: Dur = Dur::from_millis(250);
 /// How often the pipeline publishes its counters (and proves it is alive).
 pub const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 
+/// How often recordings past their retention are expired while running.
+const EXPIRE_EVERY: Duration = Duration::from_secs(3600);
+
 /// How long a full recorder queue may hold up the pipeline before audio is dropped.
 const RECORDER_WAIT: Duration = Duration::from_millis(20);
 
@@ -432,8 +435,22 @@ pub fn run(settings: Settings, extras: Extras) -> anyhow::Result<()> {
         // a stuck pipeline thread gets the service restarted.
         let period = watchdog.map_or(Duration::from_secs(1), |w| (w / 2).min(Duration::from_secs(1)));
         let mut tick = tokio::time::interval(period);
+        // Retention runs at start (recorder::open) and then every EXPIRE_EVERY, so a
+        // daemon that runs for months still deletes recordings past their retention.
+        let mut expire_tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + EXPIRE_EVERY, EXPIRE_EVERY);
+        let rec_cfg = recorder::RecorderConfig::from_settings(&settings);
         loop {
             tokio::select! {
+                _ = expire_tick.tick() => {
+                    let c = rec_cfg.clone();
+                    match tokio::task::spawn_blocking(move || recorder::expire(&c, recorder::wall_clock())).await {
+                        Ok(Ok(r)) if r.expired.is_empty() && r.failed.is_empty() => {}
+                        Ok(Ok(r)) => tracing::info!(expired = r.expired.len(), files_deleted = r.files_deleted, failed = ?r.failed, "recordings past their retention expired"),
+                        Ok(Err(e)) => tracing::error!(error = %e, "expiring old recordings failed; will try again"),
+                        Err(e) => tracing::error!(error = %e, "expiring old recordings failed; will try again"),
+                    }
+                }
                 _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
                 _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break; }
                 _ = hup.recv() => {
