@@ -4,10 +4,12 @@
 //! (the WAV, with Range/206, logged), `GET /api/recordings/{id}/peaks` (min/max per
 //! bucket for the page's waveform; reading peaks is not listening and is not logged),
 //! `GET /api/recordings/sample` (the monthly spot check of REC-3: a reproducible random
-//! sample of a month's recordings of a group, each drawn recording logged as `sample`).
+//! sample of a month's recordings of a group, the same draw as `callwarden recordings
+//! sample`, each drawn recording logged as `sample`).
 //!
-//! Reads the `recordings` table of migration 0002 directly (the store's reader has no
-//! recording queries yet).
+//! Reads the `recordings` table directly, with the columns the page shows (the store's
+//! `Reader::recordings` serves the CLI). Audio is served only after the file's SHA-256 is
+//! checked against the one stored when it was sealed.
 //! Invariants: the only way from a request to a file is an id found in the database: the
 //! stored relative path is joined to `[recordings].dir`, canonicalised, and must still be
 //! inside the canonical recordings folder and be a regular file; Range handling is
