@@ -120,18 +120,18 @@ pub fn format_ts(us: i64, tz: &TimeZone) -> String {
 
 /// A WHERE clause built from optional filters, with its parameters in order.
 #[derive(Default)]
-struct Where {
+pub(super) struct Where {
     clauses: Vec<String>,
-    params: Vec<Value>,
+    pub(super) params: Vec<Value>,
 }
 
 impl Where {
-    fn add(&mut self, clause: &str, params: impl IntoIterator<Item = Value>) {
+    pub(super) fn add(&mut self, clause: &str, params: impl IntoIterator<Item = Value>) {
         self.clauses.push(clause.to_string());
         self.params.extend(params);
     }
 
-    fn sql(&self) -> String {
+    pub(super) fn sql(&self) -> String {
         if self.clauses.is_empty() {
             String::new()
         } else {
@@ -140,12 +140,12 @@ impl Where {
     }
 }
 
-fn text(s: &str) -> Value {
+pub(super) fn text(s: &str) -> Value {
     Value::Text(s.to_string())
 }
 
 /// `%s%` for LIKE, with LIKE's wildcards in `s` taken literally (ESCAPE '\').
-fn contains(s: &str) -> Value {
+pub(super) fn contains(s: &str) -> Value {
     let mut p = String::with_capacity(s.len() + 2);
     p.push('%');
     for c in s.chars() {
@@ -158,7 +158,7 @@ fn contains(s: &str) -> Value {
     Value::Text(p)
 }
 
-fn limit_value(limit: Option<usize>) -> Value {
+pub(super) fn limit_value(limit: Option<usize>) -> Value {
     // -1 is SQLite's "no limit".
     Value::Integer(limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX)))
 }

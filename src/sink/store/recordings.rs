@@ -10,7 +10,7 @@
 //! `expired`) is never reset to `recording` (evidence is not overwritten); every value
 //! read back goes through a checked conversion.
 
-use super::reader::{format_ts, Reader};
+use super::reader::{contains, format_ts, limit_value, text, Reader, Where};
 use super::{migrations, query};
 use anyhow::Context;
 use callwarden_core::Ts;
@@ -492,24 +492,6 @@ const RECORDING_COLUMNS: &str = "r.id, r.call_id, r.call_started_us, r.caller, r
      r.status, r.path, r.raw_path, r.undecodable, r.sample_rate, r.channels, r.frames, r.duration_ms, r.bytes,
      r.sha256, r.media_started_us, r.ended_us, r.dtmf, r.counters, r.retention_days, r.day";
 
-fn text(s: &str) -> Value {
-    Value::Text(s.to_string())
-}
-
-/// `%s%` for LIKE with LIKE's wildcards in `s` taken literally (ESCAPE '\').
-fn contains(s: &str) -> Value {
-    let mut p = String::with_capacity(s.len() + 2);
-    p.push('%');
-    for c in s.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            p.push('\\');
-        }
-        p.push(c);
-    }
-    p.push('%');
-    Value::Text(p)
-}
-
 fn parse_pts(s: Option<String>) -> Vec<u8> {
     s.map(|s| s.split(',').filter_map(|p| p.trim().parse().ok()).collect()).unwrap_or_default()
 }
@@ -517,58 +499,54 @@ fn parse_pts(s: Option<String>) -> Vec<u8> {
 impl Reader {
     /// Recordings matching `q`, ordered by the call's start (then id).
     pub fn recordings(&self, q: &RecordingQuery) -> anyhow::Result<Vec<RecordingRow>> {
-        let mut clauses: Vec<String> = Vec::new();
-        let mut params: Vec<Value> = Vec::new();
-        let mut add = |clause: &str, ps: Vec<Value>| {
-            clauses.push(clause.to_string());
-            params.extend(ps);
-        };
+        let mut w = Where::default();
         if let Some(t) = q.from {
-            add("r.call_started_us >= ?", vec![Value::Integer(t.as_micros())]);
+            w.add("r.call_started_us >= ?", vec![Value::Integer(t.as_micros())]);
         }
         if let Some(t) = q.to {
-            add("r.call_started_us < ?", vec![Value::Integer(t.as_micros())]);
+            w.add("r.call_started_us < ?", vec![Value::Integer(t.as_micros())]);
         }
         if let Some(e) = &q.ext {
-            add("(r.caller = ? OR r.callee = ?)", vec![text(e), text(e)]);
+            w.add("(r.caller = ? OR r.callee = ?)", vec![text(e), text(e)]);
         }
         if let Some(g) = &q.group {
-            add("(r.group_name = ? OR c.group_name = ?)", vec![text(g), text(g)]);
+            w.add("(r.group_name = ? OR c.group_name = ?)", vec![text(g), text(g)]);
         }
         if let Some(c) = &q.class {
-            add("c.class = ?", vec![text(c)]);
+            w.add("c.class = ?", vec![text(c)]);
         }
         if let Some(r) = &q.rule {
-            add(
+            w.add(
                 "EXISTS (SELECT 1 FROM violations v WHERE v.call_id = r.call_id \
                  AND v.call_started_us = r.call_started_us AND (v.rule = ? OR v.kind = ?))",
                 vec![text(r), text(r)],
             );
         }
         if let Some(n) = &q.number {
-            add(
+            w.add(
                 "(r.dialled LIKE ? ESCAPE '\\' OR r.caller LIKE ? ESCAPE '\\' OR r.callee LIKE ? ESCAPE '\\' \
                  OR c.number LIKE ? ESCAPE '\\')",
                 vec![contains(n), contains(n), contains(n), contains(n)],
             );
         }
         if let Some(s) = q.status {
-            add("r.status = ?", vec![text(s.as_str())]);
+            w.add("r.status = ?", vec![text(s.as_str())]);
         }
         if let Some(m) = &q.month {
-            add("r.month = ?", vec![text(m)]);
+            w.add("r.month = ?", vec![text(m)]);
         }
         let (cmp, order) = if q.newest_first { ("<", "DESC") } else { (">", "ASC") };
         if let Some(a) = &q.after {
-            add(&format!("(r.call_started_us, r.id) {cmp} (?, ?)"), vec![Value::Integer(a.started_us), text(&a.id)]);
+            w.add(&format!("(r.call_started_us, r.id) {cmp} (?, ?)"), vec![Value::Integer(a.started_us), text(&a.id)]);
         }
-        let filter = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
+        let filter = w.sql();
         let sql = format!(
             "SELECT {RECORDING_COLUMNS} FROM recordings r
              LEFT JOIN calls c ON c.call_id = r.call_id AND c.started_us = r.call_started_us
              {filter} ORDER BY r.call_started_us {order}, r.id {order} LIMIT ?"
         );
-        params.push(Value::Integer(q.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX))));
+        let mut params = w.params;
+        params.push(limit_value(q.limit));
         let mut stmt = self.conn.prepare(&sql)?;
         let rows = stmt.query_map(params_from_iter(params), |r| recording_row(r, &self.tz))?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -588,30 +566,26 @@ impl Reader {
 
     /// Playback-log lines matching `q`, oldest first.
     pub fn playback_log(&self, q: &PlaybackQuery) -> anyhow::Result<Vec<PlaybackRow>> {
-        let mut clauses: Vec<&str> = Vec::new();
-        let mut params: Vec<Value> = Vec::new();
+        let mut w = Where::default();
         if let Some(t) = q.from {
-            clauses.push("at_us >= ?");
-            params.push(Value::Integer(t.as_micros()));
+            w.add("at_us >= ?", [Value::Integer(t.as_micros())]);
         }
         if let Some(t) = q.to {
-            clauses.push("at_us < ?");
-            params.push(Value::Integer(t.as_micros()));
+            w.add("at_us < ?", [Value::Integer(t.as_micros())]);
         }
-        if let Some(w) = &q.who {
-            clauses.push("who = ?");
-            params.push(text(w));
+        if let Some(who) = &q.who {
+            w.add("who = ?", [text(who)]);
         }
         if let Some(r) = &q.recording {
-            clauses.push("recording_id = ?");
-            params.push(text(r));
+            w.add("recording_id = ?", [text(r)]);
         }
-        let filter = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
+        let filter = w.sql();
         let sql = format!(
             "SELECT id, at_us, who, recording_id, action, via, detail FROM playback_log {filter}
              ORDER BY at_us, id LIMIT ?"
         );
-        params.push(Value::Integer(q.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX))));
+        let mut params = w.params;
+        params.push(limit_value(q.limit));
         let mut stmt = self.conn.prepare(&sql)?;
         let rows = stmt.query_map(params_from_iter(params), |r| {
             let at_us: i64 = r.get(1)?;
