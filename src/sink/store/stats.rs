@@ -21,36 +21,37 @@
 
 use super::query::{StatsBy, StatsParams};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// End reasons that make an unanswered inbound/internal call a missed one.
 pub const MISSED_REASONS: [&str; 5] = ["cancelled", "busy", "rejected", "no-answer", "timeout"];
 
-/// What `stats` needs of one call.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct StatCall {
-    pub direction: String,
-    pub caller_ext: Option<String>,
-    pub callee_ext: Option<String>,
-    pub group: Option<String>,
-    pub day: String,
-    pub month: String,
+/// What `stats` needs of one call, borrowed from the row being read (a month of calls is
+/// aggregated as it streams out of SQLite, without a copy of each row's text).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatCall<'a> {
+    pub direction: &'a str,
+    pub caller_ext: Option<&'a str>,
+    pub callee_ext: Option<&'a str>,
+    pub group: Option<&'a str>,
+    pub day: &'a str,
+    pub month: &'a str,
     pub answered: bool,
-    pub end_reason: String,
+    pub end_reason: &'a str,
     pub rings: u32,
     pub talk_ms: i64,
     pub cost_fen: Option<i64>,
-    pub number: String,
+    pub number: &'a str,
 }
 
 /// What `stats` needs of one violation (group: that of its call).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct StatViolation {
-    pub rule: String,
-    pub extension: String,
-    pub group: Option<String>,
-    pub day: String,
-    pub month: String,
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatViolation<'a> {
+    pub rule: &'a str,
+    pub extension: &'a str,
+    pub group: Option<&'a str>,
+    pub day: &'a str,
+    pub month: &'a str,
 }
 
 /// Answered incoming calls by rings before answer: 0 (no ringing phase), 1, 2, 3, 4, 5+.
@@ -163,37 +164,88 @@ pub fn apply_budgets(rows: &mut [StatsRow], budget_fen: impl Fn(&str) -> Option<
 /// row (by extension with `--ext`: the other party of an internal call is not shown).
 pub fn aggregate(
     by: StatsBy,
-    calls: &[StatCall],
-    violations: &[StatViolation],
+    calls: &[StatCall<'_>],
+    violations: &[StatViolation<'_>],
     p: &StatsParams,
     only_key: Option<&str>,
 ) -> Vec<StatsRow> {
-    // Keys borrowed from the calls (a row's own key is allocated once, when it is made).
-    let mut rows: BTreeMap<Option<&str>, (StatsRow, Vec<i64>)> = BTreeMap::new();
-    let wanted = |k: Option<&str>| only_key.is_none_or(|o| k == Some(o));
-    for c in calls {
-        let incoming = matches!(c.direction.as_str(), "inbound" | "internal");
+    let mut agg = Aggregator::new(by, p, only_key);
+    calls.iter().for_each(|c| agg.add_call(c));
+    violations.iter().for_each(|v| agg.add_violation(v));
+    agg.finish()
+}
+
+/// One row being summed, with the talk times its percentiles are taken from.
+struct Acc {
+    row: StatsRow,
+    talk: Vec<i64>,
+}
+
+/// The rows of `stats`, summed one call and one violation at a time (what [`aggregate`]
+/// does over slices). A row's key is allocated once, when the row is made; after that a
+/// call only looks it up.
+pub struct Aggregator<'p> {
+    by: StatsBy,
+    p: &'p StatsParams,
+    only_key: Option<String>,
+    rows: HashMap<String, Acc>,
+    /// The row of calls in no group (by group); kept apart so lookups borrow a `&str`.
+    no_key: Option<Acc>,
+}
+
+impl<'p> Aggregator<'p> {
+    pub fn new(by: StatsBy, p: &'p StatsParams, only_key: Option<&str>) -> Self {
+        Aggregator { by, p, only_key: only_key.map(str::to_string), rows: HashMap::new(), no_key: None }
+    }
+
+    fn wanted(&self, key: Option<&str>) -> bool {
+        self.only_key.as_deref().is_none_or(|o| key == Some(o))
+    }
+
+    fn acc(&mut self, key: Option<&str>) -> &mut Acc {
+        let new = |key: Option<&str>| Acc {
+            row: StatsRow { key: key.map(str::to_string), ..StatsRow::default() },
+            talk: vec![],
+        };
+        match key {
+            None => self.no_key.get_or_insert_with(|| new(None)),
+            // Two lookups on a new key (once per row), one on every other call.
+            Some(k) => {
+                if !self.rows.contains_key(k) {
+                    self.rows.insert(k.to_string(), new(Some(k)));
+                }
+                match self.rows.get_mut(k) {
+                    Some(a) => a,
+                    None => unreachable!("inserted above"),
+                }
+            }
+        }
+    }
+
+    pub fn add_call(&mut self, c: &StatCall<'_>) {
+        let incoming = matches!(c.direction, "inbound" | "internal");
         // (key, is the called party, is the paying party); at most two.
-        let keys: [Option<(Option<&str>, bool, bool)>; 2] = match by {
+        let keys: [Option<(Option<&str>, bool, bool)>; 2] = match self.by {
             StatsBy::Ext => {
-                let caller = c.caller_ext.as_deref();
-                let callee = c.callee_ext.as_deref();
+                let (caller, callee) = (c.caller_ext, c.callee_ext);
                 [
                     caller.map(|e| (Some(e), callee == Some(e), true)),
                     callee.filter(|e| caller != Some(*e)).map(|e| (Some(e), true, false)),
                 ]
             }
-            StatsBy::Group => [Some((c.group.as_deref(), true, true)), None],
-            StatsBy::Day => [Some((Some(c.day.as_str()), true, true)), None],
-            StatsBy::Month => [Some((Some(c.month.as_str()), true, true)), None],
+            StatsBy::Group => [Some((c.group, true, true)), None],
+            StatsBy::Day => [Some((Some(c.day), true, true)), None],
+            StatsBy::Month => [Some((Some(c.month), true, true)), None],
         };
-        let lim = p.for_group(c.group.as_deref());
-        for (key, called, pays) in keys.into_iter().flatten().filter(|(k, _, _)| wanted(*k)) {
-            let (row, talk) = rows
-                .entry(key)
-                .or_insert_with(|| (StatsRow { key: key.map(str::to_string), ..StatsRow::default() }, vec![]));
+        let p = self.p;
+        let lim = p.for_group(c.group);
+        for (key, called, pays) in keys.into_iter().flatten() {
+            if !self.wanted(key) {
+                continue;
+            }
+            let Acc { row, talk } = self.acc(key);
             row.calls += 1;
-            match c.direction.as_str() {
+            match c.direction {
                 "inbound" => row.inbound += 1,
                 "outbound" => row.outbound += 1,
                 "internal" => row.internal += 1,
@@ -223,7 +275,7 @@ pub fn aggregate(
                     if c.rings <= lim.max_rings {
                         row.within_max_rings += 1;
                     }
-                } else if MISSED_REASONS.contains(&c.end_reason.as_str()) {
+                } else if MISSED_REASONS.contains(&c.end_reason) {
                     row.missed += 1;
                 }
             }
@@ -232,29 +284,41 @@ pub fn aggregate(
             }
         }
     }
-    for v in violations {
-        let key = match by {
-            StatsBy::Ext => Some(v.extension.as_str()),
-            StatsBy::Group => v.group.as_deref(),
-            StatsBy::Day => Some(v.day.as_str()),
-            StatsBy::Month => Some(v.month.as_str()),
+
+    pub fn add_violation(&mut self, v: &StatViolation<'_>) {
+        let key = match self.by {
+            StatsBy::Ext => Some(v.extension),
+            StatsBy::Group => v.group,
+            StatsBy::Day => Some(v.day),
+            StatsBy::Month => Some(v.month),
         };
-        if !wanted(key) {
-            continue;
+        if !self.wanted(key) {
+            return;
         }
-        let (row, _) = rows
-            .entry(key)
-            .or_insert_with(|| (StatsRow { key: key.map(str::to_string), ..StatsRow::default() }, vec![]));
-        *row.violations.entry(v.rule.clone()).or_default() += 1;
+        let counts = &mut self.acc(key).row.violations;
+        match counts.get_mut(v.rule) {
+            Some(n) => *n += 1,
+            None => {
+                counts.insert(v.rule.to_string(), 1);
+            }
+        }
     }
-    rows.into_values()
-        .map(|(mut row, talk)| {
-            row.talk_ms = TalkStats::of(talk);
-            row.within_max_rings_share =
-                (row.answered_incoming > 0).then(|| row.within_max_rings as f64 / row.answered_incoming as f64);
-            row
-        })
-        .collect()
+
+    /// The rows, ordered by key (calls in no group first).
+    pub fn finish(self) -> Vec<StatsRow> {
+        let mut keyed: Vec<(String, Acc)> = self.rows.into_iter().collect();
+        keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        self.no_key
+            .into_iter()
+            .chain(keyed.into_iter().map(|(_, acc)| acc))
+            .map(|Acc { mut row, talk }| {
+                row.talk_ms = TalkStats::of(talk);
+                row.within_max_rings_share =
+                    (row.answered_incoming > 0).then(|| row.within_max_rings as f64 / row.answered_incoming as f64);
+                row
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -275,27 +339,27 @@ mod tests {
         assert_eq!(got, [(Some(500), Some(100)), (None, None), (None, None), (Some(1000), Some(0))]);
     }
 
-    fn call(
-        dir: &str,
-        caller: Option<&str>,
-        callee: Option<&str>,
+    fn call<'a>(
+        dir: &'a str,
+        caller: Option<&'a str>,
+        callee: Option<&'a str>,
         answered: bool,
         rings: u32,
         talk_s: i64,
-    ) -> StatCall {
+    ) -> StatCall<'a> {
         StatCall {
-            direction: dir.into(),
-            caller_ext: caller.map(Into::into),
-            callee_ext: callee.map(Into::into),
-            group: Some("dispatch".into()),
-            day: "2026-03-02".into(),
-            month: "2026-03".into(),
+            direction: dir,
+            caller_ext: caller,
+            callee_ext: callee,
+            group: Some("dispatch"),
+            day: "2026-03-02",
+            month: "2026-03",
             answered,
-            end_reason: if answered { "caller-bye".into() } else { "cancelled".into() },
+            end_reason: if answered { "caller-bye" } else { "cancelled" },
             rings,
             talk_ms: talk_s * 1000,
             cost_fen: None,
-            number: "13800138000".into(),
+            number: "13800138000",
         }
     }
 
@@ -332,12 +396,12 @@ mod tests {
             call("internal", Some("8001"), Some("8002"), false, 1, 0),
         ];
         calls[5].cost_fen = Some(30);
-        calls[6].end_reason = "no-answer".into();
+        calls[6].end_reason = "no-answer";
         let viol = vec![
-            StatViolation { rule: "ANS-1".into(), extension: "8001".into(), ..Default::default() },
-            StatViolation { rule: "ANS-1".into(), extension: "8001".into(), ..Default::default() },
-            StatViolation { rule: "DUR-1".into(), extension: "8001".into(), ..Default::default() },
-            StatViolation { rule: "ANS-3".into(), extension: "8002".into(), ..Default::default() },
+            StatViolation { rule: "ANS-1", extension: "8001", ..Default::default() },
+            StatViolation { rule: "ANS-1", extension: "8001", ..Default::default() },
+            StatViolation { rule: "DUR-1", extension: "8001", ..Default::default() },
+            StatViolation { rule: "ANS-3", extension: "8002", ..Default::default() },
         ];
         let rows = aggregate(StatsBy::Ext, &calls, &viol, &p, None);
         assert_eq!(rows.len(), 2);
@@ -356,7 +420,7 @@ mod tests {
         );
         assert_eq!(r.effective, 4, "all but the 20 s call");
         assert_eq!(r.long_calls, 1, "the 200 s call");
-        assert_eq!(r.violations, BTreeMap::from([("ANS-1".into(), 2), ("DUR-1".into(), 1)]));
+        assert_eq!(r.violations, BTreeMap::from([("ANS-1".to_string(), 2), ("DUR-1".to_string(), 1)]));
         assert_eq!(r.cost_fen, 30);
         let r = &rows[1];
         assert_eq!(r.key.as_deref(), Some("8002"));
@@ -383,7 +447,7 @@ mod tests {
         .unwrap();
         let p = StatsParams::from_config(&cfg);
         let mut personal = call("outbound", Some("8001"), None, true, 0, 45);
-        personal.number = "13912345678".into();
+        personal.number = "13912345678";
         let calls = vec![
             call("inbound", None, Some("8001"), true, 2, 50), // 2 rings > 1: not within; 50 s ≤ 60
             call("internal", Some("8001"), Some("8002"), true, 1, 80), // 80 ≤ 90: not long
