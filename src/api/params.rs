@@ -45,18 +45,7 @@ fn nonempty(s: &Option<String>) -> Option<String> {
 
 /// The first instant of a month ("2026-11") and of the next one, in `tz`.
 pub fn month_range(month: &str, tz: &TimeZone) -> Result<(Ts, Ts), ApiError> {
-    let bad = || ApiError::bad_request(format!("month: {month:?} is not a month YYYY-MM"));
-    let m = month.trim();
-    if m.len() != 7 || m.as_bytes().get(4) != Some(&b'-') {
-        return Err(bad());
-    }
-    let first: jiff::civil::Date = format!("{m}-01").parse().map_err(|_| bad())?;
-    let next = first.checked_add(jiff::Span::new().months(1)).map_err(|_| bad())?;
-    let at = |d: jiff::civil::Date| -> Result<Ts, ApiError> {
-        let z = d.to_zoned_datetime(tz.clone()).map_err(|_| bad())?;
-        Ok(Ts(z.timestamp().as_microsecond()))
-    };
-    Ok((at(first)?, at(next)?))
+    Ok(query::month_range("month", month, tz)?)
 }
 
 impl Filters {
@@ -140,16 +129,10 @@ mod tests {
     }
 
     #[test]
-    fn month_is_whole_local_month() {
-        let (a, b) = month_range("2026-03", &tz()).unwrap();
-        // 2026-03-01 00:00 +08:00 and 2026-04-01 00:00 +08:00.
-        assert_eq!(a, Ts(1_772_294_400_000_000));
-        assert_eq!(b.0 - a.0, 31 * 86_400_000_000);
-        let (a, b) = month_range("2026-12", &tz()).unwrap();
-        assert_eq!(b.0 - a.0, 31 * 86_400_000_000);
-        for bad in ["2026-13", "2026-3", "202603", "2026-03-01", "", "abcd-ef"] {
-            assert!(month_range(bad, &tz()).is_err(), "{bad}");
-        }
+    fn month_errors_name_the_parameter() {
+        let e = month_range("2026-3", &tz()).unwrap_err();
+        assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
+        assert!(e.message.contains("month: \"2026-3\" is not a month YYYY-MM"), "{}", e.message);
     }
 
     #[test]

@@ -26,7 +26,7 @@
 use super::filter::{open_reader, print_json, print_table, usage_error};
 use super::Common;
 use crate::settings::Settings;
-use crate::sink::store::{CallQuery, CallRow, StatsParams};
+use crate::sink::store::{query, CallQuery, CallRow, StatsParams};
 use anyhow::Context;
 use callwarden_core::policy::Policy;
 use serde::Serialize;
@@ -186,7 +186,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(a.common.config.as_deref(), a.common.db.as_deref())?;
     let cfg = &settings.config;
     let reader = open_reader(&settings)?;
-    let (from, to) = match super::register::month_range(&a.month, reader.timezone()) {
+    let (from, to) = match query::month_range("--month", &a.month, reader.timezone()) {
         Ok(r) => r,
         Err(e) => return Ok(usage_error(&e)),
     };

@@ -16,7 +16,7 @@
 use super::filter::{open_reader, usage_error, yuan};
 use super::Common;
 use crate::settings::Settings;
-use crate::sink::store::{query, CallQuery, CallRow, QueryError};
+use crate::sink::store::{query, CallQuery, CallRow};
 use anyhow::Context;
 use std::io::Write;
 use std::path::PathBuf;
@@ -53,24 +53,6 @@ pub struct Args {
     /// Write to this file instead of standard output.
     #[arg(long, short)]
     pub out: Option<PathBuf>,
-}
-
-/// `YYYY-MM` → the half-open range of instants of that month in `tz`.
-pub fn month_range(
-    month: &str,
-    tz: &jiff::tz::TimeZone,
-) -> Result<(callwarden_core::Ts, callwarden_core::Ts), QueryError> {
-    let bad = || QueryError::Time { param: "--month", value: month.to_string() };
-    let b = month.as_bytes();
-    let shape =
-        b.len() == 7 && b.get(4) == Some(&b'-') && b.iter().enumerate().all(|(i, c)| i == 4 || c.is_ascii_digit());
-    if !shape {
-        return Err(bad());
-    }
-    let first = format!("{month}-01");
-    let first_date: jiff::civil::Date = first.parse().map_err(|_| bad())?;
-    let last = first_date.last_of_month().strftime("%Y-%m-%d").to_string();
-    Ok((query::range_start("--month", &first, tz)?, query::range_end("--month", &last, tz)?))
 }
 
 /// The register's rows (without the header) for these calls.
@@ -130,7 +112,7 @@ pub fn write_csv<W: Write>(mut w: W, rows: &[[String; 10]]) -> anyhow::Result<()
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(a.common.config.as_deref(), a.common.db.as_deref())?;
     let reader = open_reader(&settings)?;
-    let (from, to) = match month_range(&a.month, reader.timezone()) {
+    let (from, to) = match query::month_range("--month", &a.month, reader.timezone()) {
         Ok(r) => r,
         Err(e) => return Ok(usage_error(&e)),
     };
@@ -159,21 +141,6 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn month_ranges_in_the_zone() {
-        let tz = jiff::tz::TimeZone::get("Asia/Shanghai").unwrap();
-        let (a, b) = month_range("2026-11", &tz).unwrap();
-        // 2026-11-01 00:00 +08:00 = 2026-10-31T16:00Z; 30 days later.
-        assert_eq!(a, callwarden_core::Ts(1_793_462_400_000_000));
-        assert_eq!(b.0 - a.0, 30 * 86_400_000_000);
-        let (_, feb_end) = month_range("2028-02", &tz).unwrap();
-        let (feb, _) = month_range("2028-02", &tz).unwrap();
-        assert_eq!(feb_end.0 - feb.0, 29 * 86_400_000_000, "leap February");
-        for bad in ["2026-13", "2026-1", "202611", "2026-11-01", "", "abcd-ef"] {
-            assert!(month_range(bad, &tz).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn durations() {

@@ -8,7 +8,7 @@ use super::filter::{dash, open_reader, print_json, print_table, secs, usage_erro
 use super::Common;
 use crate::settings::Settings;
 use crate::sink::store::stats::apply_budgets;
-use crate::sink::store::{StatsBy, StatsParams, StatsRow};
+use crate::sink::store::{query, StatsBy, StatsParams, StatsRow};
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
@@ -32,7 +32,7 @@ pub struct Args {
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(a.common.config.as_deref(), a.common.db.as_deref())?;
     let reader = open_reader(&settings)?;
-    let month = a.month.as_deref().map(|m| super::register::month_range(m, reader.timezone())).transpose();
+    let month = a.month.as_deref().map(|m| query::month_range("--month", m, reader.timezone())).transpose();
     let (by, mut q, month) = match (a.by.parse::<StatsBy>(), a.filter.call_query(reader.timezone()), month) {
         (Ok(by), Ok(q), Ok(m)) => (by, q, m),
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return Ok(usage_error(&e)),

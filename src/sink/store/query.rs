@@ -23,6 +23,8 @@ pub enum QueryError {
     Cursor { param: &'static str, value: String },
     #[error("{param}: {value:?} is not one of ext, group, day, month")]
     By { param: &'static str, value: String },
+    #[error("{param}: {value:?} is not a month YYYY-MM")]
+    Month { param: &'static str, value: String },
 }
 
 /// The start of a range: midnight of a date in `tz`, or an instant.
@@ -34,6 +36,24 @@ pub fn range_start(param: &'static str, value: &str, tz: &TimeZone) -> Result<Ts
 /// included), or an instant.
 pub fn range_end(param: &'static str, value: &str, tz: &TimeZone) -> Result<Ts, QueryError> {
     DateOrInstant::parse(value).and_then(|d| d.end(tz)).ok_or_else(|| QueryError::Time { param, value: value.into() })
+}
+
+/// A month as users type it and the database keeps it (`calls.month`): `YYYY-MM`, four
+/// digits, a dash, two digits, a real month. Returns its first day.
+pub fn parse_month(month: &str) -> Option<jiff::civil::Date> {
+    let b = month.as_bytes();
+    let shape = b.len() == 7 && b[4] == b'-' && b.iter().enumerate().all(|(i, c)| i == 4 || c.is_ascii_digit());
+    shape.then(|| format!("{month}-01").parse().ok()).flatten()
+}
+
+/// A month `YYYY-MM` → [its first midnight, the next month's first midnight) in `tz`: the
+/// same bounds as `--from YYYY-MM-01 --to <its last day>`.
+pub fn month_range(param: &'static str, month: &str, tz: &TimeZone) -> Result<(Ts, Ts), QueryError> {
+    let bad = || QueryError::Month { param, value: month.into() };
+    let first = parse_month(month.trim()).ok_or_else(bad)?;
+    let next = first.checked_add(jiff::Span::new().months(1)).map_err(|_| bad())?;
+    let midnight = |d: jiff::civil::Date| range_start(param, &d.to_string(), tz).map_err(|_| bad());
+    Ok((midnight(first)?, midnight(next)?))
 }
 
 /// A class name as `calls` prints it.
@@ -270,6 +290,35 @@ mod tests {
     }
 
     #[test]
+    fn months_are_whole_local_months() {
+        let tz = shanghai();
+        let (a, b) = month_range("month", "2026-11", &tz).unwrap();
+        // 2026-11-01 00:00 +08:00 = 2026-10-31T16:00Z; 30 days later.
+        assert_eq!(a, Ts(1_793_462_400_000_000));
+        assert_eq!(b.0 - a.0, 30 * 86_400_000_000);
+        let (a, b) = month_range("month", "2026-12", &tz).unwrap();
+        assert_eq!((a, b), (range_start("f", "2026-12-01", &tz).unwrap(), range_end("t", "2026-12-31", &tz).unwrap()));
+        let (a, b) = month_range("month", "2028-02", &tz).unwrap();
+        assert_eq!(b.0 - a.0, 29 * 86_400_000_000, "leap February");
+        // A DST zone: March 2026 in New York is an hour short.
+        let ny = TimeZone::get("America/New_York").unwrap();
+        let (a, b) = month_range("month", "2026-03", &ny).unwrap();
+        assert_eq!(b.0 - a.0, 31 * 86_400_000_000 - 3_600_000_000);
+        for bad in
+            ["2026-13", "2026-00", "2026-1", "202611", "2026-11-01", "", "abcd-ef", "2026-1x", "+026-11", "２０２６-11"]
+        {
+            let e = month_range("--month", bad, &tz).unwrap_err();
+            assert_eq!(e, QueryError::Month { param: "--month", value: bad.into() });
+            assert!(parse_month(bad).is_none(), "{bad}");
+        }
+        assert_eq!(
+            month_range("month", "2026-1", &tz).unwrap_err().to_string(),
+            "month: \"2026-1\" is not a month YYYY-MM"
+        );
+        assert_eq!(parse_month("2026-03").map(|d| d.to_string()), Some("2026-03-01".into()));
+    }
+
+    #[test]
     fn cursors_round_trip() {
         let c = CallCursor { started_us: 1_772_407_800_000_000, call_id: "abc:def@host".into() };
         assert_eq!(c.to_string().parse::<CallCursor>(), Ok(c));
@@ -312,6 +361,7 @@ mod tests {
             }
             let _ = s.parse::<CallCursor>();
             let _ = s.parse::<ViolationCursor>();
+            let _ = month_range("month", &s, &tz);
         }
 
         #[test]
