@@ -117,6 +117,15 @@ fn fmt_secs(ms: i64) -> String {
     format!("{}.{} s", ms / 1000, (ms % 1000).abs() / 100)
 }
 
+/// "1 ring", "0 rings", "4 rings": the count as a supervisor reads it in a violation.
+fn fmt_rings(n: u32) -> String {
+    if n == 1 {
+        "1 ring".into()
+    } else {
+        format!("{n} rings")
+    }
+}
+
 impl RuleBook {
     pub fn compile(cfg: &Config) -> Result<RuleBook, String> {
         let groups = Groups::compile(cfg)?;
@@ -348,8 +357,8 @@ impl RuleBook {
                         rec.ended_at,
                         Some(fen(self.fines.slow_answer)),
                         format!(
-                            "answered after {} rings (ringing {}) > {} allowed in group {gname}",
-                            rec.rings,
+                            "answered after {} (ringing {}) > {} allowed in group {gname}",
+                            fmt_rings(rec.rings),
                             fmt_secs(rec.ring_ms),
                             lim.max_rings
                         ),
@@ -370,7 +379,7 @@ impl RuleBook {
                         &caller_number,
                         rec.ended_at,
                         Some(fen(self.fines.missed)),
-                        format!("not answered ({}{status}) after {} rings", rec.end_reason.as_str(), rec.rings),
+                        format!("not answered ({}{status}) after {}", rec.end_reason.as_str(), fmt_rings(rec.rings)),
                     ));
                 }
             }

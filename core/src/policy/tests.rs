@@ -276,6 +276,11 @@ fn ans_3_missed() {
     let s = start(2, "13912345678", "8301", mon(9, 1));
     let (_, _, end) = call(&mut p, &s, |s| record(s, None, None, EndReason::Busy, Some(486)));
     assert_eq!(rules(&end), ["ANS-3"]);
+    assert_eq!(end[0].detail, "not answered (busy, SIP 486) after 0 rings");
+    let s = start(6, "13912345678", "8301", mon(9, 5));
+    let (_, rec, end) = call(&mut p, &s, |s| record(s, Some(3_000), None, EndReason::Cancelled, Some(487)));
+    assert_eq!(rec.rings, 1);
+    assert_eq!(end[0].detail, "not answered (cancelled, SIP 487) after 1 ring");
     let s = start(3, "13912345678", "8301", mon(9, 2));
     let (_, _, end) = call(&mut p, &s, |s| record(s, None, None, EndReason::Cancelled, Some(487)));
     assert!(end.is_empty());

@@ -19,6 +19,11 @@ pub fn latest() -> u32 {
     MIGRATIONS.last().map_or(0, |m| m.0)
 }
 
+/// The oldest schema a reader (CLI, `serve`) can answer from: every table and column it
+/// reads exists from version 3 on; later migrations only add indexes, so an older database
+/// is read as it is (slower) rather than refused until a writer opens it once.
+pub const OLDEST_READABLE: u32 = 3;
+
 #[derive(Debug, thiserror::Error)]
 pub enum MigrationError {
     #[error(

@@ -244,15 +244,26 @@ impl Reader {
         if version == 0 {
             bail!("not a callwarden database (schema version 0)");
         }
-        if version != migrations::latest() {
+        if version < migrations::OLDEST_READABLE {
             bail!(
-                "the database is at schema version {version} and this build reads version {}: {}",
-                migrations::latest(),
-                if version < migrations::latest() {
-                    "replay a file into it (or start `run`) once to upgrade it"
-                } else {
-                    "use a newer callwarden"
-                }
+                "the database is at schema version {version} and this build reads versions {} to {}: replay a \
+                 file into it (or start `run`) once to upgrade it",
+                migrations::OLDEST_READABLE,
+                migrations::latest()
+            );
+        }
+        if version > migrations::latest() {
+            bail!(
+                "the database is at schema version {version}, newer than this build reads ({}): use a newer callwarden",
+                migrations::latest()
+            );
+        }
+        if version < migrations::latest() {
+            tracing::warn!(
+                version,
+                latest = migrations::latest(),
+                "reading a database at an older schema: answers are the same, some are slower until `replay` or `run` \
+                 opens it once and adds the newer indexes"
             );
         }
         let zone: Option<String> =

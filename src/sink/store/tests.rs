@@ -623,3 +623,26 @@ fn stats_streamed_equal_stats_of_full_rows() {
         assert_eq!(long, if personal.is_empty() { 2 } else { 3 }, "personal {personal:?}");
     }
 }
+
+/// A database one index behind (version 3, before 0004's stats index) is read, with the
+/// same answers; one without the tables readers need, or from a newer build, is refused.
+#[test]
+fn older_schema_is_read_and_too_old_or_too_new_refused() {
+    let (_d, path) = db();
+    sample(&path);
+    let p = StatsParams::default();
+    let want = reader(&path).stats(StatsBy::Ext, &CallQuery::default(), &p).unwrap();
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch("DROP INDEX calls_stats_cover").unwrap();
+    conn.pragma_update(None, "user_version", 3).unwrap();
+    let r = reader(&path);
+    assert_eq!(r.stats(StatsBy::Ext, &CallQuery::default(), &p).unwrap(), want);
+    assert_eq!(r.calls(&CallQuery::default()).unwrap().len(), 6);
+    drop(r);
+    conn.pragma_update(None, "user_version", 2).unwrap();
+    let e = format!("{:#}", Reader::open(&path).err().unwrap());
+    assert!(e.contains("schema version 2") && e.contains("upgrade it"), "{e}");
+    conn.pragma_update(None, "user_version", migrations::latest() + 1).unwrap();
+    let e = format!("{:#}", Reader::open(&path).err().unwrap());
+    assert!(e.contains("use a newer callwarden"), "{e}");
+}
