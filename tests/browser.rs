@@ -261,6 +261,50 @@ async fn the_page_in_headless_chromium() {
     assert_eq!(prow["who"], "admin-1", "{plog}");
     assert_eq!(prow["recording_id"], "00000000000000b1");
 
+    // 5b. The long-distance register tab, and with it the month's call-back figures
+    //     (STA-3): the table shows what /api/callbacks answers, group by group.
+    let first = get_json(&client(), &srv.url("/api/calls?limit=1"), ADMIN).await;
+    let month = first["calls"][0]["started_at"].as_str().unwrap()[..7].to_string();
+    click(&b, "button[data-tab=register]").await;
+    js(&b, &format!("document.querySelector('#register-filter [name=month]').value = '{month}'; return null;")).await;
+    click(&b, "#register-filter button[type=submit]").await;
+    let cb = get_json(&client(), &srv.url(&format!("/api/callbacks?month={month}")), ADMIN).await;
+    let groups = cb["groups"].as_array().unwrap();
+    assert!(groups.iter().any(|g| g["made"].as_u64() > Some(0)), "the fixture has outbound calls in a group: {cb}");
+    let want: Vec<Vec<String>> = groups
+        .iter()
+        .map(|g| {
+            let rate = g["answered_rate"].as_f64().map_or("–".to_string(), |r| format!("{:.1}%", r * 100.0));
+            vec![
+                g["group"].as_str().unwrap().to_string(),
+                g["made"].to_string(),
+                g["numbers"].to_string(),
+                g["answered"].to_string(),
+                rate,
+                g["effective"].to_string(),
+                // As JavaScript prints a number: 30.0 → "30", 2.5 → "2.5".
+                g["effective_min_talk_s"].as_f64().map(|s| format!("{s}")).unwrap(),
+            ]
+        })
+        .collect();
+    wait_js(
+        &b,
+        &format!("document.querySelectorAll('#callbacks-table tbody tr').length === {}", want.len()),
+        10,
+        "the call-back figures",
+    )
+    .await;
+    let shown: Vec<Vec<String>> = serde_json::from_value(
+        js(
+            &b,
+            "return [...document.querySelectorAll('#callbacks-table tbody tr')].map(r => [...r.cells].map(c => c.textContent));",
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(shown, want, "the page shows the API's call-back figures");
+    screenshot(&b, "06b-register-callbacks").await;
+
     // 6. The language switch.
     b.find(Locator::Id("lang")).await.unwrap().select_by_value("zh").await.unwrap();
     wait_js(&b, "document.querySelector('button[data-tab=calls]').textContent === '通话记录'", 5, "Chinese labels")

@@ -208,3 +208,52 @@ fn sta_3_bad_usage_and_bad_plan() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("plan.txt: line 2: not a telephone number"), "{err}");
 }
+
+/// The page's view: `GET /api/callbacks` from the real server over the same database gives
+/// exactly the CLI's JSON (all groups, one group, an empty month); bad questions are 400s
+/// that name the parameter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sta_3_api_equals_cli() {
+    let site = Site::new();
+    let settings =
+        callwarden::settings::Settings::load(Some(&site.dir.path().join("cw.toml")), None).expect("settings");
+    let state = callwarden::api::AppState::new(site.dir.path().join("cw.db"), &settings).expect("api state");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(callwarden::api::serve(listener, state, async move {
+        let _ = stopped.await;
+    }));
+    let c = reqwest::Client::builder().no_proxy().build().expect("client");
+    let get = |q: &str| {
+        let url = format!("http://{addr}/api/callbacks?{q}");
+        let c = c.clone();
+        async move {
+            let res = c.get(url).send().await.expect("request");
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.expect("json"))
+        }
+    };
+    for (q, args) in [
+        ("month=2026-11", vec!["callbacks", "--month", "2026-11", "--json"]),
+        ("month=2026-11&group=sales", vec!["callbacks", "--month", "2026-11", "--group", "sales", "--json"]),
+        ("month=2026-10", vec!["callbacks", "--month", "2026-10", "--json"]),
+    ] {
+        let (status, api) = get(q).await;
+        assert_eq!(status, 200, "{q}: {api}");
+        assert_eq!(api, site.json(&args), "{q}");
+    }
+    let (_, all) = get("month=2026-11").await;
+    assert_eq!(figures(group(&all, "sales")), (3, 3, 2, 1));
+    for (q, says) in [
+        ("month=2026-13", "month: \"2026-13\" is not a month YYYY-MM"),
+        ("month=2026-11&group=nobody", "group: \"nobody\" is not a [[group]] of the config"),
+        ("", "month: required"),
+    ] {
+        let (status, err) = get(q).await;
+        assert_eq!(status, 400, "{q}: {err}");
+        assert!(err["error"].as_str().is_some_and(|e| e.contains(says)), "{q}: {err}");
+    }
+    let _ = stop.send(());
+    server.await.expect("server task").expect("server");
+}

@@ -3,7 +3,7 @@
 //! `callwarden serve` (over an existing database, no capture).
 //!
 //! Owns: routing (`router`), access (`auth`: bearer tokens or the page's cookie, roles),
-//! one file per resource (`calls`, `stats`, `violations`, `register`, `recordings`,
+//! one file per resource (`calls`, `stats`, `violations`, `register`, `callbacks`, `recordings`,
 //! `playback`, `approvals`, `policy_check`), live events (`events`: the `EventsSink` and SSE),
 //! CSV (`csv_out`), the OpenAPI document (`openapi`) and the embedded page (`web`).
 //! May use: the store's reader and query types, core's policy and config, tokio/axum.
@@ -16,6 +16,7 @@
 
 mod approvals;
 mod auth;
+mod callbacks;
 mod calls;
 mod csv_out;
 mod events;
@@ -393,6 +394,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/stats", get(stats::get_stats))
         .route("/api/violations", get(violations::list))
         .route("/api/register", get(register::get_register))
+        .route("/api/callbacks", get(callbacks::get_callbacks))
         .route("/api/policy/check", get(policy_check::check))
         .route("/api/events", get(events::sse))
         .route("/api/live", get(events::live))

@@ -129,6 +129,15 @@ pub fn spec() -> Value {
     paths.insert("/api/register".to_string(), json!(get("the long-distance register (OUT-3)", "supervisor",
                 with(with(filters(), fmt), vec![param("lang", "zh: Chinese CSV column names")]),
                 "{rows: [{user, callee, dialled, start, end, answered, talk_ms, class, cost_fen, group, call_id, matter, outcome}]}; CSV with format=csv")));
+    paths.insert(
+        "/api/callbacks".to_string(),
+        json!(get(
+            "the monthly call-back report (STA-3) per group, as `callwarden callbacks --json`",
+            "supervisor",
+            vec![param("month", "YYYY-MM (required)"), param("group", "one [[group]] (default: all)")],
+            "{month, groups: [{group, made, numbers, answered, answered_rate, effective, effective_min_talk_s}]}"
+        )),
+    );
     paths.insert("/api/policy/check".to_string(), json!(get("may this extension dial this number, which class, which rule", "supervisor",
                 vec![param("from", "the calling extension (required)"), param("to", "the number as dialled (required)"), param("at", "an RFC 3339 instant (default: now)")],
                 "{from, to, at, number, class, group, allowed, violations: [{rule, kind, fine_fen, detail}], stored_approvals}")));

@@ -60,7 +60,7 @@ pub fn open_reader(settings: &Settings) -> anyhow::Result<Reader> {
 }
 
 /// A bad filter value is bad usage: say which and exit 2.
-pub fn usage_error(e: &QueryError) -> ExitCode {
+pub fn usage_error(e: &impl std::fmt::Display) -> ExitCode {
     eprintln!("callwarden: {e}");
     ExitCode::from(2)
 }

@@ -32,6 +32,8 @@ const I18N = {
     'player.logged': 'Every playback is written to the playback log with your name.',
     'sample.title': 'Monthly spot check', 'sample.n': 'How many', 'sample.go': 'Draw',
     'sample.info': '{n} of {total} recordings drawn, seed {seed} (the same seed draws the same sample)',
+    'cb.title': 'Call-backs this month (STA-3)', 'cb.made': 'Calls made', 'cb.numbers': 'Numbers called',
+    'cb.answered': 'Answered', 'cb.rate': 'Answered %', 'cb.effective': 'Effective', 'cb.min': 'Effective from (s)',
     'log.title': 'Playback log', 'reg.user': 'User', 'reg.matter': 'Matter', 'reg.outcome': 'Outcome',
     'appr.approver': 'Approver', 'appr.note': 'Note', 'appr.add': 'Add', 'appr.revoked': 'Revoked', 'appr.revoke': 'Revoke',
     'state.trying': 'calling', 'state.ringing': 'ringing', 'state.answered': 'talking',
@@ -66,6 +68,8 @@ const I18N = {
     'player.logged': '每次播放都会以您的名义记入播放日志。',
     'sample.title': '每月抽查', 'sample.n': '数量', 'sample.go': '抽取',
     'sample.info': '从 {total} 条录音中抽取 {n} 条，种子 {seed}（同一种子抽取结果相同）',
+    'cb.title': '本月回访统计（STA-3）', 'cb.made': '拨出次数', 'cb.numbers': '回访号码数',
+    'cb.answered': '接通次数', 'cb.rate': '接通率', 'cb.effective': '有效通话', 'cb.min': '有效通话标准(秒)',
     'log.title': '播放日志', 'reg.user': '使用人', 'reg.matter': '事由', 'reg.outcome': '结果',
     'appr.approver': '批准人', 'appr.note': '备注', 'appr.add': '添加', 'appr.revoked': '已撤销', 'appr.revoke': '撤销',
     'state.trying': '呼叫中', 'state.ringing': '振铃中', 'state.answered': '通话中',
@@ -559,7 +563,12 @@ async function loadRegister() {
   const form = $('#register-filter');
   if (!form.month.value) form.month.value = new Date().toISOString().slice(0, 7);
   const p = query(form);
-  const doc = await api('/api/register?' + p);
+  const month = new URLSearchParams(p).get('month');
+  const [doc, cb] = await Promise.all([api('/api/register?' + p), api('/api/callbacks?month=' + encodeURIComponent(month))]);
+  const rate = (x) => (x === null ? '–' : (x * 100).toFixed(1) + '%');
+  $('#callbacks-table tbody').replaceChildren(...cb.groups.map((g) => el('tr', null,
+    el('td', null, g.group), el('td', null, String(g.made)), el('td', null, String(g.numbers)), el('td', null, String(g.answered)),
+    el('td', null, rate(g.answered_rate)), el('td', null, String(g.effective)), el('td', null, String(g.effective_min_talk_s)))));
   $('#register-table tbody').replaceChildren(...doc.rows.map((r) => el('tr', null,
     el('td', null, r.user), el('td', null, r.callee), el('td', null, hhmm(r.start)), el('td', null, hhmm(r.end)),
     el('td', null, secs(r.talk_ms)), el('td', null, r.class), el('td', null, yuan(r.cost_fen)), el('td', null, ''), el('td', null, ''))));

@@ -12,6 +12,7 @@
 //! written after retries is counted and reported by `StoreWriter::close`.
 
 pub mod approvals;
+pub mod callbacks;
 pub mod migrations;
 pub mod query;
 pub mod reader;

@@ -1,0 +1,33 @@
+//! `GET /api/callbacks?month=YYYY-MM[&group=G]`: the monthly call-back report (STA-3) as
+//! `callwarden callbacks --json` prints it (`{month, groups: [...]}`, figures defined in
+//! `store::callbacks`), without a plan: a plan is a file the CLI reads, and no request
+//! reaches the file system. Role: supervisor.
+
+use super::{ApiError, AppState};
+use crate::sink::store::callbacks::{self, Report, ReportError};
+use axum::extract::{Query, State};
+use axum::Json;
+use serde::Deserialize;
+
+#[derive(Deserialize, Default)]
+pub struct Params {
+    month: Option<String>,
+    group: Option<String>,
+}
+
+pub async fn get_callbacks(State(state): State<AppState>, Query(p): Query<Params>) -> Result<Json<Report>, ApiError> {
+    let month =
+        p.month.filter(|m| !m.trim().is_empty()).ok_or_else(|| ApiError::bad_request("month: required, YYYY-MM"))?;
+    let group = p.group.filter(|g| !g.trim().is_empty());
+    let report = state
+        .with_db(move |db, cfg| {
+            callbacks::report(&db.reader, &cfg.config, &month, group.as_deref(), None, ("month", "group")).map_err(
+                |e| match e {
+                    ReportError::Db(e) => ApiError::any(e),
+                    e => ApiError::bad_request(e.to_string()),
+                },
+            )
+        })
+        .await?;
+    Ok(Json(report))
+}
