@@ -185,7 +185,8 @@ impl Finished {
     }
 }
 
-fn join_pts(pts: &[u8]) -> Option<String> {
+/// Payload types as stored in `undecodable`: "18,98", or NULL when there are none.
+pub fn join_pts(pts: &[u8]) -> Option<String> {
     (!pts.is_empty()).then(|| pts.iter().map(u8::to_string).collect::<Vec<_>>().join(","))
 }
 
