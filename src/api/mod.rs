@@ -69,8 +69,8 @@ pub(crate) struct ApiConfig {
     pub recordings_dir: PathBuf,
 }
 
-/// A reader of the store and a plain read-only connection (for the queries that take a
-/// connection rather than a `Reader`: approvals, and a call's recording id).
+/// A reader of the store and a plain read-only connection (for the approvals' queries,
+/// which take a connection rather than a `Reader`).
 pub(crate) struct Db {
     pub reader: Reader,
     pub conn: Connection,
