@@ -13,7 +13,6 @@ use crate::sink::store::{CallQuery, CallRow};
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use rusqlite::OptionalExtension;
 use serde::Serialize;
 
 /// Rows read per store query while exporting.
@@ -141,27 +140,18 @@ fn export(db: &Db, mut q: CallQuery, limit: Option<usize>, mut sink: CsvSink) ->
     Ok(())
 }
 
-/// The recording of a call, if the recorder made one: (id, status).
-pub fn recording_of(db: &Db, call_id: &str, started_us: i64) -> Result<Option<(String, String)>, ApiError> {
-    Ok(db
-        .conn
-        .prepare_cached("SELECT id, status FROM recordings WHERE call_id = ? AND call_started_us = ?")?
-        .query_row(rusqlite::params![call_id, started_us], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?)
-}
-
 pub async fn detail(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let doc = state
         .with_db(move |db, _| {
             let Some(d) = db.reader.call(&id).map_err(ApiError::any)? else {
                 return Err(ApiError::not_found(format!("no call with Call-ID {id:?}")));
             };
-            let rec = recording_of(db, &d.call.call_id, d.call.started_us)?;
+            let rec = db.reader.recording_of_call(&d.call.call_id, d.call.started_us).map_err(ApiError::any)?;
             let mut v = serde_json::to_value(&d).map_err(|e| ApiError::internal(e.to_string()))?;
             if let Some(o) = v.as_object_mut() {
                 // The recording's id is the text id of the recordings table.
-                o.insert("recording".into(), rec.as_ref().map(|r| r.0.clone()).into());
-                o.insert("recording_status".into(), rec.map(|r| r.1).into());
+                o.insert("recording".into(), rec.as_ref().map(|r| r.id.clone()).into());
+                o.insert("recording_status".into(), rec.map(|r| r.status).into());
             }
             Ok(v)
         })

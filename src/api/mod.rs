@@ -70,8 +70,8 @@ pub(crate) struct ApiConfig {
     pub recordings_dir: PathBuf,
 }
 
-/// A reader of the store and a plain read-only connection (for the tables the store's
-/// reader has no queries for: recordings, playback log, approvals).
+/// A reader of the store and a plain read-only connection (for the approvals' queries,
+/// which take a connection rather than a `Reader`).
 pub(crate) struct Db {
     pub reader: Reader,
     pub conn: Connection,

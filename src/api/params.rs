@@ -39,7 +39,7 @@ pub struct Paging {
 }
 
 /// Empty strings (an empty search box) mean "no filter".
-fn nonempty(s: &Option<String>) -> Option<String> {
+pub fn nonempty(s: &Option<String>) -> Option<String> {
     s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)
 }
 
@@ -48,16 +48,27 @@ pub fn month_range(month: &str, tz: &TimeZone) -> Result<(Ts, Ts), ApiError> {
     Ok(query::month_range("month", month, tz)?)
 }
 
+/// The instants `from` (inclusive) and `to` (exclusive) of the `from`, `to` and `month`
+/// parameters; a month with `from` or `to` is their intersection.
+pub fn time_range(
+    from: &Option<String>,
+    to: &Option<String>,
+    month: &Option<String>,
+    tz: &TimeZone,
+) -> Result<(Option<Ts>, Option<Ts>), ApiError> {
+    let mut start = nonempty(from).map(|s| query::range_start("from", &s, tz)).transpose()?;
+    let mut end = nonempty(to).map(|s| query::range_end("to", &s, tz)).transpose()?;
+    if let Some(m) = nonempty(month) {
+        let (a, b) = month_range(&m, tz)?;
+        start = Some(start.map_or(a, |f| f.max(a)));
+        end = Some(end.map_or(b, |t| t.min(b)));
+    }
+    Ok((start, end))
+}
+
 impl Filters {
     pub fn call_query(&self, tz: &TimeZone) -> Result<CallQuery, ApiError> {
-        let mut from = nonempty(&self.from).map(|s| query::range_start("from", &s, tz)).transpose()?;
-        let mut to = nonempty(&self.to).map(|s| query::range_end("to", &s, tz)).transpose()?;
-        if let Some(m) = nonempty(&self.month) {
-            let (a, b) = month_range(&m, tz)?;
-            // Both given: the intersection.
-            from = Some(from.map_or(a, |f| f.max(a)));
-            to = Some(to.map_or(b, |t| t.min(b)));
-        }
+        let (from, to) = time_range(&self.from, &self.to, &self.month, tz)?;
         let direction = nonempty(&self.direction);
         if let Some(d) = &direction {
             if !matches!(d.as_str(), "inbound" | "outbound" | "internal" | "transit") {

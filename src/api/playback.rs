@@ -9,17 +9,19 @@
 //! further fetches of the same recording by the same token into it while they keep coming
 //! less than `WINDOW` apart (a sliding window). A fetch after a pause of `WINDOW` or more
 //! is a new playback and a new row. HEAD requests fetch no audio and are not logged.
+//! May use: the store's `log_playback` and `Reader::playback_log` (it owns the window, no
+//! SQL), the API's writer connection and clock.
 //! Invariant: the row is committed before the first byte is served; when it cannot be
 //! written the audio is refused (503), so nothing is heard that the log does not show.
 
-use super::params::Paging;
+use super::params::{nonempty, Paging};
 use super::{now_us, ApiError, AppState};
 use crate::sink::store::query;
-use crate::sink::store::reader::format_ts;
+use crate::sink::store::recordings::{self as rows, PlaybackAction, PlaybackEntry, PlaybackQuery, Via};
 use axum::extract::{Query, State};
 use axum::Json;
-use rusqlite::types::Value;
-use serde::{Deserialize, Serialize};
+use callwarden_core::Ts;
+use serde::Deserialize;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -50,31 +52,23 @@ impl Dedup {
     }
 }
 
-/// Write one row of the playback log.
-pub async fn log(state: &AppState, who: &str, recording: &str, action: &str, detail: &str) -> Result<(), ApiError> {
-    let (who, recording, action, detail) =
-        (who.to_string(), recording.to_string(), action.to_string(), detail.to_string());
+/// Write one row of the playback log (`via` = "api", `who` = the token's name).
+pub async fn log(
+    state: &AppState,
+    who: &str,
+    recording: &str,
+    action: PlaybackAction,
+    detail: &str,
+) -> Result<(), ApiError> {
+    let (who, recording_id, detail) = (who.to_string(), recording.to_string(), detail.to_string());
     state
         .with_writer(move |conn| {
-            conn.execute(
-                "INSERT INTO playback_log (at_us, who, recording_id, action, via, detail) VALUES (?, ?, ?, ?, 'api', ?)",
-                rusqlite::params![now_us(), who, recording, action, detail],
-            )
-            .map_err(|e| ApiError::unavailable(format!("the playback log cannot be written: {e}")))?;
+            let entry = PlaybackEntry { at: Ts(now_us()), who, recording_id, action, via: Via::Api, detail };
+            rows::log_playback(conn, &entry)
+                .map_err(|e| ApiError::unavailable(format!("the playback log cannot be written: {e}")))?;
             Ok(())
         })
         .await
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct PlaybackRow {
-    pub id: i64,
-    pub at: String,
-    pub who: String,
-    pub recording_id: String,
-    pub action: String,
-    pub via: String,
-    pub detail: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -92,52 +86,23 @@ pub async fn list(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let cfg = state.config();
     let limit = p.limit()?;
-    let mut clauses: Vec<&str> = Vec::new();
-    let mut params: Vec<Value> = Vec::new();
-    let set = |s: &Option<String>| s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
-    if let Some(r) = set(&f.recording) {
-        clauses.push("recording_id = ?");
-        params.push(Value::Text(r));
-    }
-    if let Some(w) = set(&f.who) {
-        clauses.push("who = ?");
-        params.push(Value::Text(w));
-    }
-    if let Some(s) = set(&f.from) {
-        clauses.push("at_us >= ?");
-        params.push(Value::Integer(query::range_start("from", &s, &cfg.tz)?.as_micros()));
-    }
-    if let Some(s) = set(&f.to) {
-        clauses.push("at_us < ?");
-        params.push(Value::Integer(query::range_end("to", &s, &cfg.tz)?.as_micros()));
-    }
-    if let Some(a) = p.after() {
-        let id: i64 = a.parse().map_err(|_| ApiError::bad_request(format!("after: {a:?} is not a log id")))?;
-        clauses.push("id < ?");
-        params.push(Value::Integer(id));
-    }
-    let wh = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
-    let sql = format!(
-        "SELECT id, at_us, who, recording_id, action, via, detail FROM playback_log {wh} ORDER BY id DESC LIMIT ?"
-    );
-    params.push(Value::Integer(i64::try_from(limit + 1).unwrap_or(i64::MAX)));
-    let mut rows = state
-        .with_db(move |db, cfg| {
-            let mut stmt = db.conn.prepare(&sql)?;
-            let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| {
-                Ok(PlaybackRow {
-                    id: r.get(0)?,
-                    at: format_ts(r.get(1)?, &cfg.tz),
-                    who: r.get(2)?,
-                    recording_id: r.get(3)?,
-                    action: r.get(4)?,
-                    via: r.get(5)?,
-                    detail: r.get(6)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-        .await?;
+    let from = nonempty(&f.from).map(|s| query::range_start("from", &s, &cfg.tz)).transpose()?;
+    let to = nonempty(&f.to).map(|s| query::range_end("to", &s, &cfg.tz)).transpose()?;
+    let before_id = p
+        .after()
+        .map(|a| a.parse().map_err(|_| ApiError::bad_request(format!("after: {a:?} is not a log id"))))
+        .transpose()?;
+    let q = PlaybackQuery {
+        from,
+        to,
+        who: nonempty(&f.who),
+        recording: nonempty(&f.recording),
+        // One more than asked: whether there is a next page.
+        limit: Some(limit + 1),
+        newest_first: true,
+        before_id,
+    };
+    let mut rows = state.with_db(move |db, _| db.reader.playback_log(&q).map_err(ApiError::any)).await?;
     let next = if rows.len() > limit {
         rows.truncate(limit);
         rows.last().map(|r| r.id.to_string())

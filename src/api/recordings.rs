@@ -7,9 +7,12 @@
 //! sample of a month's recordings of a group, the same draw as `callwarden recordings
 //! sample`, each drawn recording logged as `sample`).
 //!
-//! Reads the `recordings` table directly, with the columns the page shows (the store's
-//! `Reader::recordings` serves the CLI). Audio is served only after the file's SHA-256 is
-//! checked against the one stored when it was sealed.
+//! May use: the store's `Reader` queries of recordings and the playback log (those the
+//! CLI uses, with `group` and `number` on the recording's own columns), the recorder's
+//! `sample` draw and `maintain::check_hash`, tower-http's `ServeFile`. It owns no SQL:
+//! it turns parameters into the store's queries and the store's rows into the page's
+//! `Recording`. Audio is served only after the file's SHA-256 is checked against the one
+//! stored when it was sealed.
 //! Invariants: the only way from a request to a file is an id found in the database: the
 //! stored relative path is joined to `[recordings].dir`, canonicalised, and must still be
 //! inside the canonical recordings folder and be a regular file; Range handling is
@@ -17,25 +20,28 @@
 //! the file's; the playback log row is written before the response (see `playback`).
 
 use super::auth::Principal;
-use super::params::{month_range, Paging};
+use super::params::{month_range, nonempty, time_range, Paging};
 use super::playback;
-use super::{ApiError, AppState, Db};
+use super::{ApiError, AppState};
+use crate::sink::recorder::maintain::{self, FileCheck};
 use crate::sink::recorder::sample;
-use crate::sink::store::query;
-use crate::sink::store::reader::format_ts;
+use crate::sink::store::recordings::{
+    self as rows, PlaybackAction, PlaybackQuery, RecordingCursor, RecordingQuery, RecordingStatus,
+};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderValue, Method};
 use axum::response::Response;
 use axum::{Extension, Json};
-use rusqlite::types::Value;
-use rusqlite::OptionalExtension;
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Instant;
 use tower::ServiceExt;
 
+/// A recording as the API shows it: the columns the page and scripts read, under these
+/// names (the store's row has more, and keeps `undecodable` as a list).
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct RecordingRow {
+pub struct Recording {
     pub id: String,
     pub call_id: String,
     pub call_started_at: String,
@@ -43,47 +49,46 @@ pub struct RecordingRow {
     pub callee: String,
     pub dialled: String,
     pub group: Option<String>,
-    /// recording | complete | repaired | expired | missing
+    /// recording | complete | repaired | expired | missing | empty
     pub status: String,
-    pub sample_rate: Option<i64>,
-    pub channels: i64,
+    pub sample_rate: Option<u32>,
+    pub channels: u32,
     pub duration_ms: i64,
     pub bytes: i64,
     pub sha256: Option<String>,
     pub ended_at: Option<String>,
     pub dtmf: String,
+    /// The payload types that could not be decoded as stored, "18,98"; null when none.
     pub undecodable: Option<String>,
-    pub retention_days: i64,
-    #[serde(skip)]
-    pub started_us: i64,
+    pub retention_days: u32,
 }
 
-const COLUMNS: &str = "r.id, r.call_id, r.call_started_us, r.caller, r.callee, r.dialled, r.group_name, r.status, \
-     r.sample_rate, r.channels, r.duration_ms, r.bytes, r.sha256, r.ended_us, r.dtmf, r.undecodable, r.retention_days";
-
-fn row(r: &rusqlite::Row<'_>, tz: &jiff::tz::TimeZone) -> rusqlite::Result<RecordingRow> {
-    let started_us: i64 = r.get(2)?;
-    Ok(RecordingRow {
-        id: r.get(0)?,
-        call_id: r.get(1)?,
-        call_started_at: format_ts(started_us, tz),
-        started_us,
-        caller: r.get(3)?,
-        callee: r.get(4)?,
-        dialled: r.get(5)?,
-        group: r.get(6)?,
-        status: r.get(7)?,
-        sample_rate: r.get(8)?,
-        channels: r.get(9)?,
-        duration_ms: r.get(10)?,
-        bytes: r.get(11)?,
-        sha256: r.get(12)?,
-        ended_at: r.get::<_, Option<i64>>(13)?.map(|us| format_ts(us, tz)),
-        dtmf: r.get(14)?,
-        undecodable: r.get(15)?,
-        retention_days: r.get(16)?,
-    })
+impl From<rows::RecordingRow> for Recording {
+    fn from(r: rows::RecordingRow) -> Recording {
+        Recording {
+            undecodable: rows::join_pts(&r.undecodable),
+            id: r.id,
+            call_id: r.call_id,
+            call_started_at: r.call_started_at,
+            caller: r.caller,
+            callee: r.callee,
+            dialled: r.dialled,
+            group: r.group,
+            status: r.status,
+            sample_rate: r.sample_rate,
+            channels: r.channels,
+            duration_ms: r.duration_ms,
+            bytes: r.bytes,
+            sha256: r.sha256,
+            ended_at: r.ended_at,
+            dtmf: r.dtmf,
+            retention_days: r.retention_days,
+        }
+    }
 }
+
+/// How many playback-log lines a recording's own page shows (the newest).
+const DETAIL_LOG: usize = 200;
 
 #[derive(Deserialize, Default)]
 pub struct RecFilters {
@@ -94,10 +99,6 @@ pub struct RecFilters {
     group: Option<String>,
     number: Option<String>,
     status: Option<String>,
-}
-
-fn set(s: &Option<String>) -> Option<String> {
-    s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)
 }
 
 /// A recording id as the core makes them (16 hex digits); anything else is not looked up.
@@ -116,66 +117,46 @@ pub async fn list(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let cfg = state.config();
     let limit = p.limit()?;
-    let mut clauses: Vec<String> = Vec::new();
-    let mut params: Vec<Value> = Vec::new();
-    if let Some(s) = set(&f.from) {
-        clauses.push("r.call_started_us >= ?".into());
-        params.push(Value::Integer(query::range_start("from", &s, &cfg.tz)?.as_micros()));
-    }
-    if let Some(s) = set(&f.to) {
-        clauses.push("r.call_started_us < ?".into());
-        params.push(Value::Integer(query::range_end("to", &s, &cfg.tz)?.as_micros()));
-    }
-    if let Some(m) = set(&f.month) {
-        let (a, b) = month_range(&m, &cfg.tz)?;
-        clauses.push("r.call_started_us >= ? AND r.call_started_us < ?".into());
-        params.extend([Value::Integer(a.as_micros()), Value::Integer(b.as_micros())]);
-    }
-    if let Some(e) = set(&f.ext) {
-        clauses.push("(r.caller = ? OR r.callee = ?)".into());
-        params.extend([Value::Text(e.clone()), Value::Text(e)]);
-    }
-    if let Some(g) = set(&f.group) {
-        clauses.push("r.group_name = ?".into());
-        params.push(Value::Text(g));
-    }
-    if let Some(n) = set(&f.number) {
-        clauses.push("(instr(r.dialled, ?) > 0 OR instr(r.callee, ?) > 0 OR instr(r.caller, ?) > 0)".into());
-        params.extend([Value::Text(n.clone()), Value::Text(n.clone()), Value::Text(n)]);
-    }
-    if let Some(s) = set(&f.status) {
-        clauses.push("r.status = ?".into());
-        params.push(Value::Text(s));
-    }
-    if let Some(a) = p.after() {
-        let bad = || ApiError::bad_request(format!("after: {a:?} is not a cursor"));
-        let (us, id) = a.split_once(':').ok_or_else(bad)?;
-        let us: i64 = us.parse().map_err(|_| bad())?;
-        clauses.push("(r.call_started_us, r.id) < (?, ?)".into());
-        params.extend([Value::Integer(us), Value::Text(id.to_string())]);
-    }
-    let wh = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
-    let sql = format!("SELECT {COLUMNS} FROM recordings r {wh} ORDER BY r.call_started_us DESC, r.id DESC LIMIT ?");
-    params.push(Value::Integer(i64::try_from(limit + 1).unwrap_or(i64::MAX)));
-    let mut rows = state
-        .with_db(move |db, cfg| {
-            let mut stmt = db.conn.prepare(&sql)?;
-            let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| row(r, &cfg.tz))?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    let (from, to) = time_range(&f.from, &f.to, &f.month, &cfg.tz)?;
+    let after = p
+        .after()
+        .map(|a| {
+            let bad = || ApiError::bad_request(format!("after: {a:?} is not a cursor"));
+            let (us, id) = a.split_once(':').ok_or_else(bad)?;
+            Ok::<_, ApiError>(RecordingCursor { started_us: us.parse().map_err(|_| bad())?, id: id.to_string() })
         })
-        .await?;
+        .transpose()?;
+    let status = match nonempty(&f.status) {
+        None => None,
+        Some(s) => match RecordingStatus::parse(&s) {
+            Some(st) => Some(st),
+            // No row the recorder writes has it: the empty page the filter always gave.
+            None => return Ok(Json(serde_json::json!({ "recordings": [], "next": null }))),
+        },
+    };
+    let q = RecordingQuery {
+        from,
+        to,
+        ext: nonempty(&f.ext),
+        group: nonempty(&f.group),
+        number: nonempty(&f.number),
+        status,
+        // One more than asked: whether there is a next page.
+        limit: Some(limit + 1),
+        after,
+        newest_first: true,
+        own_columns: true,
+        ..RecordingQuery::default()
+    };
+    let mut rows = state.with_db(move |db, _| db.reader.recordings(&q).map_err(ApiError::any)).await?;
     let next = if rows.len() > limit {
         rows.truncate(limit);
-        rows.last().map(|r| format!("{}:{}", r.started_us, r.id))
+        rows.last().map(|r| format!("{}:{}", r.call_started_us, r.id))
     } else {
         None
     };
+    let rows: Vec<Recording> = rows.into_iter().map(Recording::from).collect();
     Ok(Json(serde_json::json!({ "recordings": rows, "next": next })))
-}
-
-fn find(db: &Db, id: &str, tz: &jiff::tz::TimeZone) -> Result<Option<(RecordingRow, String)>, ApiError> {
-    let sql = format!("SELECT {COLUMNS}, r.path FROM recordings r WHERE r.id = ?");
-    Ok(db.conn.prepare_cached(&sql)?.query_row([id], |r| Ok((row(r, tz)?, r.get::<_, String>(17)?))).optional()?)
 }
 
 pub async fn detail(
@@ -184,26 +165,29 @@ pub async fn detail(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     valid_id(&id)?;
     let doc = state
-        .with_db(move |db, cfg| {
-            let Some((rec, _)) = find(db, &id, &cfg.tz)? else {
+        .with_db(move |db, _| {
+            let Some(rec) = db.reader.recording(&id).map_err(ApiError::any)? else {
                 return Err(ApiError::not_found(format!("no recording {id:?}")));
             };
-            let mut stmt = db.conn.prepare_cached(
-                "SELECT id, at_us, who, action, via, detail FROM playback_log WHERE recording_id = ? ORDER BY id DESC LIMIT 200",
-            )?;
-            let log = stmt
-                .query_map([&id], |r| {
-                    Ok(serde_json::json!({
-                        "id": r.get::<_, i64>(0)?,
-                        "at": format_ts(r.get(1)?, &cfg.tz),
-                        "who": r.get::<_, String>(2)?,
-                        "action": r.get::<_, String>(3)?,
-                        "via": r.get::<_, String>(4)?,
-                        "detail": r.get::<_, String>(5)?,
-                    }))
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            let mut v = serde_json::to_value(&rec).map_err(|e| ApiError::internal(e.to_string()))?;
+            let q = PlaybackQuery {
+                recording: Some(id),
+                limit: Some(DETAIL_LOG),
+                newest_first: true,
+                ..PlaybackQuery::default()
+            };
+            // The recording is named once, above the log: its lines leave it out.
+            let log: Vec<serde_json::Value> = db
+                .reader
+                .playback_log(&q)
+                .map_err(ApiError::any)?
+                .into_iter()
+                .map(|l| {
+                    serde_json::json!({
+                        "id": l.id, "at": l.at, "who": l.who, "action": l.action, "via": l.via, "detail": l.detail,
+                    })
+                })
+                .collect();
+            let mut v = serde_json::to_value(Recording::from(rec)).map_err(|e| ApiError::internal(e.to_string()))?;
             if let Some(o) = v.as_object_mut() {
                 o.insert("playback_log".into(), log.into());
             }
@@ -215,24 +199,30 @@ pub async fn detail(
 
 /// The file of a recording the database knows, checked to be inside the recordings
 /// folder. Errors: 404 (no such id), 409 (still being written), 410 (expired/missing).
-pub async fn resolve(state: &AppState, id: &str) -> Result<(RecordingRow, PathBuf), ApiError> {
+pub async fn resolve(state: &AppState, id: &str) -> Result<(rows::RecordingRow, PathBuf), ApiError> {
     valid_id(id)?;
     let id2 = id.to_string();
-    let found = state.with_db(move |db, cfg| find(db, &id2, &cfg.tz)).await?;
-    let Some((rec, rel)) = found else {
+    let found = state.with_db(move |db, _| db.reader.recording(&id2).map_err(ApiError::any)).await?;
+    let Some(rec) = found else {
         return Err(ApiError::not_found(format!("no recording {id:?}")));
     };
-    match rec.status.as_str() {
-        "complete" | "repaired" => {}
-        "recording" => {
+    match RecordingStatus::parse(&rec.status) {
+        Some(s) if s.has_files() => {}
+        Some(RecordingStatus::Recording) => {
             return Err(ApiError::new(
                 axum::http::StatusCode::CONFLICT,
                 format!("recording {id} is still being written; it can be played when the call has ended"),
             ))
         }
-        s => return Err(ApiError::new(axum::http::StatusCode::GONE, format!("recording {id} is {s}: no audio"))),
+        _ => {
+            return Err(ApiError::new(
+                axum::http::StatusCode::GONE,
+                format!("recording {id} is {}: no audio", rec.status),
+            ))
+        }
     }
     let dir = state.config().recordings_dir.clone();
+    let rel = rec.path.clone();
     let path = tokio::task::spawn_blocking(move || inside(&dir, &rel))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))??;
@@ -272,17 +262,23 @@ fn verified(id: &str, path: &std::path::Path, expected: &str) -> Result<(), ApiE
         return Ok(());
     }
     drop(cache);
-    let (actual, _) = crate::sink::recorder::wav::sha256_file(path)
-        .map_err(|e| ApiError::internal(format!("recording {id}: {e}")))?;
-    if actual != expected {
-        tracing::error!(recording = id, expected, actual = %actual, "recording changed since it was sealed; refused");
-        return Err(ApiError::new(
-            axum::http::StatusCode::CONFLICT,
-            format!(
-                "recording {id} was changed after it was sealed (stored sha256 {expected}, file now {actual}); \
-                 run `callwarden recordings verify`"
-            ),
-        ));
+    let check = maintain::check_hash(path, expected).map_err(|e| ApiError::internal(format!("recording {id}: {e}")))?;
+    match check {
+        FileCheck::Ok { .. } => {}
+        FileCheck::Changed { expected, actual } => {
+            tracing::error!(recording = id, expected, actual, "recording changed since it was sealed; refused");
+            return Err(ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                format!(
+                    "recording {id} was changed after it was sealed (stored sha256 {expected}, file now {actual}); \
+                     run `callwarden recordings verify`"
+                ),
+            ));
+        }
+        // Gone since `inside` found it (check_hash says NoFile never).
+        FileCheck::Missing | FileCheck::NoFile { .. } => {
+            return Err(ApiError::internal(format!("recording {id}: the file is gone")));
+        }
     }
     cache = VERIFIED.lock().unwrap_or_else(|p| p.into_inner());
     if cache.len() >= VERIFIED_MAX {
@@ -316,7 +312,7 @@ pub async fn audio(
             Err(_) => true,
         };
         if starts {
-            if let Err(e) = playback::log(&state, &who.name, &rec.id, "stream", &range).await {
+            if let Err(e) = playback::log(&state, &who.name, &rec.id, PlaybackAction::Stream, &range).await {
                 if let Ok(mut d) = state.playback_dedup().lock() {
                     d.forget(&who.name, &rec.id);
                 }
@@ -417,46 +413,33 @@ pub async fn sample(
     Query(p): Query<SampleParams>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let cfg = state.config();
-    let month = set(&p.month).ok_or_else(|| ApiError::bad_request("month: needed, YYYY-MM"))?;
+    let month = nonempty(&p.month).ok_or_else(|| ApiError::bad_request("month: needed, YYYY-MM"))?;
     // Validates YYYY-MM; the draw itself uses the rows' month (the site's zone).
     month_range(&month, &cfg.tz)?;
-    let group = set(&p.group);
+    let group = nonempty(&p.group);
     let n = p.n.unwrap_or(10).clamp(1, 1000);
-    // The same candidates, seed and draw as `callwarden recordings sample`, so an auditor
-    // gets the same recordings from the page and from the command line.
+    // The same seed and draw as `callwarden recordings sample`, so an auditor gets the
+    // same recordings from the page and from the command line. The candidates are the
+    // recordings the group asked for; the CLI's also take in those whose call is filed
+    // under the group when another group (or a recorded number) asked for the recording.
     let seed = p.seed.unwrap_or_else(|| sample::default_seed(group.as_deref().unwrap_or(""), &month));
-    let g2 = group.clone();
-    let m2 = month.clone();
-    let rows = state
-        .with_db(move |db, cfg| {
+    let q =
+        RecordingQuery { month: Some(month.clone()), group: group.clone(), own_columns: true, ..Default::default() };
+    let (rows, total) = state
+        .with_db(move |db, _| {
             // Every status is a candidate: a missing or expired recording drawn is itself a
             // finding, and the draw does not move when a status changes.
-            let mut sql = "SELECT id FROM recordings WHERE month = ?".to_string();
-            let mut params = vec![Value::Text(m2)];
-            if let Some(g) = g2 {
-                sql.push_str(" AND group_name = ?");
-                params.push(Value::Text(g));
-            }
-            let ids = db
-                .conn
-                .prepare(&sql)?
-                .query_map(rusqlite::params_from_iter(params), |r| r.get::<_, String>(0))?
-                .collect::<Result<Vec<_>, _>>()?;
-            let total = ids.len();
-            let mut rows = Vec::new();
-            for id in sample::draw(&ids, n, seed) {
-                if let Some((r, _)) = find(db, &id, &cfg.tz)? {
-                    rows.push(r);
-                }
-            }
-            rows.sort_by(|x, y| (x.started_us, &x.id).cmp(&(y.started_us, &y.id)));
-            Ok((rows, total))
+            let all = db.reader.recordings(&q).map_err(ApiError::any)?;
+            let ids: Vec<String> = all.iter().map(|r| r.id.clone()).collect();
+            let drawn: HashSet<String> = sample::draw(&ids, n, seed).into_iter().collect();
+            // `all` is in the order of the calls' start (then id), and so are the drawn.
+            let rows: Vec<Recording> = all.into_iter().filter(|r| drawn.contains(&r.id)).map(Recording::from).collect();
+            Ok((rows, ids.len()))
         })
         .await?;
-    let (rows, total) = rows;
     let detail = format!("group={} month={month} seed={seed} n={n}", group.as_deref().unwrap_or("*"));
     for r in &rows {
-        playback::log(&state, &who.name, &r.id, "sample", &detail).await?;
+        playback::log(&state, &who.name, &r.id, PlaybackAction::Sample, &detail).await?;
     }
     Ok(Json(serde_json::json!({
         "month": month, "group": group, "n": n, "seed": seed, "total": total, "recordings": rows,

@@ -242,3 +242,91 @@ async fn stats_answers_are_cached_until_the_database_changes() {
     let (_, ext) = get(&fx.state, "/api/stats?by=ext&ext=8002", Some("sup-token")).await;
     assert_eq!(calls_of(&ext), 1, "{ext}");
 }
+
+/// What the page and scripts read of the recordings and the playback log: the field
+/// names, null for what is not known, the cursors, and the filters on the recording's
+/// own columns.
+#[tokio::test]
+async fn recordings_and_playback_log_json() {
+    use crate::sink::store::recordings::{self as rows, NewRecording, PlaybackAction, PlaybackEntry, Via};
+    let fx = fixture();
+    let conn = rows::open_rw(fx.state.db_path()).unwrap();
+    let t0 = testdata::T0;
+    // r1 is the recording of c-1 (filed under "dispatch"), asked for by "callback".
+    let new = |id: &str, call_id: &str, at: i64, group: Option<&str>| NewRecording {
+        id: id.into(),
+        call_id: call_id.into(),
+        call_started_us: at,
+        caller: "8001".into(),
+        callee: "13800138000".into(),
+        dialled: "13800138000".into(),
+        group: group.map(str::to_string),
+        path: format!("2026/03/02/{id}.wav"),
+        retention_days: 30,
+        day: "2026-03-02".into(),
+        month: "2026-03".into(),
+    };
+    rows::begin(&conn, &new("r1", "c-1", t0, Some("callback"))).unwrap();
+    let fin = rows::Finished {
+        id: "r1".into(),
+        sample_rate: Some(8000),
+        frames: 16_000,
+        undecodable: vec![18, 98],
+        ..rows::Finished::default()
+    };
+    rows::finish(&conn, &fin).unwrap();
+    rows::begin(&conn, &new("r2", "c-9", t0 + 1_000_000, None)).unwrap();
+    for i in 0..3 {
+        let e = PlaybackEntry {
+            at: callwarden_core::Ts(t0 + i),
+            who: "aud".into(),
+            recording_id: "r1".into(),
+            action: PlaybackAction::Stream,
+            via: Via::Api,
+            detail: "full".into(),
+        };
+        rows::log_playback(&conn, &e).unwrap();
+    }
+    let json = |path: &'static str| {
+        let state = fx.state.clone();
+        async move {
+            let (status, body) = get(&state, path, Some("aud-token")).await;
+            assert_eq!(status, StatusCode::OK, "{path}: {body}");
+            serde_json::from_str::<serde_json::Value>(&body).unwrap()
+        }
+    };
+    let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>().join(",");
+
+    let page = json("/api/recordings?limit=1").await;
+    assert_eq!(page["next"], format!("{}:r2", t0 + 1_000_000), "newest first, cursor start:id");
+    let r2 = &page["recordings"][0];
+    assert_eq!(
+        keys(r2),
+        "bytes,call_id,call_started_at,callee,caller,channels,dialled,dtmf,duration_ms,ended_at,group,id,\
+         retention_days,sample_rate,sha256,status,undecodable"
+    );
+    assert_eq!((r2["id"].as_str(), r2["status"].as_str()), (Some("r2"), Some("recording")));
+    assert!(r2["group"].is_null() && r2["sample_rate"].is_null() && r2["undecodable"].is_null());
+    let page = json("/api/recordings?limit=1&after=1772407801000000:r2").await;
+    assert_eq!(page["recordings"][0]["undecodable"], "18,98");
+    assert_eq!(page["recordings"][0]["duration_ms"], 2000);
+    assert!(page["next"].is_null());
+    assert_eq!(json("/api/recordings?group=callback").await["recordings"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        json("/api/recordings?group=dispatch").await["recordings"],
+        serde_json::json!([]),
+        "not the call's group"
+    );
+    assert_eq!(json("/api/recordings?status=nonsense").await, serde_json::json!({"recordings": [], "next": null}));
+
+    let one = json("/api/recordings/r1").await;
+    let log = one["playback_log"].as_array().unwrap();
+    assert_eq!(log.iter().map(|l| l["id"].as_i64().unwrap()).collect::<Vec<_>>(), [3, 2, 1]);
+    assert_eq!(keys(&log[0]), "action,at,detail,id,via,who");
+    let page = json("/api/playback-log?limit=2").await;
+    assert_eq!(page["next"], "2");
+    assert_eq!(keys(&page["rows"][0]), "action,at,detail,id,recording_id,via,who");
+    let page = json("/api/playback-log?limit=2&after=2").await;
+    assert_eq!(page["rows"].as_array().unwrap().len(), 1);
+    assert!(page["next"].is_null());
+}

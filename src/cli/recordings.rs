@@ -434,7 +434,14 @@ fn log(settings: &Settings, a: &LogArgs) -> anyhow::Result<ExitCode> {
         Ok(r) => r,
         Err(e) => return Ok(usage_error(&e)),
     };
-    let q = PlaybackQuery { from, to, who: a.who.clone(), recording: a.recording.clone(), limit: a.limit };
+    let q = PlaybackQuery {
+        from,
+        to,
+        who: a.who.clone(),
+        recording: a.recording.clone(),
+        limit: a.limit,
+        ..PlaybackQuery::default()
+    };
     let lines = reader.playback_log(&q)?;
     if a.json {
         print_json(&lines)?;

@@ -1,6 +1,7 @@
 //! Upkeep of the recordings folder against the database: the repair of recordings left
 //! half-written by a crash (`repair_unfinished`), retention (`expire`), the integrity
-//! check (`verify`), and the hash check before a file is handed out (`check_file`).
+//! check (`verify`), and the hash check before a file is handed out (`check_file`,
+//! `check_hash`).
 //! All take an open read-write connection and the folder; times come from the caller
 //! (the wall clock at the edge), so tests can choose them.
 //! Invariants: a file is only deleted by retention, and only a file a row points to; a
@@ -318,9 +319,15 @@ pub fn check_file(dir: &Path, row: &RecordingRow) -> io::Result<FileCheck> {
             FileCheck::NoFile { status: row.status.clone() }
         });
     };
-    match wav::sha256_file(&row.file(dir)) {
-        Ok((actual, bytes)) if &actual == expected => Ok(FileCheck::Ok { bytes }),
-        Ok((actual, _)) => Ok(FileCheck::Changed { expected: expected.clone(), actual }),
+    check_hash(&row.file(dir), expected)
+}
+
+/// Re-hash the file at `path` and compare it with `expected`, the SHA-256 stored when it
+/// was sealed (`Ok`, `Changed` or `Missing`). The HTTP API calls it on the path it serves.
+pub fn check_hash(path: &Path, expected: &str) -> io::Result<FileCheck> {
+    match wav::sha256_file(path) {
+        Ok((actual, bytes)) if actual == expected => Ok(FileCheck::Ok { bytes }),
+        Ok((actual, _)) => Ok(FileCheck::Changed { expected: expected.to_string(), actual }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(FileCheck::Missing),
         Err(e) => Err(e),
     }

@@ -185,7 +185,8 @@ impl Finished {
     }
 }
 
-fn join_pts(pts: &[u8]) -> Option<String> {
+/// Payload types as stored in `undecodable`: "18,98", or NULL when there are none.
+pub fn join_pts(pts: &[u8]) -> Option<String> {
     (!pts.is_empty()).then(|| pts.iter().map(u8::to_string).collect::<Vec<_>>().join(","))
 }
 
@@ -444,6 +445,10 @@ pub struct RecordingQuery {
     pub limit: Option<usize>,
     pub after: Option<RecordingCursor>,
     pub newest_first: bool,
+    /// Match `group` and `number` against the recording's own columns only (the group
+    /// that asked for it; its caller, callee and dialled), not also the call's record:
+    /// the HTTP API's filters, which show what the recording itself says.
+    pub own_columns: bool,
 }
 
 impl RecordingQuery {
@@ -472,6 +477,10 @@ pub struct PlaybackQuery {
     pub who: Option<String>,
     pub recording: Option<String>,
     pub limit: Option<usize>,
+    /// Newest first by id (the order the lines were written), instead of by time.
+    pub newest_first: bool,
+    /// Only lines with an id below this one (the API's paging; with `newest_first`).
+    pub before_id: Option<i64>,
 }
 
 /// One line of the playback log as `recordings log --json` prints it.
@@ -510,7 +519,11 @@ impl Reader {
             w.add("(r.caller = ? OR r.callee = ?)", vec![text(e), text(e)]);
         }
         if let Some(g) = &q.group {
-            w.add("(r.group_name = ? OR c.group_name = ?)", vec![text(g), text(g)]);
+            if q.own_columns {
+                w.add("r.group_name = ?", vec![text(g)]);
+            } else {
+                w.add("(r.group_name = ? OR c.group_name = ?)", vec![text(g), text(g)]);
+            }
         }
         if let Some(c) = &q.class {
             w.add("c.class = ?", vec![text(c)]);
@@ -523,11 +536,12 @@ impl Reader {
             );
         }
         if let Some(n) = &q.number {
-            w.add(
-                "(r.dialled LIKE ? ESCAPE '\\' OR r.caller LIKE ? ESCAPE '\\' OR r.callee LIKE ? ESCAPE '\\' \
-                 OR c.number LIKE ? ESCAPE '\\')",
-                vec![contains(n), contains(n), contains(n), contains(n)],
-            );
+            let mut columns = vec!["r.dialled", "r.caller", "r.callee"];
+            if !q.own_columns {
+                columns.push("c.number");
+            }
+            let sql = columns.iter().map(|c| format!("{c} LIKE ? ESCAPE '\\'")).collect::<Vec<_>>().join(" OR ");
+            w.add(&format!("({sql})"), vec![contains(n); columns.len()]);
         }
         if let Some(s) = q.status {
             w.add("r.status = ?", vec![text(s.as_str())]);
@@ -564,7 +578,7 @@ impl Reader {
         Ok(self.conn.query_row(&sql, params![call_id, started_us], |r| recording_row(r, &self.tz)).optional()?)
     }
 
-    /// Playback-log lines matching `q`, oldest first.
+    /// Playback-log lines matching `q`, oldest first (or newest first, see `PlaybackQuery`).
     pub fn playback_log(&self, q: &PlaybackQuery) -> anyhow::Result<Vec<PlaybackRow>> {
         let mut w = Where::default();
         if let Some(t) = q.from {
@@ -579,10 +593,14 @@ impl Reader {
         if let Some(r) = &q.recording {
             w.add("recording_id = ?", [text(r)]);
         }
+        if let Some(id) = q.before_id {
+            w.add("id < ?", [Value::Integer(id)]);
+        }
         let filter = w.sql();
+        let order = if q.newest_first { "id DESC" } else { "at_us, id" };
         let sql = format!(
             "SELECT id, at_us, who, recording_id, action, via, detail FROM playback_log {filter}
-             ORDER BY at_us, id LIMIT ?"
+             ORDER BY {order} LIMIT ?"
         );
         let mut params = w.params;
         params.push(limit_value(q.limit));
@@ -645,6 +663,8 @@ fn recording_row(r: &Row<'_>, tz: &TimeZone) -> rusqlite::Result<RecordingRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use callwarden_core::track::{CallEvent, Direction};
+    use callwarden_core::Output;
 
     fn new_rec(id: &str, started: i64, group: &str) -> NewRecording {
         NewRecording {
@@ -757,6 +777,63 @@ mod tests {
         assert_eq!(ids(RecordingQuery { after: Some(first[0].cursor()), ..Default::default() }), ["r2", "r3"]);
         // class and rule need the call's record: none is stored here.
         assert!(ids(RecordingQuery { class: Some("mobile".into()), ..Default::default() }).is_empty());
+    }
+
+    #[test]
+    fn own_columns_leave_the_call_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let (mut sink, writer) = super::super::open(&path, "Asia/Shanghai").unwrap();
+        let t0 = super::super::testdata::T0;
+        // The call's record names another group and number than the recording: r1 was
+        // asked for by the callee's group, and the call was dialled as a normalised number.
+        let mut call = super::super::testdata::call("call-r1", t0, "8001", "8002", Direction::Internal);
+        call.group = Some("sales".into());
+        call.number = "+86139".into();
+        crate::sink::Sink::accept(&mut sink, &Output::Call(CallEvent::Ended(Box::new(call)))).unwrap();
+        writer.close().unwrap();
+        let conn = open_rw(&path).unwrap();
+        let mut r1 = new_rec("r1", t0, "dispatch");
+        (r1.callee, r1.dialled) = ("8002".into(), "8002".into());
+        begin(&conn, &r1).unwrap();
+        let reader = Reader::open(&path).unwrap();
+        let ids = |q: RecordingQuery| reader.recordings(&q).unwrap().into_iter().map(|r| r.id).collect::<Vec<_>>();
+        let sales = RecordingQuery { group: Some("sales".into()), ..Default::default() };
+        assert_eq!(ids(sales.clone()), ["r1"], "the call's group matches");
+        assert!(ids(RecordingQuery { own_columns: true, ..sales }).is_empty(), "only the recording's group");
+        let dispatch = RecordingQuery { group: Some("dispatch".into()), own_columns: true, ..Default::default() };
+        assert_eq!(ids(dispatch), ["r1"]);
+        let number = RecordingQuery { number: Some("+86".into()), ..Default::default() };
+        assert_eq!(ids(number.clone()), ["r1"], "the call's number matches");
+        assert!(ids(RecordingQuery { own_columns: true, ..number }).is_empty(), "only the recording's numbers");
+        let own = RecordingQuery { number: Some("800".into()), own_columns: true, ..Default::default() };
+        assert_eq!(ids(own), ["r1"]);
+    }
+
+    #[test]
+    fn playback_log_newest_first_pages_by_id() {
+        let (_d, path, conn) = db();
+        let t = 1_772_407_800_000_000;
+        // The clock stepped back between the writes: ids keep the order written.
+        for (i, at) in [t + 2_000_000, t, t + 1_000_000].into_iter().enumerate() {
+            let e = PlaybackEntry {
+                at: Ts(at),
+                who: "alice".into(),
+                recording_id: if i == 1 { "r2".into() } else { "r1".into() },
+                action: PlaybackAction::Stream,
+                via: Via::Api,
+                detail: String::new(),
+            };
+            log_playback(&conn, &e).unwrap();
+        }
+        let reader = Reader::open(&path).unwrap();
+        let ids = |q: PlaybackQuery| reader.playback_log(&q).unwrap().into_iter().map(|r| r.id).collect::<Vec<_>>();
+        assert_eq!(ids(PlaybackQuery::default()), [2, 3, 1], "by time");
+        let newest = PlaybackQuery { newest_first: true, ..Default::default() };
+        assert_eq!(ids(newest.clone()), [3, 2, 1]);
+        assert_eq!(ids(PlaybackQuery { limit: Some(2), ..newest.clone() }), [3, 2]);
+        assert_eq!(ids(PlaybackQuery { before_id: Some(3), ..newest.clone() }), [2, 1]);
+        assert_eq!(ids(PlaybackQuery { recording: Some("r1".into()), before_id: Some(3), ..newest }), [1]);
     }
 
     #[test]
