@@ -145,7 +145,6 @@ pub async fn list(
         limit: Some(limit + 1),
         after,
         newest_first: true,
-        own_columns: true,
         ..RecordingQuery::default()
     };
     let mut rows = state.with_db(move |db, _| db.reader.recordings(&q).map_err(ApiError::any)).await?;
@@ -418,13 +417,10 @@ pub async fn sample(
     month_range(&month, &cfg.tz)?;
     let group = nonempty(&p.group);
     let n = p.n.unwrap_or(10).clamp(1, 1000);
-    // The same seed and draw as `callwarden recordings sample`, so an auditor gets the
-    // same recordings from the page and from the command line. The candidates are the
-    // recordings the group asked for; the CLI's also take in those whose call is filed
-    // under the group when another group (or a recorded number) asked for the recording.
+    // The same candidates, seed and draw as `callwarden recordings sample`, so an auditor
+    // gets the same recordings from the page and from the command line.
     let seed = p.seed.unwrap_or_else(|| sample::default_seed(group.as_deref().unwrap_or(""), &month));
-    let q =
-        RecordingQuery { month: Some(month.clone()), group: group.clone(), own_columns: true, ..Default::default() };
+    let q = RecordingQuery { month: Some(month.clone()), group: group.clone(), ..Default::default() };
     let (rows, total) = state
         .with_db(move |db, _| {
             // Every status is a candidate: a missing or expired recording drawn is itself a

@@ -445,10 +445,6 @@ pub struct RecordingQuery {
     pub limit: Option<usize>,
     pub after: Option<RecordingCursor>,
     pub newest_first: bool,
-    /// Match `group` and `number` against the recording's own columns only (the group
-    /// that asked for it; its caller, callee and dialled), not also the call's record:
-    /// the HTTP API's filters, which show what the recording itself says.
-    pub own_columns: bool,
 }
 
 impl RecordingQuery {
@@ -519,11 +515,9 @@ impl Reader {
             w.add("(r.caller = ? OR r.callee = ?)", vec![text(e), text(e)]);
         }
         if let Some(g) = &q.group {
-            if q.own_columns {
-                w.add("r.group_name = ?", vec![text(g)]);
-            } else {
-                w.add("(r.group_name = ? OR c.group_name = ?)", vec![text(g), text(g)]);
-            }
+            // The group that asked for it, or the call's group (another group, or a
+            // recorded number, may have asked): what an auditor means by "the group's".
+            w.add("(r.group_name = ? OR c.group_name = ?)", vec![text(g), text(g)]);
         }
         if let Some(c) = &q.class {
             w.add("c.class = ?", vec![text(c)]);
@@ -536,10 +530,7 @@ impl Reader {
             );
         }
         if let Some(n) = &q.number {
-            let mut columns = vec!["r.dialled", "r.caller", "r.callee"];
-            if !q.own_columns {
-                columns.push("c.number");
-            }
+            let columns = ["r.dialled", "r.caller", "r.callee", "c.number"];
             let sql = columns.iter().map(|c| format!("{c} LIKE ? ESCAPE '\\'")).collect::<Vec<_>>().join(" OR ");
             w.add(&format!("({sql})"), vec![contains(n); columns.len()]);
         }
@@ -780,7 +771,7 @@ mod tests {
     }
 
     #[test]
-    fn own_columns_leave_the_call_out() {
+    fn group_and_number_match_the_recording_or_its_call() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.db");
         let (mut sink, writer) = super::super::open(&path, "Asia/Shanghai").unwrap();
@@ -799,15 +790,15 @@ mod tests {
         let reader = Reader::open(&path).unwrap();
         let ids = |q: RecordingQuery| reader.recordings(&q).unwrap().into_iter().map(|r| r.id).collect::<Vec<_>>();
         let sales = RecordingQuery { group: Some("sales".into()), ..Default::default() };
-        assert_eq!(ids(sales.clone()), ["r1"], "the call's group matches");
-        assert!(ids(RecordingQuery { own_columns: true, ..sales }).is_empty(), "only the recording's group");
-        let dispatch = RecordingQuery { group: Some("dispatch".into()), own_columns: true, ..Default::default() };
-        assert_eq!(ids(dispatch), ["r1"]);
+        assert_eq!(ids(sales), ["r1"], "the call's group matches");
+        let dispatch = RecordingQuery { group: Some("dispatch".into()), ..Default::default() };
+        assert_eq!(ids(dispatch), ["r1"], "the recording's group matches");
+        assert!(ids(RecordingQuery { group: Some("ops".into()), ..Default::default() }).is_empty());
         let number = RecordingQuery { number: Some("+86".into()), ..Default::default() };
-        assert_eq!(ids(number.clone()), ["r1"], "the call's number matches");
-        assert!(ids(RecordingQuery { own_columns: true, ..number }).is_empty(), "only the recording's numbers");
-        let own = RecordingQuery { number: Some("800".into()), own_columns: true, ..Default::default() };
-        assert_eq!(ids(own), ["r1"]);
+        assert_eq!(ids(number), ["r1"], "the call's number matches");
+        let own = RecordingQuery { number: Some("800".into()), ..Default::default() };
+        assert_eq!(ids(own), ["r1"], "the recording's caller matches");
+        assert!(ids(RecordingQuery { number: Some("777".into()), ..Default::default() }).is_empty());
     }
 
     #[test]
