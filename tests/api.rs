@@ -428,26 +428,42 @@ async fn recordings_range_requests_and_playback_log() {
     let s2 = get_json(&c, &srv.url("/api/recordings/sample?month=2026-11&n=1&seed=42"), AUDIT).await;
     assert_eq!(s1["recordings"], s2["recordings"], "the same seed draws the same sample");
     assert_eq!(s1["recordings"].as_array().unwrap().len(), 1);
-    // The page's sample is the command line's: same candidates, seed and draw.
+    // The page's sample is the command line's: same candidates, seed and draw. One
+    // recording of the replay is re-filed as asked for by another group: its call is still
+    // dispatch's, so both count it among dispatch's candidates of its month.
+    let refiled = real["id"].as_str().unwrap();
+    let conn = rusqlite::Connection::open(&site.db).unwrap();
+    assert_eq!(conn.execute("UPDATE recordings SET group_name = 'callback' WHERE id = ?", [refiled]).unwrap(), 1);
+    let count = |sql: &str, month: &str| -> i64 { conn.query_row(sql, [month], |r| r.get(0)).unwrap() };
+    let replay_month: String =
+        conn.query_row("SELECT month FROM recordings WHERE id = ?", [refiled], |r| r.get(0)).unwrap();
     let api_ids = |v: &serde_json::Value| -> Vec<String> {
         v["recordings"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect()
     };
-    for seed in ["42", "7"] {
-        let web = get_json(
-            &c,
-            &srv.url(&format!("/api/recordings/sample?month=2026-11&group=dispatch&n=2&seed={seed}")),
-            AUDIT,
-        )
-        .await;
-        let cli =
-            site.cli_json(&["recordings", "sample", "2", "--group", "dispatch", "--month", "2026-11", "--seed", seed]);
-        let mut cli_ids: Vec<String> =
-            cli["drawn"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect();
-        cli_ids.sort();
-        let mut web_ids = api_ids(&web);
-        web_ids.sort();
-        assert_eq!(web_ids, cli_ids, "seed {seed}");
+    for month in ["2026-11", replay_month.as_str()] {
+        let own = count("SELECT count(*) FROM recordings WHERE month = ? AND group_name = 'dispatch'", month);
+        let refiled_here = i64::from(month == replay_month);
+        for seed in ["42", "7"] {
+            let web = get_json(
+                &c,
+                &srv.url(&format!("/api/recordings/sample?month={month}&group=dispatch&n=2&seed={seed}")),
+                AUDIT,
+            )
+            .await;
+            let cli =
+                site.cli_json(&["recordings", "sample", "2", "--group", "dispatch", "--month", month, "--seed", seed]);
+            let mut cli_ids: Vec<String> =
+                cli["drawn"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect();
+            cli_ids.sort();
+            let mut web_ids = api_ids(&web);
+            web_ids.sort();
+            assert_eq!(web_ids, cli_ids, "{month} seed {seed}");
+            assert_eq!(web["total"], cli["candidates"], "{month} seed {seed}");
+            assert_eq!(web["total"].as_i64(), Some(own + refiled_here), "{month}: dispatch's own, and {refiled}");
+        }
     }
+    assert!(replay_month != "2026-11" && count("SELECT count(*) FROM recordings WHERE month = ?", &replay_month) > 1);
+    drop(conn);
     let log = get_json(&c, &srv.url("/api/playback-log?limit=1"), ADMIN).await;
     assert_eq!(log["rows"][0]["action"], "sample");
     assert!(log["next"].is_string());
