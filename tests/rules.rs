@@ -78,13 +78,15 @@ fn ans_3_missed() {
         ],
     );
     let details: Vec<String> = run.rule("ANS-3").iter().map(|v| v.detail.clone()).collect();
+    let rings = |n: u32| if n == 1 { "1 ring".to_string() } else { format!("{n} rings") };
     assert_eq!(
         details,
         [
-            format!("not answered (busy, SIP 486) after {} rings", busy.rings),
-            format!("not answered (cancelled, SIP 487) after {} rings", cancelled.rings)
+            format!("not answered (busy, SIP 486) after {}", rings(busy.rings)),
+            format!("not answered (cancelled, SIP 487) after {}", rings(cancelled.rings))
         ]
     );
+    assert_eq!(busy.rings, 1, "the capture's busy call rang once (the singular is checked)");
 }
 
 #[test]
