@@ -2,6 +2,8 @@
 //! connection (WAL lets it read while the writer commits). Rows come out with the JSON
 //! field names of DESIGN.md, times as RFC 3339 with the site's offset (microseconds:
 //! the precision of the packets the figures come from).
+//! `stats` over more than a day reads its time slices on extra read-only connections, a
+//! thread each, and merges the sums (the same rows as one scan).
 //! Invariants: a reader never writes; every value from the database is read with a
 //! checked conversion (a bad row is an error, not a panic).
 
@@ -9,6 +11,7 @@ use super::migrations;
 use super::query::{CallCursor, CallQuery, StatsBy, StatsParams, ViolationCursor, ViolationQuery};
 use super::stats::{self, StatCall, StatViolation, StatsRow};
 use anyhow::{anyhow, bail, Context};
+use callwarden_core::Ts;
 use jiff::tz::TimeZone;
 use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Connection, OpenFlags, OptionalExtension, Row};
@@ -231,15 +234,99 @@ const VIOLATION_COLUMNS: &str =
 const VIOLATION_FROM: &str =
     "FROM violations v LEFT JOIN calls c ON c.call_id = v.call_id AND c.started_us = v.call_started_us";
 
+/// Sum the calls `q` selects into `agg`, each row as it is read, its text borrowed from
+/// SQLite's buffer. Columns the grouping does not use are read as '' (less to decode).
+fn sum_calls(
+    conn: &Connection,
+    by: StatsBy,
+    q: &CallQuery,
+    p: &StatsParams,
+    agg: &mut stats::Aggregator<'_>,
+) -> anyhow::Result<()> {
+    let w = call_where(q);
+    let col = |name: &'static str, used: bool| if used { name } else { "''" };
+    let sql = format!(
+        "SELECT c.direction, {}, {}, c.group_name, {}, {}, c.answered,
+                c.end_reason, c.rings, c.talk_ms, c.cost_fen, {}
+         FROM calls c {}",
+        col("c.caller_ext", by == StatsBy::Ext),
+        col("c.callee_ext", by == StatsBy::Ext),
+        col("c.day", by == StatsBy::Day),
+        col("c.month", by == StatsBy::Month),
+        col("c.number", !p.personal.is_empty()),
+        w.sql()
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query(params_from_iter(w.params))?;
+    while let Some(r) = rows.next()? {
+        let text = |i: usize| r.get_ref(i).and_then(|v| Ok(v.as_str()?));
+        let opt_text = |i: usize| r.get_ref(i).and_then(|v| Ok(v.as_str_or_null()?));
+        agg.add_call(&StatCall {
+            direction: text(0)?,
+            caller_ext: opt_text(1)?,
+            callee_ext: opt_text(2)?,
+            group: opt_text(3)?,
+            day: text(4)?,
+            month: text(5)?,
+            answered: r.get(6)?,
+            end_reason: text(7)?,
+            rings: r.get(8)?,
+            talk_ms: r.get(9)?,
+            cost_fen: r.get(10)?,
+            number: text(11)?,
+        });
+    }
+    Ok(())
+}
+
+/// Count into `agg` the violations `like_calls(q)` selects. The call's record is joined
+/// only when something needs it (its group for `--by group`, a group or class filter):
+/// the join is a lookup per violation, most of the time of a month's violations read
+/// from disk.
+fn sum_violations(
+    conn: &Connection,
+    by: StatsBy,
+    q: &CallQuery,
+    agg: &mut stats::Aggregator<'_>,
+) -> anyhow::Result<()> {
+    let vq = ViolationQuery::like_calls(q);
+    let w = violation_where(&vq);
+    let join = by == StatsBy::Group || vq.group.is_some() || vq.class.is_some();
+    let sql = if join {
+        format!("SELECT v.rule, v.extension, c.group_name, v.day, v.month {VIOLATION_FROM} {}", w.sql())
+    } else {
+        format!("SELECT v.rule, v.extension, NULL, v.day, v.month FROM violations v {}", w.sql())
+    };
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query(params_from_iter(w.params))?;
+    while let Some(r) = rows.next()? {
+        let text = |i: usize| r.get_ref(i).and_then(|v| Ok(v.as_str()?));
+        agg.add_violation(&StatViolation {
+            rule: text(0)?,
+            extension: text(1)?,
+            group: r.get_ref(2).and_then(|v| Ok(v.as_str_or_null()?))?,
+            day: text(3)?,
+            month: text(4)?,
+        });
+    }
+    Ok(())
+}
+
+/// A read-only connection as every reader opens it.
+fn open_read_only(path: &Path) -> anyhow::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    Ok(conn)
+}
+
 impl Reader {
     /// Open the database at `path` read-only. Times are shown (and dates judged) in the
     /// zone the store was written in; `with_timezone` changes that.
     pub fn open(path: &Path) -> anyhow::Result<Reader> {
         // SQLite's own message for a missing file is "unable to open database file".
         std::fs::metadata(path).context("no such database (it is created by `callwarden replay` or `run`)")?;
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
-        let conn = Connection::open_with_flags(path, flags)?;
-        conn.busy_timeout(Duration::from_secs(5))?;
+        let conn = open_read_only(path)?;
         let version = migrations::version(&conn)?;
         if version == 0 {
             bail!("not a callwarden database (schema version 0)");
@@ -377,59 +464,68 @@ impl Reader {
     /// The figures of `stats` for the calls `q` selects (paging fields are ignored), one
     /// row per extension, group, day or month.
     pub fn stats(&self, by: StatsBy, q: &CallQuery, p: &StatsParams) -> anyhow::Result<Vec<StatsRow>> {
-        let w = call_where(q);
-        // Columns a grouping does not use are read as '' (less to decode per call).
-        let col = |name: &'static str, used: bool| if used { name } else { "''" };
-        let sql = format!(
-            "SELECT c.direction, {}, {}, c.group_name, {}, {}, c.answered,
-                    c.end_reason, c.rings, c.talk_ms, c.cost_fen, {}
-             FROM calls c {}",
-            col("c.caller_ext", by == StatsBy::Ext),
-            col("c.callee_ext", by == StatsBy::Ext),
-            col("c.day", by == StatsBy::Day),
-            col("c.month", by == StatsBy::Month),
-            col("c.number", !p.personal.is_empty()),
-            w.sql()
-        );
+        // A range of more than a day (a month: ~80,000 calls at a busy site) is read in
+        // time slices at once, one connection and thread each: the scan is bound by
+        // decoding rows when the file is cached and by page reads when it is not, and both
+        // halve with two readers (issue 7's benchmark).
+        let long = matches!((q.from, q.to), (Some(a), Some(b)) if b.as_micros() - a.as_micros() > 86_400_000_000);
+        let slices = if long { std::thread::available_parallelism().map_or(1, |n| n.get().min(4)) } else { 1 };
+        self.stats_sliced(by, q, p, slices)
+    }
+
+    /// `stats` with the calls of [q.from, q.to) read in `slices` equal time slices (one
+    /// when the range is open); the rows are the same for any number of slices.
+    pub(super) fn stats_sliced(
+        &self,
+        by: StatsBy,
+        q: &CallQuery,
+        p: &StatsParams,
+        slices: usize,
+    ) -> anyhow::Result<Vec<StatsRow>> {
         let only = if by == StatsBy::Ext { q.ext.as_deref() } else { None };
-        let mut agg = stats::Aggregator::new(by, p, only);
-        // Each row is summed as it is read, its text borrowed from SQLite's buffer: a
-        // month of a busy site is ~80,000 calls, read here on every first asking.
-        let mut stmt = self.conn.prepare(&sql)?;
-        let mut rows = stmt.query(params_from_iter(w.params))?;
-        while let Some(r) = rows.next()? {
-            let text = |i: usize| r.get_ref(i).and_then(|v| Ok(v.as_str()?));
-            let opt_text = |i: usize| r.get_ref(i).and_then(|v| Ok(v.as_str_or_null()?));
-            agg.add_call(&StatCall {
-                direction: text(0)?,
-                caller_ext: opt_text(1)?,
-                callee_ext: opt_text(2)?,
-                group: opt_text(3)?,
-                day: text(4)?,
-                month: text(5)?,
-                answered: r.get(6)?,
-                end_reason: text(7)?,
-                rings: r.get(8)?,
-                talk_ms: r.get(9)?,
-                cost_fen: r.get(10)?,
-                number: text(11)?,
-            });
-        }
-        let vq = ViolationQuery::like_calls(q);
-        let w = violation_where(&vq);
-        let sql = format!("SELECT v.rule, v.extension, c.group_name, v.day, v.month {VIOLATION_FROM} {}", w.sql());
-        let mut stmt = self.conn.prepare(&sql)?;
-        let mut rows = stmt.query(params_from_iter(w.params))?;
-        while let Some(r) = rows.next()? {
-            let text = |i: usize| r.get_ref(i).and_then(|v| Ok(v.as_str()?));
-            agg.add_violation(&StatViolation {
-                rule: text(0)?,
-                extension: text(1)?,
-                group: r.get_ref(2).and_then(|v| Ok(v.as_str_or_null()?))?,
-                day: text(3)?,
-                month: text(4)?,
-            });
-        }
+        let bounds = match (q.from, q.to, self.conn.path().filter(|p| !p.is_empty())) {
+            (Some(a), Some(b), Some(path)) if slices > 1 && b.as_micros() > a.as_micros() => {
+                let (a, b) = (a.as_micros(), b.as_micros());
+                let n = i64::try_from(slices).unwrap_or(1);
+                let cut = |k: i64| a + (b - a) / n * k + ((b - a) % n) * k / n;
+                Some(((0..n).map(|k| (Ts(cut(k)), Ts(cut(k + 1)))).collect::<Vec<_>>(), path))
+            }
+            _ => None,
+        };
+        let agg = match bounds {
+            None => {
+                let mut agg = stats::Aggregator::new(by, p, only);
+                sum_calls(&self.conn, by, q, p, &mut agg)?;
+                sum_violations(&self.conn, by, q, &mut agg)?;
+                agg
+            }
+            // Each slice of calls, and the violations, on a thread and connection of its
+            // own; this one reads the first slice.
+            Some((ranges, path)) => std::thread::scope(|s| -> anyhow::Result<stats::Aggregator<'_>> {
+                let slice = |(from, to): (Ts, Ts)| CallQuery { from: Some(from), to: Some(to), ..q.clone() };
+                let mut others = vec![s.spawn(move || -> anyhow::Result<stats::Aggregator<'_>> {
+                    let conn = open_read_only(Path::new(path))?;
+                    let mut agg = stats::Aggregator::new(by, p, only);
+                    sum_violations(&conn, by, q, &mut agg)?;
+                    Ok(agg)
+                })];
+                for &r in &ranges[1..] {
+                    let sq = slice(r);
+                    others.push(s.spawn(move || -> anyhow::Result<stats::Aggregator<'_>> {
+                        let conn = open_read_only(Path::new(path))?;
+                        let mut agg = stats::Aggregator::new(by, p, only);
+                        sum_calls(&conn, by, &sq, p, &mut agg)?;
+                        Ok(agg)
+                    }));
+                }
+                let mut agg = stats::Aggregator::new(by, p, only);
+                sum_calls(&self.conn, by, &slice(ranges[0]), p, &mut agg)?;
+                for h in others {
+                    agg.merge(h.join().map_err(|_| anyhow!("a stats reader thread panicked"))??);
+                }
+                Ok(agg)
+            })?,
+        };
         Ok(agg.finish())
     }
 

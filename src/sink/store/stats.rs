@@ -181,6 +181,32 @@ struct Acc {
     talk: Vec<i64>,
 }
 
+impl Acc {
+    /// Add another row of the same key: every count and sum (the shares and talk figures
+    /// are made from them by `finish`).
+    fn absorb(&mut self, o: Acc) {
+        let (r, o_row) = (&mut self.row, o.row);
+        r.calls += o_row.calls;
+        r.inbound += o_row.inbound;
+        r.outbound += o_row.outbound;
+        r.internal += o_row.internal;
+        r.answered += o_row.answered;
+        r.missed += o_row.missed;
+        r.answered_incoming += o_row.answered_incoming;
+        r.within_max_rings += o_row.within_max_rings;
+        let (h, oh) = (&mut r.rings_before_answer, o_row.rings_before_answer);
+        (h.r0, h.r1, h.r2, h.r3, h.r4, h.r5_plus) =
+            (h.r0 + oh.r0, h.r1 + oh.r1, h.r2 + oh.r2, h.r3 + oh.r3, h.r4 + oh.r4, h.r5_plus + oh.r5_plus);
+        r.effective += o_row.effective;
+        r.long_calls += o_row.long_calls;
+        for (rule, n) in o_row.violations {
+            *r.violations.entry(rule).or_default() += n;
+        }
+        r.cost_fen = r.cost_fen.saturating_add(o_row.cost_fen);
+        self.talk.extend(o.talk);
+    }
+}
+
 /// The rows of `stats`, summed one call and one violation at a time (what [`aggregate`]
 /// does over slices). A row's key is allocated once, when the row is made; after that a
 /// call only looks it up.
@@ -300,6 +326,25 @@ impl<'p> Aggregator<'p> {
             Some(n) => *n += 1,
             None => {
                 counts.insert(v.rule.to_string(), 1);
+            }
+        }
+    }
+
+    /// Add the rows summed by `other` (over other calls, with the same grouping and
+    /// parameters): the result is as if this one had been given all the calls.
+    pub fn merge(&mut self, other: Aggregator<'_>) {
+        if let Some(acc) = other.no_key {
+            match &mut self.no_key {
+                Some(mine) => mine.absorb(acc),
+                None => self.no_key = Some(acc),
+            }
+        }
+        for (key, acc) in other.rows {
+            match self.rows.get_mut(&key) {
+                Some(mine) => mine.absorb(acc),
+                None => {
+                    self.rows.insert(key, acc);
+                }
             }
         }
     }
@@ -436,6 +481,51 @@ mod tests {
         // --ext 8002 shows only 8002's row.
         let rows = aggregate(StatsBy::Ext, &calls, &viol, &p, Some("8002"));
         assert_eq!(rows.iter().map(|r| r.key.clone()).collect::<Vec<_>>(), vec![Some("8002".to_string())]);
+    }
+
+    /// Summing calls in parts and merging gives what summing them at once gives, for
+    /// every grouping and however the calls are cut (what `Reader::stats` relies on when
+    /// it reads a month in time slices).
+    #[test]
+    fn merged_parts_equal_the_whole() {
+        let p = StatsParams::default();
+        let mut calls = vec![
+            call("inbound", None, Some("8001"), true, 1, 20),
+            call("inbound", None, Some("8001"), true, 4, 200),
+            call("inbound", None, Some("8001"), false, 2, 0),
+            call("outbound", Some("8001"), None, true, 0, 100),
+            call("internal", Some("8001"), Some("8002"), false, 1, 0),
+            call("inbound", None, Some("8002"), true, 7, 60),
+            call("outbound", Some("8003"), None, true, 0, 31),
+        ];
+        calls[3].cost_fen = Some(30);
+        calls[6].cost_fen = Some(12);
+        calls[6].group = None;
+        calls[5].day = "2026-03-03";
+        let viol = vec![
+            StatViolation {
+                rule: "ANS-1",
+                extension: "8001",
+                group: Some("dispatch"),
+                day: "2026-03-02",
+                month: "2026-03",
+            },
+            StatViolation { rule: "OUT-1", extension: "8003", group: None, day: "2026-03-02", month: "2026-03" },
+        ];
+        for by in [StatsBy::Ext, StatsBy::Group, StatsBy::Day, StatsBy::Month] {
+            let whole = aggregate(by, &calls, &viol, &p, None);
+            for cut in 0..=calls.len() {
+                let (a, b) = calls.split_at(cut);
+                let mut left = Aggregator::new(by, &p, None);
+                a.iter().for_each(|c| left.add_call(c));
+                let mut right = Aggregator::new(by, &p, None);
+                b.iter().for_each(|c| right.add_call(c));
+                // Violations into one part only, as the reader does.
+                viol.iter().for_each(|v| right.add_violation(v));
+                left.merge(right);
+                assert_eq!(left.finish(), whole, "{by:?} cut at {cut}");
+            }
+        }
     }
 
     #[test]

@@ -646,3 +646,36 @@ fn older_schema_is_read_and_too_old_or_too_new_refused() {
     let e = format!("{:#}", Reader::open(&path).err().unwrap());
     assert!(e.contains("use a newer callwarden"), "{e}");
 }
+
+/// A range read in time slices on several connections gives the rows one scan gives,
+/// whatever the number of slices (the cuts fall between the sample's calls, a minute
+/// apart), and `stats` itself slices a range of more than a day.
+#[test]
+fn stats_in_time_slices_equal_one_scan() {
+    let (_d, path) = db();
+    sample(&path);
+    let r = reader(&path);
+    let p = StatsParams { personal: vec!["138".into()], ..StatsParams::default() };
+    let q = CallQuery { from: Some(Ts(T0)), to: Some(Ts(T0 + 6 * 60_000_000)), ..CallQuery::default() };
+    for by in [StatsBy::Ext, StatsBy::Group, StatsBy::Day, StatsBy::Month] {
+        let one = r.stats_sliced(by, &q, &p, 1).unwrap();
+        assert_eq!(one.iter().map(|r| r.calls).max().map(|n| n > 0), Some(true), "{by:?}");
+        for slices in [2, 3, 4, 7, 500] {
+            assert_eq!(r.stats_sliced(by, &q, &p, slices).unwrap(), one, "{by:?} in {slices} slices");
+        }
+        let month =
+            CallQuery { from: Some(Ts(T0 - 20 * 86_400_000_000)), to: Some(Ts(T0 + 10 * 86_400_000_000)), ..q.clone() };
+        assert_eq!(r.stats(by, &month, &p).unwrap(), one, "{by:?} over a month");
+        // Filters on the call's record (group, class) need the violations joined to it.
+        let premium = CallQuery { class: Some("premium".into()), group: Some("dispatch".into()), ..q.clone() };
+        let rows = r.stats_sliced(by, &premium, &p, 3).unwrap();
+        assert_eq!(rows, r.stats_sliced(by, &premium, &p, 1).unwrap(), "{by:?} premium");
+        assert_eq!(rows.iter().map(|r| r.violations.get("OUT-1").copied().unwrap_or(0)).sum::<u64>(), 1, "{by:?}");
+        let only = CallQuery { ext: Some("8002".into()), ..q.clone() };
+        assert_eq!(
+            r.stats_sliced(by, &only, &p, 3).unwrap(),
+            r.stats_sliced(by, &only, &p, 1).unwrap(),
+            "{by:?} --ext"
+        );
+    }
+}
