@@ -8,7 +8,7 @@
 //! sample`, each drawn recording logged as `sample`).
 //!
 //! May use: the store's `Reader` queries of recordings and the playback log (those the
-//! CLI uses, with `group` and `number` on the recording's own columns), the recorder's
+//! CLI uses: `group` and `number` match the recording or its call, as there), the recorder's
 //! `sample` draw and `maintain::check_hash`, tower-http's `ServeFile`. It owns no SQL:
 //! it turns parameters into the store's queries and the store's rows into the page's
 //! `Recording`. Audio is served only after the file's SHA-256 is checked against the one

@@ -244,8 +244,8 @@ async fn stats_answers_are_cached_until_the_database_changes() {
 }
 
 /// What the page and scripts read of the recordings and the playback log: the field
-/// names, null for what is not known, the cursors, and the filters on the recording's
-/// own columns.
+/// names, null for what is not known, the cursors, and the group filter (the recording's
+/// or its call's, as the CLI's).
 #[tokio::test]
 async fn recordings_and_playback_log_json() {
     use crate::sink::store::recordings::{self as rows, NewRecording, PlaybackAction, PlaybackEntry, Via};
