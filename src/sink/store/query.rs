@@ -52,7 +52,7 @@ pub fn month_range(param: &'static str, month: &str, tz: &TimeZone) -> Result<(T
     let bad = || QueryError::Month { param, value: month.into() };
     let first = parse_month(month.trim()).ok_or_else(bad)?;
     let next = first.checked_add(jiff::Span::new().months(1)).map_err(|_| bad())?;
-    let midnight = |d: jiff::civil::Date| range_start(param, &d.to_string(), tz).map_err(|_| bad());
+    let midnight = |d: jiff::civil::Date| DateOrInstant::Date(d).start(tz).ok_or_else(bad);
     Ok((midnight(first)?, midnight(next)?))
 }
 
