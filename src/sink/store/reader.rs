@@ -492,40 +492,40 @@ impl Reader {
             }
             _ => None,
         };
-        let agg = match bounds {
+        // A part of the work: the calls of a slice, or (None) the violations of `q`.
+        let sum = |conn: &Connection, part: Option<&CallQuery>, agg: &mut stats::Aggregator<'_>| match part {
+            Some(calls) => sum_calls(conn, by, calls, p, agg),
+            None => sum_violations(conn, by, q, agg),
+        };
+        let mut agg = stats::Aggregator::new(by, p, only);
+        match bounds {
             None => {
-                let mut agg = stats::Aggregator::new(by, p, only);
-                sum_calls(&self.conn, by, q, p, &mut agg)?;
-                sum_violations(&self.conn, by, q, &mut agg)?;
-                agg
+                sum(&self.conn, Some(q), &mut agg)?;
+                sum(&self.conn, None, &mut agg)?;
             }
-            // Each slice of calls, and the violations, on a thread and connection of its
-            // own; this one reads the first slice.
-            Some((ranges, path)) => std::thread::scope(|s| -> anyhow::Result<stats::Aggregator<'_>> {
+            // The violations and each slice of calls but the first on a thread and
+            // connection of their own; this one reads the first slice.
+            Some((ranges, path)) => std::thread::scope(|s| -> anyhow::Result<()> {
                 let slice = |(from, to): (Ts, Ts)| CallQuery { from: Some(from), to: Some(to), ..q.clone() };
-                let mut others = vec![s.spawn(move || -> anyhow::Result<stats::Aggregator<'_>> {
-                    let conn = open_read_only(Path::new(path))?;
-                    let mut agg = stats::Aggregator::new(by, p, only);
-                    sum_violations(&conn, by, q, &mut agg)?;
-                    Ok(agg)
-                })];
-                for &r in &ranges[1..] {
-                    let sq = slice(r);
-                    others.push(s.spawn(move || -> anyhow::Result<stats::Aggregator<'_>> {
-                        let conn = open_read_only(Path::new(path))?;
-                        let mut agg = stats::Aggregator::new(by, p, only);
-                        sum_calls(&conn, by, &sq, p, &mut agg)?;
-                        Ok(agg)
-                    }));
-                }
-                let mut agg = stats::Aggregator::new(by, p, only);
-                sum_calls(&self.conn, by, &slice(ranges[0]), p, &mut agg)?;
+                let sum = &sum;
+                let others: Vec<_> = std::iter::once(None)
+                    .chain(ranges[1..].iter().map(|&r| Some(slice(r))))
+                    .map(|part| {
+                        s.spawn(move || -> anyhow::Result<stats::Aggregator<'_>> {
+                            let conn = open_read_only(Path::new(path))?;
+                            let mut agg = stats::Aggregator::new(by, p, only);
+                            sum(&conn, part.as_ref(), &mut agg)?;
+                            Ok(agg)
+                        })
+                    })
+                    .collect();
+                sum(&self.conn, Some(&slice(ranges[0])), &mut agg)?;
                 for h in others {
                     agg.merge(h.join().map_err(|_| anyhow!("a stats reader thread panicked"))??);
                 }
-                Ok(agg)
+                Ok(())
             })?,
-        };
+        }
         Ok(agg.finish())
     }
 
