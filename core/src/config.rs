@@ -44,6 +44,17 @@ pub struct Site {
     pub extensions: Vec<String>,
     /// Carrier-select / IP-call prefixes stripped after the outside prefix.
     pub carrier_prefixes: Vec<String>,
+    /// Addresses or CIDRs of the PBX (a B2BUA: several for a cluster). Legs the PBX starts
+    /// are linked to the leg that arrived at it (see `track::link`). Empty: no inference.
+    pub pbx: Vec<String>,
+    /// Headers a PBX adds to tie its legs together (e.g. "X-CID", "X-Asterisk-Call-ID"):
+    /// their values are compared with the other legs' Call-IDs and with each other.
+    pub correlation_headers: Vec<String>,
+    /// How long after a leg arrives at the PBX a leg the PBX starts may be its onward leg.
+    pub link_window_ms: u32,
+    /// Feature codes that pick up a ringing call (e.g. "*8"): an INVITE to one, while a
+    /// call rings, continues that call.
+    pub pickup_codes: Vec<String>,
 }
 
 impl Default for Site {
@@ -54,6 +65,10 @@ impl Default for Site {
             outside_prefix: "0".into(),
             extensions: vec!["8000-8999".into()],
             carrier_prefixes: ["17909", "17951", "12593", "10193", "17911", "96688"].map(String::from).to_vec(),
+            pbx: Vec::new(),
+            correlation_headers: Vec::new(),
+            link_window_ms: 2000,
+            pickup_codes: Vec::new(),
         }
     }
 }
@@ -657,5 +672,54 @@ mod tests {
         assert!(ExtensionSet::parse(&["8999-8000".into()]).is_err());
         assert!(ExtensionSet::parse(&["80-8999".into()]).is_err());
         assert!(ExtensionSet::parse(&["a b".into()]).is_err());
+    }
+}
+
+/// `[site].pbx`: the PBX's addresses, compiled. An address is ours if any net holds it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NetSet {
+    nets: Vec<ipnet::IpNet>,
+}
+
+/// One `[site].pbx` entry: an address ("10.1.0.2", "fd00::2") or a CIDR ("10.1.0.0/29").
+pub fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
+    let t = s.trim();
+    if let Ok(n) = t.parse::<ipnet::IpNet>() {
+        return Ok(n.trunc());
+    }
+    t.parse::<std::net::IpAddr>()
+        .map(ipnet::IpNet::from)
+        .map_err(|_| format!("{s:?} is not an IP address or CIDR (e.g. \"10.1.0.2\" or \"10.1.0.0/29\")"))
+}
+
+/// A correlation header must be a header name that the SIP reader keeps: an `X-` header,
+/// or one of the standard ones that say which call a leg belongs to.
+pub fn check_correlation_header(h: &str) -> Result<(), String> {
+    let ok_token = !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let lower = h.to_ascii_lowercase();
+    if ok_token && (lower.starts_with("x-") || crate::sip::LINK_HEADERS.contains(&lower.as_str())) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{h:?} is not a correlation header: an X- header (e.g. \"X-CID\") or one of {}",
+            crate::sip::LINK_HEADERS.join(", ")
+        ))
+    }
+}
+
+impl NetSet {
+    pub fn parse(entries: &[String]) -> Result<NetSet, String> {
+        Ok(NetSet { nets: entries.iter().map(|e| parse_net(e)).collect::<Result<_, _>>()? })
+    }
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        // An IPv4 address may come mapped into IPv6 on a dual-stack capture.
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        self.nets.iter().any(|n| n.contains(&ip))
+    }
+    pub fn is_empty(&self) -> bool {
+        self.nets.is_empty()
     }
 }

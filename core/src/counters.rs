@@ -121,11 +121,19 @@ pub struct Counters {
     /// SIP requests by method name, responses by status code ("INVITE", "180", ...).
     pub sip_by_kind: BTreeMap<String, u64>,
     pub rtp_packets: u64,
+    /// RTP bound to a call of several legs but not taken: the second copy of the same
+    /// conversation that a media-anchoring PBX relays on another leg (`track::link`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub rtp_relayed_copies: u64,
     pub rtcp_packets: u64,
     pub calls_started: u64,
     pub calls_ended: u64,
     pub violations: u64,
     pub drops: BTreeMap<Drop, u64>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Counters {

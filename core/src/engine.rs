@@ -11,7 +11,7 @@
 //! a packet stamped earlier is counted (`Drop::TimeBackwards`) and still used; outputs are
 //! queued in the order they became known.
 
-use crate::config::{Config, ExtensionSet, RecordMode};
+use crate::config::{Config, ExtensionSet, NetSet, RecordMode};
 use crate::counters::{Counters, Drop};
 use crate::decode::{Datagram, DecodeConfig, Decoder, Frame, PayloadHint, Transport};
 use crate::media::{recording_id, CallAudio, Codec, MediaOut, RecordingEvent, RecordingInfo};
@@ -19,7 +19,9 @@ use crate::policy::{Policy, Violation};
 use crate::rtp::{self, Media};
 use crate::sip::{self, SipError};
 use crate::time::{Dur, Ts};
-use crate::track::{CallEvent, CallKey, CallStart, EndReason, MediaKind, RtpBinding, TrackConfig, TrackStats, Tracker};
+use crate::track::{
+    CallEvent, CallKey, CallStart, EndReason, LinkConfig, MediaKind, RtpBinding, TrackConfig, TrackStats, Tracker,
+};
 use std::collections::{HashMap, VecDeque};
 
 /// What the engine produces, drained by the driver to the sinks.
@@ -72,6 +74,12 @@ fn track_config(cfg: &Config) -> Result<TrackConfig, EngineError> {
         call_timeout: Dur::from_secs(i64::from(cfg.limits.call_timeout_s)),
         extensions: ExtensionSet::parse(&cfg.site.extensions)
             .map_err(|e| EngineError(format!("site.extensions: {e}")))?,
+        link: LinkConfig {
+            pbx: NetSet::parse(&cfg.site.pbx).map_err(|e| EngineError(format!("site.pbx: {e}")))?,
+            headers: cfg.site.correlation_headers.iter().map(|h| h.trim().to_ascii_lowercase()).collect(),
+            window: Dur::from_millis(i64::from(cfg.site.link_window_ms)),
+            pickup_codes: cfg.site.pickup_codes.clone(),
+        },
     })
 }
 
@@ -204,7 +212,7 @@ impl Pipeline {
                         counters.sip_fallback += 1;
                     }
                     *counters.sip_by_kind.entry(msg.kind_label()).or_default() += 1;
-                    self.tracker.on_sip(d.ts, d.src, d.dst, &msg, &mut self.events);
+                    self.tracker.on_sip_hep(d.ts, d.src, d.dst, &msg, d.correlation, &mut self.events);
                 }
                 Err(SipError::MissingHeader(_)) => counters.drop(Drop::SipMissingHeader),
                 Err(_) => counters.drop(Drop::BadSip),
@@ -215,7 +223,9 @@ impl Pipeline {
                     counters.rtp_packets += 1;
                     let late_before = self.tracker.late_rtp();
                     match self.tracker.on_rtp(d.ts, d.src, d.dst, &pkt, &mut self.events) {
-                        Some(bound) => self.record(d.ts, &bound, &pkt),
+                        // A relayed copy of media already taken from another leg is not recorded.
+                        Some(bound) if bound.primary => self.record(d.ts, &bound, &pkt),
+                        Some(_) => counters.rtp_relayed_copies += 1,
                         None if self.tracker.late_rtp() > late_before => counters.drop(Drop::RtpAfterEnd),
                         None => counters.drop(Drop::RtpNoCall),
                     }
@@ -245,6 +255,23 @@ impl Pipeline {
                     self.policy.on_end(&mut rec, &mut self.violations);
                     self.end_recording(rec.key, rec.ended_at, &rec.dtmf);
                     self.out.push_back(Output::Call(CallEvent::Ended(rec)));
+                }
+                CallEvent::LegLinked { key, first, leg } => {
+                    // A phone of a recorded group joined the call (the inbound leg named only
+                    // the DID): record from now on, under the call's identity.
+                    let recorded = if self.recordings.contains_key(&key) {
+                        None
+                    } else {
+                        let mut as_call = (*leg).clone();
+                        as_call.key = key;
+                        as_call.call_id = first.call_id.clone();
+                        as_call.at = first.at;
+                        self.begin_recording(&as_call)
+                    };
+                    self.out.push_back(Output::Call(CallEvent::LegLinked { key, first, leg }));
+                    if let Some(info) = recorded {
+                        self.out.push_back(Output::Recording(RecordingEvent::Begin(info)));
+                    }
                 }
                 other => self.out.push_back(Output::Call(other)),
             }

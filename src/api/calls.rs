@@ -60,7 +60,7 @@ pub async fn list(
     Ok(Json(page).into_response())
 }
 
-pub const CSV_HEADER: [&str; 21] = [
+pub const CSV_HEADER: [&str; 26] = [
     "call_id",
     "caller",
     "callee",
@@ -82,9 +82,14 @@ pub const CSV_HEADER: [&str; 21] = [
     "cost_fen",
     "recording",
     "violations",
+    "answered_by",
+    "transferred_to",
+    "wait_ms",
+    "link",
+    "legs",
 ];
 
-pub fn csv_row(c: &CallRow) -> [String; 21] {
+pub fn csv_row(c: &CallRow) -> [String; 26] {
     [
         c.call_id.clone(),
         c.caller.clone(),
@@ -107,6 +112,12 @@ pub fn csv_row(c: &CallRow) -> [String; 21] {
         opt(c.cost_fen),
         opt(c.recording.as_deref()),
         c.violations.iter().map(|v| format!("{} {}", v.rule, v.kind)).collect::<Vec<_>>().join("; "),
+        opt(c.answered_by.as_deref()),
+        opt(c.transferred_to.as_deref()),
+        c.wait_ms.to_string(),
+        opt(c.link.as_deref()),
+        // One cell: each leg as "role Call-ID from→to", in start order.
+        c.legs.iter().map(|l| format!("{} {} {}→{}", l.role, l.call_id, l.from, l.to)).collect::<Vec<_>>().join("; "),
     ]
 }
 

@@ -195,7 +195,8 @@ impl EventsSink {
                 c.state = "answered".into();
                 Some(LiveEvent::CallAnswered { call_id: c.call_id.clone(), at })
             }
-            CallEvent::Dtmf { .. } => None,
+            // A linked leg changes nothing a live view shows until the call's record.
+            CallEvent::Dtmf { .. } | CallEvent::LegLinked { .. } => None,
             CallEvent::Ended(r) => {
                 lock(&self.calls).remove(&r.key);
                 Some(LiveEvent::CallEnded {

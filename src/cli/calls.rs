@@ -51,6 +51,7 @@ fn table(calls: &[CallRow]) -> Vec<Vec<String>> {
         "talk s",
         "end",
         "status",
+        "legs",
         "violations",
     ];
     let mut rows = vec![header.iter().map(|s| s.to_string()).collect::<Vec<_>>()];
@@ -72,6 +73,11 @@ fn table(calls: &[CallRow]) -> Vec<Vec<String>> {
             if c.answered { secs(c.talk_ms) } else { "-".into() },
             c.end_reason.clone(),
             dash(c.sip_status),
+            // Dialogs the call was made of, with what linked them when more than one.
+            match &c.link {
+                Some(l) => format!("{} ({l})", c.legs.len()),
+                None => c.legs.len().to_string(),
+            },
             if violations.is_empty() { "-".into() } else { violations },
         ]);
     }

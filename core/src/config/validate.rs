@@ -429,6 +429,27 @@ impl Checker<'_> {
                 self.err(format!("site.carrier_prefixes[{i}]"), format!("{p:?} is not a prefix of digits"));
             }
         }
+        for (i, p) in s.pbx.iter().enumerate() {
+            if let Err(e) = super::parse_net(p) {
+                self.err(format!("site.pbx[{i}]"), e);
+            }
+        }
+        for (i, h) in s.correlation_headers.iter().enumerate() {
+            if let Err(e) = super::check_correlation_header(h) {
+                self.err(format!("site.correlation_headers[{i}]"), e);
+            }
+        }
+        if !(100..=600_000).contains(&s.link_window_ms) {
+            self.err(
+                "site.link_window_ms",
+                format!("{} ms is out of range: 100 to 600000 (default 2000)", s.link_window_ms),
+            );
+        }
+        for (i, c) in s.pickup_codes.iter().enumerate() {
+            if c.is_empty() || !c.bytes().all(|b| b.is_ascii_digit() || b == b'*' || b == b'#') {
+                self.err(format!("site.pickup_codes[{i}]"), format!("{c:?} is not a feature code (digits, * and #)"));
+            }
+        }
     }
 
     fn capture(&mut self) {

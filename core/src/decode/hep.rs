@@ -11,7 +11,8 @@
 //! HEPv3 chunk types used (vendor 0): 1 IP family, 2 IP protocol, 3/4 IPv4 source /
 //! destination, 5/6 IPv6 source / destination, 7/8 ports, 9/10 timestamp seconds /
 //! microseconds, 11 protocol type, 12 capture id, 15 payload, 16 zlib/gzip payload.
-//! Others (14 auth key, 17 correlation id, vendor chunks) are skipped.
+//! Chunk 17 (correlation id) is passed on with the datagram for leg linking. Others (14
+//! auth key, vendor chunks) are skipped.
 //!
 //! HEPv1/v2 (Kamailio/OpenSIPS `siptrace`, captagent): version, header length, family,
 //! protocol, source and destination port (network order), the two addresses; v2 then a
@@ -38,6 +39,9 @@ pub(crate) struct Hep<'a> {
     pub ts: Option<Ts>,
     pub proto_type: Option<u8>,
     pub capture_id: Option<u32>,
+    /// Chunk 17, the correlation id an agent gives a packet (a B2BUA's other leg's
+    /// Call-ID, or an id shared by its legs).
+    pub correlation: Option<&'a [u8]>,
     pub payload: Payload<'a>,
 }
 
@@ -97,6 +101,7 @@ fn parse_v3(b: &[u8]) -> Result<Hep<'_>, Drop> {
     let mut proto_type = None;
     let mut capture_id = None;
     let (mut plain, mut compressed) = (None, None);
+    let mut correlation = None;
 
     let mut at = 6usize;
     while at < total {
@@ -129,6 +134,7 @@ fn parse_v3(b: &[u8]) -> Result<Hep<'_>, Drop> {
                 })
             }
             15 => plain = Some(body),
+            17 if !body.is_empty() => correlation = Some(body),
             16 => compressed = Some(body),
             _ => {}
         }
@@ -160,6 +166,7 @@ fn parse_v3(b: &[u8]) -> Result<Hep<'_>, Drop> {
         ts,
         proto_type,
         capture_id,
+        correlation,
         payload,
     })
 }
@@ -209,6 +216,7 @@ fn parse_v2(b: &[u8]) -> Result<Hep<'_>, Drop> {
         // HEPv1/v2 only ever carried SIP.
         proto_type: Some(PT_SIP),
         capture_id,
+        correlation: None,
         payload: Payload::Plain(payload),
     })
 }
@@ -265,7 +273,15 @@ impl Decoder {
             }
         };
         let hint = hint(h.proto_type, payload)?;
-        sink.emit(Datagram { ts: h.ts.unwrap_or(ts), src: h.src, dst: h.dst, transport: h.transport, payload, hint });
+        sink.emit(Datagram {
+            ts: h.ts.unwrap_or(ts),
+            src: h.src,
+            dst: h.dst,
+            transport: h.transport,
+            payload,
+            hint,
+            correlation: h.correlation,
+        });
         Ok(())
     }
 }

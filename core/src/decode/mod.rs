@@ -120,6 +120,8 @@ pub struct Datagram<'a> {
     /// What the payload is known to be, when the carrier said so (HEP proto type);
     /// `Unknown` means "sniff it".
     pub hint: PayloadHint,
+    /// HEP's correlation id (chunk 17), when the datagram came in HEP and had one.
+    pub correlation: Option<&'a [u8]>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]

@@ -170,6 +170,7 @@ impl Emit<'_, '_> {
             transport: Transport::Tcp,
             payload,
             hint: PayloadHint::Sip,
+            correlation: None,
         });
     }
 }

@@ -42,6 +42,7 @@ impl Decoder {
             transport: Transport::Udp,
             payload,
             hint: PayloadHint::Unknown,
+            correlation: None,
         });
         Ok(())
     }

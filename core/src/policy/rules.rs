@@ -309,9 +309,19 @@ impl RuleBook {
     pub fn at_end(&self, rec: &mut CallRecord, verdict: &Verdict) -> Vec<Violation> {
         rec.number = verdict.number.clone();
         rec.class = Some(verdict.class.as_str().to_string());
-        rec.group = verdict.group.clone();
         let ctx = Ctx { call_id: (!rec.call_id.is_empty()).then(|| rec.call_id.clone()), started_at: rec.started_at };
-        let callee_ext = self.our_callee(&rec.callee, &rec.dialled).map(str::to_string);
+        // A call through a B2BUA may reach one of ours only on a later leg (an inbound call
+        // to the DID rings a group's phones): who answered, else the first phone that rang,
+        // is the callee the answering rules judge — one call, one judgement.
+        let callee_ext = self
+            .our_callee(&rec.callee, &rec.dialled)
+            .map(str::to_string)
+            .or_else(|| rec.linking.answered_by.clone().filter(|e| self.is_ours(e)))
+            .or_else(|| rec.linking.legs.iter().skip(1).map(|l| l.to.clone()).find(|e| self.is_ours(e)));
+        rec.group = verdict
+            .group
+            .clone()
+            .or_else(|| callee_ext.as_deref().and_then(|e| self.groups.of(e)).map(|g| g.name.clone()));
         let class = verdict.class;
         let outbound = verdict.caller_ours && class != Class::Internal;
         let cost = if outbound && rec.answered { self.tariffs.cost_fen(class, rec.talk_ms) } else { 0 };

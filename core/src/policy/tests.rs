@@ -162,6 +162,7 @@ fn record(
         ladder: Vec::new(),
         ladder_dropped: 0,
         to_tag: None,
+        linking: Default::default(),
     }
 }
 

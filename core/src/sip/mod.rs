@@ -158,10 +158,25 @@ pub struct SipMsg {
     pub content_length: Option<usize>,
     pub body_len: usize,
     pub sdp: Option<sdp::Sdp>,
+    /// The headers that tie a B2BUA's legs together: every `X-` header and those named in
+    /// `LINK_HEADERS`, as (lower-case name, trimmed value), in order, at most
+    /// `MAX_LINK_HEADERS`. Empty (no allocation) on most messages.
+    pub link_headers: Vec<(String, String)>,
     pub parsed_by: ParsedBy,
 }
 
+/// Standard headers kept in `SipMsg::link_headers` (besides every `X-` header): RFC 7989
+/// Session-ID, and REFER's Refer-To/Referred-By and Replaces (RFC 3515, 3891, 3892).
+pub const LINK_HEADERS: [&str; 4] = ["session-id", "replaces", "refer-to", "referred-by"];
+/// More link headers than this on one message are not kept (a flood of X- headers).
+pub const MAX_LINK_HEADERS: usize = 16;
+
 impl SipMsg {
+    /// The first value of the link header `name` (lower-case).
+    pub fn link_header(&self, name: &str) -> Option<&str> {
+        self.link_headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
     pub fn is_request(&self) -> bool {
         matches!(self.start, StartLine::Request { .. })
     }
@@ -254,12 +269,12 @@ fn frame(bytes: &[u8]) -> (&[u8], &[u8]) {
 
 fn read_rsip(head: &[u8], after_head: &[u8]) -> Option<Result<SipMsg, SipError>> {
     let (start, parts) = rsip_reader::read(head)?;
-    Some(assemble(start, parts, after_head, ParsedBy::Rsip))
+    Some(assemble(start, parts, head, after_head, ParsedBy::Rsip))
 }
 
 fn read_fallback(head: &[u8], after_head: &[u8]) -> Result<SipMsg, SipError> {
     let (start, parts) = fallback::read(head)?;
-    assemble(start, parts, after_head, ParsedBy::Fallback)
+    assemble(start, parts, head, after_head, ParsedBy::Fallback)
 }
 
 /// One reader only (tests compare the two): `None` when rsip declines the message.
@@ -272,13 +287,20 @@ pub(crate) fn parse_with(bytes: &[u8], by: ParsedBy) -> Option<Result<SipMsg, Si
     }
 }
 
-fn assemble(start: StartLine, p: Parts, after_head: &[u8], parsed_by: ParsedBy) -> Result<SipMsg, SipError> {
+fn assemble(
+    start: StartLine,
+    p: Parts,
+    head: &[u8],
+    after_head: &[u8],
+    parsed_by: ParsedBy,
+) -> Result<SipMsg, SipError> {
     let call_id = p.call_id.filter(|c| !c.is_empty()).ok_or(SipError::MissingHeader("Call-ID"))?;
     let cseq = p.cseq.ok_or(SipError::MissingHeader("CSeq"))?;
     let from = p.from.ok_or(SipError::MissingHeader("From"))?;
     let to = p.to.ok_or(SipError::MissingHeader("To"))?;
     let body = body::body(after_head, p.content_length);
     let sdp = body::find_sdp(p.content_type.as_deref(), body);
+    let link_headers = link_headers(head);
     Ok(SipMsg {
         start,
         call_id,
@@ -295,8 +317,42 @@ fn assemble(start: StartLine, p: Parts, after_head: &[u8], parsed_by: ParsedBy) 
         content_length: p.content_length,
         body_len: body.len(),
         sdp,
+        link_headers,
         parsed_by,
     })
+}
+
+/// The link headers of a head, read straight from its lines (both readers share this, so
+/// they cannot disagree). Compact forms: `r` Refer-To, `b` Referred-By. Folded
+/// continuation lines are joined.
+fn link_headers(head: &[u8]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut last_kept = false;
+    for line in head.split(|&b| b == b'\n').skip(1) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
+            if let (true, Some((_, v))) = (last_kept, out.last_mut()) {
+                v.push(' ');
+                v.push_str(String::from_utf8_lossy(line).trim());
+            }
+            continue;
+        }
+        last_kept = false;
+        let Some(colon) = line.iter().position(|&b| b == b':') else { continue };
+        let name = line.get(..colon).unwrap_or(b"").trim_ascii();
+        let name = match name {
+            b"r" | b"R" => "refer-to".to_string(),
+            b"b" | b"B" => "referred-by".to_string(),
+            n => String::from_utf8_lossy(n).to_ascii_lowercase(),
+        };
+        if !(name.starts_with("x-") || LINK_HEADERS.contains(&name.as_str())) || out.len() >= MAX_LINK_HEADERS {
+            continue;
+        }
+        let value = String::from_utf8_lossy(line.get(colon + 1..).unwrap_or(b"")).trim().to_string();
+        out.push((name, value));
+        last_kept = true;
+    }
+    out
 }
 
 /// Address of media announced in an SDP: connection address and port.

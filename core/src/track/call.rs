@@ -194,6 +194,19 @@ impl Call {
         self.invite_cseq
     }
 
+    /// Challenged (401/407), not answered, not ended: waiting for the INVITE's retry.
+    pub(crate) fn awaits_retry(&self) -> bool {
+        self.challenge.is_some() && self.answered_at.is_none() && !self.is_ended()
+    }
+
+    /// The retry comes with a new From tag (and so may restart its CSeq): the call's
+    /// requests are from now on those with this tag, and the retry is a new transaction.
+    pub(crate) fn take_new_tag(&mut self, tag: &str) {
+        self.caller_tag = tag.to_string();
+        self.invite_cseq = 0;
+        self.seen.clear();
+    }
+
     pub(crate) fn is_ended(&self) -> bool {
         self.linger_until.is_some()
     }
@@ -431,6 +444,7 @@ impl Call {
             ladder: std::mem::take(&mut self.ladder),
             ladder_dropped: self.ladder_dropped,
             to_tag: self.to_tag.take(),
+            linking: super::Linking::default(),
         }
     }
 

@@ -32,6 +32,12 @@ impl Dialogs {
             .map(|&(_, key)| key)
     }
 
+    /// The newest call under `call_id` for which `pred` holds (a challenged call waiting
+    /// for its retry).
+    pub(crate) fn challenged(&self, call_id: &str, pred: impl Fn(CallKey) -> bool) -> Option<CallKey> {
+        self.by_call_id.get(call_id)?.iter().rev().map(|&(_, k)| k).find(|&k| pred(k))
+    }
+
     pub(crate) fn calls_with(&self, call_id: &str) -> usize {
         self.by_call_id.get(call_id).map_or(0, Vec::len)
     }

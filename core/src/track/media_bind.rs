@@ -80,9 +80,13 @@ impl MediaKind {
 /// Where `Tracker::on_rtp` put a packet: the call, the direction, and what it carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RtpBinding {
+    /// The call (for a call of several legs, its first leg's key).
     pub key: CallKey,
     pub leg: Leg,
     pub kind: MediaKind,
+    /// The packet is the call's media in its direction (recorded, counted). `false` for the
+    /// second copy a media-anchoring PBX relays on another leg of the same call.
+    pub primary: bool,
 }
 
 /// One end of a call, for media: the caller's or the callee's.

@@ -17,6 +17,7 @@
 mod call;
 mod dialogs;
 mod dtmf;
+pub mod link;
 mod media_bind;
 mod table;
 mod timers;
@@ -26,12 +27,14 @@ mod test_msg;
 #[cfg(test)]
 mod tests_calls;
 
+pub use link::{LegRole, LegSummary, LinkConfig, LinkKind, LinkStats, Linking};
 pub use media_bind::{Encoding, MediaKind, RtpBinding};
 
 use crate::sip::{Method, SipMsg};
 use crate::time::{Dur, Ts};
 use call::{Call, Ending};
 use dialogs::{Dialogs, MAX_CALLS_PER_CALL_ID};
+use link::{Evidence, Linker};
 use media_bind::{leg_idx, Handle, Matched, MediaMap, StaticPayloads};
 use serde::Serialize;
 use std::net::SocketAddr;
@@ -192,6 +195,8 @@ pub struct CallRecord {
     /// To tag of the final response to the INVITE: for an answered call, the fork that
     /// answered.
     pub to_tag: Option<String>,
+    /// Who answered, the legs and what linked them (`track::link`).
+    pub linking: Linking,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -212,6 +217,14 @@ pub enum CallEvent {
         digit: char,
     },
     Ended(Box<CallRecord>),
+    /// Another leg joined call `key` (a B2BUA's onward leg, a ring-group phone, a transfer
+    /// or pickup): its parties may bring recording or a group into the call.
+    LegLinked {
+        key: CallKey,
+        /// The call's first leg (its identity: Call-ID and start).
+        first: Box<CallStart>,
+        leg: Box<CallStart>,
+    },
 }
 
 /// Tracker knobs, from `[ringing]`, `[limits]` and `[site].extensions`.
@@ -220,6 +233,8 @@ pub struct TrackConfig {
     pub cycle_ms: u32,
     pub call_timeout: Dur,
     pub extensions: crate::config::ExtensionSet,
+    /// Leg linking (`[site].pbx`, `correlation_headers`, ...); default: off.
+    pub link: LinkConfig,
 }
 
 /// `rings = floor(ring_ms / cycle_ms) + 1` when there was a ringing phase, else 0.
@@ -257,6 +272,10 @@ pub struct TrackStats {
     pub bound_addresses: u64,
     /// Timers armed (one per tracked call).
     pub timers: u64,
+    /// INVITEs retried with a new From tag after a 401/407 (an SBC's habit), kept as one call.
+    pub challenge_new_tag: u64,
+    /// Leg linking.
+    pub link: LinkStats,
 }
 
 /// Ladder steps kept per call; the rest are counted in `CallRecord::ladder_dropped`.
@@ -264,6 +283,17 @@ pub const MAX_LADDER: usize = 500;
 
 /// More tracked calls (active + lingering) than this and new INVITEs are refused and counted.
 pub const MAX_CALLS: usize = 200_000;
+
+/// The user part of a Refer-To value (`<sip:8002@pbx;transport=udp?Replaces=...>`).
+fn uri_user(v: &str) -> Option<String> {
+    let inner = match (v.find('<'), v.find('>')) {
+        (Some(a), Some(b)) if a < b => &v[a + 1..b],
+        _ => v,
+    };
+    let rest = inner.trim().split_once(':').map_or(inner, |(_, r)| r);
+    let user = rest.split(['@', ';', '?']).next()?.trim();
+    (!user.is_empty()).then(|| user.to_string())
+}
 
 /// A request INVITE without To tag: the start of a call (or a copy or retry of it).
 fn is_initial_invite(msg: &SipMsg) -> bool {
@@ -284,11 +314,16 @@ pub struct Tracker {
     statics: StaticPayloads,
     active: usize,
     stats: TrackStats,
+    link: Linker,
+    /// Per-leg events waiting for the linker (kept to reuse its allocation).
+    scratch: Vec<CallEvent>,
 }
 
 impl Tracker {
     pub fn new(cfg: TrackConfig) -> Tracker {
         Tracker {
+            link: Linker::new(cfg.link.clone(), cfg.extensions.clone(), cfg.cycle_ms),
+            scratch: Vec::new(),
             cfg,
             next_key: 1,
             calls: CallTable::default(),
@@ -304,6 +339,7 @@ impl Tracker {
     /// Replace the knobs (config reload). Calls in progress keep their direction; a new
     /// `call_timeout` applies to every call from now on.
     pub fn set_config(&mut self, cfg: TrackConfig) {
+        self.link.set_config(cfg.link.clone(), cfg.extensions.clone(), cfg.cycle_ms);
         self.cfg = cfg;
         for call in self.calls.iter() {
             self.timers.set(call.key, Some(call.deadline(self.cfg.call_timeout)));
@@ -311,12 +347,49 @@ impl Tracker {
     }
 
     pub fn on_sip(&mut self, at: Ts, src: SocketAddr, dst: SocketAddr, msg: &SipMsg, out: &mut Vec<CallEvent>) {
+        self.on_sip_hep(at, src, dst, msg, None, out);
+    }
+
+    /// `on_sip` for a message that came in HEP with a correlation id (chunk 17).
+    pub fn on_sip_hep(
+        &mut self,
+        at: Ts,
+        src: SocketAddr,
+        dst: SocketAddr,
+        msg: &SipMsg,
+        hep_correlation: Option<&[u8]>,
+        out: &mut Vec<CallEvent>,
+    ) {
+        let mut legs = std::mem::take(&mut self.scratch);
+        self.leg_sip(at, src, dst, msg, hep_correlation, &mut legs);
+        self.link.process(&mut legs, out);
+        self.scratch = legs;
+    }
+
+    fn leg_sip(
+        &mut self,
+        at: Ts,
+        src: SocketAddr,
+        dst: SocketAddr,
+        msg: &SipMsg,
+        hep: Option<&[u8]>,
+        out: &mut Vec<CallEvent>,
+    ) {
         self.catch_up(at, out);
         let from_tag = call::tag(&msg.from).unwrap_or("");
         let Some(key) = self.dialogs.find(&msg.call_id, from_tag, call::tag(&msg.to)) else {
-            self.unknown_dialog(at, src, dst, msg, out);
+            if is_initial_invite(msg) && self.challenge_retry(msg) {
+                // Re-indexed under its new From tag: now it is found.
+                return self.leg_sip(at, src, dst, msg, hep, out);
+            }
+            self.unknown_dialog(at, src, dst, msg, hep, out);
             return;
         };
+        if msg.method() == Some(&Method::Refer) && self.link.enabled() {
+            if let Some(target) = msg.link_header("refer-to").and_then(uri_user) {
+                self.link.note_refer(key, at, &target);
+            }
+        }
         let Some(call) = self.calls.get_mut(key) else { return };
         if call.is_ended() {
             // A lingering call never reopens: retransmitted BYE/200, ACK, late INVITE copy.
@@ -324,7 +397,7 @@ impl Tracker {
             // redirect, a 422, or a challenge answered after 32 s): it is a new call, found
             // first by the index from now on.
             if is_initial_invite(msg) && msg.cseq.seq > call.invite_cseq() {
-                self.unknown_dialog(at, src, dst, msg, out);
+                self.unknown_dialog(at, src, dst, msg, hep, out);
             } else {
                 self.stats.ended_call_messages += 1;
             }
@@ -348,10 +421,40 @@ impl Tracker {
         pkt: &crate::rtp::RtpPacket<'_>,
         out: &mut Vec<CallEvent>,
     ) -> Option<RtpBinding> {
+        let mut legs = std::mem::take(&mut self.scratch);
+        let bound = self.leg_rtp(at, src, dst, pkt, &mut legs);
+        self.link.process(&mut legs, out);
+        self.scratch = legs;
+        bound
+    }
+
+    fn leg_rtp(
+        &mut self,
+        at: Ts,
+        src: SocketAddr,
+        dst: SocketAddr,
+        pkt: &crate::rtp::RtpPacket<'_>,
+        out: &mut Vec<CallEvent>,
+    ) -> Option<RtpBinding> {
         self.catch_up(at, out);
         let (owner, matched) = self.media.lookup(src, dst)?;
         let call = self.calls.at_mut(owner.slot, owner.key)?;
         if call.is_ended() {
+            // A leg of a ring group or fork that ended while its call goes on (its SDP
+            // named the same media as the answering leg): the packet is still the call's.
+            if self.link.call_in_progress(owner.key) {
+                let receiver = match matched {
+                    Matched::Receiver => owner.side,
+                    Matched::Sender => owner.side.other(),
+                };
+                let leg = receiver.receiving_leg();
+                let kind = call
+                    .kind(receiver, pkt.payload_type)
+                    .cloned()
+                    .unwrap_or_else(|| self.statics.kind(pkt.payload_type));
+                let primary = self.link.media_primary(owner.key, leg);
+                return Some(RtpBinding { key: self.link.call_of(owner.key), leg, kind, primary });
+            }
             self.stats.late_rtp += 1;
             return None;
         }
@@ -387,12 +490,20 @@ impl Tracker {
         if let Some(digit) = call.on_rtp(at, src, leg, pkt, &kind) {
             out.push(CallEvent::Dtmf { key: owner.key, at, digit });
         }
-        Some(RtpBinding { key: owner.key, leg, kind })
+        let primary = self.link.media_primary(owner.key, leg);
+        Some(RtpBinding { key: self.link.call_of(owner.key), leg, kind, primary })
     }
 
     /// Fire every timer due at or before `now`. Afterwards `poll_timeout` is later than
     /// `now` (or `None`).
     pub fn handle_timeout(&mut self, now: Ts, out: &mut Vec<CallEvent>) {
+        let mut legs = std::mem::take(&mut self.scratch);
+        self.leg_timeout(now, &mut legs);
+        self.link.process(&mut legs, out);
+        self.scratch = legs;
+    }
+
+    fn leg_timeout(&mut self, now: Ts, out: &mut Vec<CallEvent>) {
         while let Some((_, key)) = self.timers.pop_due(now) {
             let Some(call) = self.calls.get(key) else { continue };
             if call.is_ended() {
@@ -418,6 +529,13 @@ impl Tracker {
     /// End every call in progress with `reason` at `now` (capture-ended, shutdown), in
     /// the order they started. A call whose CANCEL was seen ends `cancelled` at the CANCEL.
     pub fn end_all(&mut self, now: Ts, reason: EndReason, out: &mut Vec<CallEvent>) {
+        let mut legs = std::mem::take(&mut self.scratch);
+        self.leg_end_all(now, reason, &mut legs);
+        self.link.process(&mut legs, out);
+        self.scratch = legs;
+    }
+
+    fn leg_end_all(&mut self, now: Ts, reason: EndReason, out: &mut Vec<CallEvent>) {
         // Timeouts already due end as timeouts, not as `reason`.
         self.catch_up(now, out);
         let mut keys: Vec<CallKey> = self.calls.iter().filter(|c| !c.is_ended()).map(|c| c.key).collect();
@@ -445,6 +563,7 @@ impl Tracker {
             lingering_calls: (self.calls.len() - self.active) as u64,
             bound_addresses: self.media.len() as u64,
             timers: self.timers.len() as u64,
+            link: self.link.stats(),
             ..self.stats.clone()
         }
     }
@@ -452,12 +571,20 @@ impl Tracker {
     /// Run the timers due at or before `at`, each at its own due time (as the driver does).
     fn catch_up(&mut self, at: Ts, out: &mut Vec<CallEvent>) {
         while let Some(due) = self.timers.next().filter(|&d| d <= at) {
-            self.handle_timeout(due, out);
+            self.leg_timeout(due, out);
         }
     }
 
     /// A message that matches no tracked call: a new call, or counted.
-    fn unknown_dialog(&mut self, at: Ts, src: SocketAddr, dst: SocketAddr, msg: &SipMsg, out: &mut Vec<CallEvent>) {
+    fn unknown_dialog(
+        &mut self,
+        at: Ts,
+        src: SocketAddr,
+        dst: SocketAddr,
+        msg: &SipMsg,
+        hep: Option<&[u8]>,
+        out: &mut Vec<CallEvent>,
+    ) {
         let method = msg.method().unwrap_or(&msg.cseq.method);
         if is_initial_invite(msg) {
             if self.calls.len() >= MAX_CALLS || self.dialogs.calls_with(&msg.call_id) >= MAX_CALLS_PER_CALL_ID {
@@ -468,6 +595,10 @@ impl Tracker {
             self.next_key += 1;
             let h = Handle { key, slot: self.calls.vacant() };
             let (call, start) = Call::start(h, at, src, dst, msg, &self.cfg, &mut self.media);
+            if self.link.enabled() {
+                let ev = self.evidence(msg, hep);
+                self.link.note_evidence(key, ev);
+            }
             out.push(CallEvent::Started(start));
             self.dialogs.insert(&call.call_id, &call.caller_tag, key);
             self.timers.set(key, Some(call.deadline(self.cfg.call_timeout)));
@@ -481,6 +612,49 @@ impl Tracker {
         } else {
             self.stats.orphan_messages += 1;
         }
+    }
+
+    /// What a new leg's INVITE says about the call it belongs to.
+    fn evidence(&self, msg: &SipMsg, hep: Option<&[u8]>) -> Evidence {
+        let headers = self
+            .link
+            .headers()
+            .iter()
+            .flat_map(|h| msg.link_headers.iter().filter(move |(n, _)| n == h).map(|(_, v)| v.trim().to_string()))
+            .filter(|v| !v.is_empty())
+            .collect();
+        let session_ids = msg.link_header("session-id").map(link::session_uuids).unwrap_or_default();
+        let hep = hep.map(|h| String::from_utf8_lossy(h).trim().to_string()).filter(|h| !h.is_empty());
+        let replaces = msg.link_header("replaces").and_then(|r| {
+            let mut parts = r.split(';');
+            let call_id = parts.next()?.trim();
+            let (mut to_tag, mut from_tag) = (None, None);
+            for p in parts {
+                match p.split_once('=') {
+                    Some((k, v)) if k.trim().eq_ignore_ascii_case("to-tag") => to_tag = Some(v.trim()),
+                    Some((k, v)) if k.trim().eq_ignore_ascii_case("from-tag") => from_tag = Some(v.trim()),
+                    _ => {}
+                }
+            }
+            self.dialogs.find(call_id, from_tag?, to_tag)
+        });
+        Evidence { headers, session_ids, hep, replaces }
+    }
+
+    /// An initial INVITE under a Call-ID whose call was challenged (401/407) and waits
+    /// for its retry, with a new From tag: some SBCs and trunks retry that way. The call
+    /// takes the new tag, so the retry continues it instead of making a phantom call.
+    fn challenge_retry(&mut self, msg: &SipMsg) -> bool {
+        let Some(new_tag) = call::tag(&msg.from) else { return false };
+        let Some(key) = self.dialogs.challenged(&msg.call_id, |k| self.calls.get(k).is_some_and(Call::awaits_retry))
+        else {
+            return false;
+        };
+        let Some(call) = self.calls.get_mut(key) else { return false };
+        call.take_new_tag(new_tag);
+        self.dialogs.insert(&msg.call_id, new_tag, key);
+        self.stats.challenge_new_tag += 1;
+        true
     }
 
     /// End an active call: emit its record and let it linger.

@@ -115,6 +115,7 @@ fn base(start: StartLine, call_id: &str, from: NameAddr, to: NameAddr, seq: u32,
         content_length: Some(0),
         body_len: 0,
         sdp: None,
+        link_headers: Vec::new(),
         parsed_by: ParsedBy::Rsip,
     })
 }

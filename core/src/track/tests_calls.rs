@@ -29,6 +29,7 @@ fn cfg(call_timeout_s: i64) -> TrackConfig {
         cycle_ms: 5000,
         call_timeout: Dur::from_secs(call_timeout_s),
         extensions: ExtensionSet::parse(&["8000-8999".to_string()]).unwrap(),
+        link: LinkConfig::default(),
     }
 }
 
@@ -166,6 +167,7 @@ fn answered_after_7_12_17_seconds_of_ringing() {
                     CallEvent::Answered { .. } => "answer",
                     CallEvent::Dtmf { .. } => "dtmf",
                     CallEvent::Ended(_) => "end",
+                    CallEvent::LegLinked { .. } => "leg",
                 })
                 .collect();
         assert_eq!(kinds, ["start", "ring", "answer", "end"]);
@@ -937,6 +939,7 @@ fn event_key(e: &CallEvent) -> CallKey {
         CallEvent::Started(s) => s.key,
         CallEvent::Ringing { key, .. } | CallEvent::Answered { key, .. } | CallEvent::Dtmf { key, .. } => *key,
         CallEvent::Ended(r) => r.key,
+        CallEvent::LegLinked { key, .. } => *key,
     }
 }
 
@@ -1168,6 +1171,7 @@ proptest! {
                 CallEvent::Started(s) => (s.key, 1),
                 CallEvent::Ringing { key, .. } | CallEvent::Answered { key, .. } | CallEvent::Dtmf { key, .. } => (*key, 0),
                 CallEvent::Ended(r) => (r.key, 2),
+                CallEvent::LegLinked { key, .. } => (*key, 0),
             };
             let cur = state.get(&key).copied();
             match s {

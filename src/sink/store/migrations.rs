@@ -12,6 +12,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (2, "0002_recordings", include_str!("migrations/0002_recordings.sql")),
     (3, "0003_approvals", include_str!("migrations/0003_approvals.sql")),
     (4, "0004_stats_index", include_str!("migrations/0004_stats_index.sql")),
+    (5, "0005_legs", include_str!("migrations/0005_legs.sql")),
 ];
 
 /// The schema version this build writes and reads.
@@ -20,9 +21,9 @@ pub fn latest() -> u32 {
 }
 
 /// The oldest schema a reader (CLI, `serve`) can answer from: every table and column it
-/// reads exists from version 3 on; later migrations only add indexes, so an older database
-/// is read as it is (slower) rather than refused until a writer opens it once.
-pub const OLDEST_READABLE: u32 = 3;
+/// reads exists from version 5 on (0005 added the calls' legs); an older database is
+/// refused with a message until a writer (`replay`, `run`) opens it once and migrates it.
+pub const OLDEST_READABLE: u32 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MigrationError {

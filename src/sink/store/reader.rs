@@ -52,6 +52,17 @@ pub struct CallRow {
     /// recorded or had no media at all (status `empty`).
     pub recording: Option<String>,
     pub violations: Vec<RuleKind>,
+    /// The extension that picked up (null: nobody of ours, or not answered).
+    pub answered_by: Option<String>,
+    /// The extension the call was last transferred to.
+    pub transferred_to: Option<String>,
+    /// Time in an IVR or queue before any phone rang, ms.
+    pub wait_ms: i64,
+    /// What linked the call's legs (`header`, `session-id`, `hep`, `inferred`); null for a
+    /// call of one dialog.
+    pub link: Option<String>,
+    /// The SIP dialogs the call was made of, in the order they started.
+    pub legs: Vec<LegRow>,
     /// Start in µs: with `call_id`, the call's identity and its paging cursor.
     #[serde(skip)]
     pub started_us: i64,
@@ -63,6 +74,33 @@ impl CallRow {
     pub fn cursor(&self) -> CallCursor {
         CallCursor { started_us: self.started_us, call_id: self.call_id.clone() }
     }
+}
+
+/// One SIP dialog of a call, as `calls --json` prints it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LegRow {
+    pub call_id: String,
+    pub from: String,
+    pub to: String,
+    pub started_at: String,
+    pub answered_at: Option<String>,
+    pub ended_at: String,
+    pub sip_status: Option<u16>,
+    /// caller-side | callee-side | ring | transfer | pickup
+    pub role: String,
+}
+
+/// A leg as the writer stores it (µs times).
+#[derive(serde::Deserialize)]
+struct StoredLeg {
+    call_id: String,
+    from: String,
+    to: String,
+    started_us: i64,
+    answered_us: Option<i64>,
+    ended_us: i64,
+    sip_status: Option<u16>,
+    role: String,
 }
 
 /// One call with everything stored about it (`GET /api/calls/{id}`).
@@ -225,6 +263,9 @@ fn violation_where(q: &ViolationQuery) -> Where {
     w
 }
 
+/// Columns 20–24 of a call row: how its legs were linked.
+const LINK_COLUMNS: &str = "c.answered_by, c.transferred_to, c.wait_ms, c.link, c.legs";
+
 /// Column 19 of a call row: its recording's id (none for a call with no media at all).
 const RECORDING_OF_CALL: &str = "(SELECT r.id FROM recordings r WHERE r.call_id = c.call_id
      AND r.call_started_us = c.started_us AND r.status <> 'empty') AS recording";
@@ -382,7 +423,7 @@ impl Reader {
         let sql = format!(
             "SELECT c.call_id, c.caller, c.callee, c.dialled, c.number, c.direction, c.class, c.group_name,
                     c.started_us, c.ringing_us, c.answered_us, c.ended_us, c.rings, c.ring_ms, c.talk_ms,
-                    c.answered, c.end_reason, c.sip_status, c.cost_fen, {RECORDING_OF_CALL}
+                    c.answered, c.end_reason, c.sip_status, c.cost_fen, {RECORDING_OF_CALL}, {LINK_COLUMNS}
              FROM calls c {} ORDER BY c.started_us {order}, c.call_id {order} LIMIT ?",
             w.sql()
         );
@@ -405,7 +446,7 @@ impl Reader {
         let mut stmt = self.conn.prepare(&format!(
             "SELECT c.call_id, c.caller, c.callee, c.dialled, c.number, c.direction, c.class, c.group_name,
                     c.started_us, c.ringing_us, c.answered_us, c.ended_us, c.rings, c.ring_ms, c.talk_ms,
-                    c.answered, c.end_reason, c.sip_status, c.cost_fen, {RECORDING_OF_CALL},
+                    c.answered, c.end_reason, c.sip_status, c.cost_fen, {RECORDING_OF_CALL}, {LINK_COLUMNS},
                     c.caller_display, c.dtmf, c.media_caller, c.media_callee, c.ladder
              FROM calls c WHERE c.call_id = ? ORDER BY c.started_us DESC LIMIT 1"
         ))?;
@@ -413,11 +454,11 @@ impl Reader {
             .query_row([call_id], |r| {
                 Ok((
                     self.call_row(r)?,
-                    r.get::<_, Option<String>>(20)?,
-                    r.get::<_, String>(21)?,
-                    r.get::<_, String>(22)?,
-                    r.get::<_, String>(23)?,
-                    r.get::<_, String>(24)?,
+                    r.get::<_, Option<String>>(25)?,
+                    r.get::<_, String>(26)?,
+                    r.get::<_, String>(27)?,
+                    r.get::<_, String>(28)?,
+                    r.get::<_, String>(29)?,
                 ))
             })
             .optional()?;
@@ -557,7 +598,47 @@ impl Reader {
             cost_fen: r.get(18)?,
             recording: r.get(19)?,
             violations: Vec::new(),
+            answered_by: r.get(20)?,
+            transferred_to: r.get(21)?,
+            wait_ms: r.get(22)?,
+            link: r.get(23)?,
+            legs: self.legs(r, 24)?,
         })
+    }
+
+    /// The stored legs of a call row; a call stored before legs were kept (`[]`) shows
+    /// its own dialog as its one leg.
+    fn legs(&self, r: &Row<'_>, i: usize) -> rusqlite::Result<Vec<LegRow>> {
+        let text: String = r.get(i)?;
+        let stored: Vec<StoredLeg> = serde_json::from_str(&text)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))?;
+        let tz = &self.tz;
+        if stored.is_empty() {
+            let answered_us: Option<i64> = r.get(10)?;
+            return Ok(vec![LegRow {
+                call_id: r.get(0)?,
+                from: r.get(1)?,
+                to: r.get(2)?,
+                started_at: format_ts(r.get(8)?, tz),
+                answered_at: answered_us.map(|us| format_ts(us, tz)),
+                ended_at: format_ts(r.get(11)?, tz),
+                sip_status: r.get(17)?,
+                role: "caller-side".into(),
+            }]);
+        }
+        Ok(stored
+            .into_iter()
+            .map(|l| LegRow {
+                call_id: l.call_id,
+                from: l.from,
+                to: l.to,
+                started_at: format_ts(l.started_us, tz),
+                answered_at: l.answered_us.map(|us| format_ts(us, tz)),
+                ended_at: format_ts(l.ended_us, tz),
+                sip_status: l.sip_status,
+                role: l.role,
+            })
+            .collect())
     }
 
     fn violation_row(&self, r: &Row<'_>) -> rusqlite::Result<ViolationRow> {

@@ -56,6 +56,7 @@ pub fn call(call_id: &str, started_us: i64, caller: &str, callee: &str, directio
         }],
         ladder_dropped: 0,
         to_tag: Some("callee-tag".into()),
+        linking: Default::default(),
     }
 }
 

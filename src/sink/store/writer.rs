@@ -212,6 +212,36 @@ fn json<T: serde::Serialize>(v: &T) -> rusqlite::Result<String> {
     serde_json::to_string(v).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
 }
 
+/// The legs as stored: times in µs like every other column.
+#[derive(serde::Serialize)]
+struct StoredLeg<'a> {
+    call_id: &'a str,
+    from: &'a str,
+    to: &'a str,
+    started_us: i64,
+    answered_us: Option<i64>,
+    ended_us: i64,
+    sip_status: Option<u16>,
+    role: &'static str,
+}
+
+fn stored_legs(rec: &CallRecord) -> Vec<StoredLeg<'_>> {
+    rec.linking
+        .legs
+        .iter()
+        .map(|l| StoredLeg {
+            call_id: &l.call_id,
+            from: &l.from,
+            to: &l.to,
+            started_us: l.started_at.as_micros(),
+            answered_us: l.answered_at.map(Ts::as_micros),
+            ended_us: l.ended_at.as_micros(),
+            sip_status: l.sip_status,
+            role: l.role.as_str(),
+        })
+        .collect()
+}
+
 /// Insert or replace the call; `true` when it was not there before.
 fn write_call(tx: &rusqlite::Transaction<'_>, tz: &TimeZone, rec: &CallRecord) -> rusqlite::Result<bool> {
     let started = rec.started_at.as_micros();
@@ -226,9 +256,9 @@ fn write_call(tx: &rusqlite::Transaction<'_>, tz: &TimeZone, rec: &CallRecord) -
         "INSERT INTO calls (call_id, started_us, caller, caller_display, callee, dialled, number, direction,
              class, group_name, caller_ext, callee_ext, ringing_us, answered_us, ended_us, rings, ring_ms,
              talk_ms, answered, end_reason, sip_status, cost_fen, dtmf, media_caller, media_callee, ladder,
-             day, month)
+             day, month, answered_by, transferred_to, wait_ms, link, legs)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
-             ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)
+             ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33)
          ON CONFLICT (call_id, started_us) DO UPDATE SET
              caller = excluded.caller, caller_display = excluded.caller_display, callee = excluded.callee,
              dialled = excluded.dialled, number = excluded.number, direction = excluded.direction,
@@ -239,7 +269,9 @@ fn write_call(tx: &rusqlite::Transaction<'_>, tz: &TimeZone, rec: &CallRecord) -
              end_reason = excluded.end_reason, sip_status = excluded.sip_status,
              cost_fen = excluded.cost_fen, dtmf = excluded.dtmf, media_caller = excluded.media_caller,
              media_callee = excluded.media_callee, ladder = excluded.ladder, day = excluded.day,
-             month = excluded.month",
+             month = excluded.month, answered_by = excluded.answered_by,
+             transferred_to = excluded.transferred_to, wait_ms = excluded.wait_ms, link = excluded.link,
+             legs = excluded.legs",
     )?;
     stmt.execute(params![
         rec.call_id,
@@ -270,6 +302,11 @@ fn write_call(tx: &rusqlite::Transaction<'_>, tz: &TimeZone, rec: &CallRecord) -
         json(&rec.ladder)?,
         day,
         month,
+        rec.linking.answered_by,
+        rec.linking.transferred_to,
+        rec.linking.wait_ms,
+        rec.linking.link.map(|k| k.as_str()),
+        json(&stored_legs(rec))?,
     ])?;
     Ok(!existed)
 }
