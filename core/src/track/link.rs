@@ -173,8 +173,6 @@ struct LegState {
     key: CallKey,
     start: CallStart,
     role: LegRole,
-    /// The PBX started it (its source is a PBX address).
-    by_pbx: bool,
     ringing_at: Option<Ts>,
     answered_at: Option<Ts>,
     record: Option<Box<CallRecord>>,
@@ -432,7 +430,6 @@ impl Linker {
                     key: leg,
                     start: start.clone(),
                     role: LegRole::CallerSide,
-                    by_pbx,
                     ringing_at: None,
                     answered_at: None,
                     record: None,
@@ -594,10 +591,15 @@ impl Linker {
             if refer.is_none() && caller_ours && self.extensions.contains(&a.caller) && !caller_match {
                 continue;
             }
+            // Within the window any number may match; beyond it (a hunt group's next phone,
+            // a queue's agent, an IVR's transfer) only a call held for more legs, and only
+            // with the same caller.
             let score = if refer.is_some() {
                 3
-            } else if in_window || c.held {
+            } else if in_window {
                 u32::from(caller_match) * 2 + u32::from(callee_match)
+            } else if caller_match && self.held.contains(&ck) {
+                2 + u32::from(callee_match)
             } else {
                 0
             };
@@ -634,7 +636,6 @@ impl Linker {
                 key: leg,
                 start: start.clone(),
                 role,
-                by_pbx,
                 ringing_at: None,
                 answered_at: None,
                 record: None,
@@ -642,13 +643,23 @@ impl Linker {
         }
         self.leg_call.insert(leg, call_key);
         self.index(call_key, start, ev);
+        // Not answered yet: the PBX may try more phones after this one (hunt group, queue).
+        // A transfer done: its target is the leg now, not a REFER to come.
+        match self.calls.get(&call_key) {
+            Some(c) if by_pbx && !c.answered() => {
+                self.held.insert(call_key);
+            }
+            Some(c) if role == LegRole::Transfer && !c.held => {
+                self.held.remove(&call_key);
+            }
+            _ => {}
+        }
     }
 
     fn answered(&mut self, key: CallKey, at: Ts, out: &mut Vec<CallEvent>) {
         let call_key = self.call_of(key);
         let Some(c) = self.calls.get_mut(&call_key) else { return };
         let first_key = c.first().key;
-        let onward_rang = c.legs.iter().skip(1).any(|l| l.ringing_at.is_some() || l.answered_at.is_some());
         if let Some(l) = c.legs.iter_mut().find(|l| l.key == key) {
             l.answered_at.get_or_insert(at);
         }
@@ -661,9 +672,7 @@ impl Linker {
             c.held = true;
             self.held.insert(call_key);
         } else if key != first_key {
-            if c.held && !onward_rang {
-                // Left the queue: a phone answered.
-            }
+            // A phone answered: the call has left the queue or hunt.
             c.held = false;
             self.held.remove(&call_key);
             let callee = c.legs.iter().find(|l| l.key == key).map(|l| l.start.callee.clone()).unwrap_or_default();
@@ -779,6 +788,8 @@ fn compose(c: Linked, ext: &ExtensionSet, cycle_ms: u32) -> Box<CallRecord> {
     let ring_ms = ringing_at.map(|r| millis(ring_end.since(r)));
     let talk_ms = answered_at.map_or(0, |t| millis(ended_at.since(t)));
     let answered_by = match answer_leg {
+        // A pickup leg is the picking phone's own call to the pickup code.
+        Some((l, r)) if l.role == LegRole::Pickup && ext.contains(&r.caller) => Some(r.caller.clone()),
         Some((_, r)) if ext.contains(&r.callee) => Some(r.callee.clone()),
         Some(_) => None,
         None if a.answered_at.is_some() && !held && ext.contains(&a.callee) => Some(a.callee.clone()),
