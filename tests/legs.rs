@@ -59,12 +59,7 @@ fn site(linking: bool) -> Site {
 impl Site {
     fn run(&self, args: &[&str]) -> String {
         let out = Command::new(bin()).args(args).arg("--config").arg(&self.cfg).output().expect("run callwarden");
-        assert!(
-            out.status.success(),
-            "callwarden {args:?}: {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "callwarden {args:?}: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
