@@ -196,6 +196,7 @@ fn publish(d: &Driver, m: &MetricsHandle, store: Option<&StoreSink>, queue: usiz
         reloads_ok: reloads.0,
         reloads_failed: reloads.1,
         sink_errors: d.sink_errors,
+        link: e.track_stats().link,
     });
 }
 

@@ -43,6 +43,8 @@ pub struct Snapshot {
     pub reloads_ok: u64,
     pub reloads_failed: u64,
     pub sink_errors: u64,
+    /// Leg linking (B2BUA legs made one call).
+    pub link: callwarden_core::track::LinkStats,
 }
 
 /// Tallies of the engine's outputs, kept by `MetricsSink`.
@@ -320,6 +322,20 @@ impl Collector for Collect {
         counter(&mut enc, "callwarden_sip_fallback", "SIP messages read by the tolerant parser.", c.sip_fallback)?;
 
         gauge_i(&mut enc, "callwarden_active_calls", "Calls in progress.", as_i64(snap.active_calls))?;
+        let l = &snap.link;
+        counter_family(
+            &mut enc,
+            "callwarden_legs_linked",
+            "SIP dialogs (a B2BUA's legs) joined to a call, by the evidence that linked them.",
+            [("header", l.by_header), ("session-id", l.by_session_id), ("hep", l.by_hep), ("inferred", l.by_inference)]
+                .into_iter()
+                .map(|(k, v)| (vec![("by", k.to_string())], v)),
+        )?;
+        counter(&mut enc, "callwarden_link_ambiguous", "Inferred links with more than one candidate call.", l.ambiguous)?;
+        counter(&mut enc, "callwarden_link_conflicts", "Legs whose weaker evidence named another call.", l.conflicts)?;
+        counter(&mut enc, "callwarden_link_evicted", "Arriving legs evicted from the full candidate table.", l.evicted)?;
+        counter(&mut enc, "callwarden_link_refused", "Legs not linked: their call had too many legs.", l.refused)?;
+        gauge_i(&mut enc, "callwarden_linked_calls", "Calls in progress made of several legs.", as_i64(l.linked_calls))?;
         counter(&mut enc, "callwarden_calls_started", "Calls started.", c.calls_started)?;
         counter_family(
             &mut enc,

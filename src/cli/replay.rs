@@ -11,7 +11,7 @@ use crate::settings::Settings;
 use crate::sink::alerts::{AlertsOptions, AlertsSink};
 use crate::sink::{console::ConsoleSink, recorder, store, Sink};
 use anyhow::Context;
-use callwarden_core::track::EndReason;
+use callwarden_core::track::{EndReason, LinkStats};
 use callwarden_core::{Counters, Engine, Frame, LinkType, Ts};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -122,6 +122,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     }
     driver.finish(EndReason::CaptureEnded);
     let counters = driver.engine().counters().clone();
+    let link = driver.engine().track_stats().link;
     let sink_errors = driver.sink_errors;
     drop(driver);
     let written = writer.close().with_context(|| format!("{}: storing calls failed", settings.db_path.display()))?;
@@ -139,9 +140,9 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
 
     let errors: Vec<&CaptureError> = heads.iter().filter_map(|h| h.error.as_ref()).collect();
     if a.json {
-        print_json(&counters, &written, &errors, &settings, &recorded, &rec_start);
+        print_json(&counters, &written, &errors, &settings, &recorded, &rec_start, &link);
     } else {
-        print_summary(&a.files, &counters, &written, &settings, &recorded, &rec_start);
+        print_summary(&a.files, &counters, &written, &settings, &recorded, &rec_start, &link);
     }
     for e in &errors {
         eprintln!("callwarden: {e}");
@@ -159,6 +160,7 @@ fn print_summary(
     s: &Settings,
     r: &recorder::RecorderSummary,
     rs: &recorder::StartReport,
+    link: &LinkStats,
 ) {
     println!("replayed {} file(s) into {}", files.len(), s.db_path.display());
     println!("  packets read     {:>10}", c.frames);
@@ -168,6 +170,16 @@ fn print_summary(
     println!("  RTCP packets     {:>10}", c.rtcp_packets);
     println!("  calls            {:>10}  (stored {}, new {})", c.calls_ended, w.calls, w.calls_new);
     println!("  violations       {:>10}", c.violations);
+    let linked = link.by_header + link.by_session_id + link.by_hep + link.by_inference;
+    if linked > 0 {
+        println!(
+            "  legs linked      {:>10}  (header {}, session-id {}, hep {}, inferred {}; ambiguous {}, conflicts {})",
+            linked, link.by_header, link.by_session_id, link.by_hep, link.by_inference, link.ambiguous, link.conflicts
+        );
+    }
+    if c.rtp_relayed_copies > 0 {
+        println!("  RTP relay copies {:>10}  (the same media on a second leg, not recorded twice)", c.rtp_relayed_copies);
+    }
     println!(
         "  recordings       {:>10}  (complete {}, empty {}, kept before {}, frames {}, raw packets {})",
         r.started, r.completed, r.empty, r.skipped_existing, r.frames_written, r.raw_packets
@@ -192,6 +204,7 @@ fn print_json(
     s: &Settings,
     r: &recorder::RecorderSummary,
     rs: &recorder::StartReport,
+    link: &LinkStats,
 ) {
     let drops: serde_json::Map<String, serde_json::Value> =
         c.drops.iter().map(|(k, v)| (k.as_str().to_string(), (*v).into())).collect();
@@ -208,6 +221,8 @@ fn print_json(
         "calls_stored": w.calls,
         "calls_new": w.calls_new,
         "violations": c.violations,
+        "link": link,
+        "rtp_relayed_copies": c.rtp_relayed_copies,
         "dropped": c.total_drops(),
         "drops": drops,
         "recordings": r,
