@@ -331,11 +331,26 @@ impl Collector for Collect {
                 .into_iter()
                 .map(|(k, v)| (vec![("by", k.to_string())], v)),
         )?;
-        counter(&mut enc, "callwarden_link_ambiguous", "Inferred links with more than one candidate call.", l.ambiguous)?;
+        counter(
+            &mut enc,
+            "callwarden_link_ambiguous",
+            "Inferred links with more than one candidate call.",
+            l.ambiguous,
+        )?;
         counter(&mut enc, "callwarden_link_conflicts", "Legs whose weaker evidence named another call.", l.conflicts)?;
-        counter(&mut enc, "callwarden_link_evicted", "Arriving legs evicted from the full candidate table.", l.evicted)?;
+        counter(
+            &mut enc,
+            "callwarden_link_evicted",
+            "Arriving legs evicted from the full candidate table.",
+            l.evicted,
+        )?;
         counter(&mut enc, "callwarden_link_refused", "Legs not linked: their call had too many legs.", l.refused)?;
-        gauge_i(&mut enc, "callwarden_linked_calls", "Calls in progress made of several legs.", as_i64(l.linked_calls))?;
+        gauge_i(
+            &mut enc,
+            "callwarden_linked_calls",
+            "Calls in progress made of several legs.",
+            as_i64(l.linked_calls),
+        )?;
         counter(&mut enc, "callwarden_calls_started", "Calls started.", c.calls_started)?;
         counter_family(
             &mut enc,

@@ -221,6 +221,28 @@ async fn the_page_in_headless_chromium() {
     assert!(!detail.contains("null") && !detail.contains("undefined"), "a missing value shown as text: {detail}");
     screenshot(&b, "04-call-detail").await;
 
+    // A call through the PBX: one row, its detail lists its four legs on a timeline.
+    let legs = legs_captures();
+    site.replay(&[&legs.path().join("ringgroup-answered.pcap")]);
+    let ext = b.find(Locator::Css("#calls-filter input[name=ext]")).await.unwrap();
+    ext.clear().await.unwrap();
+    ext.send_keys("8022").await.unwrap();
+    click(&b, "#calls-filter button[type=submit]").await;
+    wait_js(&b, "document.querySelectorAll('#calls-table tbody tr').length === 1", 10, "the one ring-group call").await;
+    click(&b, "#calls-table tbody tr").await;
+    wait_js(&b, "document.querySelectorAll('#call-legs svg.legs rect.leg-ring').length === 4", 10, "four legs").await;
+    let legs_text = js(&b, "return document.getElementById('call-legs').textContent;").await;
+    let legs_text = legs_text.as_str().unwrap();
+    for want in ["caller-side", "callee-side", "ring", "13900139000 → 8022", "(487)"] {
+        assert!(legs_text.contains(want), "{want:?} not in the legs timeline: {legs_text}");
+    }
+    // One answered leg to the phone and the caller's own: two talk bars.
+    let talk = js(&b, "return document.querySelectorAll('#call-legs rect.leg-talk').length;").await;
+    assert_eq!(talk, 2);
+    let detail = js(&b, "return document.getElementById('call-detail').textContent;").await;
+    assert!(detail.as_str().unwrap().contains("inferred"), "the link evidence is shown");
+    screenshot(&b, "04b-call-legs").await;
+
     // 4. Charts draw (something other than the background on each canvas).
     click(&b, "button[data-tab=charts]").await;
     for id in ["chart-rings", "chart-daily", "chart-talk"] {

@@ -178,7 +178,10 @@ fn print_summary(
         );
     }
     if c.rtp_relayed_copies > 0 {
-        println!("  RTP relay copies {:>10}  (the same media on a second leg, not recorded twice)", c.rtp_relayed_copies);
+        println!(
+            "  RTP relay copies {:>10}  (the same media on a second leg, not recorded twice)",
+            c.rtp_relayed_copies
+        );
     }
     println!(
         "  recordings       {:>10}  (complete {}, empty {}, kept before {}, frames {}, raw packets {})",

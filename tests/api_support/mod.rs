@@ -14,11 +14,14 @@ pub const PUBLIC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pu
 pub const SIPP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sipp");
 
 /// Callers 1000–1099 of the SIPp and synthetic captures are our extensions; 1003 dials
-/// the premium number 16800123 in `gen-sipp-mixed-calls-udp.pcap`.
+/// the premium number 16800123 in `gen-sipp-mixed-calls-udp.pcap`. The PBX of the
+/// leg-linking captures (tests/fixtures/legs, 10.0.0.2) is configured: no other capture
+/// has that address, so their calls stay one dialog each.
 pub const CONFIG: &str = r#"
 [site]
 timezone = "Asia/Shanghai"
 extensions = ["1000-1099", "8000-8999"]
+pbx = ["10.0.0.2"]
 
 [[group]]
 name = "dispatch"
@@ -45,6 +48,18 @@ name = "admin-1"
 token = "admin-secret"
 role = "admin"
 "#;
+
+/// The leg-linking captures (tests/fixtures/legs/make.py), made into a temp folder.
+pub fn legs_captures() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/legs/make.py"))
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "make.py: {}", String::from_utf8_lossy(&out.stderr));
+    dir
+}
 
 pub const SUP: &str = "sup-secret";
 pub const AUDIT: &str = "audit-secret";

@@ -23,6 +23,8 @@ const I18N = {
     'detail.ring_ms': 'Ringing (s)', 'detail.talk_ms': 'Talk (s)', 'detail.rings': 'Rings', 'detail.reason': 'End reason',
     'detail.status': 'SIP status', 'detail.cost': 'Cost (yuan)', 'detail.recording': 'Recording', 'detail.play': 'Play',
     'detail.media': 'Media', 'detail.none': 'none',
+    'detail.answered_by': 'Answered by', 'detail.transferred_to': 'Transferred to', 'detail.wait': 'Waited in IVR/queue (s)',
+    'detail.legs': 'Legs (SIP dialogs)', 'detail.link': 'linked by',
     'check.title': 'Would this call be allowed?', 'check.from': 'Extension', 'check.to': 'Number dialled',
     'check.go': 'Check', 'check.allowed': 'Allowed', 'check.denied': 'Not allowed', 'check.class': 'class',
     'check.group': 'group', 'check.fine': 'fine', 'check.pending': 'depends on the charge',
@@ -59,6 +61,8 @@ const I18N = {
     'detail.ring_ms': '振铃(秒)', 'detail.talk_ms': '通话(秒)', 'detail.rings': '响铃声数', 'detail.reason': '结束原因',
     'detail.status': 'SIP 状态', 'detail.cost': '费用(元)', 'detail.recording': '录音', 'detail.play': '播放',
     'detail.media': '媒体', 'detail.none': '无',
+    'detail.answered_by': '接听分机', 'detail.transferred_to': '转接至', 'detail.wait': 'IVR/排队等待(秒)',
+    'detail.legs': '呼叫段 (SIP 对话)', 'detail.link': '关联依据',
     'check.title': '这个电话可以打吗？', 'check.from': '分机', 'check.to': '拨打号码',
     'check.go': '检查', 'check.allowed': '允许', 'check.denied': '不允许', 'check.class': '类别',
     'check.group': '部门', 'check.fine': '罚款', 'check.pending': '取决于话费',
@@ -358,6 +362,38 @@ function ladder(steps) {
   return svg;
 }
 
+// The call's legs on one time axis: a bar per SIP dialog from its INVITE to its end, the
+// answered part darker, labelled with its role, parties and final status.
+function legsTimeline(legs) {
+  const NS = 'http://www.w3.org/2000/svg';
+  const ms = (x) => (x ? Date.parse(x) : NaN);
+  const t0 = Math.min(...legs.map((l) => ms(l.started_at)));
+  const t1 = Math.max(...legs.map((l) => ms(l.ended_at)), t0 + 1);
+  const left = 330, width = 520, rowH = 24, top = 8;
+  const x = (v) => left + ((v - t0) / (t1 - t0)) * width;
+  const svg = document.createElementNS(NS, 'svg');
+  svg.setAttribute('class', 'legs');
+  svg.setAttribute('width', left + width + 70);
+  svg.setAttribute('height', top + legs.length * rowH + 18);
+  const mk = (tag, attrs, text) => {
+    const e = document.createElementNS(NS, tag);
+    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+    if (text !== undefined) e.textContent = text;
+    svg.append(e);
+    return e;
+  };
+  legs.forEach((l, i) => {
+    const y = top + i * rowH;
+    mk('text', { x: 0, y: y + 14 }, l.role + '  ' + l.from + ' → ' + l.to + '  (' + (l.sip_status === null ? '–' : l.sip_status) + ')');
+    const a = ms(l.started_at), e = ms(l.ended_at), ans = ms(l.answered_at);
+    mk('rect', { x: x(a), y: y + 4, width: Math.max(2, x(e) - x(a)), height: 12, class: 'leg-ring' });
+    if (!Number.isNaN(ans)) mk('rect', { x: x(ans), y: y + 4, width: Math.max(2, x(e) - x(ans)), height: 12, class: 'leg-talk' });
+  });
+  mk('text', { x: left, y: top + legs.length * rowH + 14 }, '0 s');
+  mk('text', { x: left + width, y: top + legs.length * rowH + 14, 'text-anchor': 'end' }, ((t1 - t0) / 1000).toFixed(1) + ' s');
+  return svg;
+}
+
 async function showCall(id) {
   for (const r of document.querySelectorAll('#calls-table tbody tr')) r.classList.toggle('selected', r.dataset.call === id);
   const c = await api('/api/calls/' + encodeURIComponent(id));
@@ -380,13 +416,20 @@ async function showCall(id) {
   add('detail.cost', yuan(c.cost_fen));
   const media = [c.media_caller, c.media_callee].map((m) => (m && m.packets ? (m.codecs || []).join('/') + ' ' + m.packets + ' pkts, ' + m.lost + ' lost' : t('detail.none'))).join('  |  ');
   add('detail.media', media);
+  if (c.answered_by) add('detail.answered_by', c.answered_by);
+  if (c.transferred_to) add('detail.transferred_to', c.transferred_to);
+  if (c.wait_ms) add('detail.wait', secs(c.wait_ms));
+  const legs = c.legs || [];
+  const legsBox = legs.length > 1
+    ? [el('h2', null, t('detail.legs') + (c.link ? '  ·  ' + t('detail.link') + ' ' + c.link : '')), el('div', { class: 'scroll', id: 'call-legs' }, legsTimeline(legs))]
+    : [];
   const viol = el('ul');
   for (const v of c.violation_details || []) viol.append(el('li', { class: 'bad' }, v.rule + ' ' + v.kind + '  ' + t('check.fine') + ' ' + (v.fine_fen === null ? t('check.pending') : yuan(v.fine_fen)) + '  ' + v.detail));
   const rec = c.recording && ROLES[me.role] >= ROLES.auditor
     ? el('p', null, el('button', { onclick: () => { showTab('recordings'); play(c.recording, c.caller + ' → ' + c.callee); } }, t('detail.play')))
     : null;
   // replaceChildren would show a null as the text "null".
-  box.replaceChildren(...[el('h2', null, t('detail.title', { id: c.call_id })), dl, viol, rec,
+  box.replaceChildren(...[el('h2', null, t('detail.title', { id: c.call_id })), dl, viol, rec, ...legsBox,
     el('h2', null, t('detail.ladder')), el('div', { class: 'scroll' }, ladder(c.ladder || []))].filter(Boolean));
 }
 
