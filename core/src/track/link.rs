@@ -31,7 +31,11 @@ use super::{rings_for, CallEvent, CallKey, CallRecord, CallStart, Direction, Leg
 use crate::config::{ExtensionSet, NetSet};
 use crate::time::{Dur, Ts};
 use serde::Serialize;
-use std::collections::{HashMap, HashSet, VecDeque};
+// Maps keyed by our own sequential `CallKey`s use foldhash (fast, looked up per RTP
+// packet); the value index is keyed by strings from the wire (Call-IDs, header values), so
+// it keeps std's keyed SipHash against chosen collisions.
+use foldhash::{HashMap as FastMap, HashSet as FastSet};
+use std::collections::{HashMap, VecDeque};
 
 /// Recent arriving legs kept as candidates for inference; more evicts the oldest (counted).
 pub const MAX_RECENT: usize = 65_536;
@@ -219,16 +223,16 @@ pub(crate) struct Linker {
     /// `[ringing].cycle_ms`, for the rings of a composed record.
     cycle_ms: u32,
     /// Leg → call, for every leg of a call in progress.
-    leg_call: HashMap<CallKey, CallKey>,
-    calls: HashMap<CallKey, Linked>,
+    leg_call: FastMap<CallKey, CallKey>,
+    calls: FastMap<CallKey, Linked>,
     /// Call-IDs, correlation values, Session-ID UUIDs and HEP ids → the call holding them.
     by_value: HashMap<String, CallKey>,
     /// Calls with a leg that arrived at the PBX, by that leg's start (inference window).
     recent: VecDeque<(Ts, CallKey)>,
     /// Calls held by the PBX (IVR, queue) or with a recent REFER: candidates beyond the window.
-    held: HashSet<CallKey>,
+    held: FastSet<CallKey>,
     /// Evidence of legs that started and were not yet linked.
-    evidence: HashMap<CallKey, Evidence>,
+    evidence: FastMap<CallKey, Evidence>,
     stats: LinkStats,
 }
 
@@ -304,6 +308,12 @@ impl Linker {
         }
     }
 
+    /// Entries of every index that must be empty once no call is in progress (tests).
+    #[cfg(test)]
+    pub(crate) fn open_calls(&self) -> usize {
+        self.calls.len() + self.leg_call.len() + self.by_value.len() + self.held.len() + self.evidence.len()
+    }
+
     /// The correlation-header names to read from a new leg's INVITE.
     pub(crate) fn headers(&self) -> &[String] {
         &self.cfg.headers
@@ -327,11 +337,17 @@ impl Linker {
 
     /// The call a leg belongs to (itself when unlinked or linking is off).
     pub(crate) fn call_of(&self, leg: CallKey) -> CallKey {
+        if !self.enabled() {
+            return leg;
+        }
         self.leg_call.get(&leg).copied().unwrap_or(leg)
     }
 
     /// Is the leg part of a call still in progress (another leg still up)?
     pub(crate) fn call_in_progress(&self, leg: CallKey) -> bool {
+        if !self.enabled() {
+            return false;
+        }
         self.leg_call.get(&leg).and_then(|c| self.calls.get(c)).is_some_and(|c| !c.all_ended())
     }
 
@@ -339,6 +355,9 @@ impl Linker {
     /// (recorded, DTMF taken)? Picks one leg per direction: the extension's leg as soon as
     /// it carries media, else the first leg that did.
     pub(crate) fn media_primary(&mut self, leg: CallKey, dir: Leg) -> bool {
+        if !self.enabled() {
+            return true;
+        }
         let Some(call) = self.leg_call.get(&leg).and_then(|c| self.calls.get_mut(c)) else { return true };
         if call.legs.len() < 2 {
             return true;
@@ -363,6 +382,9 @@ impl Linker {
 
     /// Translate the tracker's per-leg events into per-call events.
     pub(crate) fn process(&mut self, legs: &mut Vec<CallEvent>, out: &mut Vec<CallEvent>) {
+        if legs.is_empty() {
+            return;
+        }
         for ev in legs.drain(..) {
             if !self.enabled() {
                 out.push(match ev {

@@ -26,6 +26,8 @@ mod timers;
 mod test_msg;
 #[cfg(test)]
 mod tests_calls;
+#[cfg(test)]
+mod tests_link;
 
 pub use link::{LegRole, LegSummary, LinkConfig, LinkKind, LinkStats, Linking};
 pub use media_bind::{Encoding, MediaKind, RtpBinding};
