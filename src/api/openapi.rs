@@ -103,10 +103,13 @@ pub fn spec() -> Value {
             "call records, newest first",
             "supervisor",
             with(with(with(filters(), paging()), vec![param("order", "desc (default) or asc")]), fmt.clone()),
-            "{calls: [Call], next: cursor|null}; CSV with format=csv (every matching call)"
+            "{calls: [Call], next: cursor|null}; a Call is the call as the caller lived it, however many SIP \
+             dialogs (a B2BUA PBX's legs) it took: answered_by, transferred_to, wait_ms, link (header | \
+             session-id | hep | inferred | null), legs: [{call_id, from, to, started_at, answered_at, ended_at, \
+             sip_status, role}]; CSV with format=csv (every matching call)"
         )),
     );
-    paths.insert("/api/calls/{id}".to_string(), json!({ "get": { "summary": "one call by Call-ID: ladder, media, violations, recording", "description": "Role: supervisor.",
+    paths.insert("/api/calls/{id}".to_string(), json!({ "get": { "summary": "one call by the Call-ID of its first leg: legs, ladder of all its legs, media, violations, recording", "description": "Role: supervisor.",
                 "parameters": [ path_id("the SIP Call-ID (percent-encoded)") ], "responses": ok("the call; 404 when unknown") } }));
     paths.insert(
         "/api/stats".to_string(),
