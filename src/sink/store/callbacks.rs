@@ -228,6 +228,11 @@ mod tests {
             cost_fen: None,
             recording: None,
             violations: vec![],
+            answered_by: None,
+            transferred_to: None,
+            wait_ms: 0,
+            link: None,
+            legs: vec![],
             started_us: 0,
         }
     }

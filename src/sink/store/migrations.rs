@@ -20,10 +20,11 @@ pub fn latest() -> u32 {
     MIGRATIONS.last().map_or(0, |m| m.0)
 }
 
-/// The oldest schema a reader (CLI, `serve`) can answer from: every table and column it
-/// reads exists from version 5 on (0005 added the calls' legs); an older database is
-/// refused with a message until a writer (`replay`, `run`) opens it once and migrates it.
-pub const OLDEST_READABLE: u32 = 5;
+/// The oldest schema a reader (CLI, `serve`) can answer from: every table it reads exists
+/// from version 3 on; 0004 only adds an index, and the columns 0005 adds (a call's legs)
+/// are read as a call of one dialog from an older database (`Reader::link_columns`), so
+/// an older database is read as it is rather than refused until a writer opens it once.
+pub const OLDEST_READABLE: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MigrationError {

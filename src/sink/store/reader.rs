@@ -149,6 +149,8 @@ pub struct Reader {
     // Visible to `recordings`, whose queries are `Reader` methods too.
     pub(super) conn: Connection,
     pub(super) tz: TimeZone,
+    /// The database's schema version (older ones lack some columns: see `link_columns`).
+    schema: u32,
 }
 
 /// RFC 3339 with the zone's offset, to the microsecond.
@@ -263,8 +265,11 @@ fn violation_where(q: &ViolationQuery) -> Where {
     w
 }
 
-/// Columns 20–24 of a call row: how its legs were linked.
+/// Columns 20–24 of a call row: how its legs were linked (0005); a database before that
+/// stored calls of one dialog each, read as such.
 const LINK_COLUMNS: &str = "c.answered_by, c.transferred_to, c.wait_ms, c.link, c.legs";
+const NO_LINK_COLUMNS: &str = "NULL, NULL, 0, NULL, '[]'";
+const LINK_SCHEMA: u32 = 5;
 
 /// Column 19 of a call row: its recording's id (none for a call with no media at all).
 const RECORDING_OF_CALL: &str = "(SELECT r.id FROM recordings r WHERE r.call_id = c.call_id
@@ -397,7 +402,7 @@ impl Reader {
         let zone: Option<String> =
             conn.query_row("SELECT value FROM meta WHERE key = 'timezone'", [], |r| r.get(0)).optional()?;
         let tz = zone.and_then(|z| TimeZone::get(&z).ok()).unwrap_or(TimeZone::UTC);
-        Ok(Reader { conn, tz })
+        Ok(Reader { conn, tz, schema: version })
     }
 
     /// Show times and judge dates in `tz` (the site's zone from the current config).
@@ -423,8 +428,9 @@ impl Reader {
         let sql = format!(
             "SELECT c.call_id, c.caller, c.callee, c.dialled, c.number, c.direction, c.class, c.group_name,
                     c.started_us, c.ringing_us, c.answered_us, c.ended_us, c.rings, c.ring_ms, c.talk_ms,
-                    c.answered, c.end_reason, c.sip_status, c.cost_fen, {RECORDING_OF_CALL}, {LINK_COLUMNS}
+                    c.answered, c.end_reason, c.sip_status, c.cost_fen, {RECORDING_OF_CALL}, {}
              FROM calls c {} ORDER BY c.started_us {order}, c.call_id {order} LIMIT ?",
+            self.link_columns(),
             w.sql()
         );
         let mut params = w.params;
@@ -446,9 +452,10 @@ impl Reader {
         let mut stmt = self.conn.prepare(&format!(
             "SELECT c.call_id, c.caller, c.callee, c.dialled, c.number, c.direction, c.class, c.group_name,
                     c.started_us, c.ringing_us, c.answered_us, c.ended_us, c.rings, c.ring_ms, c.talk_ms,
-                    c.answered, c.end_reason, c.sip_status, c.cost_fen, {RECORDING_OF_CALL}, {LINK_COLUMNS},
+                    c.answered, c.end_reason, c.sip_status, c.cost_fen, {RECORDING_OF_CALL}, {},
                     c.caller_display, c.dtmf, c.media_caller, c.media_callee, c.ladder
-             FROM calls c WHERE c.call_id = ? ORDER BY c.started_us DESC LIMIT 1"
+             FROM calls c WHERE c.call_id = ? ORDER BY c.started_us DESC LIMIT 1",
+            self.link_columns()
         ))?;
         let found = stmt
             .query_row([call_id], |r| {
@@ -604,6 +611,14 @@ impl Reader {
             link: r.get(23)?,
             legs: self.legs(r, 24)?,
         })
+    }
+
+    fn link_columns(&self) -> &'static str {
+        if self.schema >= LINK_SCHEMA {
+            LINK_COLUMNS
+        } else {
+            NO_LINK_COLUMNS
+        }
     }
 
     /// The stored legs of a call row; a call stored before legs were kept (`[]`) shows

@@ -520,6 +520,11 @@ fn json_field_names_are_the_documented_ones() {
         "cost_fen",
         "recording",
         "violations",
+        "answered_by",
+        "transferred_to",
+        "wait_ms",
+        "link",
+        "legs",
     ];
     let mut got = keys.clone();
     got.sort_unstable();
@@ -639,6 +644,30 @@ fn older_schema_is_read_and_too_old_or_too_new_refused() {
     assert_eq!(r.stats(StatsBy::Ext, &CallQuery::default(), &p).unwrap(), want);
     assert_eq!(r.calls(&CallQuery::default()).unwrap().len(), 6);
     drop(r);
+    // A database from before 0005 has no legs columns: its calls read as one dialog each.
+    let old = tempfile::tempdir().unwrap();
+    let old_path = old.path().join("v4.db");
+    {
+        let mut c = Connection::open(&old_path).unwrap();
+        for &(v, _, sql) in migrations::MIGRATIONS.iter().filter(|m| m.0 <= 4) {
+            c.execute_batch(sql).unwrap();
+            c.pragma_update(None, "user_version", v).unwrap();
+        }
+        let tx = c.transaction().unwrap();
+        tx.execute(
+            "INSERT INTO calls (call_id, started_us, caller, callee, dialled, number, direction, ended_us, rings,
+                 ring_ms, talk_ms, answered, end_reason, dtmf, media_caller, media_callee, ladder, day, month)
+             VALUES ('old-1', 1000000, '8001', '8002', '8002', '8002', 'internal', 2000000, 0, 0, 1000, 1,
+                 'caller-bye', '', '{}', '{}', '[]', '1970-01-01', '1970-01')",
+            [],
+        )
+        .unwrap();
+        tx.commit().unwrap();
+    }
+    let rows = reader(&old_path).calls(&CallQuery::default()).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].legs.len(), rows[0].link.as_deref(), rows[0].wait_ms), (1, None, 0));
+    assert_eq!(rows[0].legs[0].call_id, "old-1");
     conn.pragma_update(None, "user_version", 2).unwrap();
     let e = format!("{:#}", Reader::open(&path).err().unwrap());
     assert!(e.contains("schema version 2") && e.contains("upgrade it"), "{e}");
