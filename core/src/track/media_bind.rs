@@ -17,7 +17,7 @@ use super::dtmf::{self, DtmfState};
 use super::{CallKey, Leg, MediaStats};
 use crate::rtp::RtpPacket;
 use crate::sip::sdp::Sdp;
-use crate::time::Ts;
+use crate::time::{Dur, Ts};
 use foldhash::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -522,9 +522,41 @@ pub(crate) struct LegMedia {
     more_streams: Vec<Stream>,
     codecs: Vec<String>,
     dtmf: DtmfState,
+    /// The flow (source, destination) this direction's media is taken from, and its
+    /// latest packet: a media relay on the path (rtpengine, rtpproxy, an SBC anchoring
+    /// media) puts the same conversation on the wire twice, on other ports.
+    flow: Option<(SocketAddr, SocketAddr, Ts)>,
+    /// (SSRC, sequence number) of the taken flow's latest packets, to know a relay's copy.
+    recent_seq: [(u32, u16); RECENT_SEQ],
+    recent_next: u8,
 }
 
+/// Packets of the taken flow remembered to recognise their relayed copies (a relay
+/// forwards within milliseconds: a few packets' worth is plenty).
+const RECENT_SEQ: usize = 8;
+
+/// A second flow of the same direction, within this long of the taken flow's latest
+/// packet, carrying a packet the taken flow carried (same SSRC and sequence number), is a
+/// relay's copy. Anything else on a second flow — a re-INVITE or latching (symmetric RTP,
+/// NAT) moving the media — makes that flow the taken one at once. A relay that rewrites
+/// SSRC and sequence numbers is not recognised (its copy is counted as before).
+pub(crate) const RELAY_COPY_WINDOW: Dur = Dur::from_millis(250);
+
 impl LegMedia {
+    /// Is this packet from `src` to `dst` a relayed copy of one the flow this direction's
+    /// media is taken from carried? If not, its flow is (now) the taken one.
+    pub(crate) fn is_relayed_copy(&mut self, at: Ts, src: SocketAddr, dst: SocketAddr, pkt: &RtpPacket<'_>) -> bool {
+        let id = (pkt.ssrc, pkt.seq);
+        match &mut self.flow {
+            Some((s, d, last)) if *s == src && *d == dst => *last = (*last).max(at),
+            Some((_, _, last)) if at.since(*last) < RELAY_COPY_WINDOW && self.recent_seq.contains(&id) => return true,
+            _ => self.flow = Some((src, dst, at)),
+        }
+        self.recent_seq[usize::from(self.recent_next) % RECENT_SEQ] = id;
+        self.recent_next = self.recent_next.wrapping_add(1);
+        false
+    }
+
     /// The kind cached for this payload type, if it is the one resolved last.
     pub(crate) fn cached_kind(&self, pt: u8) -> Option<&MediaKind> {
         match &self.kind_cache {

@@ -274,6 +274,9 @@ pub struct TrackStats {
     pub bound_addresses: u64,
     /// Timers armed (one per tracked call).
     pub timers: u64,
+    /// RTP packets of a dialog's second media flow in the same direction while the first
+    /// flows: a media relay's copy of the same conversation, not counted twice.
+    pub relayed_rtp: u64,
     /// INVITEs retried with a new From tag after a 401/407 (an SBC's habit), kept as one call.
     pub challenge_new_tag: u64,
     /// Leg linking.
@@ -489,6 +492,12 @@ impl Tracker {
                 k
             }
         };
+        if call.legs[leg_idx(leg)].is_relayed_copy(at, src, dst, pkt) {
+            // The same conversation relayed on another hop of this dialog: not counted
+            // twice, not recorded twice.
+            self.stats.relayed_rtp += 1;
+            return Some(RtpBinding { key: self.link.call_of(owner.key), leg, kind, primary: false });
+        }
         if let Some(digit) = call.on_rtp(at, src, leg, pkt, &kind) {
             out.push(CallEvent::Dtmf { key: owner.key, at, digit });
         }

@@ -1219,3 +1219,35 @@ proptest! {
         }
     }
 }
+
+/// A media relay in the path of one dialog (rtpengine behind a proxy): the caller's
+/// packets to the relay and the relay's copies to the callee carry the same SSRC and
+/// sequence numbers; they are counted once, and the copies are bound as not primary.
+/// Latching (a new flow with new packets) is taken at once, as before.
+#[test]
+fn relayed_copies_in_one_dialog_are_counted_once() {
+    let mut h = H::new();
+    let d = dlg();
+    let relay_a = "10.0.0.9:40000"; // the relay's port toward the caller
+    let relay_b = "10.0.0.9:40002"; // its port toward the callee
+    h.up(0, d.invite(1).sdp(sdp("10.0.0.1", 4000)));
+    // The callee sees the relay's offer; the caller sees the relay's answer (another hop).
+    h.sip_at(t(5), PBX, CALLEE_SIG, d.invite(1).sdp(sdp("10.0.0.9", 40002)).via("z9hG4bK-hop2"));
+    h.sip_at(t(1000), CALLEE_SIG, PBX, d.r(200, 1).sdp(sdp("10.0.0.3", 5000)));
+    h.down(1001, d.r(200, 1).sdp(sdp("10.0.0.9", 40000)));
+    for i in 0..50u16 {
+        let at = 2000 + i64::from(i) * 20;
+        let a = h.rtp(at, CALLER_RTP, relay_a, rtp(8, i, 7)).unwrap();
+        assert!(a.primary && a.leg == Leg::CallerToCallee);
+        let copy = h.rtp(at + 1, relay_b, CALLEE_RTP, rtp(8, i, 7)).unwrap();
+        assert!(!copy.primary, "packet {i}: the relay's copy");
+    }
+    // The relay goes away (a re-INVITE moved the media): after the window the relay's
+    // flow is the one taken.
+    let late = h.rtp(2000 + 50 * 20 + 300, relay_b, CALLEE_RTP, rtp(8, 50, 7)).unwrap();
+    assert!(late.primary);
+    h.up(5000, d.req(Method::Bye, 2));
+    let r = h.one();
+    assert_eq!(r.media_caller.packets, 51);
+    assert_eq!(h.tr.stats().relayed_rtp, 50);
+}
