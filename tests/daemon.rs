@@ -276,6 +276,18 @@ fn live_capture_on_lo_matches_the_scenario_and_the_replay_of_tcpdump() {
             if k == "recording" {
                 // An id of the recording row; both exist (compared above).
                 assert_eq!(xv.is_null(), yv.is_null(), "{k}");
+            } else if k == "legs" {
+                // Each leg's own times: the two clocks stamp the same packets a few µs apart.
+                let (xl, yl) = (xv.as_array().unwrap(), yv.as_array().unwrap());
+                assert_eq!(xl.len(), yl.len(), "legs of {}", x["call_id"]);
+                for (p, q) in xl.iter().zip(yl) {
+                    for (lk, pv) in p.as_object().unwrap() {
+                        match (micros(pv), micros(&q[lk])) {
+                            (Some(a), Some(b)) if lk.ends_with("_at") => assert!((a - b).abs() <= 1000, "leg {lk}"),
+                            _ => assert_eq!(pv, &q[lk], "leg {lk} of {}", x["call_id"]),
+                        }
+                    }
+                }
             } else if TIME_FIELDS.contains(&k.as_str()) {
                 match (micros(xv), micros(yv)) {
                     (Some(p), Some(q)) => assert!((p - q).abs() <= 1000, "{k}: live {xv} vs replay {yv}"),

@@ -317,14 +317,22 @@ fn relayed_media_is_recorded_once() {
 
 #[test]
 fn transfer_keeps_one_record_with_whole_talk_time() {
-    let (_, calls) = replayed("transfer-blind", true);
+    let (site, calls) = replayed("transfer-blind", true);
     let c = only(&calls);
-    assert_eq!(s(&c["answered_by"]), "8041");
-    assert_eq!(s(&c["transferred_to"]), "8042");
+    assert_eq!(s(&c["answered_by"]), "8004");
+    assert_eq!(s(&c["transferred_to"]), "8005");
     assert_eq!(roles(c), ["caller-side", "callee-side", "transfer"]);
-    // Answered at 4.01 s, the caller hung up at 36.6 s.
+    // Answered at 4.0 s, the caller hung up at 36.6 s.
     let talk = c["talk_ms"].as_i64().expect("talk");
     assert!((32_500..=32_700).contains(&talk), "talk {talk}");
+    // One recording of the whole conversation: 8004's leg, the trunk's while the call
+    // was being transferred, then 8005's; never two copies at once.
+    let rec = site.json(&["recordings", "list"]);
+    assert_eq!(rec.len(), 1, "{rec:#?}");
+    let ms = rec[0]["duration_ms"].as_i64().expect("duration");
+    assert!((32_000..=32_600).contains(&ms), "recording {ms} ms");
+    assert_eq!(rec[0]["counters"]["duplicates"], 0);
+    site.run(&["recordings", "verify"]);
 }
 
 #[test]

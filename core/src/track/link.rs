@@ -370,7 +370,11 @@ impl Linker {
             }
             Some(cur) if cur == leg => true,
             Some(cur) => {
-                if call.ext_leg == Some(leg) && call.ext_leg != Some(cur) {
+                // The extension's leg takes over once it carries media; and when the leg
+                // media came from has ended (a transfer, a pickup), the leg that carries it
+                // now is the call's.
+                let cur_ended = call.legs.iter().find(|l| l.key == cur).is_none_or(|l| l.record.is_some());
+                if cur_ended || (call.ext_leg == Some(leg) && call.ext_leg != Some(cur)) {
                     call.media_src[i] = Some(leg);
                     true
                 } else {
@@ -697,11 +701,15 @@ impl Linker {
             // A phone answered: the call has left the queue or hunt.
             c.held = false;
             self.held.remove(&call_key);
-            let callee = c.legs.iter().find(|l| l.key == key).map(|l| l.start.callee.clone()).unwrap_or_default();
-            if c.ext_leg.is_none() || !self.extensions.contains(&c.first().start.caller) {
-                if self.extensions.contains(&callee) {
-                    c.ext_leg = Some(key);
-                }
+            // The phone that answered (the callee of an onward leg, the caller of a pickup
+            // leg) is the extension whose media is the call's, unless the caller is ours.
+            let phone = c.legs.iter().find(|l| l.key == key).map(|l| match l.role {
+                LegRole::Pickup => l.start.caller.clone(),
+                _ => l.start.callee.clone(),
+            });
+            let caller_ours = self.extensions.contains(&c.first().start.caller);
+            if phone.is_some_and(|p| self.extensions.contains(&p)) && (c.ext_leg.is_none() || !caller_ours) {
+                c.ext_leg = Some(key);
             }
         }
         if !c.answered_sent {
