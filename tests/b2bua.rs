@@ -8,26 +8,16 @@
 //! tests/daemon.rs; needs root (tcpdump and live capture on lo) and fails, never skips,
 //! without it. Bounded: b2bua.sh stops its peers by pid; the daemon is stopped by its pid.
 
+mod peers_support;
+
+use peers_support::{lo_lock, peer_script, repo};
 use serde_json::Value;
 use std::fs::File;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_callwarden");
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn lo_lock() -> File {
-    let f = File::options().create(true).append(true).open("/tmp/callwarden-lo.lock").expect("lock file");
-    // SAFETY: flock on a file descriptor we own.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
-    assert_eq!(rc, 0, "flock /tmp/callwarden-lo.lock");
-    f
-}
 
 fn config(dir: &Path, name: &str, pbx: bool, live: bool) -> PathBuf {
     let p = dir.join(format!("{name}.toml"));
@@ -143,22 +133,7 @@ fn calls_through_a_real_b2bua_live_replayed_and_direct_give_the_same_records() {
     }
 
     let work = dir.path().join("b2b");
-    let out = Command::new("timeout")
-        .args(["150", "bash"])
-        .arg(repo().join("scripts/peers/b2bua.sh"))
-        .arg("-d")
-        .arg(&work)
-        .env("UAC_IP", "127.0.0.2")
-        .env("UAS_IP", "127.0.0.3")
-        .output()
-        .expect("b2bua.sh");
-    assert!(
-        out.status.success(),
-        "b2bua.sh: {}\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    peer_script("b2bua.sh", &work, &[("UAC_IP", "127.0.0.2"), ("UAS_IP", "127.0.0.3")]);
     // The last BYE's late RTP and the daemon's own batching: let the capture settle.
     std::thread::sleep(Duration::from_millis(500));
     daemon.term();

@@ -36,7 +36,8 @@ fn captures() -> &'static Path {
 }
 
 struct Site {
-    dir: tempfile::TempDir,
+    /// Holds the site's folder (config, database, recordings) until the test ends.
+    _dir: tempfile::TempDir,
     cfg: PathBuf,
 }
 
@@ -53,7 +54,7 @@ fn site(linking: bool) -> Site {
     }
     let cfg = dir.path().join("site.toml");
     std::fs::write(&cfg, text).expect("write config");
-    Site { dir, cfg }
+    Site { _dir: dir, cfg }
 }
 
 impl Site {

@@ -6,25 +6,14 @@
 //! by the same scenarios). Holds the loopback lock like tests/daemon.rs; needs root
 //! (tcpdump on lo) and the packages scripts/install-test-deps installs; fails, never skips.
 
+mod peers_support;
+
+use peers_support::{lo_lock, peer_script, repo};
 use serde_json::Value;
-use std::fs::File;
-use std::os::unix::io::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_callwarden");
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn lo_lock() -> File {
-    let f = File::options().create(true).append(true).open("/tmp/callwarden-lo.lock").expect("lock file");
-    // SAFETY: flock on a file descriptor we own.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
-    assert_eq!(rc, 0, "flock /tmp/callwarden-lo.lock");
-    f
-}
 
 /// Replays `pcap` into a fresh database under `dir/name` (1001-1002 recorded as dispatch)
 /// and returns (calls, recordings) as JSON.
@@ -76,20 +65,7 @@ fn relayed_media_is_counted_and_recorded_once() {
     let _lo = lo_lock();
     let dir = tempfile::tempdir().expect("tempdir");
     let work = dir.path().join("rtpe");
-    let out = Command::new("timeout")
-        .args(["150", "bash"])
-        .arg(repo().join("scripts/peers/rtpengine.sh"))
-        .arg("-d")
-        .arg(&work)
-        .output()
-        .expect("rtpengine.sh");
-    assert!(
-        out.status.success(),
-        "rtpengine.sh: {}\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    peer_script("rtpengine.sh", &work, &[]);
     let (relayed_calls, relayed_recs) = replay(dir.path(), "relayed", &work.join("sip.pcap"));
     let (direct_calls, direct_recs) =
         replay(dir.path(), "direct", &repo().join("tests/fixtures/public/gen-sipp-mixed-calls-udp.pcap"));

@@ -568,7 +568,7 @@ impl Linker {
             return None;
         }
         // A pickup code dialled to the PBX: the call ringing most recently at one of ours.
-        if to_pbx && self.cfg.pickup_codes.iter().any(|c| *c == start.dialled) {
+        if to_pbx && self.cfg.pickup_codes.contains(&start.dialled) {
             let ringing = self
                 .calls
                 .iter()
