@@ -485,6 +485,7 @@ async fn without_tokens_only_loopback_is_served() {
 
     let me: Value = c.get(srv.url("/api/whoami")).send().await.unwrap().json().await.unwrap();
     assert_eq!(me["name"], "local");
+    assert_eq!(me["login"], false, "local mode: no login, so the page hides Log out");
     assert_eq!(me["role"], "admin");
     let calls: Value = c.get(srv.url("/api/calls")).send().await.unwrap().json().await.unwrap();
     assert_eq!(calls["calls"].as_array().unwrap().len(), 7);

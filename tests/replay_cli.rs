@@ -198,3 +198,34 @@ fn stats_by_ext_and_day() {
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains("2002") && table.contains("2001"), "{table}");
 }
+
+/// A long replay on a terminal shows its progress (file, packets/s, calls) on stderr; not
+/// on a pipe (the other tests' stderr is a pipe: there it stays empty).
+#[test]
+fn progress_on_a_terminal_only() {
+    let site = Site::new();
+    let pcap = fixture("public/gen-sipp-mixed-calls-udp.pcap");
+    // On a pipe: nothing but the summary on stdout, nothing on stderr.
+    let piped = site.replay(&[&pcap]);
+    assert!(piped.status.success());
+    assert!(stderr_lines(&piped).is_empty(), "{:?}", stderr_lines(&piped));
+    // Under a pseudo-terminal (util-linux `script`): the progress line is drawn.
+    let cmd = format!(
+        "{} replay --quiet --config {} {}",
+        bin(),
+        site.config().display(),
+        pcap.display()
+    );
+    let tty = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("TERM", "xterm")
+        .output()
+        .expect("run script(1)");
+    assert!(tty.status.success(), "{}", String::from_utf8_lossy(&tty.stderr));
+    let text = String::from_utf8_lossy(&tty.stdout);
+    assert!(
+        text.contains("gen-sipp-mixed-calls-udp.pcap: ") && text.contains("packets (") && text.contains("calls"),
+        "no progress line on the terminal:\n{text}"
+    );
+    assert!(text.contains("replayed 1 file(s)"), "{text}");
+}
