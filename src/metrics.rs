@@ -551,9 +551,14 @@ mod tests {
             let base = n.strip_suffix("_total").unwrap_or(n);
             assert!(text.contains(&format!("# TYPE {base} ")), "the dashboard queries {n}, not exported:\n{text}");
         }
-        for needed in ["callwarden_calls_answered_total", "callwarden_answered_rings_total", "callwarden_violations_total",
-            "callwarden_drops_total", "callwarden_store_queue_depth", "callwarden_recordings_active"]
-        {
+        for needed in [
+            "callwarden_calls_answered_total",
+            "callwarden_answered_rings_total",
+            "callwarden_violations_total",
+            "callwarden_drops_total",
+            "callwarden_store_queue_depth",
+            "callwarden_recordings_active",
+        ] {
             assert!(names.contains(needed), "the dashboard has no panel on {needed}");
         }
     }

@@ -569,11 +569,8 @@ fn quiet_under_systemd_after_sighup_and_reads_of_the_config() {
     let sock_path = d.join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut daemon = Daemon::start_with(
-        &cfg,
-        d,
-        &[("NOTIFY_SOCKET", sock_path.to_str().unwrap()), ("WATCHDOG_USEC", "2000000")],
-    );
+    let mut daemon =
+        Daemon::start_with(&cfg, d, &[("NOTIFY_SOCKET", sock_path.to_str().unwrap()), ("WATCHDOG_USEC", "2000000")]);
     // READY=1, then WATCHDOG=1 (pinged at half the 2 s period once the pipeline reports).
     let mut seen = String::new();
     let t = Instant::now();

@@ -210,17 +210,9 @@ fn progress_on_a_terminal_only() {
     assert!(piped.status.success());
     assert!(stderr_lines(&piped).is_empty(), "{:?}", stderr_lines(&piped));
     // Under a pseudo-terminal (util-linux `script`): the progress line is drawn.
-    let cmd = format!(
-        "{} replay --quiet --config {} {}",
-        bin(),
-        site.config().display(),
-        pcap.display()
-    );
-    let tty = Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .env("TERM", "xterm")
-        .output()
-        .expect("run script(1)");
+    let cmd = format!("{} replay --quiet --config {} {}", bin(), site.config().display(), pcap.display());
+    let tty =
+        Command::new("script").args(["-qec", &cmd, "/dev/null"]).env("TERM", "xterm").output().expect("run script(1)");
     assert!(tty.status.success(), "{}", String::from_utf8_lossy(&tty.stderr));
     let text = String::from_utf8_lossy(&tty.stdout);
     assert!(

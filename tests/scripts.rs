@@ -56,11 +56,9 @@ fn bench_scripts_look_for_the_binary_under_cargo_target_dir() {
     let want = tmp.path().join("release/callwarden");
     let want = want.to_str().expect("utf-8 temp path");
     // Each stops at its binary check, before it starts anything (no daemon, no capture).
-    for (name, args) in [
-        ("bench-hep", &["-s", "1"][..]),
-        ("bench-load", &["-s", "1"][..]),
-        ("bench-record", &["--no-build"][..]),
-    ] {
+    for (name, args) in
+        [("bench-hep", &["-s", "1"][..]), ("bench-load", &["-s", "1"][..]), ("bench-record", &["--no-build"][..])]
+    {
         let (code, _, err) = script(name, args, tmp.path());
         assert_eq!(code, Some(1), "{name}: {err}");
         assert!(err.contains(want), "{name} did not look for {want}: {err}");

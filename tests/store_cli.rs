@@ -385,10 +385,9 @@ fn config_and_db_are_taken_before_or_after_the_command() {
     let f = fixture();
     let (cfg, db) = (f.config.to_str().unwrap(), f.db.to_str().unwrap());
     let after = f.ok(&["calls", "--json"]);
-    for args in [
-        vec!["--config", cfg, "--db", db, "calls", "--json"],
-        vec!["--db", db, "calls", "--config", cfg, "--json"],
-    ] {
+    for args in
+        [vec!["--config", cfg, "--db", db, "calls", "--json"], vec!["--db", db, "calls", "--config", cfg, "--json"]]
+    {
         let o = run(&args, &f.dir);
         assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
         assert_eq!(String::from_utf8(o.stdout).unwrap(), after, "{args:?}");

@@ -1,7 +1,7 @@
 //! `callwarden calls`: the stored call records matching the filters, oldest first, as an
 //! aligned table or one JSON array (the field names of DESIGN.md).
 
-use super::filter::{known_group, dash, open_reader, print_json, print_table, secs, table_time, usage_error, Filter};
+use super::filter::{dash, known_group, open_reader, print_json, print_table, secs, table_time, usage_error, Filter};
 use super::Common;
 use crate::settings::Settings;
 use crate::sink::store::CallRow;

@@ -40,12 +40,22 @@ pub struct Cli {
 pub struct Common {
     /// Config file (default: config/callwarden.toml, then /etc/callwarden/callwarden.toml,
     /// then the embedded defaults).
-    #[arg(long, global = true, value_name = "FILE", help_heading = "Config and database (before or after the command)")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        help_heading = "Config and database (before or after the command)"
+    )]
     pub config: Option<PathBuf>,
     /// SQLite database (overrides [store].path; relative paths in a config are relative
     /// to its folder, ./callwarden.db with the embedded defaults, /var/lib/callwarden for
     /// a config in /etc/callwarden).
-    #[arg(long, global = true, value_name = "PATH", help_heading = "Config and database (before or after the command)")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        help_heading = "Config and database (before or after the command)"
+    )]
     pub db: Option<PathBuf>,
 }
 

@@ -8,7 +8,7 @@
 //! Exit codes: 0 ok, 1 a check failed (verify found problems, a file changed or missing),
 //! 2 bad usage.
 
-use super::filter::{known_group, dash, open_reader, print_json, print_table, secs, table_time, usage_error, Filter};
+use super::filter::{dash, known_group, open_reader, print_json, print_table, secs, table_time, usage_error, Filter};
 use super::Common;
 use crate::settings::Settings;
 use crate::sink::recorder::{self, maintain, sample};

@@ -4,7 +4,7 @@
 //! rows with those field names. `--month YYYY-MM` selects one month; with `--by group` it
 //! adds each group's `budget_fen` and `over_budget_fen` (OUT-6 department budgets).
 
-use super::filter::{known_group, dash, open_reader, print_json, print_table, secs, usage_error, yuan, Filter};
+use super::filter::{dash, known_group, open_reader, print_json, print_table, secs, usage_error, yuan, Filter};
 use super::Common;
 use crate::settings::Settings;
 use crate::sink::store::stats::apply_budgets;

@@ -2,7 +2,7 @@
 //! were detected, as an aligned table or one JSON array (`id`, `rule`, `kind`, `call_id`,
 //! `extension`, `number`, `detected_at`, `fine_fen`, `detail`).
 
-use super::filter::{known_group, dash, open_reader, print_json, print_table, table_time, usage_error, yuan, Filter};
+use super::filter::{dash, known_group, open_reader, print_json, print_table, table_time, usage_error, yuan, Filter};
 use super::Common;
 use crate::settings::Settings;
 use crate::sink::store::{ViolationQuery, ViolationRow};
