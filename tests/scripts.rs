@@ -2,7 +2,8 @@
 //! `CARGO_TARGET_DIR` set to a temporary folder, `scripts/target-dir` names that folder and
 //! the benchmark scripts look for `<that>/release/callwarden` (they refuse with its path when
 //! it is not there). No release build is made here: CI time stays small; `scripts/run` and
-//! `scripts/build-deb` take the binary from the same `scripts/target-dir`.
+//! `scripts/build-deb` take the binary from the same `scripts/target-dir`. And what
+//! `scripts/build-deb` packages from the binary: man pages and shell completions.
 
 use std::path::Path;
 use std::process::Command;
@@ -63,4 +64,25 @@ fn bench_scripts_look_for_the_binary_under_cargo_target_dir() {
         assert_eq!(code, Some(1), "{name}: {err}");
         assert!(err.contains(want), "{name} did not look for {want}: {err}");
     }
+}
+
+#[test]
+fn generate_writes_man_pages_and_completions_from_the_cli() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let bin = env!("CARGO_BIN_EXE_callwarden");
+    for what in ["man", "completions"] {
+        let out = Command::new(bin).args(["generate", what]).arg(tmp.path().join(what)).output().expect("runs");
+        assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let read = |rel: &str| std::fs::read_to_string(tmp.path().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    let top = read("man/callwarden.1");
+    assert!(top.contains(".TH callwarden 1") && top.contains("callwarden\\-calls"), "{top}");
+    let calls = read("man/callwarden-calls.1");
+    // The global options are on every subcommand's page, and the help text is there.
+    assert!(calls.contains("\\-\\-db") && calls.contains("\\-\\-group") && calls.contains("transit"), "{calls}");
+    assert!(!tmp.path().join("man/callwarden-generate.1").exists(), "the hidden command has no page");
+    assert!(!tmp.path().join("man/callwarden-help.1").exists());
+    assert!(read("completions/callwarden.bash").contains("--group"));
+    assert!(read("completions/_callwarden").contains("#compdef callwarden"));
+    assert!(read("completions/callwarden.fish").contains("complete -c callwarden"));
 }

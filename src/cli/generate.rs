@@ -55,10 +55,12 @@ fn completions(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 
 fn man(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     create(dir)?;
-    let cmd = Cli::command();
+    let mut cmd = Cli::command();
+    // Built, so the global options (--config, --db) are part of every subcommand's page.
+    cmd.build();
     let mut out = Vec::new();
     out.push(page(dir, "callwarden", cmd.clone())?);
-    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
         let name = format!("callwarden-{}", sub.get_name());
         // Title and NAME `callwarden-calls`, synopsis `callwarden calls [OPTIONS]`.
         let sub = sub.clone().display_name(&name).bin_name(format!("callwarden {}", sub.get_name()));
