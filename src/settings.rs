@@ -131,6 +131,42 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// Commands that write the service's data (`replay`, `approve`, `recordings expire`)
+    /// refuse to run as root over data another user owns: root-owned day folders, WAVs or
+    /// database journals in `/var/lib/callwarden` would be files the daemon (user
+    /// `callwarden`) can no longer write or expire. The error says how to run it instead.
+    pub fn check_data_owner(&self, command: &str) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: geteuid(2) has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            return Ok(()); // another user simply gets "permission denied" from the files
+        }
+        let owned = |p: &Path| std::fs::metadata(p).ok().map(|m| m.uid()).filter(|&uid| uid != 0);
+        let db_dir = self.db_path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        for p in [self.db_path.as_path(), self.recordings_dir.as_path(), db_dir] {
+            if let Some(uid) = owned(p) {
+                let user = user_name(uid).unwrap_or_else(|| uid.to_string());
+                return Err(anyhow!(
+                    "{}: owned by {user}; running `{command}` as root would leave root-owned files the \
+                     service cannot write: run it as that user (sudo -u {user} callwarden {command} ...)",
+                    p.display()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The login name of `uid` from the passwd database, if it has one.
+fn user_name(uid: u32) -> Option<String> {
+    let text = std::fs::read_to_string("/etc/passwd").ok()?;
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.get(2)?.parse::<u32>().ok()? == uid).then(|| f[0].to_string())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -61,6 +61,7 @@ fn now_us() -> i64 {
 
 pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(common.config.as_deref(), common.db.as_deref())?;
+    settings.check_data_owner("approve")?;
     let tz_name = settings.config.site.timezone.clone();
     let tz = jiff::tz::TimeZone::get(&tz_name).unwrap_or(jiff::tz::TimeZone::UTC);
     let db = &settings.db_path;

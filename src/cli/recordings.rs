@@ -110,6 +110,7 @@ pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
         Cmd::Sample { n, group, month, seed, json } => draw(&settings, &who, n, &group, &month, seed, json),
         Cmd::Log(l) => log(&settings, &l),
         Cmd::Expire => {
+            settings.check_data_owner("recordings expire")?;
             let r = recorder::expire(&recorder::RecorderConfig::from_settings(&settings), recorder::wall_clock())?;
             println!("{} recording(s) expired, {} file(s) deleted", r.expired.len(), r.files_deleted);
             for (id, e) in &r.failed {

@@ -64,6 +64,7 @@ impl Head {
 
 pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(common.config.as_deref(), common.db.as_deref())?;
+    settings.check_data_owner("replay")?;
     // Open every file before storing anything: a typo in the last name should not leave
     // a half-done replay behind.
     let mut heads = Vec::with_capacity(a.files.len());
