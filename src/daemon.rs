@@ -436,6 +436,7 @@ pub fn run(settings: Settings, extras: Extras) -> anyhow::Result<()> {
         // a stuck pipeline thread gets the service restarted.
         let period = watchdog.map_or(Duration::from_secs(1), |w| (w / 2).min(Duration::from_secs(1)));
         let mut tick = tokio::time::interval(period);
+        let started = std::time::Instant::now();
         // Retention runs at start (recorder::open) and then every EXPIRE_EVERY, so a
         // daemon that runs for months still deletes recordings past their retention.
         let mut expire_tick =
@@ -473,6 +474,11 @@ pub fn run(settings: Settings, extras: Extras) -> anyhow::Result<()> {
                     if watchdog.is_some() {
                         match metrics.health() {
                             Ok(()) => notify(&[sd_notify::NotifyState::Watchdog]),
+                            // The first tick comes before the pipeline's first report: normal
+                            // at start, not an error (unless it never reports).
+                            Err(why) if !metrics.has_published() && started.elapsed() < crate::metrics::STALL_AFTER => {
+                                tracing::debug!(%why, "not pinging the watchdog yet");
+                            }
                             Err(why) => tracing::error!(%why, "not pinging the watchdog"),
                         }
                     }

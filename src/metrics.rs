@@ -51,6 +51,10 @@ pub struct Snapshot {
 #[derive(Clone, Debug, Default)]
 pub struct Tallies {
     pub ended_by_reason: BTreeMap<&'static str, u64>,
+    /// Answered calls ended, by direction (the answer rate's numerator).
+    pub answered_by_direction: BTreeMap<&'static str, u64>,
+    /// Answered calls by rings before answer: 0, 1, 2, 3, 4, 5 or more (ANS-1).
+    pub answered_rings: [u64; 6],
     /// (rule, kind) → count.
     pub violations: BTreeMap<(String, String), u64>,
     /// PCM bytes produced for recordings (16-bit stereo frames, silence included).
@@ -120,6 +124,11 @@ impl MetricsHandle {
         lock(&self.inner.tallies).clone()
     }
 
+    /// Has the driver published at least once (false while the daemon is starting).
+    pub fn has_published(&self) -> bool {
+        lock(&self.inner.state).published.is_some()
+    }
+
     /// `Ok` when the driver published within `STALL_AFTER`; otherwise why not.
     pub fn health(&self) -> Result<(), String> {
         match lock(&self.inner.state).published {
@@ -153,7 +162,13 @@ impl Sink for MetricsSink {
     fn accept(&mut self, out: &Output) -> anyhow::Result<()> {
         match out {
             Output::Call(CallEvent::Ended(rec)) => {
-                *lock(&self.tallies).ended_by_reason.entry(rec.end_reason.as_str()).or_default() += 1;
+                let mut t = lock(&self.tallies);
+                *t.ended_by_reason.entry(rec.end_reason.as_str()).or_default() += 1;
+                if rec.answered {
+                    *t.answered_by_direction.entry(rec.direction.as_str()).or_default() += 1;
+                    let i = usize::try_from(rec.rings).unwrap_or(usize::MAX).min(5);
+                    t.answered_rings[i] += 1;
+                }
             }
             Output::Violation(v) => {
                 let key = (v.rule.clone(), v.kind.as_str().to_string());
@@ -360,6 +375,21 @@ impl Collector for Collect {
         )?;
         counter_family(
             &mut enc,
+            "callwarden_calls_answered",
+            "Answered calls ended, by direction.",
+            tallies.answered_by_direction.iter().map(|(k, v)| (vec![("direction", (*k).to_string())], *v)),
+        )?;
+        counter_family(
+            &mut enc,
+            "callwarden_answered_rings",
+            "Answered calls by rings before answer (ANS-1): 0 to 4, and 5+.",
+            tallies.answered_rings.iter().enumerate().map(|(i, v)| {
+                let label = if i == 5 { "5+".to_string() } else { i.to_string() };
+                (vec![("rings", label)], *v)
+            }),
+        )?;
+        counter_family(
+            &mut enc,
             "callwarden_violations",
             "Violations raised, by rule and kind.",
             tallies
@@ -481,12 +511,17 @@ mod tests {
         let mut sink = h.sink();
         let rec = callwarden_core::track::CallRecord { end_reason: EndReason::Shutdown, ..test_record() };
         sink.accept(&Output::Call(CallEvent::Ended(Box::new(rec)))).unwrap();
+        let rec = callwarden_core::track::CallRecord { answered: true, rings: 7, ..test_record() };
+        sink.accept(&Output::Call(CallEvent::Ended(Box::new(rec)))).unwrap();
         let key = test_record().key;
         let block = AudioBlock { start_frame: 0, samples: vec![0; 320] };
         sink.accept(&Output::Recording(RecordingEvent::Media { key, out: MediaOut::Audio(block) })).unwrap();
 
         let text = h.render();
         assert!(text.contains("callwarden_capture_packets_total{source=\"pcap:lo\"} 10\n"), "{text}");
+        assert!(text.contains("callwarden_calls_answered_total{direction=\"internal\"} 2\n"), "{text}");
+        assert!(text.contains("callwarden_answered_rings_total{rings=\"5+\"} 1\n"), "{text}");
+        assert!(text.contains("callwarden_answered_rings_total{rings=\"2\"} 1\n"), "{text}");
         assert!(text.contains("callwarden_capture_packets_total{source=\"hep:127.0.0.1:9060\"} 5\n"));
         assert!(text.contains("callwarden_capture_drops_total{source=\"pcap:lo\",reason=\"kernel\"} 3\n"));
         // HEP has no kernel statistics: no kernel row for it.
@@ -514,6 +549,51 @@ mod tests {
         assert!(text.contains("callwarden_alerts_total{outcome=\"delivered\"} 3\n"));
     }
 
+    /// dist/grafana-callwarden.json queries only metrics this daemon exports (a renamed
+    /// metric would leave an empty panel nobody notices).
+    #[test]
+    fn the_grafana_dashboard_uses_metrics_that_exist() {
+        let h = MetricsHandle::new();
+        h.add_source(Arc::new(SourceStats::new("pcap:lo", true)));
+        h.set_alert_counters(Arc::new(crate::sink::alerts::AlertCounters::default()));
+        h.publish(Snapshot::default());
+        let text = h.render();
+        let dash: serde_json::Value =
+            serde_json::from_str(include_str!("../dist/grafana-callwarden.json")).expect("the dashboard is JSON");
+        let mut exprs = Vec::new();
+        for p in dash["panels"].as_array().expect("panels") {
+            for t in p["targets"].as_array().into_iter().flatten() {
+                exprs.push(t["expr"].as_str().expect("expr").to_string());
+            }
+        }
+        assert!(exprs.len() >= 15, "{exprs:?}");
+        let mut names = std::collections::BTreeSet::new();
+        for e in &exprs {
+            let mut rest = e.as_str();
+            while let Some(i) = rest.find("callwarden_") {
+                let tail = &rest[i..];
+                let end = tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(tail.len());
+                names.insert(tail[..end].to_string());
+                rest = &tail[end..];
+            }
+        }
+        for n in &names {
+            // Counters are exposed as NAME_total with `# TYPE NAME counter`.
+            let base = n.strip_suffix("_total").unwrap_or(n);
+            assert!(text.contains(&format!("# TYPE {base} ")), "the dashboard queries {n}, not exported:\n{text}");
+        }
+        for needed in [
+            "callwarden_calls_answered_total",
+            "callwarden_answered_rings_total",
+            "callwarden_violations_total",
+            "callwarden_drops_total",
+            "callwarden_store_queue_depth",
+            "callwarden_recordings_active",
+        ] {
+            assert!(names.contains(needed), "the dashboard has no panel on {needed}");
+        }
+    }
+
     #[test]
     fn label_values_are_escaped() {
         let h = MetricsHandle::new();
@@ -529,7 +609,9 @@ mod tests {
     fn health_follows_publication() {
         let h = MetricsHandle::new();
         assert!(h.health().is_err());
+        assert!(!h.has_published());
         h.publish(Snapshot::default());
+        assert!(h.has_published());
         assert!(h.health().is_ok());
         lock(&h.inner.state).published = Instant::now().checked_sub(STALL_AFTER * 2);
         assert!(h.health().unwrap_err().starts_with("stalled"));

@@ -441,7 +441,12 @@ async fn recordings_range_requests_and_playback_log() {
         v["recordings"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect()
     };
     for month in ["2026-11", replay_month.as_str()] {
-        let own = count("SELECT count(*) FROM recordings WHERE month = ? AND group_name = 'dispatch'", month);
+        // Candidates hold audio: an empty (0 s) recording is nothing to listen to.
+        let own = count(
+            "SELECT count(*) FROM recordings WHERE month = ? AND group_name = 'dispatch' \
+             AND status != 'empty' AND duration_ms > 0",
+            month,
+        );
         let refiled_here = i64::from(month == replay_month);
         for seed in ["42", "7"] {
             let web = get_json(
@@ -463,6 +468,9 @@ async fn recordings_range_requests_and_playback_log() {
         }
     }
     assert!(replay_month != "2026-11" && count("SELECT count(*) FROM recordings WHERE month = ?", &replay_month) > 1);
+    let empty = "SELECT count(*) FROM recordings WHERE month = ? AND group_name = 'dispatch' \
+                 AND (status = 'empty' OR duration_ms = 0)";
+    assert!(count(empty, "2026-11") > 0, "the month has empty recordings, which the sample left out");
     drop(conn);
     let log = get_json(&c, &srv.url("/api/playback-log?limit=1"), ADMIN).await;
     assert_eq!(log["rows"][0]["action"], "sample");
@@ -485,6 +493,7 @@ async fn without_tokens_only_loopback_is_served() {
 
     let me: Value = c.get(srv.url("/api/whoami")).send().await.unwrap().json().await.unwrap();
     assert_eq!(me["name"], "local");
+    assert_eq!(me["login"], false, "local mode: no login, so the page hides Log out");
     assert_eq!(me["role"], "admin");
     let calls: Value = c.get(srv.url("/api/calls")).send().await.unwrap().json().await.unwrap();
     assert_eq!(calls["calls"].as_array().unwrap().len(), 7);

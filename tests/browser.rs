@@ -8,8 +8,10 @@
 //!   open appears in the live view;
 //! - a recording plays: the audio element's time advances, and the fetch is in the
 //!   playback log;
-//! - the language switch gives Chinese labels;
-//! - local mode (no tokens): the page works from 127.0.0.1 without logging in;
+//! - the language switch gives Chinese labels, drawn with real glyphs (not tofu boxes:
+//!   fonts-noto-cjk);
+//! - local mode (no tokens): the page works from 127.0.0.1 without logging in, and offers
+//!   no "Log out";
 //! - the browser's console log (read from chromedriver, every level) has no error, at
 //!   the end of all that.
 //!
@@ -171,6 +173,7 @@ async fn the_page_in_headless_chromium() {
     click(&b, "#login-form button[type=submit]").await;
     wait_js(&b, "!document.getElementById('app').hidden", 10, "the app after login").await;
     wait_js(&b, "document.getElementById('who').textContent.includes('admin-1')", 5, "who").await;
+    assert_eq!(js(&b, "return document.getElementById('logout').hidden;").await, Value::Bool(false), "Log out");
     wait_js(&b, "document.getElementById('live-status').classList.contains('on')", 10, "live events connected").await;
 
     // 2. A premium call replayed while the page is open appears in the live view.
@@ -333,6 +336,27 @@ async fn the_page_in_headless_chromium() {
     wait_js(&b, "document.querySelector('button[data-tab=calls]').textContent === '通话记录'", 5, "Chinese labels")
         .await;
     screenshot(&b, "07-chinese").await;
+    // Real glyphs, not tofu: with no CJK font every Chinese character is drawn as the same
+    // empty box. Drawn with the label's own font on a canvas, distinct characters must give
+    // distinct pixels (and not the box of a private-use code point, which no font has).
+    let tofu = js(
+        &b,
+        r#"const font = getComputedStyle(document.querySelector('button[data-tab=calls]')).font;
+           const draw = ch => {
+             const c = document.createElement('canvas'); c.width = 64; c.height = 64;
+             const x = c.getContext('2d'); x.font = font; x.textBaseline = 'top';
+             x.fillText(ch, 4, 4);
+             return Array.from(x.getImageData(0, 0, 64, 64).data).join(',');
+           };
+           const chars = [...'通话记录'], box = draw('\uE000');
+           const imgs = chars.map(draw);
+           return { font, distinct: new Set(imgs).size, boxes: imgs.filter(i => i === box).length,
+                    blank: imgs.filter(i => !/[1-9]/.test(i)).length };"#,
+    )
+    .await;
+    assert_eq!(tofu["distinct"], 4, "Chinese renders as tofu (install fonts-noto-cjk): {tofu}");
+    assert_eq!(tofu["boxes"], 0, "Chinese renders as the missing-glyph box: {tofu}");
+    assert_eq!(tofu["blank"], 0, "Chinese renders as nothing: {tofu}");
     b.find(Locator::Id("lang")).await.unwrap().select_by_value("en").await.unwrap();
 
     log.extend(console(&driver, &session).await);
@@ -346,6 +370,11 @@ async fn the_page_in_headless_chromium() {
     wait_js(&b, "!document.getElementById('app').hidden", 10, "the app in local mode").await;
     wait_js(&b, "document.getElementById('who').textContent.includes('local')", 5, "who in local mode").await;
     assert_eq!(js(&b, "return document.getElementById('login').hidden;").await, Value::Bool(true));
+    assert_eq!(
+        js(&b, "return document.getElementById('logout').hidden;").await,
+        Value::Bool(true),
+        "no login in local mode: no Log out"
+    );
     click(&b, "button[data-tab=calls]").await;
     wait_js(&b, "document.querySelectorAll('#calls-table tbody tr').length === 7", 10, "local mode's calls").await;
     screenshot(&b, "08-local-mode").await;

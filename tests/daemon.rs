@@ -49,10 +49,16 @@ struct Daemon {
 impl Daemon {
     /// Start `callwarden run --config cfg` and wait (at most 15 s) for READY.
     fn start(cfg: &Path, dir: &Path) -> Daemon {
+        Daemon::start_with(cfg, dir, &[])
+    }
+
+    /// The same, with more environment (e.g. systemd's NOTIFY_SOCKET).
+    fn start_with(cfg: &Path, dir: &Path, env: &[(&str, &str)]) -> Daemon {
         let log = dir.join("daemon.log");
         let child = Command::new(BIN)
             .args(["run", "--config"])
             .arg(cfg)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -561,6 +567,56 @@ fn config_edits_and_sighup_reload_and_a_bad_edit_keeps_the_running_config() {
     std::fs::write(&cfg, good.replace("extensions = [\"1000-2999\"]", "extensions = [\"1000-3999\"]")).unwrap();
     wait_for(&|| reloads("ok") >= 1.0);
     assert!(daemon.log_text().contains("config reloaded"));
+    let (st, _) = daemon.term();
+    assert!(st.success());
+}
+
+/// What a sysadmin saw: after SIGHUP (or `cat` of the config) the watcher reloaded the
+/// unchanged file every 300 ms forever, and every start logged an ERROR about the
+/// watchdog. Under a notify socket with the watchdog on, as systemd runs it: READY and
+/// watchdog pings arrive, no ERROR is logged, one SIGHUP gives one "config unchanged",
+/// reading the file (and `config check`) gives none.
+#[test]
+fn quiet_under_systemd_after_sighup_and_reads_of_the_config() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = write_config(d, "quiet.toml", "", "quiet.db");
+    let sock_path = d.join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut daemon =
+        Daemon::start_with(&cfg, d, &[("NOTIFY_SOCKET", sock_path.to_str().unwrap()), ("WATCHDOG_USEC", "2000000")]);
+    // READY=1, then WATCHDOG=1 (pinged at half the 2 s period once the pipeline reports).
+    let mut seen = String::new();
+    let t = Instant::now();
+    while !(seen.contains("READY=1") && seen.contains("WATCHDOG=1")) {
+        assert!(t.elapsed() < Duration::from_secs(15), "notifications so far: {seen:?}");
+        let mut buf = [0u8; 4096];
+        let n = sock.recv(&mut buf).unwrap_or_else(|e| panic!("{e}; so far {seen:?}:\n{}", daemon.log_text()));
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        seen.push('\n');
+    }
+    let pid = daemon.child.as_ref().unwrap().id() as i32;
+    // SAFETY: signalling the pid of the child we started and have not reaped.
+    unsafe { libc::kill(pid, libc::SIGHUP) };
+    let unchanged = |text: &str| text.lines().filter(|l| l.contains("config unchanged")).count();
+    let t = Instant::now();
+    while unchanged(&daemon.log_text()) == 0 {
+        assert!(t.elapsed() < Duration::from_secs(10), "no reload after SIGHUP:\n{}", daemon.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Read the file as `cat` would, and as `config check` does.
+    for _ in 0..3 {
+        std::fs::read_to_string(&cfg).unwrap();
+    }
+    let check = Command::new(BIN).args(["config", "check"]).arg(&cfg).output().unwrap();
+    assert!(check.status.success());
+    // Well past the watcher's debounce (300 ms): the loop logged ~7 lines in this time.
+    std::thread::sleep(Duration::from_secs(2));
+    let log = daemon.log_text();
+    assert_eq!(unchanged(&log), 1, "one SIGHUP, one reload; reads are not edits:\n{log}");
+    assert!(!log.contains("ERROR"), "a normal start and reload log no error:\n{log}");
     let (st, _) = daemon.term();
     assert!(st.success());
 }

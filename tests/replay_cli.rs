@@ -198,3 +198,52 @@ fn stats_by_ext_and_day() {
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains("2002") && table.contains("2001"), "{table}");
 }
+
+/// A long replay on a terminal shows its progress (file, packets/s, calls) on stderr; not
+/// on a pipe (the other tests' stderr is a pipe: there it stays empty).
+#[test]
+fn progress_on_a_terminal_only() {
+    let site = Site::new();
+    let pcap = fixture("public/gen-sipp-mixed-calls-udp.pcap");
+    // On a pipe: nothing but the summary on stdout, nothing on stderr.
+    let piped = site.replay(&[&pcap]);
+    assert!(piped.status.success());
+    assert!(stderr_lines(&piped).is_empty(), "{:?}", stderr_lines(&piped));
+    // Under a pseudo-terminal (util-linux `script`): the progress line is drawn.
+    let cmd = format!("{} replay --quiet --config {} {}", bin(), site.config().display(), pcap.display());
+    let tty =
+        Command::new("script").args(["-qec", &cmd, "/dev/null"]).env("TERM", "xterm").output().expect("run script(1)");
+    assert!(tty.status.success(), "{}", String::from_utf8_lossy(&tty.stderr));
+    let text = String::from_utf8_lossy(&tty.stdout);
+    assert!(
+        text.contains("gen-sipp-mixed-calls-udp.pcap: ") && text.contains("packets (") && text.contains("calls"),
+        "no progress line on the terminal:\n{text}"
+    );
+    assert!(text.contains("replayed 1 file(s)"), "{text}");
+}
+
+/// `replay` as root into a database folder the service's user owns would leave root-owned
+/// files the daemon cannot write: refused, naming the owner and how to run it. (Root, as
+/// CI and the daemon tests run.)
+#[test]
+fn replay_as_root_over_another_users_data_is_refused() {
+    // SAFETY: geteuid(2) has no preconditions.
+    assert_eq!(unsafe { libc::geteuid() }, 0, "this test runs as root (as CI does)");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).expect("data dir");
+    // uid 65534 (nobody): any owner but root.
+    std::os::unix::fs::chown(&data, Some(65534), Some(65534)).expect("chown");
+    let cfg = dir.path().join("cw.toml");
+    std::fs::write(
+        &cfg,
+        "[site]\nextensions = [\"8000-8999\"]\n[store]\npath = \"data/cw.db\"\n[recordings]\ndir = \"data/rec\"\n",
+    )
+    .expect("config");
+    let pcap = fixture("sipp/ring-7s.pcap");
+    let out = Command::new(bin()).arg("replay").arg("--config").arg(&cfg).arg(&pcap).output().expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("owned by nobody") && err.contains("sudo -u nobody callwarden replay"), "{err}");
+    assert!(!data.join("cw.db").exists(), "nothing written");
+}

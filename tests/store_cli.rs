@@ -379,3 +379,67 @@ fn the_shipped_config_checks_ok() {
     let o = run(&["config", "check"], empty.path());
     assert_eq!(String::from_utf8_lossy(&o.stdout), "<embedded config>: ok\n");
 }
+
+#[test]
+fn config_and_db_are_taken_before_or_after_the_command() {
+    let f = fixture();
+    let (cfg, db) = (f.config.to_str().unwrap(), f.db.to_str().unwrap());
+    let after = f.ok(&["calls", "--json"]);
+    for args in
+        [vec!["--config", cfg, "--db", db, "calls", "--json"], vec!["--db", db, "calls", "--config", cfg, "--json"]]
+    {
+        let o = run(&args, &f.dir);
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(String::from_utf8(o.stdout).unwrap(), after, "{args:?}");
+    }
+    // And one subcommand deeper.
+    let o = run(&["--config", cfg, "--db", db, "recordings", "list"], &f.dir);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn an_unknown_group_is_refused_naming_the_groups() {
+    let f = fixture();
+    for args in [
+        &["calls", "--group", "dispatc"][..],
+        &["stats", "--group", "dispatc"],
+        &["violations", "--group", "dispatc"],
+        &["recordings", "list", "--group", "dispatc"],
+        &["recordings", "sample", "2", "--group", "dispatc", "--month", "2026-03"],
+    ] {
+        let o = f.cmd(args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("\"dispatc\" is not a [[group]]") && err.contains("one of dispatch"), "{args:?}: {err}");
+    }
+    assert!(f.ok(&["calls", "--group", "dispatch"]).ends_with(" call(s)\n"));
+}
+
+/// `callwarden violations --json | head`: the reader is gone before the command writes. The
+/// pipe's read end is closed before the start, so every write meets EPIPE.
+#[test]
+fn a_closed_pipe_ends_the_listing_quietly() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let f = fixture();
+    for args in [&["violations", "--json"][..], &["violations"], &["calls"], &["calls", "--json"], &["stats"]] {
+        let mut fds = [0; 2];
+        // SAFETY: pipe(2) into a two-int array; both fds are owned below.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: fresh fds from pipe(2), each owned once.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        drop(read);
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--config", f.config.to_str().unwrap(), "--db", f.db.to_str().unwrap()]);
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_callwarden"))
+            .args(&all)
+            .current_dir(&f.dir)
+            .stdout(std::process::Stdio::from(write))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.is_empty(), "{args:?}: {err}");
+        // Ended by SIGPIPE (as `cat` would be) or exit 0: either way the shell says nothing.
+        use std::os::unix::process::ExitStatusExt;
+        assert!(o.status.success() || o.status.signal() == Some(libc::SIGPIPE), "{args:?}: {:?}", o.status);
+    }
+}

@@ -190,11 +190,14 @@ pub fn role_name(r: Role) -> &'static str {
 /// `GET /api/whoami` (open): the principal, or `{"name": null, "role": null}` when the
 /// request has none — the page asks this first and shows its login form on null, so a
 /// first visit makes no failed (401) request that the browser would log as an error.
+/// `login`: whether tokens are configured, i.e. whether the page's login (and so its "Log
+/// out") means anything; false in local mode.
 pub async fn whoami(State(state): State<AppState>, req: Request) -> Json<serde_json::Value> {
     let cfg = state.config();
+    let login = !cfg.tokens.is_empty();
     match principal_of(&cfg, &req).0 {
-        Some((p, _)) => Json(serde_json::json!({ "name": p.name, "role": p.role })),
-        None => Json(serde_json::json!({ "name": null, "role": null })),
+        Some((p, _)) => Json(serde_json::json!({ "name": p.name, "role": p.role, "login": login })),
+        None => Json(serde_json::json!({ "name": null, "role": null, "login": login })),
     }
 }
 

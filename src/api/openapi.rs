@@ -94,8 +94,8 @@ pub fn spec() -> Value {
     paths.insert(
         "/api/whoami".to_string(),
         json!({ "get": { "summary": "who the request is: the token's name and role, or nulls", "security": [],
-                "description": "Open: {name: null, role: null} when the request has no valid token.",
-                "responses": { "200": { "description": "{name, role}" } } } }),
+                "description": "Open: {name: null, role: null} when the request has no valid token. login: whether tokens are configured (false: local mode, nothing to log out of).",
+                "responses": { "200": { "description": "{name, role, login}" } } } }),
     );
     paths.insert(
         "/api/calls".to_string(),

@@ -423,9 +423,11 @@ pub async fn sample(
     let q = RecordingQuery { month: Some(month.clone()), group: group.clone(), ..Default::default() };
     let (rows, total) = state
         .with_db(move |db, _| {
-            // Every status is a candidate: a missing or expired recording drawn is itself a
-            // finding, and the draw does not move when a status changes.
-            let all = db.reader.recordings(&q).map_err(ApiError::any)?;
+            // Every status is a candidate (not a recording without audio): a missing or
+            // expired recording drawn is itself a finding, and the draw does not move when a
+            // status changes.
+            let all: Vec<_> =
+                db.reader.recordings(&q).map_err(ApiError::any)?.into_iter().filter(|r| r.sampleable()).collect();
             let ids: Vec<String> = all.iter().map(|r| r.id.clone()).collect();
             let drawn: HashSet<String> = sample::draw(&ids, n, seed).into_iter().collect();
             // `all` is in the order of the calls' start (then id), and so are the drawn.

@@ -131,6 +131,7 @@ async fn roles_nest_and_errors_are_json() {
     assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap()["name"], serde_json::Value::Null);
     let (_, body) = get(&fx.state, "/api/whoami", Some("aud-token")).await;
     assert!(body.contains("\"name\":\"aud\"") && body.contains("\"role\":\"auditor\""), "{body}");
+    assert!(body.contains("\"login\":true"), "tokens configured: the page offers Log out: {body}");
     assert_eq!(get(&fx.state, "/healthz", None).await.0, StatusCode::OK);
     assert_eq!(get(&fx.state, "/", None).await.0, StatusCode::OK);
     assert_eq!(get(&fx.state, "/api/openapi.json", None).await.0, StatusCode::OK);

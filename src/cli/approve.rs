@@ -21,8 +21,6 @@ use std::process::ExitCode;
 #[derive(clap::Args, Debug)]
 #[command(group = clap::ArgGroup::new("what").args(["list", "revoke", "extension"]).required(true))]
 pub struct Args {
-    #[command(flatten)]
-    pub common: Common,
     /// The extension approved (a number or a range like 8020-8029).
     #[arg(requires_all = ["class", "from", "until", "approver"])]
     pub extension: Option<String>,
@@ -61,8 +59,9 @@ fn now_us() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
-pub fn run(a: Args) -> anyhow::Result<ExitCode> {
-    let settings = Settings::load(a.common.config.as_deref(), a.common.db.as_deref())?;
+pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(common.config.as_deref(), common.db.as_deref())?;
+    settings.check_data_owner("approve")?;
     let tz_name = settings.config.site.timezone.clone();
     let tz = jiff::tz::TimeZone::get(&tz_name).unwrap_or(jiff::tz::TimeZone::UTC);
     let db = &settings.db_path;

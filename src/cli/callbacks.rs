@@ -17,8 +17,6 @@ const TABLE_NEVER_CALLED: usize = 5;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    #[command(flatten)]
-    pub common: Common,
     /// The month, YYYY-MM (calls that started in it, site zone).
     #[arg(long)]
     pub month: String,
@@ -38,8 +36,8 @@ fn read_plan(path: &Path, policy: &Policy) -> anyhow::Result<Vec<Planned>> {
     parse_plan(&text, |n| policy.normalise_written(n)).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
-pub fn run(a: Args) -> anyhow::Result<ExitCode> {
-    let settings = Settings::load(a.common.config.as_deref(), a.common.db.as_deref())?;
+pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(common.config.as_deref(), common.db.as_deref())?;
     let cfg = &settings.config;
     let reader = open_reader(&settings)?;
     let plan = match &a.plan {

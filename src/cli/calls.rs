@@ -1,7 +1,7 @@
 //! `callwarden calls`: the stored call records matching the filters, oldest first, as an
 //! aligned table or one JSON array (the field names of DESIGN.md).
 
-use super::filter::{dash, open_reader, print_json, print_table, secs, table_time, usage_error, Filter};
+use super::filter::{dash, known_group, open_reader, print_json, print_table, secs, table_time, usage_error, Filter};
 use super::Common;
 use crate::settings::Settings;
 use crate::sink::store::CallRow;
@@ -9,8 +9,6 @@ use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    #[command(flatten)]
-    pub common: Common,
     #[command(flatten)]
     pub filter: Filter,
     /// At most this many calls (the oldest first).
@@ -21,8 +19,11 @@ pub struct Args {
     pub json: bool,
 }
 
-pub fn run(a: Args) -> anyhow::Result<ExitCode> {
-    let settings = Settings::load(a.common.config.as_deref(), a.common.db.as_deref())?;
+pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(common.config.as_deref(), common.db.as_deref())?;
+    if let Err(e) = known_group(a.filter.group.as_deref(), &settings.config) {
+        return Ok(usage_error(&e));
+    }
     let reader = open_reader(&settings)?;
     let mut q = match a.filter.call_query(reader.timezone()) {
         Ok(q) => q,

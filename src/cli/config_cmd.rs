@@ -1,6 +1,7 @@
 //! `callwarden config check [FILE]`: validate a config file; every error with its key
 //! and line; exit 2 when it is invalid.
 
+use super::Common;
 use crate::settings::{locate_config, EMBEDDED_CONFIG};
 use callwarden_core::config::Config;
 use std::path::PathBuf;
@@ -8,8 +9,6 @@ use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    #[command(flatten)]
-    pub common: super::Common,
     #[command(subcommand)]
     pub action: Action,
 }
@@ -28,10 +27,10 @@ pub fn check_text(name: &str, text: &str) -> Result<String, Vec<String>> {
     }
 }
 
-pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
     let Action::Check { file } = a.action;
     // `--config` given to the top level names the file too when FILE is left out.
-    let (name, text) = match file.or_else(|| locate_config(a.common.config.as_deref())) {
+    let (name, text) = match file.or_else(|| locate_config(common.config.as_deref())) {
         Some(path) => {
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| anyhow::anyhow!("{}: cannot read config: {e}", path.display()))?;

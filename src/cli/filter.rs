@@ -51,6 +51,22 @@ impl Filter {
     }
 }
 
+/// `--group NAME` must name a `[[group]]` of the config: an unknown name (a typo) would
+/// silently match nothing. The error lists the groups there are.
+pub fn known_group(group: Option<&str>, cfg: &callwarden_core::config::Config) -> Result<(), String> {
+    match group {
+        Some(g) if !cfg.groups.iter().any(|x| x.name == g) => {
+            let names: Vec<&str> = cfg.groups.iter().map(|x| x.name.as_str()).collect();
+            Err(if names.is_empty() {
+                format!("--group: {g:?}: the config has no [[group]]")
+            } else {
+                format!("--group: {g:?} is not a [[group]] of the config; one of {}", names.join(", "))
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Open the database of `settings` read-only, in the site's zone; an error names the file.
 pub fn open_reader(settings: &Settings) -> anyhow::Result<Reader> {
     let path = &settings.db_path;
@@ -81,7 +97,9 @@ pub fn print_table(rows: &[Vec<String>]) -> anyhow::Result<()> {
 /// Print `value` as one pretty JSON document.
 pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)?;
+    // As an io::Error, so a closed pipe is recognised in `cli::main` (serde_json's own
+    // error does not name its io::Error as its source).
+    serde_json::to_writer_pretty(&mut out, value).map_err(std::io::Error::from)?;
     writeln!(out)?;
     Ok(())
 }

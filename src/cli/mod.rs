@@ -7,6 +7,8 @@ mod callbacks;
 mod calls;
 mod config_cmd;
 mod filter;
+mod generate;
+mod progress;
 mod recordings;
 pub mod register;
 mod replay;
@@ -26,19 +28,34 @@ use std::process::ExitCode;
     about = "Watches a PBX's SIP and RTP, keeps call records, enforces telephone rules"
 )]
 pub struct Cli {
+    #[command(flatten)]
+    pub common: Common,
     #[command(subcommand)]
     pub command: Command,
 }
 
-/// Options every subcommand takes.
+/// Options every subcommand takes, before or after its name (`callwarden --db X calls`
+/// and `callwarden calls --db X`): defined once here, `global` hands them down.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct Common {
     /// Config file (default: config/callwarden.toml, then /etc/callwarden/callwarden.toml,
     /// then the embedded defaults).
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        help_heading = "Config and database (before or after the command)"
+    )]
     pub config: Option<PathBuf>,
-    /// SQLite database (overrides [store].path).
-    #[arg(long, global = true, value_name = "PATH")]
+    /// SQLite database (overrides [store].path; relative paths in a config are relative
+    /// to its folder, ./callwarden.db with the embedded defaults, /var/lib/callwarden for
+    /// a config in /etc/callwarden).
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        help_heading = "Config and database (before or after the command)"
+    )]
     pub db: Option<PathBuf>,
 }
 
@@ -49,8 +66,19 @@ pub enum Command {
     /// Run the pipeline over capture files (pcap, pcapng) and store the calls.
     Replay(replay::Args),
     /// List call records.
+    ///
+    /// Direction, from [site].extensions (the site's own extensions): `internal` (both
+    /// ends ours), `outbound` (ours called outside), `inbound` (outside called ours),
+    /// `transit` (neither end ours: a call that enters and leaves through the PBX, such as a
+    /// trunk-to-trunk forward, or extensions missing from [site].extensions). No rule
+    /// applies to a transit call. See docs/rules.md.
     Calls(calls::Args),
-    /// Call statistics by extension or day.
+    /// Call statistics per extension, group, day or month (STA-2, ANS, DUR, OUT-6).
+    ///
+    /// One row per `--by` value over the calls the filters select: calls (inbound,
+    /// outbound, internal), answered, missed, answered within the group's max rings,
+    /// rings before answer (0/1/2/3/4/5+), talk time (mean, p50, p90, max), effective and
+    /// long calls, violations per rule, cost; `--json` for every figure.
     Stats(stats::Args),
     /// List violations.
     Violations(violations::Args),
@@ -66,24 +94,39 @@ pub enum Command {
     Recordings(recordings::Args),
     /// Serve the HTTP API and web page over an existing database (no capture).
     Serve(serve::Args),
+    /// Write shell completions or man pages (for packaging: scripts/build-deb).
+    #[command(hide = true)]
+    Generate(generate::Args),
 }
 
 /// Parse arguments, run, map the result to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(
+        cli.command,
+        Command::Calls(_)
+            | Command::Stats(_)
+            | Command::Violations(_)
+            | Command::Register(_)
+            | Command::Callbacks(_)
+            | Command::Config(_)
+    ) {
+        default_sigpipe();
+    }
     init_logging(if matches!(cli.command, Command::Run(_)) { "info" } else { "warn" });
     let result = match cli.command {
-        Command::Run(a) => run::run(a),
-        Command::Replay(a) => replay::run(a),
-        Command::Calls(a) => calls::run(a),
-        Command::Stats(a) => stats::run(a),
-        Command::Violations(a) => violations::run(a),
-        Command::Config(a) => config_cmd::run(a),
-        Command::Approve(a) => approve::run(a),
-        Command::Register(a) => register::run(a),
-        Command::Callbacks(a) => callbacks::run(a),
-        Command::Recordings(a) => recordings::run(a),
-        Command::Serve(a) => serve::run(a),
+        Command::Run(a) => run::run(a, &cli.common),
+        Command::Replay(a) => replay::run(a, &cli.common),
+        Command::Calls(a) => calls::run(a, &cli.common),
+        Command::Stats(a) => stats::run(a, &cli.common),
+        Command::Violations(a) => violations::run(a, &cli.common),
+        Command::Config(a) => config_cmd::run(a, &cli.common),
+        Command::Approve(a) => approve::run(a, &cli.common),
+        Command::Register(a) => register::run(a, &cli.common),
+        Command::Callbacks(a) => callbacks::run(a, &cli.common),
+        Command::Recordings(a) => recordings::run(a, &cli.common),
+        Command::Serve(a) => serve::run(a, &cli.common),
+        Command::Generate(a) => generate::run(a),
     };
     match result {
         Ok(code) => code,
@@ -104,6 +147,18 @@ pub fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         }
+    }
+}
+
+/// `callwarden violations --json | head`: the reader went away; end quietly, as `cat`
+/// does, by the default SIGPIPE action (Rust ignores SIGPIPE, so every later `println!`
+/// would panic with "Broken pipe"). Only for the commands that read the store and print:
+/// the daemon, `serve`, `replay` (webhooks) and `recordings` (files it deletes or writes)
+/// keep SIGPIPE ignored and get EPIPE as an error (handled in `main`).
+fn default_sigpipe() {
+    // SAFETY: signal(2) with SIG_DFL, before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

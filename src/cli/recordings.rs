@@ -8,7 +8,7 @@
 //! Exit codes: 0 ok, 1 a check failed (verify found problems, a file changed or missing),
 //! 2 bad usage.
 
-use super::filter::{dash, open_reader, print_json, print_table, secs, table_time, usage_error, Filter};
+use super::filter::{dash, known_group, open_reader, print_json, print_table, secs, table_time, usage_error, Filter};
 use super::Common;
 use crate::settings::Settings;
 use crate::sink::recorder::{self, maintain, sample};
@@ -24,8 +24,6 @@ use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    #[command(flatten)]
-    pub common: Common,
     /// Who is listening or exporting, for the playback log (default $SUDO_USER, $USER).
     #[arg(long = "as", global = true, value_name = "NAME")]
     pub who: Option<String>,
@@ -101,8 +99,8 @@ pub struct LogArgs {
     pub json: bool,
 }
 
-pub fn run(a: Args) -> anyhow::Result<ExitCode> {
-    let settings = Settings::load(a.common.config.as_deref(), a.common.db.as_deref())?;
+pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(common.config.as_deref(), common.db.as_deref())?;
     let who = who(a.who.as_deref());
     match a.command {
         Cmd::List(l) => list(&settings, &l),
@@ -112,6 +110,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         Cmd::Sample { n, group, month, seed, json } => draw(&settings, &who, n, &group, &month, seed, json),
         Cmd::Log(l) => log(&settings, &l),
         Cmd::Expire => {
+            settings.check_data_owner("recordings expire")?;
             let r = recorder::expire(&recorder::RecorderConfig::from_settings(&settings), recorder::wall_clock())?;
             println!("{} recording(s) expired, {} file(s) deleted", r.expired.len(), r.files_deleted);
             for (id, e) in &r.failed {
@@ -132,6 +131,9 @@ fn who(explicit: Option<&str>) -> String {
 }
 
 fn list(settings: &Settings, a: &ListArgs) -> anyhow::Result<ExitCode> {
+    if let Err(e) = known_group(a.filter.group.as_deref(), &settings.config) {
+        return Ok(usage_error(&e));
+    }
     let reader = open_reader(settings)?;
     let cq = match a.filter.call_query(reader.timezone()) {
         Ok(q) => q,
@@ -387,16 +389,19 @@ fn draw(
     seed: Option<u64>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
+    if let Err(e) = known_group(Some(group), &settings.config) {
+        return Ok(usage_error(&e));
+    }
     if query::parse_month(month).is_none() {
         eprintln!("callwarden: {}", QueryError::Month { param: "--month", value: month.into() });
         return Ok(ExitCode::from(2));
     }
     let reader = open_reader(settings)?;
     let q = RecordingQuery { group: Some(group.to_string()), month: Some(month.to_string()), ..Default::default() };
-    // Every recording of the group and month is a candidate, whatever its status: a
-    // missing or expired one drawn is itself a finding, and the draw does not move when a
-    // status changes.
-    let all = reader.recordings(&q)?;
+    // Every recording of the group and month with audio is a candidate, whatever its
+    // status: a missing or expired one drawn is itself a finding, and the draw does not
+    // move when a status changes.
+    let all: Vec<RecordingRow> = reader.recordings(&q)?.into_iter().filter(RecordingRow::sampleable).collect();
     let ids: Vec<String> = all.iter().map(|r| r.id.clone()).collect();
     let seed = seed.unwrap_or_else(|| sample::default_seed(group, month));
     let picked = sample::draw(&ids, n, seed);

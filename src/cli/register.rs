@@ -33,8 +33,6 @@ pub const HEADER: [&str; 10] =
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    #[command(flatten)]
-    pub common: Common,
     /// The month, YYYY-MM (calls that started in it, site zone).
     #[arg(long)]
     pub month: String,
@@ -109,8 +107,8 @@ pub fn write_csv<W: Write>(mut w: W, rows: &[[String; 10]]) -> anyhow::Result<()
     Ok(())
 }
 
-pub fn run(a: Args) -> anyhow::Result<ExitCode> {
-    let settings = Settings::load(a.common.config.as_deref(), a.common.db.as_deref())?;
+pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(common.config.as_deref(), common.db.as_deref())?;
     let reader = open_reader(&settings)?;
     let (from, to) = match query::month_range("--month", &a.month, reader.timezone()) {
         Ok(r) => r,

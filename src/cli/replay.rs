@@ -18,8 +18,6 @@ use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    #[command(flatten)]
-    pub common: Common,
     /// Capture files (pcap or pcapng).
     #[arg(required = true, value_name = "PCAP")]
     pub files: Vec<PathBuf>,
@@ -64,8 +62,9 @@ impl Head {
     }
 }
 
-pub fn run(a: Args) -> anyhow::Result<ExitCode> {
-    let settings = Settings::load(a.common.config.as_deref(), a.common.db.as_deref())?;
+pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(common.config.as_deref(), common.db.as_deref())?;
+    settings.check_data_owner("replay")?;
     // Open every file before storing anything: a typo in the last name should not leave
     // a half-done replay behind.
     let mut heads = Vec::with_capacity(a.files.len());
@@ -92,12 +91,16 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         sinks.push(Box::new(ConsoleSink::new(&settings.config.site.timezone)));
     }
     let mut driver = Driver::new(engine, sinks);
+    let mut progress = super::progress::Progress::new(&a.files);
 
     if let [only] = heads.as_mut_slice() {
         // One file: feed its frames straight from the reader's buffer, no copy.
         loop {
             match only.cap.next_frame() {
-                Ok(Some(frame)) => driver.feed(frame),
+                Ok(Some(frame)) => {
+                    driver.feed(frame);
+                    progress.frame(0, driver.engine().counters());
+                }
                 Ok(None) => break,
                 Err(e) => {
                     only.error = Some(e);
@@ -118,8 +121,10 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                 driver.feed(Frame { ts, link, bytes: &h.buf });
             }
             h.advance();
+            progress.frame(i, driver.engine().counters());
         }
     }
+    progress.finish();
     driver.finish(EndReason::CaptureEnded);
     let counters = driver.engine().counters().clone();
     let link = driver.engine().track_stats().link;

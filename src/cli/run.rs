@@ -8,14 +8,12 @@ use crate::daemon::{self, Extras};
 use crate::settings::Settings;
 use std::process::ExitCode;
 
+/// `run` has only the options every command takes (`--config`, `--db`).
 #[derive(clap::Args, Debug)]
-pub struct Args {
-    #[command(flatten)]
-    pub common: Common,
-}
+pub struct Args {}
 
-pub fn run(a: Args) -> anyhow::Result<ExitCode> {
-    let settings = Settings::load(a.common.config.as_deref(), a.common.db.as_deref())?;
+pub fn run(_: Args, common: &Common) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(common.config.as_deref(), common.db.as_deref())?;
     match &settings.config_path {
         Some(p) => tracing::info!(config = %p.display(), "starting"),
         None => tracing::info!("starting with the embedded default config"),

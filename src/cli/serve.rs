@@ -12,15 +12,13 @@ use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    #[command(flatten)]
-    pub common: Common,
     /// Address to listen on (overrides [api].listen), e.g. 127.0.0.1:8080.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
 }
 
-pub fn run(a: Args) -> anyhow::Result<ExitCode> {
-    let settings = Settings::load(a.common.config.as_deref(), a.common.db.as_deref())?;
+pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(common.config.as_deref(), common.db.as_deref())?;
     // Fail now, with the file's name, rather than on every request.
     Reader::open(&settings.db_path).map_err(|e| open_error(&settings.db_path, e))?;
     let state = AppState::new(settings.db_path.clone(), &settings)?;

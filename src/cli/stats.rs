@@ -4,7 +4,7 @@
 //! rows with those field names. `--month YYYY-MM` selects one month; with `--by group` it
 //! adds each group's `budget_fen` and `over_budget_fen` (OUT-6 department budgets).
 
-use super::filter::{dash, open_reader, print_json, print_table, secs, usage_error, yuan, Filter};
+use super::filter::{dash, known_group, open_reader, print_json, print_table, secs, usage_error, yuan, Filter};
 use super::Common;
 use crate::settings::Settings;
 use crate::sink::store::stats::apply_budgets;
@@ -13,8 +13,6 @@ use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    #[command(flatten)]
-    pub common: Common,
     #[command(flatten)]
     pub filter: Filter,
     /// One row per: ext (each of our extensions on a call), group, day or month.
@@ -29,8 +27,11 @@ pub struct Args {
     pub json: bool,
 }
 
-pub fn run(a: Args) -> anyhow::Result<ExitCode> {
-    let settings = Settings::load(a.common.config.as_deref(), a.common.db.as_deref())?;
+pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(common.config.as_deref(), common.db.as_deref())?;
+    if let Err(e) = known_group(a.filter.group.as_deref(), &settings.config) {
+        return Ok(usage_error(&e));
+    }
     let reader = open_reader(&settings)?;
     let month = a.month.as_deref().map(|m| query::month_range("--month", m, reader.timezone())).transpose();
     let (by, mut q, month) = match (a.by.parse::<StatsBy>(), a.filter.call_query(reader.timezone()), month) {

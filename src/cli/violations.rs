@@ -2,7 +2,7 @@
 //! were detected, as an aligned table or one JSON array (`id`, `rule`, `kind`, `call_id`,
 //! `extension`, `number`, `detected_at`, `fine_fen`, `detail`).
 
-use super::filter::{dash, open_reader, print_json, print_table, table_time, usage_error, yuan, Filter};
+use super::filter::{dash, known_group, open_reader, print_json, print_table, table_time, usage_error, yuan, Filter};
 use super::Common;
 use crate::settings::Settings;
 use crate::sink::store::{ViolationQuery, ViolationRow};
@@ -10,8 +10,6 @@ use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    #[command(flatten)]
-    pub common: Common,
     #[command(flatten)]
     pub filter: Filter,
     /// At most this many violations (the earliest first).
@@ -22,8 +20,11 @@ pub struct Args {
     pub json: bool,
 }
 
-pub fn run(a: Args) -> anyhow::Result<ExitCode> {
-    let settings = Settings::load(a.common.config.as_deref(), a.common.db.as_deref())?;
+pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(common.config.as_deref(), common.db.as_deref())?;
+    if let Err(e) = known_group(a.filter.group.as_deref(), &settings.config) {
+        return Ok(usage_error(&e));
+    }
     let reader = open_reader(&settings)?;
     let q = match a.filter.call_query(reader.timezone()) {
         Ok(q) => q,

@@ -175,7 +175,8 @@ async function start() {
   if (!me || !me.name) { showLogin(); return; }
   $('#login').hidden = true;
   $('#app').hidden = false;
-  $('#logout').hidden = false;
+  // Local mode (no tokens configured): nobody logged in, so nothing to log out of.
+  $('#logout').hidden = !me.login;
   $('#who').textContent = me.name + ' (' + me.role + ')';
   for (const b of document.querySelectorAll('[data-role]')) b.hidden = ROLES[me.role] < ROLES[b.dataset.role];
   const first = (location.hash || '#live').slice(1);

@@ -407,6 +407,14 @@ pub struct RecordingRow {
 }
 
 impl RecordingRow {
+    /// May the monthly spot check (REC-3) draw it: not when it holds no audio (status
+    /// `empty`, or 0 ms: a dispatch call that never had media), which an auditor cannot
+    /// listen to. Missing, expired or failed ones with audio stay candidates: drawn, they
+    /// are findings.
+    pub fn sampleable(&self) -> bool {
+        self.status != RecordingStatus::Empty.as_str() && self.duration_ms > 0
+    }
+
     /// The cursor that continues a listing after this recording.
     pub fn cursor(&self) -> RecordingCursor {
         RecordingCursor { started_us: self.call_started_us, id: self.id.clone() }
