@@ -175,6 +175,11 @@ fn calls_json_has_the_documented_fields_and_values() {
         "cost_fen",
         "recording",
         "violations",
+        "answered_by",
+        "transferred_to",
+        "wait_ms",
+        "link",
+        "legs",
     ];
     want.sort_unstable();
     assert_eq!(keys, want);
@@ -200,6 +205,20 @@ fn calls_json_has_the_documented_fields_and_values() {
         "cost_fen": 300,
         "recording": null,
         "violations": [{"rule": "OUT-1", "kind": "premium-rate"}],
+        "answered_by": null,
+        "transferred_to": null,
+        "wait_ms": 0,
+        "link": null,
+        "legs": [{
+            "call_id": "prem-1",
+            "from": "8003",
+            "to": "16800123",
+            "started_at": "2026-03-02T07:31:00.000000+08:00",
+            "answered_at": "2026-03-02T07:31:07.200000+08:00",
+            "ended_at": "2026-03-02T07:31:49.200000+08:00",
+            "sip_status": 200,
+            "role": "caller-side",
+        }],
     });
     assert_eq!(prem, &expect);
     let missed = &v[4];
