@@ -6,28 +6,28 @@
 //! May use: `link`, `ip_defrag`, `udp`, `tcp_stream`. Invariants: IPv4 `total_len` and
 //! IPv6 `payload_length` bound the payload (Ethernet padding is cut off); a length of 0
 //! (segmentation offload, jumbograms) means "the rest of the frame"; tunnels nest at most
-//! `MAX_TUNNEL_DEPTH` deep.
+//! `tunnel::MAX_TUNNEL_DEPTH` deep; every whole IP packet (outer or inner) passes the
+//! mirror deduplication once before its payload is used.
 
 use super::ip_defrag::FragKey;
 use super::link::{IpVersion, L3};
+use super::tunnel::Via;
 use super::{Decoder, Sink};
-use crate::counters::Drop;
+use crate::counters::{Drop, Tunnel};
 use crate::time::Ts;
 use etherparse::err::{ipv4, ipv6};
 use etherparse::{IpFragOffset, Ipv4HeaderSlice, Ipv6Header, Ipv6HeaderSlice};
 use std::net::IpAddr;
 
-/// IP-in-IP layers followed (a tunnel in a tunnel is already unusual).
-const MAX_TUNNEL_DEPTH: u8 = 3;
-
 const PROTO_IPV4: u8 = 4;
 const PROTO_TCP: u8 = 6;
 const PROTO_UDP: u8 = 17;
 const PROTO_IPV6: u8 = 41;
+const PROTO_GRE: u8 = 47;
 
 impl Decoder {
     /// Decode an IP packet (the version nibble must agree with what the link announced).
-    pub(super) fn ip(&mut self, ts: Ts, l3: L3<'_>, depth: u8, sink: &mut Sink<'_>) -> Result<(), Drop> {
+    pub(super) fn ip(&mut self, ts: Ts, l3: L3<'_>, via: Via, sink: &mut Sink<'_>) -> Result<(), Drop> {
         let first = *l3.bytes.first().ok_or(Drop::Truncated)?;
         let version = match first >> 4 {
             4 => IpVersion::V4,
@@ -38,12 +38,12 @@ impl Decoder {
             return Err(Drop::BadIp);
         }
         match version {
-            IpVersion::V4 => self.ipv4(ts, l3.bytes, depth, sink),
-            IpVersion::V6 => self.ipv6(ts, l3.bytes, depth, sink),
+            IpVersion::V4 => self.ipv4(ts, l3.bytes, via, sink),
+            IpVersion::V6 => self.ipv6(ts, l3.bytes, via, sink),
         }
     }
 
-    fn ipv4(&mut self, ts: Ts, bytes: &[u8], depth: u8, sink: &mut Sink<'_>) -> Result<(), Drop> {
+    fn ipv4(&mut self, ts: Ts, bytes: &[u8], via: Via, sink: &mut Sink<'_>) -> Result<(), Drop> {
         let h = Ipv4HeaderSlice::from_slice(bytes).map_err(|e| match e {
             ipv4::HeaderSliceError::Len(_) => Drop::Truncated,
             ipv4::HeaderSliceError::Content(_) => Drop::BadIp,
@@ -61,6 +61,9 @@ impl Decoder {
             total
         };
         let payload = bytes.get(header_len..end).ok_or(Drop::Truncated)?;
+        if self.mirror_duplicate(ts, bytes.get(..end).unwrap_or(bytes), via) {
+            return Err(Drop::MirrorDuplicate);
+        }
         let (src, dst) = (IpAddr::V4(h.source_addr()), IpAddr::V4(h.destination_addr()));
         let proto = h.protocol().0;
         let offset = h.fragments_offset();
@@ -69,16 +72,16 @@ impl Decoder {
             return match self.defrag.add(ts, key, offset, h.more_fragments(), payload, proto, sink.counters)? {
                 None => Ok(()),
                 Some(whole) => {
-                    let r = self.ip_payload(ts, src, dst, whole.proto, &whole.data, depth, sink);
+                    let r = self.ip_payload(ts, src, dst, whole.proto, &whole.data, via, sink);
                     self.defrag.recycle(whole);
                     r
                 }
             };
         }
-        self.ip_payload(ts, src, dst, proto, payload, depth, sink)
+        self.ip_payload(ts, src, dst, proto, payload, via, sink)
     }
 
-    fn ipv6(&mut self, ts: Ts, bytes: &[u8], depth: u8, sink: &mut Sink<'_>) -> Result<(), Drop> {
+    fn ipv6(&mut self, ts: Ts, bytes: &[u8], via: Via, sink: &mut Sink<'_>) -> Result<(), Drop> {
         let h = Ipv6HeaderSlice::from_slice(bytes).map_err(|e| match e {
             ipv6::HeaderSliceError::Len(_) => Drop::Truncated,
             ipv6::HeaderSliceError::Content(_) => Drop::BadIp,
@@ -91,11 +94,14 @@ impl Decoder {
             Ipv6Header::LEN.checked_add(len).filter(|&e| e <= bytes.len()).ok_or(Drop::Truncated)?
         };
         let body = bytes.get(Ipv6Header::LEN..end).ok_or(Drop::Truncated)?;
+        if self.mirror_duplicate(ts, bytes.get(..end).unwrap_or(bytes), via) {
+            return Err(Drop::MirrorDuplicate);
+        }
         let (src, dst) = (IpAddr::V6(h.source_addr()), IpAddr::V6(h.destination_addr()));
         match walk_extensions(h.next_header().0, body)? {
             Ext::Upper { proto, start } => {
                 let payload = body.get(start..).ok_or(Drop::BadIp)?;
-                self.ip_payload(ts, src, dst, proto, payload, depth, sink)
+                self.ip_payload(ts, src, dst, proto, payload, via, sink)
             }
             Ext::Fragment { next, start, offset, more, id } => {
                 let data = body.get(start..).ok_or(Drop::BadIp)?;
@@ -108,7 +114,7 @@ impl Decoder {
                         // extension headers (destination options) before the upper layer.
                         let r = match walk_extensions(whole.proto, &whole.data) {
                             Ok(Ext::Upper { proto, start }) => match whole.data.get(start..) {
-                                Some(p) => self.ip_payload(ts, src, dst, proto, p, depth, sink),
+                                Some(p) => self.ip_payload(ts, src, dst, proto, p, via, sink),
                                 None => Err(Drop::BadIp),
                             },
                             Ok(Ext::Fragment { .. }) => Err(Drop::BadFragment),
@@ -131,19 +137,19 @@ impl Decoder {
         dst: IpAddr,
         proto: u8,
         payload: &[u8],
-        depth: u8,
+        via: Via,
         sink: &mut Sink<'_>,
     ) -> Result<(), Drop> {
         match proto {
-            PROTO_UDP => self.udp(ts, src, dst, payload, sink),
+            PROTO_UDP => self.udp(ts, src, dst, payload, via, sink),
             PROTO_TCP => self.tcp(ts, src, dst, payload, sink),
             PROTO_IPV4 | PROTO_IPV6 => {
-                if depth >= MAX_TUNNEL_DEPTH {
-                    return Err(Drop::BadIp);
-                }
-                let version = if proto == PROTO_IPV4 { IpVersion::V4 } else { IpVersion::V6 };
-                self.ip(ts, L3 { version: Some(version), bytes: payload }, depth + 1, sink)
+                let (version, kind) =
+                    if proto == PROTO_IPV4 { (IpVersion::V4, Tunnel::IpInIp) } else { (IpVersion::V6, Tunnel::Ipv6InIp) };
+                let via = self.enter(via, kind, (src, dst), 0, sink)?;
+                self.ip(ts, L3::new(Some(version), payload), via, sink)
             }
+            PROTO_GRE => self.gre(ts, (src, dst), payload, via, sink),
             _ => Err(Drop::OtherProtocol),
         }
     }
@@ -290,8 +296,10 @@ mod tests {
         for _ in 0..5 {
             p = ipv4_wrap([1, 1, 1, 1], [2, 2, 2, 2], 4, &p);
         }
-        h.feed(LinkType::RawIp, 3, &p);
-        assert_eq!(h.counters.dropped(Drop::BadIp), 1);
+        h.feed(LinkType::RawIp, 3_000_000, &p);
+        assert_eq!(h.counters.dropped(Drop::TunnelTooDeep), 1);
+        assert_eq!(h.counters.tunnelled(Tunnel::IpInIp), 1 + 4);
+        assert_eq!(h.counters.tunnelled(Tunnel::Ipv6InIp), 1);
     }
 
     #[test]
