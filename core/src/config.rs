@@ -86,6 +86,8 @@ pub struct Capture {
     /// The same IP packet arriving again by another mirror path within this many ms is a
     /// copy and is used once; 0 = off.
     pub mirror_dedupe_ms: u32,
+    /// TCP ports on which SIP over WebSocket (RFC 7118) is read.
+    pub ws_ports: Vec<u16>,
 }
 
 impl Default for Capture {
@@ -103,6 +105,7 @@ impl Default for Capture {
             vxlan_ports: vec![4789],
             tzsp_ports: vec![37008],
             mirror_dedupe_ms: 10,
+            ws_ports: vec![80, 5066, 8080, 8088],
         }
     }
 }

@@ -69,10 +69,12 @@ pub enum Drop {
     /// The same inner IP packet seen again within the dedupe window through another
     /// mirror (a tunnel copy and a SPAN copy): used once.
     MirrorDuplicate,
+    /// TCP bytes of a TLS stream (SIP over TLS, WSS): encrypted, cannot be read passively.
+    TlsNotReadable,
 }
 
 impl Drop {
-    pub const ALL: [Drop; 28] = [
+    pub const ALL: [Drop; 29] = [
         Drop::Truncated,
         Drop::UnknownLink,
         Drop::NotIp,
@@ -101,6 +103,7 @@ impl Drop {
         Drop::BadMpls,
         Drop::TunnelTooDeep,
         Drop::MirrorDuplicate,
+        Drop::TlsNotReadable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -133,6 +136,7 @@ impl Drop {
             Drop::BadMpls => "bad-mpls",
             Drop::TunnelTooDeep => "tunnel-too-deep",
             Drop::MirrorDuplicate => "mirror-duplicate",
+            Drop::TlsNotReadable => "tls-not-readable",
         }
     }
 }
@@ -208,6 +212,9 @@ pub struct Counters {
     pub drops: BTreeMap<Drop, u64>,
     /// Encapsulation layers removed, by kind.
     pub tunnels: BTreeMap<Tunnel, u64>,
+    /// TLS connections seen (by their ClientHello), by server address "ip:port": SIP
+    /// over TLS or WSS that only HEP from the PBX can show.
+    pub tls_servers: BTreeMap<String, u64>,
 }
 
 impl Counters {

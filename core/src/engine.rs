@@ -65,6 +65,7 @@ fn decode_config(cfg: &Config) -> DecodeConfig {
         vxlan_ports: cfg.capture.vxlan_ports.clone(),
         tzsp_ports: cfg.capture.tzsp_ports.clone(),
         mirror_dedupe: Dur::from_millis(i64::from(cfg.capture.mirror_dedupe_ms)),
+        ws_ports: cfg.capture.ws_ports.clone(),
         ..DecodeConfig::default()
     }
 }

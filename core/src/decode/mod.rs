@@ -35,6 +35,7 @@ mod sip_frame;
 mod tcp_stream;
 mod tunnel;
 mod udp;
+mod websocket;
 
 #[cfg(test)]
 mod fixtures_test;
@@ -109,6 +110,8 @@ pub enum Transport {
     Tcp,
     Tls,
     Sctp,
+    /// SIP over WebSocket (RFC 7118), read from a TCP stream after its HTTP Upgrade.
+    Ws,
 }
 
 /// One application message: a UDP payload, or one framed SIP message from a TCP stream,
@@ -157,6 +160,8 @@ pub struct DecodeConfig {
     /// Window within which the same IP packet arriving by another mirror path is a copy
     /// (`Drop::MirrorDuplicate`); zero turns the deduplication off.
     pub mirror_dedupe: crate::time::Dur,
+    /// TCP ports on which a stream may be SIP over WebSocket (HTTP Upgrade, then frames).
+    pub ws_ports: Vec<u16>,
 }
 
 impl Default for DecodeConfig {
@@ -171,6 +176,7 @@ impl Default for DecodeConfig {
             vxlan_ports: vec![4789],
             tzsp_ports: vec![37008],
             mirror_dedupe: Dur::from_millis(10),
+            ws_ports: vec![80, 5066, 8080, 8088],
         }
     }
 }
