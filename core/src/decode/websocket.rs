@@ -20,7 +20,9 @@ pub(crate) enum WsFrame {
 }
 
 pub(crate) const OP_CONTINUATION: u8 = 0;
+#[cfg(test)]
 pub(crate) const OP_TEXT: u8 = 1;
+#[cfg(test)]
 pub(crate) const OP_BINARY: u8 = 2;
 
 /// Read the frame header at the start of `b`.
