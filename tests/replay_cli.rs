@@ -198,3 +198,91 @@ fn stats_by_ext_and_day() {
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains("2002") && table.contains("2001"), "{table}");
 }
+
+/// Split a classic little-endian pcap into files of `per` frames each: (bytes, first frame
+/// time in µs) per file, as tcpdump -C/-G would rotate it.
+fn rotate(pcap: &[u8], per: usize) -> Vec<(Vec<u8>, i64)> {
+    let header = &pcap[..24];
+    assert_eq!(&header[..4], &[0xd4, 0xc3, 0xb2, 0xa1], "a little-endian microsecond pcap");
+    let mut files: Vec<(Vec<u8>, i64)> = Vec::new();
+    let (mut at, mut n) = (24usize, 0usize);
+    while at + 16 <= pcap.len() {
+        let word = |o: usize| u32::from_le_bytes([pcap[at + o], pcap[at + o + 1], pcap[at + o + 2], pcap[at + o + 3]]);
+        let incl = word(8) as usize;
+        if n % per == 0 {
+            files.push((header.to_vec(), i64::from(word(0)) * 1_000_000 + i64::from(word(4))));
+        }
+        if let Some(f) = files.last_mut() {
+            f.0.extend_from_slice(&pcap[at..at + 16 + incl]);
+        }
+        at += 16 + incl;
+        n += 1;
+    }
+    files
+}
+
+fn call_summaries(calls: &[Value]) -> Vec<String> {
+    let mut v: Vec<String> = calls
+        .iter()
+        .map(|c| {
+            let f = |k: &str| c[k].to_string();
+            [
+                "call_id", "caller", "callee", "started_at", "answered_at", "ended_at", "rings", "talk_ms", "end_reason",
+                "sip_status",
+            ]
+            .iter()
+            .map(|k| f(k))
+            .collect::<Vec<_>>()
+            .join(" ")
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// A rotated capture set (the calls' frames cut into 4 files, named in the opposite order
+/// of their times) replayed as a folder, or as files named in any order, gives exactly the
+/// records of the one capture: calls open at the end of a file continue in the next.
+#[test]
+fn rotated_set_as_a_folder_or_files_equals_the_whole_capture() {
+    let whole = fixture("sipp/kamailio-proxy.pcap");
+    let one = Site::new();
+    let out = one.replay(&[&whole]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let want = call_summaries(&one.calls());
+    assert_eq!(want.len(), 5);
+
+    let set = Site::new();
+    let dir = set.dir.path().join("rotated");
+    std::fs::create_dir(&dir).expect("mkdir");
+    let parts = rotate(&std::fs::read(&whole).expect("fixture"), 210);
+    assert_eq!(parts.len(), 4);
+    // Some call must span a cut, or the test would prove nothing.
+    let spans_a_cut = one.calls().iter().any(|c| {
+        let (a, b) = (c["started_at"].as_str().unwrap_or(""), c["ended_at"].as_str().unwrap_or(""));
+        parts[1..].iter().any(|(_, t)| {
+            let cut = jiff::Timestamp::from_microsecond(*t).expect("ts");
+            let (a, b) = (a.parse::<jiff::Timestamp>(), b.parse::<jiff::Timestamp>());
+            matches!((a, b), (Ok(a), Ok(b)) if a < cut && cut < b)
+        })
+    });
+    assert!(spans_a_cut, "no call spans a rotation");
+    let mut paths = Vec::new();
+    for (i, (bytes, _)) in parts.iter().enumerate() {
+        let p = dir.join(format!("cap-{}.pcap", 9 - i));
+        std::fs::write(&p, bytes).expect("write part");
+        paths.push(p);
+    }
+    std::fs::write(dir.join("README"), "not a capture").expect("write");
+    let out = set.replay(&[&dir]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(summary(&out)["calls"].as_u64(), Some(5), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("README: not a capture, skipped"));
+    assert_eq!(call_summaries(&set.calls()), want);
+
+    let files = Site::new();
+    let shuffled: Vec<&Path> = [2usize, 0, 3, 1].iter().map(|&i| paths[i].as_path()).collect();
+    let out = files.replay(&shuffled);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(call_summaries(&files.calls()), want);
+}

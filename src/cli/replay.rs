@@ -1,6 +1,8 @@
-//! `callwarden replay FILE...`: the whole pipeline over capture files, into the store.
-//! Several files are merged by packet time (like mergecap), so captures of the same
-//! period taken at two points make one timeline. A damaged file stops at the damage: the
+//! `callwarden replay FILE|DIR...`: the whole pipeline over capture files, into the store.
+//! Several files — or a folder of them, such as a rotated capture set — are merged by
+//! packet time (like mergecap), whatever their names, so captures of the same period
+//! taken at two points make one timeline and a call open at the end of one rotated file
+//! continues in the next. A damaged file stops at the damage: the
 //! calls completed before it are still stored, the error names the file and frame, and
 //! the exit code is 1.
 
@@ -20,8 +22,9 @@ use std::process::ExitCode;
 pub struct Args {
     #[command(flatten)]
     pub common: Common,
-    /// Capture files (pcap or pcapng).
-    #[arg(required = true, value_name = "PCAP")]
+    /// Capture files (pcap or pcapng), or folders: every capture file in a folder (a
+    /// rotated set), all merged by packet time.
+    #[arg(required = true, value_name = "PCAP|DIR")]
     pub files: Vec<PathBuf>,
     /// Do not print violations as they happen.
     #[arg(long, short)]
@@ -64,15 +67,55 @@ impl Head {
     }
 }
 
+/// A capture to replay and the time of its first frame (`None`: it has none, or the first
+/// read failed — opened first so its error is reported).
+struct Source {
+    path: PathBuf,
+    first: Option<Ts>,
+}
+
+/// The files named on the command line, a folder standing for every capture file in it
+/// (a rotated set written by tcpdump `-G`/`-C`/`-W` or dumpcap's ring buffer, whatever
+/// the names). Each file is opened once here, so a typo or a file that is not a capture
+/// stops the replay before anything is stored; in a folder, files that are not captures
+/// are skipped with a note.
+fn sources(args: &[PathBuf]) -> anyhow::Result<Vec<Source>> {
+    let mut out = Vec::new();
+    for arg in args {
+        if arg.is_dir() {
+            let mut names: Vec<PathBuf> = std::fs::read_dir(arg)
+                .with_context(|| format!("{}: cannot list the folder", arg.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && !p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.')))
+                .collect();
+            names.sort();
+            let before = out.len();
+            for p in names {
+                match probe(&p) {
+                    Ok(src) => out.push(src),
+                    Err(CaptureError::NotCapture { .. }) => eprintln!("callwarden: {}: not a capture, skipped", p.display()),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if out.len() == before {
+                anyhow::bail!("{}: no pcap or pcapng files in this folder", arg.display());
+            }
+        } else {
+            out.push(probe(arg)?);
+        }
+    }
+    Ok(out)
+}
+
+fn probe(path: &std::path::Path) -> Result<Source, CaptureError> {
+    let mut cap = FileCapture::open(path)?;
+    let first = cap.next_frame().ok().flatten().map(|f| f.ts);
+    Ok(Source { path: path.to_path_buf(), first })
+}
+
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(a.common.config.as_deref(), a.common.db.as_deref())?;
-    // Open every file before storing anything: a typo in the last name should not leave
-    // a half-done replay behind.
-    let mut heads = Vec::with_capacity(a.files.len());
-    for f in &a.files {
-        let cap = FileCapture::open(f)?;
-        heads.push(Head { cap, next: None, buf: Vec::new(), error: None });
-    }
+    let mut srcs = sources(&a.files)?;
     let mut engine = Engine::new(&settings.config)?;
     let (store_sink, writer) = store::open(&settings.db_path, &settings.config.site.timezone)
         .with_context(|| format!("{}: cannot open the database", settings.db_path.display()))?;
@@ -93,31 +136,56 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     }
     let mut driver = Driver::new(engine, sinks);
 
-    if let [only] = heads.as_mut_slice() {
+    let mut errors: Vec<CaptureError> = Vec::new();
+    let n_files = srcs.len();
+    if let [only] = srcs.as_slice() {
         // One file: feed its frames straight from the reader's buffer, no copy.
+        let mut cap = FileCapture::open(&only.path)?;
         loop {
-            match only.cap.next_frame() {
+            match cap.next_frame() {
                 Ok(Some(frame)) => driver.feed(frame),
                 Ok(None) => break,
                 Err(e) => {
-                    only.error = Some(e);
+                    errors.push(e);
                     break;
                 }
             }
         }
     } else {
-        for h in &mut heads {
-            h.advance();
-        }
-        // k-way merge by packet time; ties go to the earlier file on the command line.
-        while let Some(i) =
-            heads.iter().enumerate().filter_map(|(i, h)| h.next.map(|(ts, _)| (ts, i))).min().map(|(_, i)| i)
-        {
-            let h = &mut heads[i];
+        // k-way merge by packet time; ties go to the earlier file on the command line. A
+        // file is opened when the merge reaches its first frame and closed at its end, so a
+        // folder of a thousand rotated files holds two or three open, not a thousand.
+        let mut pending: Vec<(usize, Source)> = srcs.drain(..).enumerate().collect();
+        pending.sort_by_key(|(i, s)| (s.first.unwrap_or(Ts::MIN), *i));
+        let mut pending = std::collections::VecDeque::from(pending);
+        let mut heads: Vec<(usize, Head)> = Vec::new();
+        loop {
+            let active = heads.iter().enumerate().filter_map(|(k, (i, h))| h.next.map(|(ts, _)| (ts, *i, k))).min();
+            let open_next = pending
+                .front()
+                .is_some_and(|(i, p)| active.is_none_or(|(ts, j, _)| (p.first.unwrap_or(Ts::MIN), *i) <= (ts, j)));
+            if open_next {
+                if let Some((i, p)) = pending.pop_front() {
+                    let mut h = Head { cap: FileCapture::open(&p.path)?, next: None, buf: Vec::new(), error: None };
+                    h.advance();
+                    heads.push((i, h));
+                }
+                continue;
+            }
+            let Some((_, _, k)) = active else { break };
+            let h = &mut heads[k].1;
             if let Some((ts, link)) = h.next {
                 driver.feed(Frame { ts, link, bytes: &h.buf });
             }
             h.advance();
+            if h.next.is_none() {
+                let (_, done) = heads.swap_remove(k);
+                errors.extend(done.error);
+            }
+        }
+        // Files that ended (or failed) at their first frame.
+        for (_, h) in heads {
+            errors.extend(h.error);
         }
     }
     driver.finish(EndReason::CaptureEnded);
@@ -137,11 +205,11 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         );
     }
 
-    let errors: Vec<&CaptureError> = heads.iter().filter_map(|h| h.error.as_ref()).collect();
+    let errors: Vec<&CaptureError> = errors.iter().collect();
     if a.json {
         print_json(&counters, &written, &errors, &settings, &recorded, &rec_start);
     } else {
-        print_summary(&a.files, &counters, &written, &settings, &recorded, &rec_start);
+        print_summary(n_files, &counters, &written, &settings, &recorded, &rec_start);
     }
     for e in &errors {
         eprintln!("callwarden: {e}");
@@ -153,14 +221,14 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn print_summary(
-    files: &[PathBuf],
+    files: usize,
     c: &Counters,
     w: &store::WriteSummary,
     s: &Settings,
     r: &recorder::RecorderSummary,
     rs: &recorder::StartReport,
 ) {
-    println!("replayed {} file(s) into {}", files.len(), s.db_path.display());
+    println!("replayed {} file(s) into {}", files, s.db_path.display());
     println!("  packets read     {:>10}", c.frames);
     println!("  bytes read       {:>10}", c.bytes);
     println!("  SIP messages     {:>10}", c.sip_messages);
@@ -177,6 +245,12 @@ fn print_summary(
     }
     if !rs.expire.expired.is_empty() {
         println!("  expired at start {:>10}", rs.expire.expired.len());
+    }
+    for (kind, n) in &c.tunnels {
+        println!("  tunnel {:<10} {:>10}", kind.as_str(), n);
+    }
+    for (server, n) in &c.tls_servers {
+        println!("  TLS connections to {server}: {n} (encrypted: not readable; send HEP from the PBX)");
     }
     let total: u64 = c.total_drops();
     println!("  dropped          {:>10}", total);
@@ -210,6 +284,8 @@ fn print_json(
         "violations": c.violations,
         "dropped": c.total_drops(),
         "drops": drops,
+        "tls_servers": c.tls_servers,
+        "tunnels": c.tunnels.iter().map(|(k, v)| (k.as_str().to_string(), (*v).into())).collect::<serde_json::Map<String, serde_json::Value>>(),
         "recordings": r,
         "recordings_start": rs,
         "errors": errors.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
