@@ -286,3 +286,34 @@ fn rotated_set_as_a_folder_or_files_equals_the_whole_capture() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(call_summaries(&files.calls()), want);
 }
+
+/// A capture taken with a 200-byte snap length: said once on stderr, and every SIP message
+/// it cut (all of kamailio-proxy's are longer) counted as sip-truncated, not lost silently.
+#[test]
+fn short_snap_length_is_reported_once_and_cut_sip_counted() {
+    let src = std::fs::read(fixture("sipp/kamailio-proxy.pcap")).expect("fixture");
+    let mut out = src[..24].to_vec();
+    out[16..20].copy_from_slice(&200u32.to_le_bytes());
+    let mut at = 24usize;
+    while at + 16 <= src.len() {
+        let incl = u32::from_le_bytes([src[at + 8], src[at + 9], src[at + 10], src[at + 11]]) as usize;
+        let keep = incl.min(200);
+        out.extend_from_slice(&src[at..at + 8]);
+        out.extend_from_slice(&(keep as u32).to_le_bytes());
+        out.extend_from_slice(&src[at + 12..at + 16]);
+        out.extend_from_slice(&src[at + 16..at + 16 + keep]);
+        at += 16 + incl;
+    }
+    let site = Site::new();
+    let cut = site.dir.path().join("snap200.pcap");
+    std::fs::write(&cut, &out).expect("write");
+    let run = site.replay(&[&cut]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let notes = stderr_lines(&run);
+    let said: Vec<&String> = notes.iter().filter(|l| l.contains("snap length (200 bytes)")).collect();
+    assert_eq!(said.len(), 1, "{notes:?}");
+    let s = summary(&run);
+    // The reference reading has 64 SIP messages, every one over 200 bytes.
+    assert_eq!(s["drops"]["sip-truncated"].as_u64(), Some(64), "{s}");
+    assert_eq!(s["sip_messages"].as_u64(), Some(0));
+}

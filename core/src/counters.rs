@@ -71,10 +71,13 @@ pub enum Drop {
     MirrorDuplicate,
     /// TCP bytes of a TLS stream (SIP over TLS, WSS): encrypted, cannot be read passively.
     TlsNotReadable,
+    /// A SIP message cut short by the capture's snap length (a `truncated` frame whose
+    /// UDP/TCP payload starts with a SIP start line): capture with a larger snap length.
+    SipTruncated,
 }
 
 impl Drop {
-    pub const ALL: [Drop; 29] = [
+    pub const ALL: [Drop; 30] = [
         Drop::Truncated,
         Drop::UnknownLink,
         Drop::NotIp,
@@ -104,6 +107,7 @@ impl Drop {
         Drop::TunnelTooDeep,
         Drop::MirrorDuplicate,
         Drop::TlsNotReadable,
+        Drop::SipTruncated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -137,6 +141,7 @@ impl Drop {
             Drop::TunnelTooDeep => "tunnel-too-deep",
             Drop::MirrorDuplicate => "mirror-duplicate",
             Drop::TlsNotReadable => "tls-not-readable",
+            Drop::SipTruncated => "sip-truncated",
         }
     }
 }

@@ -113,6 +113,18 @@ fn probe(path: &std::path::Path) -> Result<Source, CaptureError> {
     Ok(Source { path: path.to_path_buf(), first })
 }
 
+/// A capture taken with a snap length shorter than its packets loses the end of long SIP
+/// messages (INVITEs with SDP): said once per file, the messages counted as `sip-truncated`.
+fn say_if_cut(cap: &FileCapture) {
+    if let Some((n, snap)) = cap.cut_frames() {
+        eprintln!(
+            "callwarden: {}: {n} frame(s) cut short by the capture's snap length ({snap} bytes); \
+             SIP messages in them are counted as sip-truncated: capture with tcpdump -s 0",
+            cap.path().display()
+        );
+    }
+}
+
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(a.common.config.as_deref(), a.common.db.as_deref())?;
     let mut srcs = sources(&a.files)?;
@@ -151,6 +163,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        say_if_cut(&cap);
     } else {
         // k-way merge by packet time; ties go to the earlier file on the command line. A
         // file is opened when the merge reaches its first frame and closed at its end, so a
@@ -180,11 +193,13 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             h.advance();
             if h.next.is_none() {
                 let (_, done) = heads.swap_remove(k);
+                say_if_cut(&done.cap);
                 errors.extend(done.error);
             }
         }
         // Files that ended (or failed) at their first frame.
         for (_, h) in heads {
+            say_if_cut(&h.cap);
             errors.extend(h.error);
         }
     }

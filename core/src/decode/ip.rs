@@ -56,7 +56,7 @@ impl Decoder {
         } else if total < header_len {
             return Err(Drop::BadIp);
         } else if total > bytes.len() {
-            return Err(Drop::Truncated);
+            return Err(cut_short(h.protocol().0, bytes.get(header_len..).unwrap_or_default()));
         } else {
             total
         };
@@ -91,7 +91,12 @@ impl Decoder {
             // Jumbogram or offloaded segment: the rest of the frame.
             bytes.len()
         } else {
-            Ipv6Header::LEN.checked_add(len).filter(|&e| e <= bytes.len()).ok_or(Drop::Truncated)?
+            match Ipv6Header::LEN.checked_add(len).filter(|&e| e <= bytes.len()) {
+                Some(end) => end,
+                // Extension headers are not walked for this: SIP right after the fixed
+                // header is the case the snap length cuts.
+                None => return Err(cut_short(h.next_header().0, bytes.get(Ipv6Header::LEN..).unwrap_or_default())),
+            }
         };
         let body = bytes.get(Ipv6Header::LEN..end).ok_or(Drop::Truncated)?;
         if self.mirror_duplicate(ts, bytes.get(..end).unwrap_or(bytes), via) {
@@ -152,6 +157,24 @@ impl Decoder {
             PROTO_GRE => self.gre(ts, (src, dst), payload, via, sink),
             _ => Err(Drop::OtherProtocol),
         }
+    }
+}
+
+/// Why an IP packet longer than the captured bytes is dropped: `SipTruncated` when what
+/// was captured of its UDP or TCP payload starts with a SIP start line (the snap length cut
+/// a SIP message), otherwise `Truncated`.
+fn cut_short(proto: u8, l4: &[u8]) -> Drop {
+    let start = match proto {
+        PROTO_UDP => 8,
+        PROTO_TCP => l4.get(12).map_or(usize::MAX, |b| usize::from(b >> 4) * 4),
+        _ => return Drop::Truncated,
+    };
+    let payload = l4.get(start..).unwrap_or_default();
+    let line = payload.split(|&c| c == b'\n').next().unwrap_or_default();
+    if !line.is_empty() && super::sip_frame::is_start_line(line) {
+        Drop::SipTruncated
+    } else {
+        Drop::Truncated
     }
 }
 
@@ -250,11 +273,21 @@ mod tests {
         // Cut short by the snap length.
         h.feed(LinkType::RawIp, 2, &pkt[..25]);
         assert_eq!(h.counters.dropped(Drop::Truncated), 1);
+        // A SIP message cut short, over UDP, TCP and IPv6, is counted as such.
+        let invite = b"INVITE sip:8001@pbx SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1\r\n\r\n";
+        let udp = ipv4_udp([10, 0, 0, 1], [10, 0, 0, 2], 5060, 5060, invite);
+        let tcp = ipv4_tcp([10, 0, 0, 1], [10, 0, 0, 2], 5060, 5060, 1, TcpFlags::ACK, invite);
+        let six = ipv6_udp([0x20; 16], [0x21; 16], 5060, 5060, invite);
+        h.feed(LinkType::RawIp, 3, &udp[..60]);
+        h.feed(LinkType::RawIp, 4, &tcp[..70]);
+        h.feed(LinkType::RawIp, 5, &six[..80]);
+        assert_eq!(h.counters.dropped(Drop::SipTruncated), 3);
+        assert_eq!(h.counters.dropped(Drop::Truncated), 1);
         // total_len 0 (offload): the frame is the packet.
         let mut tso = ipv4_udp([10, 0, 0, 1], [10, 0, 0, 2], 5060, 5060, b"abc");
         tso[2] = 0;
         tso[3] = 0;
-        h.feed(LinkType::RawIp, 3, &tso);
+        h.feed(LinkType::RawIp, 6, &tso);
         assert_eq!(h.out.len(), 2);
         // total_len smaller than the header.
         let mut bad = ipv4_udp([10, 0, 0, 1], [10, 0, 0, 2], 5060, 5060, b"abc");
