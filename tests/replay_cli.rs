@@ -317,3 +317,39 @@ fn short_snap_length_is_reported_once_and_cut_sip_counted() {
     assert_eq!(s["drops"]["sip-truncated"].as_u64(), Some(64), "{s}");
     assert_eq!(s["sip_messages"].as_u64(), Some(0));
 }
+
+/// `replay --follow DIR` while a capture is rotated into DIR (the 4 parts written one by
+/// one, as tcpdump -C would): after SIGTERM it has read every file, the newest included,
+/// and stored exactly the whole capture's records.
+#[test]
+fn follow_reads_a_rotating_folder_until_stopped() {
+    let whole = fixture("sipp/kamailio-proxy.pcap");
+    let one = Site::new();
+    assert!(one.replay(&[&whole]).status.success());
+    let want = call_summaries(&one.calls());
+
+    let site = Site::new();
+    let spool = site.dir.path().join("spool");
+    std::fs::create_dir(&spool).expect("mkdir");
+    let child = Command::new(bin())
+        .args(["replay", "--follow", "--json", "--config"])
+        .arg(site.config())
+        .arg(&spool)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn replay --follow");
+    let parts = rotate(&std::fs::read(&whole).expect("fixture"), 210);
+    for (i, (bytes, _)) in parts.iter().enumerate() {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        std::fs::write(spool.join(format!("cap.pcap{i}")), bytes).expect("write part");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    // SAFETY: kill(2) on the pid of the child this test started.
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    let out = child.wait_with_output().expect("replay --follow ends");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(summary(&out)["calls"].as_u64(), Some(5), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(call_summaries(&site.calls()), want);
+}

@@ -17,6 +17,8 @@ use callwarden_core::track::EndReason;
 use callwarden_core::{Counters, Engine, Frame, LinkType, Ts};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -36,6 +38,11 @@ pub struct Args {
     /// replaying old captures again.
     #[arg(long)]
     pub no_webhooks: bool,
+    /// Watch one folder that tcpdump/dumpcap rotate into (-G, -C, ring buffer): read each
+    /// file once a newer one appears (it is closed then), until SIGINT/SIGTERM, which reads
+    /// what the newest file holds and ends.
+    #[arg(long)]
+    pub follow: bool,
 }
 
 /// How long the end of a replay waits for queued webhook alerts (retries included).
@@ -113,6 +120,94 @@ fn probe(path: &std::path::Path) -> Result<Source, CaptureError> {
     Ok(Source { path: path.to_path_buf(), first })
 }
 
+/// Feed one file to its end (or its damage) straight from the reader's buffer, no copy.
+fn feed_file(cap: &mut FileCapture, driver: &mut Driver, errors: &mut Vec<CaptureError>) {
+    loop {
+        match cap.next_frame() {
+            Ok(Some(frame)) => driver.feed(frame),
+            Ok(None) => break,
+            Err(e) => {
+                errors.push(e);
+                break;
+            }
+        }
+    }
+    say_if_cut(cap);
+}
+
+/// Set when SIGINT or SIGTERM arrives (a thread of its own waits for them).
+fn stop_on_signal() -> anyhow::Result<Arc<AtomicBool>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let flag = Arc::new(AtomicBool::new(false));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let (mut term, mut int) = rt.block_on(async { Ok::<_, std::io::Error>((signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?)) })?;
+    let f = flag.clone();
+    std::thread::Builder::new().name("replay-signals".into()).spawn(move || {
+        rt.block_on(async {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        });
+        f.store(true, Ordering::SeqCst);
+    })?;
+    Ok(flag)
+}
+
+/// How often `--follow` looks at the folder.
+const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// `--follow DIR`: feed each capture file of `dir` once it is complete — a newer file
+/// (by modification time) exists, so the writer has moved on — oldest first; at the stop
+/// signal, the newest too. A ring buffer that reuses a name gives the file a new
+/// modification time, so it is read again. Files that are not captures are skipped with a
+/// note. Returns how many files were read.
+fn follow(
+    dir: &std::path::Path,
+    stop: &AtomicBool,
+    driver: &mut Driver,
+    errors: &mut Vec<CaptureError>,
+) -> anyhow::Result<usize> {
+    let mut seen: std::collections::HashSet<(PathBuf, std::time::SystemTime)> = Default::default();
+    let mut read = 0usize;
+    loop {
+        let stopping = stop.load(Ordering::SeqCst);
+        let mut files: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(dir)
+            .with_context(|| format!("{}: cannot list the folder", dir.display()))?
+            .filter_map(|e| e.ok())
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .filter_map(|e| {
+                let m = e.metadata().ok().filter(|m| m.is_file())?;
+                Some((m.modified().ok()?, e.path()))
+            })
+            .collect();
+        files.sort();
+        let complete = if stopping { files.len() } else { files.len().saturating_sub(1) };
+        for (mtime, path) in files.into_iter().take(complete) {
+            if !seen.insert((path.clone(), mtime)) {
+                continue;
+            }
+            let mut cap = match FileCapture::open(&path) {
+                Ok(c) => c,
+                Err(CaptureError::NotCapture { .. }) => {
+                    eprintln!("callwarden: {}: not a capture, skipped", path.display());
+                    continue;
+                }
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            };
+            read += 1;
+            feed_file(&mut cap, driver, errors);
+        }
+        if stopping {
+            return Ok(read);
+        }
+        std::thread::sleep(FOLLOW_POLL);
+    }
+}
+
 /// A capture taken with a snap length shorter than its packets loses the end of long SIP
 /// messages (INVITEs with SDP): said once per file, the messages counted as `sip-truncated`.
 fn say_if_cut(cap: &FileCapture) {
@@ -127,7 +222,13 @@ fn say_if_cut(cap: &FileCapture) {
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(a.common.config.as_deref(), a.common.db.as_deref())?;
-    let mut srcs = sources(&a.files)?;
+    let mut srcs = match (a.follow, a.files.as_slice()) {
+        (false, _) => sources(&a.files)?,
+        (true, [dir]) if dir.is_dir() => Vec::new(),
+        (true, _) => anyhow::bail!("--follow watches exactly one folder"),
+    };
+    // Before anything is opened, so a signal during the set-up is not lost.
+    let stop = if a.follow { Some(stop_on_signal()?) } else { None };
     let mut engine = Engine::new(&settings.config)?;
     let (store_sink, writer) = store::open(&settings.db_path, &settings.config.site.timezone)
         .with_context(|| format!("{}: cannot open the database", settings.db_path.display()))?;
@@ -149,21 +250,12 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let mut driver = Driver::new(engine, sinks);
 
     let mut errors: Vec<CaptureError> = Vec::new();
-    let n_files = srcs.len();
-    if let [only] = srcs.as_slice() {
+    let mut n_files = srcs.len();
+    if let (Some(stop), [dir]) = (&stop, a.files.as_slice()) {
+        n_files = follow(dir, stop, &mut driver, &mut errors)?;
+    } else if let [only] = srcs.as_slice() {
         // One file: feed its frames straight from the reader's buffer, no copy.
-        let mut cap = FileCapture::open(&only.path)?;
-        loop {
-            match cap.next_frame() {
-                Ok(Some(frame)) => driver.feed(frame),
-                Ok(None) => break,
-                Err(e) => {
-                    errors.push(e);
-                    break;
-                }
-            }
-        }
-        say_if_cut(&cap);
+        feed_file(&mut FileCapture::open(&only.path)?, &mut driver, &mut errors);
     } else {
         // k-way merge by packet time; ties go to the earlier file on the command line. A
         // file is opened when the merge reaches its first frame and closed at its end, so a
