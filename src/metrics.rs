@@ -11,9 +11,9 @@
 use crate::capture::live::SourceStats;
 use crate::sink::alerts::AlertCounters;
 use crate::sink::Sink;
+use callwarden_core::counters::Tunnel;
 use callwarden_core::media::{MediaOut, RecordingEvent};
 use callwarden_core::track::CallEvent;
-use callwarden_core::counters::Tunnel;
 use callwarden_core::{Counters, Drop, Output};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};

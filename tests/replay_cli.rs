@@ -227,7 +227,15 @@ fn call_summaries(calls: &[Value]) -> Vec<String> {
         .map(|c| {
             let f = |k: &str| c[k].to_string();
             [
-                "call_id", "caller", "callee", "started_at", "answered_at", "ended_at", "rings", "talk_ms", "end_reason",
+                "call_id",
+                "caller",
+                "callee",
+                "started_at",
+                "answered_at",
+                "ended_at",
+                "rings",
+                "talk_ms",
+                "end_reason",
                 "sip_status",
             ]
             .iter()

@@ -100,7 +100,9 @@ fn sources(args: &[PathBuf]) -> anyhow::Result<Vec<Source>> {
             for p in names {
                 match probe(&p) {
                     Ok(src) => out.push(src),
-                    Err(CaptureError::NotCapture { .. }) => eprintln!("callwarden: {}: not a capture, skipped", p.display()),
+                    Err(CaptureError::NotCapture { .. }) => {
+                        eprintln!("callwarden: {}: not a capture, skipped", p.display())
+                    }
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -140,7 +142,9 @@ fn stop_on_signal() -> anyhow::Result<Arc<AtomicBool>> {
     use tokio::signal::unix::{signal, SignalKind};
     let flag = Arc::new(AtomicBool::new(false));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let (mut term, mut int) = rt.block_on(async { Ok::<_, std::io::Error>((signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?)) })?;
+    let (mut term, mut int) = rt.block_on(async {
+        Ok::<_, std::io::Error>((signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?))
+    })?;
     let f = flag.clone();
     std::thread::Builder::new().name("replay-signals".into()).spawn(move || {
         rt.block_on(async {

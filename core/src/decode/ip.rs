@@ -149,8 +149,11 @@ impl Decoder {
             PROTO_UDP => self.udp(ts, src, dst, payload, via, sink),
             PROTO_TCP => self.tcp(ts, src, dst, payload, sink),
             PROTO_IPV4 | PROTO_IPV6 => {
-                let (version, kind) =
-                    if proto == PROTO_IPV4 { (IpVersion::V4, Tunnel::IpInIp) } else { (IpVersion::V6, Tunnel::Ipv6InIp) };
+                let (version, kind) = if proto == PROTO_IPV4 {
+                    (IpVersion::V4, Tunnel::IpInIp)
+                } else {
+                    (IpVersion::V6, Tunnel::Ipv6InIp)
+                };
                 let via = self.enter(via, kind, (src, dst), 0, sink)?;
                 self.ip(ts, L3::new(Some(version), payload), via, sink)
             }

@@ -685,7 +685,11 @@ mod tests {
         let mut at = 0;
         for (i, end) in cuts.iter().copied().chain([stream.len()]).enumerate() {
             let seq = isn.wrapping_add(1).wrapping_add(at as u32);
-            h.feed(LinkType::Ipv4, t0 + i as i64 + 1, &ipv4_tcp(src, dst, sport, dport, seq, TcpFlags::ACK, &stream[at..end]));
+            h.feed(
+                LinkType::Ipv4,
+                t0 + i as i64 + 1,
+                &ipv4_tcp(src, dst, sport, dport, seq, TcpFlags::ACK, &stream[at..end]),
+            );
             at = end;
         }
     }

@@ -393,7 +393,11 @@ mod tests {
         let mut h = Harness::default();
         h.feed(LinkType::RawIp, 1, &outer(47, &build::gre(0x86dd, false, None, None, &v6)));
         // A second later: not a mirror copy of the first.
-        h.feed(LinkType::RawIp, 1_000_000, &outer(47, &build::gre(0x8847, false, None, None, &build::mpls(&[16, 17], &v6))));
+        h.feed(
+            LinkType::RawIp,
+            1_000_000,
+            &outer(47, &build::gre(0x8847, false, None, None, &build::mpls(&[16, 17], &v6))),
+        );
         assert_eq!(h.payloads(), vec![SIP.to_vec(), SIP.to_vec()]);
         assert_eq!(h.counters.tunnelled(Tunnel::Mpls), 1);
     }
@@ -554,7 +558,8 @@ mod tests {
         h.feed(LinkType::Ethernet, 1_503_001, &span);
         assert_eq!(h.out.len(), 3);
         // Switched off, every copy is used.
-        let mut h = Harness::with_config(DecodeConfig { mirror_dedupe: crate::time::Dur::ZERO, ..DecodeConfig::default() });
+        let mut h =
+            Harness::with_config(DecodeConfig { mirror_dedupe: crate::time::Dur::ZERO, ..DecodeConfig::default() });
         h.feed(LinkType::Ethernet, 1_000_000, &gre);
         h.feed(LinkType::Ethernet, 1_003_000, &span);
         assert_eq!(h.out.len(), 2);

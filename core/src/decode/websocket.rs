@@ -141,7 +141,10 @@ mod tests {
     #[test]
     fn headers_lengths_and_bad_frames() {
         let f = build::frame(true, OP_TEXT, Some([1, 2, 3, 4]), b"abc");
-        assert_eq!(parse_frame(&f), WsFrame::Frame { fin: true, opcode: 1, header: 6, len: 3, mask: Some([1, 2, 3, 4]) });
+        assert_eq!(
+            parse_frame(&f),
+            WsFrame::Frame { fin: true, opcode: 1, header: 6, len: 3, mask: Some([1, 2, 3, 4]) }
+        );
         let mut out = Vec::new();
         unmask_into(&f[6..], [1, 2, 3, 4], &mut out);
         assert_eq!(out, b"abc");
@@ -160,7 +163,9 @@ mod tests {
 
     #[test]
     fn upgrade_and_tls() {
-        assert!(is_upgrade(b"GET /ws HTTP/1.1\r\nHost: pbx\r\nUPGRADE: WebSocket\r\nSec-WebSocket-Protocol: sip\r\n\r\n"));
+        assert!(is_upgrade(
+            b"GET /ws HTTP/1.1\r\nHost: pbx\r\nUPGRADE: WebSocket\r\nSec-WebSocket-Protocol: sip\r\n\r\n"
+        ));
         assert!(is_upgrade(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"));
         assert!(!is_upgrade(b"GET /index.html HTTP/1.1\r\nHost: pbx\r\n\r\n"));
         assert_eq!(tls_record(&[22, 3, 1, 0, 200, 1, 0]), Some(Tls::ClientHello));
