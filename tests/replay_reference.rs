@@ -342,3 +342,22 @@ fn two_mirrors_of_each_packet_are_one() {
     assert_eq!(c.dropped(Drop::MirrorDuplicate), 0);
     assert!(c.rtp_packets > pc.rtp_packets, "without deduplication the RTP is counted twice: {c:?}");
 }
+
+/// The same SIP carried as SIP over WebSocket (tests/fixtures/tunnel/make: an HTTP Upgrade
+/// per connection, masked client frames, every frame cut over two TCP segments): the same
+/// calls and SIP messages as the plain capture, every message read from a frame.
+#[test]
+fn sip_over_websocket_gives_the_plain_calls() {
+    let cfg = Config::default();
+    let (plain, pc) = replay(&root().join("tests/fixtures/sipp/kamailio-proxy.pcap"), &cfg);
+    let (ours, c) = replay(&root().join("tests/fixtures/tunnel/websocket.pcap"), &cfg);
+    assert_eq!(summary(&ours), summary(&plain));
+    assert_eq!((c.sip_messages, c.rtp_packets), (pc.sip_messages, pc.rtp_packets));
+    assert_eq!(c.total_drops(), pc.total_drops(), "{:?}", c.drops);
+    // Not a WebSocket port: the frames are not SIP, and nothing of the calls is found.
+    let mut off = Config::default();
+    off.capture.ws_ports = vec![];
+    let (none, c) = replay(&root().join("tests/fixtures/tunnel/websocket.pcap"), &off);
+    assert!(none.is_empty());
+    assert_eq!(c.sip_messages, 0);
+}
