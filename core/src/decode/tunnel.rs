@@ -14,7 +14,7 @@ use super::{Decoder, LinkType, Sink};
 use crate::counters::{Drop, Tunnel};
 use crate::time::Ts;
 use etherparse::EtherType;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 
 /// Tunnels inside tunnels followed at most (ERSPAN in GRE in IPv4 is two).
@@ -48,10 +48,9 @@ impl Decoder {
             return Err(Drop::TunnelTooDeep);
         }
         sink.counters.tunnel(kind);
-        let mut h = foldhash::fast::FixedState::with_seed(0x7e11).build_hasher();
-        (via.path, kind, outer, tag).hash(&mut h);
+        let h = foldhash::fast::FixedState::with_seed(0x7e11).hash_one((via.path, kind, outer, tag));
         // 0 is reserved for "outside any tunnel".
-        Ok(Via { depth: via.depth + 1, path: h.finish() | 1 })
+        Ok(Via { depth: via.depth + 1, path: h | 1 })
     }
 
     /// A link-layer frame found inside a tunnel (or read from a capture): strip its
