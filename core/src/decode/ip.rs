@@ -61,7 +61,9 @@ impl Decoder {
             total
         };
         let payload = bytes.get(header_len..end).ok_or(Drop::Truncated)?;
-        if self.mirror_duplicate(ts, bytes.get(..end).unwrap_or(bytes), via) {
+        if !self.carries_tunnel(h.protocol().0, payload)
+            && self.mirror_duplicate(ts, bytes.get(..end).unwrap_or(bytes), via)
+        {
             return Err(Drop::MirrorDuplicate);
         }
         let (src, dst) = (IpAddr::V4(h.source_addr()), IpAddr::V4(h.destination_addr()));
@@ -99,7 +101,9 @@ impl Decoder {
             }
         };
         let body = bytes.get(Ipv6Header::LEN..end).ok_or(Drop::Truncated)?;
-        if self.mirror_duplicate(ts, bytes.get(..end).unwrap_or(bytes), via) {
+        if !self.carries_tunnel(h.next_header().0, body)
+            && self.mirror_duplicate(ts, bytes.get(..end).unwrap_or(bytes), via)
+        {
             return Err(Drop::MirrorDuplicate);
         }
         let (src, dst) = (IpAddr::V6(h.source_addr()), IpAddr::V6(h.destination_addr()));
@@ -130,6 +134,20 @@ impl Decoder {
                     }
                 }
             }
+        }
+    }
+
+    /// Whether this IP packet is a tunnel's carrier (GRE, IP-in-IP, VXLAN or TZSP by
+    /// port): the packet inside it is what the mirror deduplication compares, so the
+    /// carrier is not fingerprinted too (that doubled its cost for tunnelled traffic).
+    fn carries_tunnel(&self, proto: u8, payload: &[u8]) -> bool {
+        match proto {
+            PROTO_IPV4 | PROTO_IPV6 | PROTO_GRE => true,
+            PROTO_UDP => payload.get(2..4).is_some_and(|p| {
+                let dport = u16::from_be_bytes([p[0], p[1]]);
+                self.cfg.vxlan_ports.contains(&dport) || self.cfg.tzsp_ports.contains(&dport)
+            }),
+            _ => false,
         }
     }
 

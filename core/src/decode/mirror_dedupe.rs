@@ -8,59 +8,53 @@
 //! duplicate (UDP retransmissions, `tcpdump -i any` seeing lo twice, TCP retransmissions
 //! stay what they were); the TTL/hop limit and IPv4 header checksum are left out of the
 //! fingerprint, since a copy taken one router further differs only there; state is bounded
-//! (`MAX_ENTRIES`) and forgotten on packet time, never a clock; a window of 0 disables it.
+//! (`SLOTS`) and judged on packet time, never a clock; a window of 0 disables it.
 
 use crate::time::{Dur, Ts};
-use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
 
-/// Fingerprints kept at most (about 1.5 MiB): more than a 10 ms window holds at 1 Mpps.
-const MAX_ENTRIES: usize = 65_536;
+/// Slots of the fingerprint table (24 bytes each: 1.5 MiB). A slot is overwritten by any
+/// later packet that hashes to it, so a copy is missed only when another packet landed in
+/// its slot within the window: at 150,000 packets/s and 10 ms, about 2 % of copies.
+const SLOTS: usize = 1 << 16;
 
 type Fixed = foldhash::fast::FixedState;
 
+/// One remembered packet: its fingerprint, when and by which path it was seen.
+#[derive(Copy, Clone, Default)]
+struct Slot {
+    key: u64,
+    ts: Ts,
+    path: u64,
+}
+
+/// A direct-mapped table rather than a map with expiry: one hash and one memory access
+/// per packet, nothing to expire (a slot's time says whether it is still in the window).
+/// A map with an expiry queue cost a fifth of a plain replay's CPU time.
 pub(crate) struct MirrorDedupe {
     window: Dur,
-    /// Fingerprint → (when, by which path) it was last seen.
-    seen: HashMap<u64, (Ts, u64), Fixed>,
-    /// Fingerprints in arrival order, to forget them when they leave the window.
-    order: VecDeque<(Ts, u64)>,
+    slots: Vec<Slot>,
 }
 
 impl MirrorDedupe {
     pub(crate) fn new(window: Dur) -> MirrorDedupe {
-        MirrorDedupe { window, seen: HashMap::with_hasher(Fixed::with_seed(0x3d)), order: VecDeque::new() }
+        let slots = if window > Dur::ZERO { vec![Slot::default(); SLOTS] } else { Vec::new() };
+        MirrorDedupe { window, slots }
     }
 
     /// Whether `packet` (a whole IP packet) is a copy, by another path, of one seen within
     /// the window. Remembers it otherwise.
     pub(crate) fn is_duplicate(&mut self, ts: Ts, packet: &[u8], path: u64) -> bool {
-        if self.window <= Dur::ZERO {
-            return false;
-        }
-        while let Some(&(t, key)) = self.order.front() {
-            if ts.since(t) <= self.window && self.order.len() < MAX_ENTRIES {
-                break;
-            }
-            self.order.pop_front();
-            if self.seen.get(&key).is_some_and(|e| e.0 == t) {
-                self.seen.remove(&key);
-            }
-        }
         let key = fingerprint(packet);
-        if let Some(&(t, p)) = self.seen.get(&key) {
-            if p != path && ts.since(t).as_micros().saturating_abs() <= self.window.as_micros() {
-                return true;
-            }
+        let Some(slot) = self.slots.get_mut(key as usize % SLOTS) else { return false };
+        if slot.key == key
+            && slot.path != path
+            && ts.since(slot.ts).as_micros().saturating_abs() <= self.window.as_micros()
+        {
+            return true;
         }
-        self.seen.insert(key, (ts, path));
-        self.order.push_back((ts, key));
+        *slot = Slot { key, ts, path };
         false
-    }
-
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.seen.len()
     }
 }
 
@@ -104,21 +98,15 @@ mod tests {
         // Another packet is never a duplicate.
         let other = ipv4_udp([10, 0, 0, 1], [10, 0, 0, 2], 5060, 5060, b"INVITF");
         assert!(!d.is_duplicate(Ts(30_001), &other, 5));
-        // Old entries are forgotten.
+        // Old entries are out of the window.
         assert!(!d.is_duplicate(Ts(1_000_000), &other, 6));
-        assert_eq!(d.len(), 1);
     }
 
     #[test]
-    fn zero_window_disables_and_state_is_bounded() {
+    fn zero_window_disables() {
         let mut off = MirrorDedupe::new(Dur::ZERO);
         let p = ipv4_udp([10, 0, 0, 1], [10, 0, 0, 2], 5060, 5060, b"x");
         assert!(!off.is_duplicate(Ts(1), &p, 0));
         assert!(!off.is_duplicate(Ts(1), &p, 1));
-        let mut d = MirrorDedupe::new(Dur::from_secs(1000));
-        for i in 0..(MAX_ENTRIES as u32 + 10) {
-            d.is_duplicate(Ts(1), &i.to_be_bytes(), 0);
-        }
-        assert!(d.len() <= MAX_ENTRIES);
     }
 }
