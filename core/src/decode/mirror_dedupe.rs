@@ -28,9 +28,11 @@ struct Slot {
     path: u64,
 }
 
-/// A direct-mapped table rather than a map with expiry: one hash and one memory access
-/// per packet, nothing to expire (a slot's time says whether it is still in the window).
-/// A map with an expiry queue cost a fifth of a plain replay's CPU time.
+/// A direct-mapped table rather than a map with an expiry queue: one hash and one memory
+/// access per packet, nothing to expire (a slot's time says whether it is still in the
+/// window). Its cost is the fingerprint of every packet: about 0.07 of the 0.40 CPU
+/// seconds of a plain 1.1 M-packet replay (`scripts/bench-tunnel`; a 4x smaller table was
+/// no faster, so the hashing, not cache misses, dominates).
 pub(crate) struct MirrorDedupe {
     window: Dur,
     slots: Vec<Slot>,
