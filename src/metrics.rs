@@ -11,6 +11,7 @@
 use crate::capture::live::SourceStats;
 use crate::sink::alerts::AlertCounters;
 use crate::sink::Sink;
+use callwarden_core::counters::Tunnel;
 use callwarden_core::media::{MediaOut, RecordingEvent};
 use callwarden_core::track::CallEvent;
 use callwarden_core::{Counters, Drop, Output};
@@ -319,6 +320,12 @@ impl Collector for Collect {
         drops.push((vec![("reason", "kernel".into())], kernel));
         drops.push((vec![("reason", "interface".into())], iface));
         counter_family(&mut enc, "callwarden_drops", "Packets not used, by reason.", drops)?;
+        counter_family(
+            &mut enc,
+            "callwarden_tunnels",
+            "Encapsulation layers removed (GRE, ERSPAN, VXLAN, TZSP, IP-in-IP, MPLS, Q-in-Q), by kind.",
+            Tunnel::ALL.iter().map(|k| (vec![("kind", k.as_str().to_string())], c.tunnelled(*k))),
+        )?;
 
         let (requests, responses): (Vec<_>, Vec<_>) =
             c.sip_by_kind.iter().partition(|(k, _)| !k.starts_with(|ch: char| ch.is_ascii_digit()));
@@ -504,6 +511,7 @@ mod tests {
         let mut c = Counters { frames: 8, ..Counters::default() };
         c.drop(Drop::BadHep);
         c.drop(Drop::BadHep);
+        c.tunnel(Tunnel::ErspanIII);
         c.sip_by_kind.insert("INVITE".into(), 4);
         c.sip_by_kind.insert("180".into(), 3);
         h.publish(Snapshot { counters: c, active_calls: 7, lag_seconds: 0.25, ..Snapshot::default() });
@@ -527,6 +535,8 @@ mod tests {
         // HEP has no kernel statistics: no kernel row for it.
         assert!(!text.contains("source=\"hep:127.0.0.1:9060\",reason=\"kernel\""));
         assert!(text.contains("callwarden_drops_total{reason=\"bad-hep\"} 2\n"));
+        assert!(text.contains("callwarden_tunnels_total{kind=\"erspan-iii\"} 1\n"), "{text}");
+        assert!(text.contains("callwarden_tunnels_total{kind=\"vxlan\"} 0\n"));
         assert!(text.contains("callwarden_drops_total{reason=\"queue-full\"} 2\n"));
         assert!(text.contains("callwarden_drops_total{reason=\"kernel\"} 3\n"));
         assert_eq!(sample_lines(&text, "callwarden_drops_total").len(), Drop::ALL.len() + 2);

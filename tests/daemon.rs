@@ -620,3 +620,106 @@ fn quiet_under_systemd_after_sighup_and_reads_of_the_config() {
     let (st, _) = daemon.term();
     assert!(st.success());
 }
+
+/// Runs `ip`/`tc` with these arguments; panics with its output when it fails.
+fn ip_cmd(prog: &str, args: &[&str]) {
+    let out = Command::new(prog).args(args).output().unwrap();
+    assert!(out.status.success(), "{prog} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+}
+
+/// A VXLAN tunnel whose underlay is one end of a veth pair, with everything UDP leaving
+/// `lo` mirrored into it (tc mirred): the way a cloud or a switch hands a monitoring box
+/// a copy of a PBX's traffic. Removed (filter, qdisc, links) when dropped.
+struct VxlanMirror {
+    underlay: String,
+    vxlan: String,
+}
+
+impl VxlanMirror {
+    fn new() -> VxlanMirror {
+        let n = std::process::id() % 100_000;
+        let m = VxlanMirror { underlay: format!("cwu{n}"), vxlan: format!("cwx{n}") };
+        let peer = format!("cwp{n}");
+        ip_cmd("ip", &["link", "add", &m.underlay, "type", "veth", "peer", "name", &peer]);
+        ip_cmd("ip", &["link", "set", &peer, "up"]);
+        ip_cmd("ip", &["addr", "add", "10.199.77.1/24", "dev", &m.underlay]);
+        ip_cmd("ip", &["link", "set", &m.underlay, "up"]);
+        // The far end is a fixed neighbour, not an address of this host: the tunnel's
+        // packets leave through the veth and never come back through lo.
+        ip_cmd(
+            "ip",
+            &["neigh", "add", "10.199.77.2", "lladdr", "02:00:00:00:77:02", "dev", &m.underlay, "nud", "permanent"],
+        );
+        ip_cmd(
+            "ip",
+            &[
+                "link",
+                "add",
+                &m.vxlan,
+                "type",
+                "vxlan",
+                "id",
+                "42",
+                "local",
+                "10.199.77.1",
+                "remote",
+                "10.199.77.2",
+                "dstport",
+                "4789",
+                "dev",
+                &m.underlay,
+            ],
+        );
+        ip_cmd("ip", &["link", "set", &m.vxlan, "up"]);
+        ip_cmd("tc", &["qdisc", "add", "dev", "lo", "clsact"]);
+        ip_cmd(
+            "tc",
+            &[
+                "filter", "add", "dev", "lo", "egress", "protocol", "ip", "u32", "match", "ip", "protocol", "17",
+                "0xff", "action", "mirred", "egress", "mirror", "dev", &m.vxlan,
+            ],
+        );
+        m
+    }
+}
+
+impl Drop for VxlanMirror {
+    fn drop(&mut self) {
+        let _ = Command::new("tc").args(["qdisc", "del", "dev", "lo", "clsact"]).output();
+        let _ = Command::new("ip").args(["link", "del", &self.vxlan]).output();
+        // Deleting one end of a veth pair deletes both.
+        let _ = Command::new("ip").args(["link", "del", &self.underlay]).output();
+    }
+}
+
+/// The live side of issue 19: the calls are made on lo, the daemon captures only the VXLAN
+/// underlay (UDP 4789 on the veth), and stores every call made, as the scenario says.
+#[test]
+fn live_vxlan_mirror_of_the_calls_gives_every_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("calls.csv"), CALLS).unwrap();
+    let _lock = lo_lock();
+    let mirror = VxlanMirror::new();
+    let cfg = write_config(
+        d,
+        "vxlan.toml",
+        &format!("interfaces = [{:?}]\nbpf = \"udp port 4789\"", mirror.underlay),
+        "vxlan.db",
+    );
+    let mut daemon = Daemon::start(&cfg, d);
+    let pcap = d.join("lo.pcap");
+    peers(
+        "calls.sh",
+        &["-c", d.join("calls.csv").to_str().unwrap(), "-r", "4", "-o", pcap.to_str().unwrap(), "-F", BPF],
+        90,
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let m = http_get(&daemon.http(), "/metrics");
+    assert!(metric(&m, "callwarden_tunnels_total{kind=\"vxlan\"}") > 100.0, "{m}");
+    let (st, _) = daemon.term();
+    assert!(st.success(), "{st}:\n{}", daemon.log_text());
+    drop(mirror);
+    drop(_lock);
+    check_scenario(&stored_calls(&cfg));
+}

@@ -247,3 +247,166 @@ fn replay_as_root_over_another_users_data_is_refused() {
     assert!(err.contains("owned by nobody") && err.contains("sudo -u nobody callwarden replay"), "{err}");
     assert!(!data.join("cw.db").exists(), "nothing written");
 }
+
+/// Split a classic little-endian pcap into files of `per` frames each: (bytes, first frame
+/// time in µs) per file, as tcpdump -C/-G would rotate it.
+fn rotate(pcap: &[u8], per: usize) -> Vec<(Vec<u8>, i64)> {
+    let header = &pcap[..24];
+    assert_eq!(&header[..4], &[0xd4, 0xc3, 0xb2, 0xa1], "a little-endian microsecond pcap");
+    let mut files: Vec<(Vec<u8>, i64)> = Vec::new();
+    let (mut at, mut n) = (24usize, 0usize);
+    while at + 16 <= pcap.len() {
+        let word = |o: usize| u32::from_le_bytes([pcap[at + o], pcap[at + o + 1], pcap[at + o + 2], pcap[at + o + 3]]);
+        let incl = word(8) as usize;
+        if n % per == 0 {
+            files.push((header.to_vec(), i64::from(word(0)) * 1_000_000 + i64::from(word(4))));
+        }
+        if let Some(f) = files.last_mut() {
+            f.0.extend_from_slice(&pcap[at..at + 16 + incl]);
+        }
+        at += 16 + incl;
+        n += 1;
+    }
+    files
+}
+
+fn call_summaries(calls: &[Value]) -> Vec<String> {
+    let mut v: Vec<String> = calls
+        .iter()
+        .map(|c| {
+            let f = |k: &str| c[k].to_string();
+            [
+                "call_id",
+                "caller",
+                "callee",
+                "started_at",
+                "answered_at",
+                "ended_at",
+                "rings",
+                "talk_ms",
+                "end_reason",
+                "sip_status",
+            ]
+            .iter()
+            .map(|k| f(k))
+            .collect::<Vec<_>>()
+            .join(" ")
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// A rotated capture set (the calls' frames cut into 4 files, named in the opposite order
+/// of their times) replayed as a folder, or as files named in any order, gives exactly the
+/// records of the one capture: calls open at the end of a file continue in the next.
+#[test]
+fn rotated_set_as_a_folder_or_files_equals_the_whole_capture() {
+    let whole = fixture("sipp/kamailio-proxy.pcap");
+    let one = Site::new();
+    let out = one.replay(&[&whole]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let want = call_summaries(&one.calls());
+    assert_eq!(want.len(), 5);
+
+    let set = Site::new();
+    let dir = set.dir.path().join("rotated");
+    std::fs::create_dir(&dir).expect("mkdir");
+    let parts = rotate(&std::fs::read(&whole).expect("fixture"), 210);
+    assert_eq!(parts.len(), 4);
+    // Some call must span a cut, or the test would prove nothing.
+    let spans_a_cut = one.calls().iter().any(|c| {
+        let (a, b) = (c["started_at"].as_str().unwrap_or(""), c["ended_at"].as_str().unwrap_or(""));
+        parts[1..].iter().any(|(_, t)| {
+            let cut = jiff::Timestamp::from_microsecond(*t).expect("ts");
+            let (a, b) = (a.parse::<jiff::Timestamp>(), b.parse::<jiff::Timestamp>());
+            matches!((a, b), (Ok(a), Ok(b)) if a < cut && cut < b)
+        })
+    });
+    assert!(spans_a_cut, "no call spans a rotation");
+    let mut paths = Vec::new();
+    for (i, (bytes, _)) in parts.iter().enumerate() {
+        let p = dir.join(format!("cap-{}.pcap", 9 - i));
+        std::fs::write(&p, bytes).expect("write part");
+        paths.push(p);
+    }
+    std::fs::write(dir.join("README"), "not a capture").expect("write");
+    let out = set.replay(&[&dir]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(summary(&out)["calls"].as_u64(), Some(5), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("README: not a capture, skipped"));
+    assert_eq!(call_summaries(&set.calls()), want);
+
+    let files = Site::new();
+    let shuffled: Vec<&Path> = [2usize, 0, 3, 1].iter().map(|&i| paths[i].as_path()).collect();
+    let out = files.replay(&shuffled);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(call_summaries(&files.calls()), want);
+}
+
+/// A capture taken with a 200-byte snap length: said once on stderr, and every SIP message
+/// it cut (all of kamailio-proxy's are longer) counted as sip-truncated, not lost silently.
+#[test]
+fn short_snap_length_is_reported_once_and_cut_sip_counted() {
+    let src = std::fs::read(fixture("sipp/kamailio-proxy.pcap")).expect("fixture");
+    let mut out = src[..24].to_vec();
+    out[16..20].copy_from_slice(&200u32.to_le_bytes());
+    let mut at = 24usize;
+    while at + 16 <= src.len() {
+        let incl = u32::from_le_bytes([src[at + 8], src[at + 9], src[at + 10], src[at + 11]]) as usize;
+        let keep = incl.min(200);
+        out.extend_from_slice(&src[at..at + 8]);
+        out.extend_from_slice(&(keep as u32).to_le_bytes());
+        out.extend_from_slice(&src[at + 12..at + 16]);
+        out.extend_from_slice(&src[at + 16..at + 16 + keep]);
+        at += 16 + incl;
+    }
+    let site = Site::new();
+    let cut = site.dir.path().join("snap200.pcap");
+    std::fs::write(&cut, &out).expect("write");
+    let run = site.replay(&[&cut]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let notes = stderr_lines(&run);
+    let said: Vec<&String> = notes.iter().filter(|l| l.contains("snap length (200 bytes)")).collect();
+    assert_eq!(said.len(), 1, "{notes:?}");
+    let s = summary(&run);
+    // The reference reading has 64 SIP messages, every one over 200 bytes.
+    assert_eq!(s["drops"]["sip-truncated"].as_u64(), Some(64), "{s}");
+    assert_eq!(s["sip_messages"].as_u64(), Some(0));
+}
+
+/// `replay --follow DIR` while a capture is rotated into DIR (the 4 parts written one by
+/// one, as tcpdump -C would): after SIGTERM it has read every file, the newest included,
+/// and stored exactly the whole capture's records.
+#[test]
+fn follow_reads_a_rotating_folder_until_stopped() {
+    let whole = fixture("sipp/kamailio-proxy.pcap");
+    let one = Site::new();
+    assert!(one.replay(&[&whole]).status.success());
+    let want = call_summaries(&one.calls());
+
+    let site = Site::new();
+    let spool = site.dir.path().join("spool");
+    std::fs::create_dir(&spool).expect("mkdir");
+    let child = Command::new(bin())
+        .args(["replay", "--follow", "--json", "--config"])
+        .arg(site.config())
+        .arg(&spool)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn replay --follow");
+    let parts = rotate(&std::fs::read(&whole).expect("fixture"), 210);
+    for (i, (bytes, _)) in parts.iter().enumerate() {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        std::fs::write(spool.join(format!("cap.pcap{i}")), bytes).expect("write part");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    // SAFETY: kill(2) on the pid of the child this test started.
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    let out = child.wait_with_output().expect("replay --follow ends");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(summary(&out)["calls"].as_u64(), Some(5), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(call_summaries(&site.calls()), want);
+}

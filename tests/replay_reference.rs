@@ -1,4 +1,5 @@
-//! Every capture in tests/fixtures/public/ and tests/fixtures/sipp/ replayed through the
+//! Every capture in tests/fixtures/public/, tests/fixtures/sipp/ and tests/fixtures/tunnel/
+//! (a sipp capture wrapped in each mirror encapsulation) replayed through the
 //! real pipeline (capture file → engine → driver), compared call by call with the
 //! independent tshark reading committed in tests/fixtures/reference/ (made by
 //! scripts/tshark-reference.py; `scripts/make-reference --check` keeps it current).
@@ -158,7 +159,7 @@ fn compare(file: &str, ours: &[CallRecord], reference: &Value) -> Vec<String> {
 
 fn captures() -> Vec<PathBuf> {
     let mut files = Vec::new();
-    for dir in ["tests/fixtures/public", "tests/fixtures/sipp"] {
+    for dir in ["tests/fixtures/public", "tests/fixtures/sipp", "tests/fixtures/tunnel"] {
         for e in std::fs::read_dir(root().join(dir)).expect("fixture dir").flatten() {
             let p = e.path();
             let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
@@ -183,7 +184,7 @@ const EXPECTED: &[(&str, &str)] = &[(
 fn every_capture_agrees_with_the_tshark_reading() {
     let cfg = Config::default();
     let files = captures();
-    assert!(files.len() >= 31, "expected the 22 public and 9 sipp captures, found {}", files.len());
+    assert!(files.len() >= 42, "expected the 22 public, 9 sipp and 11 tunnel captures, found {}", files.len());
     let mut problems = Vec::new();
     let mut compared = 0;
     for path in &files {
@@ -260,4 +261,103 @@ fn wire_and_hep_copies_are_one_call() {
     let (ours, counters) = replay(&path, &Config::default());
     assert_eq!(ours.len(), 7);
     assert!(counters.hep_packets >= 94 || counters.sip_messages >= 94 * 2, "{counters:?}");
+}
+
+/// What a call record says, without the key (which carries no capture-specific bytes but
+/// is compared through call_id anyway).
+fn summary(calls: &[CallRecord]) -> Vec<String> {
+    let mut v: Vec<String> = calls
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}->{} start {:?} ring {:?} answer {:?} end {:?} rings {} talk {} {:?} {:?}",
+                c.call_id,
+                c.caller,
+                c.callee,
+                c.started_at,
+                c.ringing_at,
+                c.answered_at,
+                c.ended_at,
+                c.rings,
+                c.talk_ms,
+                c.end_reason,
+                c.sip_status
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// tests/fixtures/tunnel/make wraps kamailio-proxy.pcap in every encapsulation: each gives
+/// exactly the plain capture's calls, SIP messages and RTP packets, and counts its tunnel.
+#[test]
+fn every_encapsulation_gives_the_plain_calls() {
+    use callwarden_core::counters::Tunnel;
+    let cfg = Config::default();
+    let (plain, pc) = replay(&root().join("tests/fixtures/sipp/kamailio-proxy.pcap"), &cfg);
+    assert_eq!(plain.len(), 5);
+    let cases: &[(&str, &[Tunnel])] = &[
+        ("gre-ip.pcap", &[Tunnel::Gre]),
+        ("gre-eth.pcap", &[Tunnel::Gre]),
+        ("erspan2.pcap", &[Tunnel::ErspanII]),
+        ("erspan3.pcap", &[Tunnel::ErspanIII]),
+        ("vxlan.pcap", &[Tunnel::Vxlan]),
+        ("tzsp.pcap", &[Tunnel::Tzsp]),
+        ("mpls.pcap", &[Tunnel::Mpls]),
+        ("qinq.pcap", &[Tunnel::Qinq]),
+        ("sll2.pcap", &[]),
+        ("multi-link.pcapng", &[]),
+    ];
+    for (name, kinds) in cases {
+        let (ours, c) = replay(&root().join("tests/fixtures/tunnel").join(name), &cfg);
+        assert_eq!(summary(&ours), summary(&plain), "{name}");
+        assert_eq!((c.frames, c.sip_messages, c.rtp_packets), (pc.frames, pc.sip_messages, pc.rtp_packets), "{name}");
+        assert_eq!(c.drops, pc.drops, "{name}");
+        for k in *kinds {
+            assert_eq!(c.tunnelled(*k), pc.frames, "{name}: every frame came through {k:?}");
+        }
+        let layers: u64 = c.tunnels.values().sum();
+        assert_eq!(layers, pc.frames * kinds.len() as u64, "{name}: {:?}", c.tunnels);
+    }
+}
+
+/// Every packet twice, a SPAN copy and an ERSPAN copy one hop further 1 ms later: the
+/// calls, SIP messages and RTP packets of one copy, the other counted `mirror-duplicate`.
+/// With the deduplication off, the second copies are used (and show what it removed).
+#[test]
+fn two_mirrors_of_each_packet_are_one() {
+    let cfg = Config::default();
+    let (plain, pc) = replay(&root().join("tests/fixtures/sipp/kamailio-proxy.pcap"), &cfg);
+    let path = root().join("tests/fixtures/tunnel/two-mirrors.pcap");
+    let (ours, c) = replay(&path, &cfg);
+    assert_eq!(summary(&ours), summary(&plain));
+    assert_eq!((c.sip_messages, c.rtp_packets), (pc.sip_messages, pc.rtp_packets));
+    assert_eq!(c.frames, 2 * pc.frames);
+    assert_eq!(c.dropped(Drop::MirrorDuplicate), pc.frames);
+
+    let mut off = Config::default();
+    off.capture.mirror_dedupe_ms = 0;
+    let (_, c) = replay(&path, &off);
+    assert_eq!(c.dropped(Drop::MirrorDuplicate), 0);
+    assert!(c.rtp_packets > pc.rtp_packets, "without deduplication the RTP is counted twice: {c:?}");
+}
+
+/// The same SIP carried as SIP over WebSocket (tests/fixtures/tunnel/make: an HTTP Upgrade
+/// per connection, masked client frames, every frame cut over two TCP segments): the same
+/// calls and SIP messages as the plain capture, every message read from a frame.
+#[test]
+fn sip_over_websocket_gives_the_plain_calls() {
+    let cfg = Config::default();
+    let (plain, pc) = replay(&root().join("tests/fixtures/sipp/kamailio-proxy.pcap"), &cfg);
+    let (ours, c) = replay(&root().join("tests/fixtures/tunnel/websocket.pcap"), &cfg);
+    assert_eq!(summary(&ours), summary(&plain));
+    assert_eq!((c.sip_messages, c.rtp_packets), (pc.sip_messages, pc.rtp_packets));
+    assert_eq!(c.total_drops(), pc.total_drops(), "{:?}", c.drops);
+    // Not a WebSocket port: the frames are not SIP, and nothing of the calls is found.
+    let mut off = Config::default();
+    off.capture.ws_ports = vec![];
+    let (none, c) = replay(&root().join("tests/fixtures/tunnel/websocket.pcap"), &off);
+    assert!(none.is_empty());
+    assert_eq!(c.sip_messages, 0);
 }

@@ -94,6 +94,15 @@ pub struct Capture {
     pub hep_ports: Vec<u16>,
     /// Largest SIP message accepted on a TCP stream, bytes.
     pub tcp_max_message: usize,
+    /// UDP destination ports on which VXLAN mirror traffic is unwrapped.
+    pub vxlan_ports: Vec<u16>,
+    /// UDP destination ports on which TZSP mirror traffic is unwrapped.
+    pub tzsp_ports: Vec<u16>,
+    /// The same IP packet arriving again by another mirror path within this many ms is a
+    /// copy and is used once; 0 = off.
+    pub mirror_dedupe_ms: u32,
+    /// TCP ports on which SIP over WebSocket (RFC 7118) is read.
+    pub ws_ports: Vec<u16>,
 }
 
 impl Default for Capture {
@@ -108,6 +117,10 @@ impl Default for Capture {
             hep_capture_ids: Vec::new(),
             hep_ports: vec![9060],
             tcp_max_message: 65536,
+            vxlan_ports: vec![4789],
+            tzsp_ports: vec![37008],
+            mirror_dedupe_ms: 10,
+            ws_ports: vec![80, 5066, 8080, 8088],
         }
     }
 }

@@ -54,10 +54,30 @@ pub enum Drop {
     TimeBackwards,
     /// A channel between stages was full (driver side; counted here for one view).
     QueueFull,
+    /// GRE header malformed (routing bit, unknown version, cut short).
+    BadGre,
+    /// ERSPAN header malformed (wrong version for its GRE type, unknown frame type).
+    BadErspan,
+    /// VXLAN header malformed (I flag missing) on a VXLAN port.
+    BadVxlan,
+    /// TZSP header malformed (tag list running past the packet, not Ethernet inside).
+    BadTzsp,
+    /// MPLS label stack without a bottom of stack, or a payload that is not IP/Ethernet.
+    BadMpls,
+    /// Tunnels nested deeper than the decoder follows.
+    TunnelTooDeep,
+    /// The same inner IP packet seen again within the dedupe window through another
+    /// mirror (a tunnel copy and a SPAN copy): used once.
+    MirrorDuplicate,
+    /// TCP bytes of a TLS stream (SIP over TLS, WSS): encrypted, cannot be read passively.
+    TlsNotReadable,
+    /// A SIP message cut short by the capture's snap length (a `truncated` frame whose
+    /// UDP/TCP payload starts with a SIP start line): capture with a larger snap length.
+    SipTruncated,
 }
 
 impl Drop {
-    pub const ALL: [Drop; 21] = [
+    pub const ALL: [Drop; 30] = [
         Drop::Truncated,
         Drop::UnknownLink,
         Drop::NotIp,
@@ -79,6 +99,15 @@ impl Drop {
         Drop::RtpAfterEnd,
         Drop::TimeBackwards,
         Drop::QueueFull,
+        Drop::BadGre,
+        Drop::BadErspan,
+        Drop::BadVxlan,
+        Drop::BadTzsp,
+        Drop::BadMpls,
+        Drop::TunnelTooDeep,
+        Drop::MirrorDuplicate,
+        Drop::TlsNotReadable,
+        Drop::SipTruncated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -104,6 +133,66 @@ impl Drop {
             Drop::RtpAfterEnd => "rtp-after-end",
             Drop::TimeBackwards => "time-backwards",
             Drop::QueueFull => "queue-full",
+            Drop::BadGre => "bad-gre",
+            Drop::BadErspan => "bad-erspan",
+            Drop::BadVxlan => "bad-vxlan",
+            Drop::BadTzsp => "bad-tzsp",
+            Drop::BadMpls => "bad-mpls",
+            Drop::TunnelTooDeep => "tunnel-too-deep",
+            Drop::MirrorDuplicate => "mirror-duplicate",
+            Drop::TlsNotReadable => "tls-not-readable",
+            Drop::SipTruncated => "sip-truncated",
+        }
+    }
+}
+
+/// An encapsulation the decoder took off to reach the packet inside (one count per layer
+/// removed, so a frame inside two tunnels counts both).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tunnel {
+    /// GRE (RFC 2784/2890) carrying IP or Ethernet (0x6558).
+    Gre,
+    /// ERSPAN type I/II (GRE 0x88BE).
+    ErspanII,
+    /// ERSPAN type III (GRE 0x22EB).
+    ErspanIII,
+    Vxlan,
+    Tzsp,
+    /// IPv4 in IPv4 or IPv6 (protocol 4).
+    IpInIp,
+    /// IPv6 in IPv4 or IPv6 (protocol 41).
+    Ipv6InIp,
+    /// An MPLS label stack (one count per stack, not per label).
+    Mpls,
+    /// An 802.1ad service tag (Q-in-Q).
+    Qinq,
+}
+
+impl Tunnel {
+    pub const ALL: [Tunnel; 9] = [
+        Tunnel::Gre,
+        Tunnel::ErspanII,
+        Tunnel::ErspanIII,
+        Tunnel::Vxlan,
+        Tunnel::Tzsp,
+        Tunnel::IpInIp,
+        Tunnel::Ipv6InIp,
+        Tunnel::Mpls,
+        Tunnel::Qinq,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tunnel::Gre => "gre",
+            Tunnel::ErspanII => "erspan-ii",
+            Tunnel::ErspanIII => "erspan-iii",
+            Tunnel::Vxlan => "vxlan",
+            Tunnel::Tzsp => "tzsp",
+            Tunnel::IpInIp => "ip-in-ip",
+            Tunnel::Ipv6InIp => "ipv6-in-ip",
+            Tunnel::Mpls => "mpls",
+            Tunnel::Qinq => "qinq",
         }
     }
 }
@@ -130,6 +219,11 @@ pub struct Counters {
     pub calls_ended: u64,
     pub violations: u64,
     pub drops: BTreeMap<Drop, u64>,
+    /// Encapsulation layers removed, by kind.
+    pub tunnels: BTreeMap<Tunnel, u64>,
+    /// TLS connections seen (by their ClientHello), by server address "ip:port": SIP
+    /// over TLS or WSS that only HEP from the PBX can show.
+    pub tls_servers: BTreeMap<String, u64>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -142,6 +236,12 @@ impl Counters {
     }
     pub fn dropped(&self, why: Drop) -> u64 {
         self.drops.get(&why).copied().unwrap_or(0)
+    }
+    pub fn tunnel(&mut self, kind: Tunnel) {
+        *self.tunnels.entry(kind).or_default() += 1;
+    }
+    pub fn tunnelled(&self, kind: Tunnel) -> u64 {
+        self.tunnels.get(&kind).copied().unwrap_or(0)
     }
     pub fn total_drops(&self) -> u64 {
         self.drops.values().sum()

@@ -64,6 +64,10 @@ fn decode_config(cfg: &Config) -> DecodeConfig {
         tcp_max_message: cfg.capture.tcp_max_message,
         hep_ports: cfg.capture.hep_ports.clone(),
         hep_capture_ids: cfg.capture.hep_capture_ids.clone(),
+        vxlan_ports: cfg.capture.vxlan_ports.clone(),
+        tzsp_ports: cfg.capture.tzsp_ports.clone(),
+        mirror_dedupe: Dur::from_millis(i64::from(cfg.capture.mirror_dedupe_ms)),
+        ws_ports: cfg.capture.ws_ports.clone(),
         ..DecodeConfig::default()
     }
 }

@@ -61,6 +61,10 @@ pub struct FileCapture {
     done: bool,
     /// pcapng frames are copied here (reused, so no allocation once warm).
     scratch: Vec<u8>,
+    /// Frames captured shorter than they were on the wire (snap length), and the longest
+    /// captured length among them (the snap length in effect).
+    cut: u64,
+    cut_len: usize,
 }
 
 enum Format {
@@ -174,7 +178,15 @@ impl FileCapture {
             let link = LinkType::from_number(u32::from(h.datalink) & 0x03ff_ffff);
             Format::Pcap { reader, link, nanos: h.ts_resolution == TsResolution::NanoSecond }
         };
-        Ok(FileCapture { path: path.to_path_buf(), format, frames: 0, done: false, scratch: Vec::new() })
+        Ok(FileCapture {
+            path: path.to_path_buf(),
+            format,
+            frames: 0,
+            done: false,
+            scratch: Vec::new(),
+            cut: 0,
+            cut_len: 0,
+        })
     }
 
     /// The next frame, `Ok(None)` at the clean end of the file. Frames with a link type
@@ -186,6 +198,13 @@ impl FileCapture {
         let frame_no = self.frames + 1;
         let path = &self.path;
         let corrupt = |what: String| CaptureError::Corrupt { path: path.clone(), frame: frame_no, what };
+        let (cut, cut_len) = (&mut self.cut, &mut self.cut_len);
+        let mut note_cut = |captured: usize, orig: u32| {
+            if (orig as usize) > captured {
+                *cut += 1;
+                *cut_len = (*cut_len).max(captured);
+            }
+        };
         let result = match &mut self.format {
             Format::Pcap { reader, link, nanos } => match reader.next_raw_packet() {
                 None => Ok(None),
@@ -194,6 +213,7 @@ impl FileCapture {
                     Err(corrupt(format!("record length {} is over {MAX_RECORD}", p.data.len())))
                 }
                 Some(Ok(p)) => {
+                    note_cut(p.data.len(), p.orig_len);
                     let ts = Ts::from_parts(i64::from(p.ts_sec), p.ts_frac, *nanos);
                     let bytes: &[u8] = match p.data {
                         Cow::Borrowed(b) => b,
@@ -209,7 +229,8 @@ impl FileCapture {
                 match next_ng_packet(reader, ifaces, &mut self.scratch) {
                     Ok(None) => Ok(None),
                     Err(what) => Err(corrupt(what)),
-                    Ok(Some((ts, link))) => {
+                    Ok(Some((ts, link, orig))) => {
+                        note_cut(self.scratch.len(), orig);
                         // A simple packet block has no timestamp: it takes the last one.
                         let ts = ts.unwrap_or(*last_ts);
                         *last_ts = ts;
@@ -234,6 +255,17 @@ impl FileCapture {
         }
     }
 
+    /// Frames cut short by the snap length so far, and that snap length (the longest
+    /// captured length among them); `None` when every frame was whole.
+    pub fn cut_frames(&self) -> Option<(u64, usize)> {
+        (self.cut > 0).then_some((self.cut, self.cut_len))
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Frames read so far.
     // Part of the capture API (replay progress, stats); no caller in the binary yet.
     #[allow(dead_code)]
@@ -247,7 +279,7 @@ fn next_ng_packet(
     reader: &mut PcapNgReader<Chunked>,
     ifaces: &mut Vec<Iface>,
     out: &mut Vec<u8>,
-) -> Result<Option<(Option<Ts>, LinkType)>, String> {
+) -> Result<Option<(Option<Ts>, LinkType, u32)>, String> {
     loop {
         let block = match reader.next_block() {
             None => return Ok(None),
@@ -284,7 +316,7 @@ fn next_ng_packet(
         }
         out.clear();
         out.extend_from_slice(data.get(..len).unwrap_or_default());
-        return Ok(Some((ticks.map(|t| iface.ts(t)), iface.link)));
+        return Ok(Some((ticks.map(|t| iface.ts(t)), iface.link, orig_len)));
     }
 }
 

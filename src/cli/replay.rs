@@ -1,6 +1,8 @@
-//! `callwarden replay FILE...`: the whole pipeline over capture files, into the store.
-//! Several files are merged by packet time (like mergecap), so captures of the same
-//! period taken at two points make one timeline. A damaged file stops at the damage: the
+//! `callwarden replay FILE|DIR...`: the whole pipeline over capture files, into the store.
+//! Several files — or a folder of them, such as a rotated capture set — are merged by
+//! packet time (like mergecap), whatever their names, so captures of the same period
+//! taken at two points make one timeline and a call open at the end of one rotated file
+//! continues in the next. A damaged file stops at the damage: the
 //! calls completed before it are still stored, the error names the file and frame, and
 //! the exit code is 1.
 
@@ -15,11 +17,14 @@ use callwarden_core::track::{EndReason, LinkStats};
 use callwarden_core::{Counters, Engine, Frame, LinkType, Ts};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Capture files (pcap or pcapng).
-    #[arg(required = true, value_name = "PCAP")]
+    /// Capture files (pcap or pcapng), or folders: every capture file in a folder (a
+    /// rotated set), all merged by packet time.
+    #[arg(required = true, value_name = "PCAP|DIR")]
     pub files: Vec<PathBuf>,
     /// Do not print violations as they happen.
     #[arg(long, short)]
@@ -31,6 +36,11 @@ pub struct Args {
     /// replaying old captures again.
     #[arg(long)]
     pub no_webhooks: bool,
+    /// Watch one folder that tcpdump/dumpcap rotate into (-G, -C, ring buffer): read each
+    /// file once a newer one appears (it is closed then), until SIGINT/SIGTERM, which reads
+    /// what the newest file holds and ends.
+    #[arg(long)]
+    pub follow: bool,
 }
 
 /// How long the end of a replay waits for queued webhook alerts (retries included).
@@ -62,16 +72,176 @@ impl Head {
     }
 }
 
+/// A capture to replay and the time of its first frame (`None`: it has none, or the first
+/// read failed — opened first so its error is reported).
+struct Source {
+    path: PathBuf,
+    first: Option<Ts>,
+}
+
+/// The files named on the command line, a folder standing for every capture file in it
+/// (a rotated set written by tcpdump `-G`/`-C`/`-W` or dumpcap's ring buffer, whatever
+/// the names). Each file is opened once here, so a typo or a file that is not a capture
+/// stops the replay before anything is stored; in a folder, files that are not captures
+/// are skipped with a note.
+fn sources(args: &[PathBuf]) -> anyhow::Result<Vec<Source>> {
+    let mut out = Vec::new();
+    for arg in args {
+        if arg.is_dir() {
+            let mut names: Vec<PathBuf> = std::fs::read_dir(arg)
+                .with_context(|| format!("{}: cannot list the folder", arg.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && !p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.')))
+                .collect();
+            names.sort();
+            let before = out.len();
+            for p in names {
+                match probe(&p) {
+                    Ok(src) => out.push(src),
+                    Err(CaptureError::NotCapture { .. }) => {
+                        eprintln!("callwarden: {}: not a capture, skipped", p.display())
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if out.len() == before {
+                anyhow::bail!("{}: no pcap or pcapng files in this folder", arg.display());
+            }
+        } else {
+            out.push(probe(arg)?);
+        }
+    }
+    Ok(out)
+}
+
+fn probe(path: &std::path::Path) -> Result<Source, CaptureError> {
+    let mut cap = FileCapture::open(path)?;
+    let first = cap.next_frame().ok().flatten().map(|f| f.ts);
+    Ok(Source { path: path.to_path_buf(), first })
+}
+
+/// Feed one file to its end (or its damage) straight from the reader's buffer, no copy.
+fn feed_file(
+    cap: &mut FileCapture,
+    driver: &mut Driver,
+    errors: &mut Vec<CaptureError>,
+    progress: &mut super::progress::Progress,
+    index: usize,
+) {
+    loop {
+        match cap.next_frame() {
+            Ok(Some(frame)) => {
+                driver.feed(frame);
+                progress.frame(index, driver.engine().counters());
+            }
+            Ok(None) => break,
+            Err(e) => {
+                errors.push(e);
+                break;
+            }
+        }
+    }
+    say_if_cut(cap);
+}
+
+/// Set when SIGINT or SIGTERM arrives (a thread of its own waits for them).
+fn stop_on_signal() -> anyhow::Result<Arc<AtomicBool>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let flag = Arc::new(AtomicBool::new(false));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let (mut term, mut int) = rt.block_on(async {
+        Ok::<_, std::io::Error>((signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?))
+    })?;
+    let f = flag.clone();
+    std::thread::Builder::new().name("replay-signals".into()).spawn(move || {
+        rt.block_on(async {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        });
+        f.store(true, Ordering::SeqCst);
+    })?;
+    Ok(flag)
+}
+
+/// How often `--follow` looks at the folder.
+const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// `--follow DIR`: feed each capture file of `dir` once it is complete — a newer file
+/// (by modification time) exists, so the writer has moved on — oldest first; at the stop
+/// signal, the newest too. A ring buffer that reuses a name gives the file a new
+/// modification time, so it is read again. Files that are not captures are skipped with a
+/// note. Returns how many files were read.
+fn follow(
+    dir: &std::path::Path,
+    stop: &AtomicBool,
+    driver: &mut Driver,
+    errors: &mut Vec<CaptureError>,
+    progress: &mut super::progress::Progress,
+) -> anyhow::Result<usize> {
+    let mut seen: std::collections::HashSet<(PathBuf, std::time::SystemTime)> = Default::default();
+    let mut read = 0usize;
+    loop {
+        let stopping = stop.load(Ordering::SeqCst);
+        let mut files: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(dir)
+            .with_context(|| format!("{}: cannot list the folder", dir.display()))?
+            .filter_map(|e| e.ok())
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .filter_map(|e| {
+                let m = e.metadata().ok().filter(|m| m.is_file())?;
+                Some((m.modified().ok()?, e.path()))
+            })
+            .collect();
+        files.sort();
+        let complete = if stopping { files.len() } else { files.len().saturating_sub(1) };
+        for (mtime, path) in files.into_iter().take(complete) {
+            if !seen.insert((path.clone(), mtime)) {
+                continue;
+            }
+            let mut cap = match FileCapture::open(&path) {
+                Ok(c) => c,
+                Err(CaptureError::NotCapture { .. }) => {
+                    eprintln!("callwarden: {}: not a capture, skipped", path.display());
+                    continue;
+                }
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            };
+            read += 1;
+            feed_file(&mut cap, driver, errors, progress, usize::MAX);
+        }
+        if stopping {
+            return Ok(read);
+        }
+        std::thread::sleep(FOLLOW_POLL);
+    }
+}
+
+/// A capture taken with a snap length shorter than its packets loses the end of long SIP
+/// messages (INVITEs with SDP): said once per file, the messages counted as `sip-truncated`.
+fn say_if_cut(cap: &FileCapture) {
+    if let Some((n, snap)) = cap.cut_frames() {
+        eprintln!(
+            "callwarden: {}: {n} frame(s) cut short by the capture's snap length ({snap} bytes); \
+             SIP messages in them are counted as sip-truncated: capture with tcpdump -s 0",
+            cap.path().display()
+        );
+    }
+}
+
 pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(common.config.as_deref(), common.db.as_deref())?;
     settings.check_data_owner("replay")?;
-    // Open every file before storing anything: a typo in the last name should not leave
-    // a half-done replay behind.
-    let mut heads = Vec::with_capacity(a.files.len());
-    for f in &a.files {
-        let cap = FileCapture::open(f)?;
-        heads.push(Head { cap, next: None, buf: Vec::new(), error: None });
-    }
+    let mut srcs = match (a.follow, a.files.as_slice()) {
+        (false, _) => sources(&a.files)?,
+        (true, [dir]) if dir.is_dir() => Vec::new(),
+        (true, _) => anyhow::bail!("--follow watches exactly one folder"),
+    };
+    // Before anything is opened, so a signal during the set-up is not lost.
+    let stop = if a.follow { Some(stop_on_signal()?) } else { None };
     let mut engine = Engine::new(&settings.config)?;
     let (store_sink, writer) = store::open(&settings.db_path, &settings.config.site.timezone)
         .with_context(|| format!("{}: cannot open the database", settings.db_path.display()))?;
@@ -91,37 +261,55 @@ pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
         sinks.push(Box::new(ConsoleSink::new(&settings.config.site.timezone)));
     }
     let mut driver = Driver::new(engine, sinks);
-    let mut progress = super::progress::Progress::new(&a.files);
 
-    if let [only] = heads.as_mut_slice() {
+    let mut errors: Vec<CaptureError> = Vec::new();
+    let mut n_files = srcs.len();
+    let paths: Vec<PathBuf> = srcs.iter().map(|s| s.path.clone()).collect();
+    let mut progress = super::progress::Progress::new(&paths);
+    if let (Some(stop), [dir]) = (&stop, a.files.as_slice()) {
+        n_files = follow(dir, stop, &mut driver, &mut errors, &mut progress)?;
+    } else if let [only] = srcs.as_slice() {
         // One file: feed its frames straight from the reader's buffer, no copy.
-        loop {
-            match only.cap.next_frame() {
-                Ok(Some(frame)) => {
-                    driver.feed(frame);
-                    progress.frame(0, driver.engine().counters());
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    only.error = Some(e);
-                    break;
-                }
-            }
-        }
+        feed_file(&mut FileCapture::open(&only.path)?, &mut driver, &mut errors, &mut progress, 0);
     } else {
-        for h in &mut heads {
-            h.advance();
-        }
-        // k-way merge by packet time; ties go to the earlier file on the command line.
-        while let Some(i) =
-            heads.iter().enumerate().filter_map(|(i, h)| h.next.map(|(ts, _)| (ts, i))).min().map(|(_, i)| i)
-        {
-            let h = &mut heads[i];
+        // k-way merge by packet time; ties go to the earlier file on the command line. A
+        // file is opened when the merge reaches its first frame and closed at its end, so a
+        // folder of a thousand rotated files holds two or three open, not a thousand.
+        let mut pending: Vec<(usize, Source)> = srcs.drain(..).enumerate().collect();
+        pending.sort_by_key(|(i, s)| (s.first.unwrap_or(Ts::MIN), *i));
+        let mut pending = std::collections::VecDeque::from(pending);
+        let mut heads: Vec<(usize, Head)> = Vec::new();
+        loop {
+            let active = heads.iter().enumerate().filter_map(|(k, (i, h))| h.next.map(|(ts, _)| (ts, *i, k))).min();
+            let open_next = pending
+                .front()
+                .is_some_and(|(i, p)| active.is_none_or(|(ts, j, _)| (p.first.unwrap_or(Ts::MIN), *i) <= (ts, j)));
+            if open_next {
+                if let Some((i, p)) = pending.pop_front() {
+                    let mut h = Head { cap: FileCapture::open(&p.path)?, next: None, buf: Vec::new(), error: None };
+                    h.advance();
+                    heads.push((i, h));
+                }
+                continue;
+            }
+            let Some((_, _, k)) = active else { break };
+            let file_index = heads[k].0;
+            let h = &mut heads[k].1;
             if let Some((ts, link)) = h.next {
                 driver.feed(Frame { ts, link, bytes: &h.buf });
+                progress.frame(file_index, driver.engine().counters());
             }
             h.advance();
-            progress.frame(i, driver.engine().counters());
+            if h.next.is_none() {
+                let (_, done) = heads.swap_remove(k);
+                say_if_cut(&done.cap);
+                errors.extend(done.error);
+            }
+        }
+        // Files that ended (or failed) at their first frame.
+        for (_, h) in heads {
+            say_if_cut(&h.cap);
+            errors.extend(h.error);
         }
     }
     progress.finish();
@@ -143,11 +331,11 @@ pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
         );
     }
 
-    let errors: Vec<&CaptureError> = heads.iter().filter_map(|h| h.error.as_ref()).collect();
+    let errors: Vec<&CaptureError> = errors.iter().collect();
     if a.json {
         print_json(&counters, &written, &errors, &settings, &recorded, &rec_start, &link);
     } else {
-        print_summary(&a.files, &counters, &written, &settings, &recorded, &rec_start, &link);
+        print_summary(n_files, &counters, &written, &settings, &recorded, &rec_start, &link);
     }
     for e in &errors {
         eprintln!("callwarden: {e}");
@@ -159,7 +347,7 @@ pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
 }
 
 fn print_summary(
-    files: &[PathBuf],
+    files: usize,
     c: &Counters,
     w: &store::WriteSummary,
     s: &Settings,
@@ -167,7 +355,7 @@ fn print_summary(
     rs: &recorder::StartReport,
     link: &LinkStats,
 ) {
-    println!("replayed {} file(s) into {}", files.len(), s.db_path.display());
+    println!("replayed {} file(s) into {}", files, s.db_path.display());
     println!("  packets read     {:>10}", c.frames);
     println!("  bytes read       {:>10}", c.bytes);
     println!("  SIP messages     {:>10}", c.sip_messages);
@@ -197,6 +385,12 @@ fn print_summary(
     }
     if !rs.expire.expired.is_empty() {
         println!("  expired at start {:>10}", rs.expire.expired.len());
+    }
+    for (kind, n) in &c.tunnels {
+        println!("  tunnel {:<10} {:>10}", kind.as_str(), n);
+    }
+    for (server, n) in &c.tls_servers {
+        println!("  TLS connections to {server}: {n} (encrypted: not readable; send HEP from the PBX)");
     }
     let total: u64 = c.total_drops();
     println!("  dropped          {:>10}", total);
@@ -233,6 +427,8 @@ fn print_json(
         "rtp_relayed_copies": c.rtp_relayed_copies,
         "dropped": c.total_drops(),
         "drops": drops,
+        "tls_servers": c.tls_servers,
+        "tunnels": c.tunnels.iter().map(|(k, v)| (k.as_str().to_string(), (*v).into())).collect::<serde_json::Map<String, serde_json::Value>>(),
         "recordings": r,
         "recordings_start": rs,
         "errors": errors.iter().map(|e| e.to_string()).collect::<Vec<_>>(),

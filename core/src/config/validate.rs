@@ -460,6 +460,15 @@ impl Checker<'_> {
                 format!("{} bytes is too small: at least 1024 (a SIP INVITE with SDP is ~1 KiB)", c.tcp_max_message),
             );
         }
+        if c.mirror_dedupe_ms > 1000 {
+            self.err(
+                "capture.mirror_dedupe_ms",
+                format!(
+                    "{} ms is too long: at most 1000 (a longer window would swallow SIP retransmissions sent 500 ms apart by another path)",
+                    c.mirror_dedupe_ms
+                ),
+            );
+        }
         if !c.hep_listen.is_empty() && c.hep_listen.parse::<std::net::SocketAddr>().is_err() {
             self.err(
                 "capture.hep_listen",
@@ -828,6 +837,7 @@ name = \"a\"
             ("[capture]", "hep_listen = \"9060\"", "capture.hep_listen"),
             ("[capture]", "snaplen = 0", "capture.snaplen"),
             ("[capture]", "batch_ms = 1001", "capture.batch_ms"),
+            ("[capture]", "mirror_dedupe_ms = 1001", "capture.mirror_dedupe_ms"),
             ("[capture]", "interfaces = [\"\"]", "capture.interfaces[0]"),
             ("[tariffs]", "unit_s = 0", "tariffs.unit_s"),
             ("[store]", "path = \"\"", "store.path"),

@@ -6,28 +6,28 @@
 //! May use: `link`, `ip_defrag`, `udp`, `tcp_stream`. Invariants: IPv4 `total_len` and
 //! IPv6 `payload_length` bound the payload (Ethernet padding is cut off); a length of 0
 //! (segmentation offload, jumbograms) means "the rest of the frame"; tunnels nest at most
-//! `MAX_TUNNEL_DEPTH` deep.
+//! `tunnel::MAX_TUNNEL_DEPTH` deep; every whole IP packet (outer or inner) passes the
+//! mirror deduplication once before its payload is used.
 
 use super::ip_defrag::FragKey;
 use super::link::{IpVersion, L3};
+use super::tunnel::Via;
 use super::{Decoder, Sink};
-use crate::counters::Drop;
+use crate::counters::{Drop, Tunnel};
 use crate::time::Ts;
 use etherparse::err::{ipv4, ipv6};
 use etherparse::{IpFragOffset, Ipv4HeaderSlice, Ipv6Header, Ipv6HeaderSlice};
 use std::net::IpAddr;
 
-/// IP-in-IP layers followed (a tunnel in a tunnel is already unusual).
-const MAX_TUNNEL_DEPTH: u8 = 3;
-
 const PROTO_IPV4: u8 = 4;
 const PROTO_TCP: u8 = 6;
 const PROTO_UDP: u8 = 17;
 const PROTO_IPV6: u8 = 41;
+const PROTO_GRE: u8 = 47;
 
 impl Decoder {
     /// Decode an IP packet (the version nibble must agree with what the link announced).
-    pub(super) fn ip(&mut self, ts: Ts, l3: L3<'_>, depth: u8, sink: &mut Sink<'_>) -> Result<(), Drop> {
+    pub(super) fn ip(&mut self, ts: Ts, l3: L3<'_>, via: Via, sink: &mut Sink<'_>) -> Result<(), Drop> {
         let first = *l3.bytes.first().ok_or(Drop::Truncated)?;
         let version = match first >> 4 {
             4 => IpVersion::V4,
@@ -38,12 +38,12 @@ impl Decoder {
             return Err(Drop::BadIp);
         }
         match version {
-            IpVersion::V4 => self.ipv4(ts, l3.bytes, depth, sink),
-            IpVersion::V6 => self.ipv6(ts, l3.bytes, depth, sink),
+            IpVersion::V4 => self.ipv4(ts, l3.bytes, via, sink),
+            IpVersion::V6 => self.ipv6(ts, l3.bytes, via, sink),
         }
     }
 
-    fn ipv4(&mut self, ts: Ts, bytes: &[u8], depth: u8, sink: &mut Sink<'_>) -> Result<(), Drop> {
+    fn ipv4(&mut self, ts: Ts, bytes: &[u8], via: Via, sink: &mut Sink<'_>) -> Result<(), Drop> {
         let h = Ipv4HeaderSlice::from_slice(bytes).map_err(|e| match e {
             ipv4::HeaderSliceError::Len(_) => Drop::Truncated,
             ipv4::HeaderSliceError::Content(_) => Drop::BadIp,
@@ -56,11 +56,16 @@ impl Decoder {
         } else if total < header_len {
             return Err(Drop::BadIp);
         } else if total > bytes.len() {
-            return Err(Drop::Truncated);
+            return Err(cut_short(h.protocol().0, bytes.get(header_len..).unwrap_or_default()));
         } else {
             total
         };
         let payload = bytes.get(header_len..end).ok_or(Drop::Truncated)?;
+        if !self.carries_tunnel(h.protocol().0, payload)
+            && self.mirror_duplicate(ts, bytes.get(..end).unwrap_or(bytes), via)
+        {
+            return Err(Drop::MirrorDuplicate);
+        }
         let (src, dst) = (IpAddr::V4(h.source_addr()), IpAddr::V4(h.destination_addr()));
         let proto = h.protocol().0;
         let offset = h.fragments_offset();
@@ -69,16 +74,16 @@ impl Decoder {
             return match self.defrag.add(ts, key, offset, h.more_fragments(), payload, proto, sink.counters)? {
                 None => Ok(()),
                 Some(whole) => {
-                    let r = self.ip_payload(ts, src, dst, whole.proto, &whole.data, depth, sink);
+                    let r = self.ip_payload(ts, src, dst, whole.proto, &whole.data, via, sink);
                     self.defrag.recycle(whole);
                     r
                 }
             };
         }
-        self.ip_payload(ts, src, dst, proto, payload, depth, sink)
+        self.ip_payload(ts, src, dst, proto, payload, via, sink)
     }
 
-    fn ipv6(&mut self, ts: Ts, bytes: &[u8], depth: u8, sink: &mut Sink<'_>) -> Result<(), Drop> {
+    fn ipv6(&mut self, ts: Ts, bytes: &[u8], via: Via, sink: &mut Sink<'_>) -> Result<(), Drop> {
         let h = Ipv6HeaderSlice::from_slice(bytes).map_err(|e| match e {
             ipv6::HeaderSliceError::Len(_) => Drop::Truncated,
             ipv6::HeaderSliceError::Content(_) => Drop::BadIp,
@@ -88,14 +93,24 @@ impl Decoder {
             // Jumbogram or offloaded segment: the rest of the frame.
             bytes.len()
         } else {
-            Ipv6Header::LEN.checked_add(len).filter(|&e| e <= bytes.len()).ok_or(Drop::Truncated)?
+            match Ipv6Header::LEN.checked_add(len).filter(|&e| e <= bytes.len()) {
+                Some(end) => end,
+                // Extension headers are not walked for this: SIP right after the fixed
+                // header is the case the snap length cuts.
+                None => return Err(cut_short(h.next_header().0, bytes.get(Ipv6Header::LEN..).unwrap_or_default())),
+            }
         };
         let body = bytes.get(Ipv6Header::LEN..end).ok_or(Drop::Truncated)?;
+        if !self.carries_tunnel(h.next_header().0, body)
+            && self.mirror_duplicate(ts, bytes.get(..end).unwrap_or(bytes), via)
+        {
+            return Err(Drop::MirrorDuplicate);
+        }
         let (src, dst) = (IpAddr::V6(h.source_addr()), IpAddr::V6(h.destination_addr()));
         match walk_extensions(h.next_header().0, body)? {
             Ext::Upper { proto, start } => {
                 let payload = body.get(start..).ok_or(Drop::BadIp)?;
-                self.ip_payload(ts, src, dst, proto, payload, depth, sink)
+                self.ip_payload(ts, src, dst, proto, payload, via, sink)
             }
             Ext::Fragment { next, start, offset, more, id } => {
                 let data = body.get(start..).ok_or(Drop::BadIp)?;
@@ -108,7 +123,7 @@ impl Decoder {
                         // extension headers (destination options) before the upper layer.
                         let r = match walk_extensions(whole.proto, &whole.data) {
                             Ok(Ext::Upper { proto, start }) => match whole.data.get(start..) {
-                                Some(p) => self.ip_payload(ts, src, dst, proto, p, depth, sink),
+                                Some(p) => self.ip_payload(ts, src, dst, proto, p, via, sink),
                                 None => Err(Drop::BadIp),
                             },
                             Ok(Ext::Fragment { .. }) => Err(Drop::BadFragment),
@@ -122,6 +137,20 @@ impl Decoder {
         }
     }
 
+    /// Whether this IP packet is a tunnel's carrier (GRE, IP-in-IP, VXLAN or TZSP by
+    /// port): the packet inside it is what the mirror deduplication compares, so the
+    /// carrier is not fingerprinted too (that doubled its cost for tunnelled traffic).
+    fn carries_tunnel(&self, proto: u8, payload: &[u8]) -> bool {
+        match proto {
+            PROTO_IPV4 | PROTO_IPV6 | PROTO_GRE => true,
+            PROTO_UDP => payload.get(2..4).is_some_and(|p| {
+                let dport = u16::from_be_bytes([p[0], p[1]]);
+                self.cfg.vxlan_ports.contains(&dport) || self.cfg.tzsp_ports.contains(&dport)
+            }),
+            _ => false,
+        }
+    }
+
     /// The transport (or tunnelled IP) inside one whole IP packet.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn ip_payload(
@@ -131,21 +160,42 @@ impl Decoder {
         dst: IpAddr,
         proto: u8,
         payload: &[u8],
-        depth: u8,
+        via: Via,
         sink: &mut Sink<'_>,
     ) -> Result<(), Drop> {
         match proto {
-            PROTO_UDP => self.udp(ts, src, dst, payload, sink),
+            PROTO_UDP => self.udp(ts, src, dst, payload, via, sink),
             PROTO_TCP => self.tcp(ts, src, dst, payload, sink),
             PROTO_IPV4 | PROTO_IPV6 => {
-                if depth >= MAX_TUNNEL_DEPTH {
-                    return Err(Drop::BadIp);
-                }
-                let version = if proto == PROTO_IPV4 { IpVersion::V4 } else { IpVersion::V6 };
-                self.ip(ts, L3 { version: Some(version), bytes: payload }, depth + 1, sink)
+                let (version, kind) = if proto == PROTO_IPV4 {
+                    (IpVersion::V4, Tunnel::IpInIp)
+                } else {
+                    (IpVersion::V6, Tunnel::Ipv6InIp)
+                };
+                let via = self.enter(via, kind, (src, dst), 0, sink)?;
+                self.ip(ts, L3::new(Some(version), payload), via, sink)
             }
+            PROTO_GRE => self.gre(ts, (src, dst), payload, via, sink),
             _ => Err(Drop::OtherProtocol),
         }
+    }
+}
+
+/// Why an IP packet longer than the captured bytes is dropped: `SipTruncated` when what
+/// was captured of its UDP or TCP payload starts with a SIP start line (the snap length cut
+/// a SIP message), otherwise `Truncated`.
+fn cut_short(proto: u8, l4: &[u8]) -> Drop {
+    let start = match proto {
+        PROTO_UDP => 8,
+        PROTO_TCP => l4.get(12).map_or(usize::MAX, |b| usize::from(b >> 4) * 4),
+        _ => return Drop::Truncated,
+    };
+    let payload = l4.get(start..).unwrap_or_default();
+    let line = payload.split(|&c| c == b'\n').next().unwrap_or_default();
+    if !line.is_empty() && super::sip_frame::is_start_line(line) {
+        Drop::SipTruncated
+    } else {
+        Drop::Truncated
     }
 }
 
@@ -244,11 +294,21 @@ mod tests {
         // Cut short by the snap length.
         h.feed(LinkType::RawIp, 2, &pkt[..25]);
         assert_eq!(h.counters.dropped(Drop::Truncated), 1);
+        // A SIP message cut short, over UDP, TCP and IPv6, is counted as such.
+        let invite = b"INVITE sip:8001@pbx SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1\r\n\r\n";
+        let udp = ipv4_udp([10, 0, 0, 1], [10, 0, 0, 2], 5060, 5060, invite);
+        let tcp = ipv4_tcp([10, 0, 0, 1], [10, 0, 0, 2], 5060, 5060, 1, TcpFlags::ACK, invite);
+        let six = ipv6_udp([0x20; 16], [0x21; 16], 5060, 5060, invite);
+        h.feed(LinkType::RawIp, 3, &udp[..60]);
+        h.feed(LinkType::RawIp, 4, &tcp[..70]);
+        h.feed(LinkType::RawIp, 5, &six[..80]);
+        assert_eq!(h.counters.dropped(Drop::SipTruncated), 3);
+        assert_eq!(h.counters.dropped(Drop::Truncated), 1);
         // total_len 0 (offload): the frame is the packet.
         let mut tso = ipv4_udp([10, 0, 0, 1], [10, 0, 0, 2], 5060, 5060, b"abc");
         tso[2] = 0;
         tso[3] = 0;
-        h.feed(LinkType::RawIp, 3, &tso);
+        h.feed(LinkType::RawIp, 6, &tso);
         assert_eq!(h.out.len(), 2);
         // total_len smaller than the header.
         let mut bad = ipv4_udp([10, 0, 0, 1], [10, 0, 0, 2], 5060, 5060, b"abc");
@@ -290,8 +350,10 @@ mod tests {
         for _ in 0..5 {
             p = ipv4_wrap([1, 1, 1, 1], [2, 2, 2, 2], 4, &p);
         }
-        h.feed(LinkType::RawIp, 3, &p);
-        assert_eq!(h.counters.dropped(Drop::BadIp), 1);
+        h.feed(LinkType::RawIp, 3_000_000, &p);
+        assert_eq!(h.counters.dropped(Drop::TunnelTooDeep), 1);
+        assert_eq!(h.counters.tunnelled(Tunnel::IpInIp), 1 + 4);
+        assert_eq!(h.counters.tunnelled(Tunnel::Ipv6InIp), 1);
     }
 
     #[test]

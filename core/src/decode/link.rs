@@ -1,10 +1,13 @@
 //! Link layer: strips the link header of a frame and says which network protocol follows.
-//! Ethernet and its 802.1Q / 802.1ad (QinQ) tags are sliced with etherparse; Linux SLL and
+//! Ethernet and its 802.1Q / 802.1ad (QinQ) tags are sliced with etherparse; MPLS label
+//! stacks (EtherType 0x8847/0x8848, RFC 3032) are walked here to the IP packet or, behind
+//! a pseudowire control word, the Ethernet frame they carry; Linux SLL and
 //! SLL2 and the BSD NULL/LOOP headers are fixed-offset fields read here (etherparse has no
 //! SLL2 and no NULL/LOOP, and its SLL slice rejects ARPHRD types it does not know, such as
 //! tunnel devices, whose protocol field is still an EtherType).
 //! May use: nothing but etherparse. Invariant: every read is length-checked; a frame
-//! shorter than its link header is `Truncated`, a non-IP payload is `NotIp`.
+//! shorter than its link header is `Truncated`, a non-IP payload is `NotIp`; tags and labels
+//! are followed at most `MAX_LINK_STEPS` times, so a hostile frame cannot loop.
 
 use super::LinkType;
 use crate::counters::Drop;
@@ -22,10 +25,25 @@ pub(crate) enum IpVersion {
 pub(crate) struct L3<'a> {
     pub version: Option<IpVersion>,
     pub bytes: &'a [u8],
+    /// An 802.1ad service tag was on the way (counted as `Tunnel::Qinq`).
+    pub qinq: bool,
+    /// An MPLS label stack was on the way (counted as `Tunnel::Mpls`).
+    pub mpls: bool,
 }
 
-/// VLAN tags followed at most (QinQ is two; more is a malformed or hostile frame).
-const MAX_VLAN_TAGS: usize = 4;
+impl<'a> L3<'a> {
+    pub(crate) fn new(version: Option<IpVersion>, bytes: &'a [u8]) -> L3<'a> {
+        L3 { version, bytes, qinq: false, mpls: false }
+    }
+}
+
+/// VLAN tags, label stacks and pseudowire Ethernet headers followed at most (QinQ is two
+/// tags; more is a malformed or hostile frame).
+const MAX_LINK_STEPS: usize = 8;
+/// MPLS labels in one stack followed at most.
+const MAX_MPLS_LABELS: usize = 8;
+const ETHERTYPE_MPLS: EtherType = EtherType(0x8847);
+const ETHERTYPE_MPLS_MULTICAST: EtherType = EtherType(0x8848);
 
 /// Strip the link header of `link` (never `Hep` or `Other`: the caller handles those).
 pub(crate) fn parse(link: LinkType, bytes: &[u8]) -> Result<L3<'_>, Drop> {
@@ -33,9 +51,9 @@ pub(crate) fn parse(link: LinkType, bytes: &[u8]) -> Result<L3<'_>, Drop> {
         LinkType::Ethernet => ethernet(bytes),
         LinkType::LinuxSll => sll(bytes),
         LinkType::LinuxSll2 => sll2(bytes),
-        LinkType::RawIp => Ok(L3 { version: None, bytes }),
-        LinkType::Ipv4 => Ok(L3 { version: Some(IpVersion::V4), bytes }),
-        LinkType::Ipv6 => Ok(L3 { version: Some(IpVersion::V6), bytes }),
+        LinkType::RawIp => Ok(L3::new(None, bytes)),
+        LinkType::Ipv4 => Ok(L3::new(Some(IpVersion::V4), bytes)),
+        LinkType::Ipv6 => Ok(L3::new(Some(IpVersion::V6), bytes)),
         LinkType::Null => null_family(bytes, false),
         LinkType::Loop => null_family(bytes, true),
         LinkType::Hep | LinkType::Other(_) => Err(Drop::UnknownLink),
@@ -47,21 +65,66 @@ fn ethernet(bytes: &[u8]) -> Result<L3<'_>, Drop> {
     after_ethertype(eth.ether_type(), bytes.get(Ethernet2Header::LEN..).unwrap_or(&[]))
 }
 
-/// Follow VLAN tags, then map the EtherType to an IP version.
-fn after_ethertype(mut ether_type: EtherType, mut rest: &[u8]) -> Result<L3<'_>, Drop> {
-    for _ in 0..=MAX_VLAN_TAGS {
-        match ether_type {
-            EtherType::IPV4 => return Ok(L3 { version: Some(IpVersion::V4), bytes: rest }),
-            EtherType::IPV6 => return Ok(L3 { version: Some(IpVersion::V6), bytes: rest }),
+/// Follow VLAN tags and MPLS label stacks, then map the EtherType to an IP version. Also
+/// used for the protocol field of GRE, which is an EtherType too.
+pub(crate) fn after_ethertype(mut ether_type: EtherType, mut rest: &[u8]) -> Result<L3<'_>, Drop> {
+    let (mut qinq, mut mpls) = (false, false);
+    for _ in 0..=MAX_LINK_STEPS {
+        let version = match ether_type {
+            EtherType::IPV4 => Some(IpVersion::V4),
+            EtherType::IPV6 => Some(IpVersion::V6),
             EtherType::VLAN_TAGGED_FRAME | EtherType::PROVIDER_BRIDGING | EtherType::VLAN_DOUBLE_TAGGED_FRAME => {
+                qinq |= ether_type != EtherType::VLAN_TAGGED_FRAME;
                 let tag = SingleVlanHeaderSlice::from_slice(rest).map_err(|_| Drop::Truncated)?;
                 ether_type = tag.ether_type();
                 rest = rest.get(SingleVlanHeader::LEN..).ok_or(Drop::Truncated)?;
+                continue;
+            }
+            ETHERTYPE_MPLS | ETHERTYPE_MPLS_MULTICAST => {
+                mpls = true;
+                match mpls_stack(rest)? {
+                    MplsInner::Ip(bytes) => return Ok(L3 { version: None, bytes, qinq, mpls }),
+                    MplsInner::Ethernet(frame) => {
+                        let eth = Ethernet2HeaderSlice::from_slice(frame).map_err(|_| Drop::Truncated)?;
+                        ether_type = eth.ether_type();
+                        rest = frame.get(Ethernet2Header::LEN..).unwrap_or(&[]);
+                        continue;
+                    }
+                }
             }
             _ => return Err(Drop::NotIp),
-        }
+        };
+        return Ok(L3 { version, bytes: rest, qinq, mpls });
     }
     Err(Drop::NotIp)
+}
+
+/// What an MPLS label stack carries.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum MplsInner<'a> {
+    /// An IP packet (first nibble 4 or 6; the IP layer checks which).
+    Ip(&'a [u8]),
+    /// An Ethernet frame behind a pseudowire control word (RFC 4385: first nibble 0).
+    Ethernet(&'a [u8]),
+}
+
+/// Walk an MPLS label stack to its bottom (S bit), at most `MAX_MPLS_LABELS` labels. The
+/// stack does not say what it carries: the first nibble after it does (RFC 4385).
+pub(crate) fn mpls_stack(bytes: &[u8]) -> Result<MplsInner<'_>, Drop> {
+    let mut at = 0usize;
+    for _ in 0..MAX_MPLS_LABELS {
+        let entry = bytes.get(at..at + 4).ok_or(Drop::BadMpls)?;
+        at += 4;
+        if entry[2] & 1 == 1 {
+            let rest = bytes.get(at..).unwrap_or(&[]);
+            return match rest.first().map(|b| b >> 4) {
+                Some(4 | 6) => Ok(MplsInner::Ip(rest)),
+                Some(0) => rest.get(4..).map(MplsInner::Ethernet).ok_or(Drop::BadMpls),
+                _ => Err(Drop::BadMpls),
+            };
+        }
+    }
+    Err(Drop::BadMpls)
 }
 
 /// Linux cooked capture v1: 16 bytes, protocol (an EtherType for IP) at offset 14.
@@ -99,9 +162,9 @@ fn null_family(bytes: &[u8], network_order: bool) -> Result<L3<'_>, Drop> {
     let family = if network_order { be } else { be.min(u32::from_le_bytes(head)) };
     match family {
         // AF_INET everywhere.
-        2 => Ok(L3 { version: Some(IpVersion::V4), bytes: rest }),
+        2 => Ok(L3::new(Some(IpVersion::V4), rest)),
         // AF_INET6: OpenBSD/NetBSD 24, FreeBSD 28, macOS 30.
-        24 | 28 | 30 => Ok(L3 { version: Some(IpVersion::V6), bytes: rest }),
+        24 | 28 | 30 => Ok(L3::new(Some(IpVersion::V6), rest)),
         _ => Err(Drop::NotIp),
     }
 }
@@ -135,9 +198,9 @@ mod tests {
         let mut f = vec![0u8; 12];
         f.extend_from_slice(&[0x81, 0x00, 0x00]);
         assert_eq!(parse(LinkType::Ethernet, &f).unwrap_err(), Drop::Truncated);
-        // Five nested tags is more than we follow.
+        // Ten nested tags is more than we follow.
         let mut f = vec![0u8; 12];
-        for _ in 0..6 {
+        for _ in 0..10 {
             f.extend_from_slice(&[0x81, 0x00, 0x00, 0x01]);
         }
         f.extend_from_slice(&[0x08, 0x00]);

@@ -1,7 +1,9 @@
-//! Frame → Datagram. Owns link-layer decoding (Ethernet with 802.1Q/QinQ tags, Linux
-//! SLL/SLL2, raw IP, BSD NULL/LOOP), IPv4/IPv6 (extension headers, IP-in-IP decapsulation,
-//! fragment reassembly), UDP, TCP stream reassembly with SIP framing, and HEPv2/v3
-//! unwrapping. One file per stage: `link` → `ip` (+ `ip_defrag`) → `udp` (+ `hep`) or
+//! Frame → Datagram. Owns link-layer decoding (Ethernet with 802.1Q/QinQ tags and MPLS,
+//! Linux SLL/SLL2, raw IP, BSD NULL/LOOP), IPv4/IPv6 (extension headers, IP-in-IP
+//! decapsulation, fragment reassembly), mirror tunnels (GRE, ERSPAN, VXLAN, TZSP) and the
+//! deduplication of packets mirrored twice, UDP, TCP stream reassembly with SIP framing,
+//! and HEPv2/v3 unwrapping. One file per stage: `link` → `ip` (+ `ip_defrag`,
+//! `mirror_dedupe`, `tunnel` back into `link`/`ip`) → `udp` (+ `hep`, `tunnel`) or
 //! `tcp_stream` (+ `sip_frame`).
 //! May use: `time`, `counters`, `config`. Nothing downstream.
 //!
@@ -28,9 +30,12 @@ mod hep;
 mod ip;
 mod ip_defrag;
 mod link;
+mod mirror_dedupe;
 mod sip_frame;
 mod tcp_stream;
+mod tunnel;
 mod udp;
+mod websocket;
 
 #[cfg(test)]
 mod fixtures_test;
@@ -105,6 +110,8 @@ pub enum Transport {
     Tcp,
     Tls,
     Sctp,
+    /// SIP over WebSocket (RFC 7118), read from a TCP stream after its HTTP Upgrade.
+    Ws,
 }
 
 /// One application message: a UDP payload, or one framed SIP message from a TCP stream,
@@ -148,6 +155,15 @@ pub struct DecodeConfig {
     pub hep_ports: Vec<u16>,
     /// When non-empty, only HEP packets with these capture ids are used.
     pub hep_capture_ids: Vec<u32>,
+    /// UDP destination ports carrying VXLAN (cloud traffic mirroring).
+    pub vxlan_ports: Vec<u16>,
+    /// UDP destination ports carrying TZSP (MikroTik packet sniffer streaming).
+    pub tzsp_ports: Vec<u16>,
+    /// Window within which the same IP packet arriving by another mirror path is a copy
+    /// (`Drop::MirrorDuplicate`); zero turns the deduplication off.
+    pub mirror_dedupe: crate::time::Dur,
+    /// TCP ports on which a stream may be SIP over WebSocket (HTTP Upgrade, then frames).
+    pub ws_ports: Vec<u16>,
 }
 
 impl Default for DecodeConfig {
@@ -159,6 +175,10 @@ impl Default for DecodeConfig {
             fragment_timeout: Dur::from_secs(30),
             hep_ports: vec![9060],
             hep_capture_ids: Vec::new(),
+            vxlan_ports: vec![4789],
+            tzsp_ports: vec![37008],
+            mirror_dedupe: Dur::from_millis(10),
+            ws_ports: vec![80, 5066, 8080, 8088],
         }
     }
 }
@@ -186,6 +206,7 @@ pub struct Decoder {
     /// Reused output buffer for HEP compressed payloads (no allocation once warm).
     hep_buf: Vec<u8>,
     inflater: flate2::Decompress,
+    mirror: mirror_dedupe::MirrorDedupe,
 }
 
 impl Decoder {
@@ -195,6 +216,7 @@ impl Decoder {
             tcp: tcp_stream::TcpStreams::new(),
             hep_buf: Vec::new(),
             inflater: flate2::Decompress::new(true),
+            mirror: mirror_dedupe::MirrorDedupe::new(cfg.mirror_dedupe),
             cfg,
         }
     }
@@ -218,11 +240,13 @@ impl Decoder {
         match frame.link {
             LinkType::Hep => self.hep(frame.ts, frame.bytes, true, sink),
             LinkType::Other(_) => Err(Drop::UnknownLink),
-            link => {
-                let l3 = link::parse(link, frame.bytes)?;
-                self.ip(frame.ts, l3, 0, sink)
-            }
+            link => self.link_ip(frame.ts, link, frame.bytes, tunnel::Via::OUTSIDE, sink),
         }
+    }
+
+    /// See `mirror_dedupe`: whether this whole IP packet is a second mirror's copy.
+    fn mirror_duplicate(&mut self, ts: Ts, packet: &[u8], via: tunnel::Via) -> bool {
+        self.mirror.is_duplicate(ts, packet, via.path)
     }
 
     /// Free fragment and TCP state older than its timeout at packet time `now`.
@@ -314,8 +338,9 @@ mod tests {
     #[test]
     fn every_valid_frame_decodes() {
         let mut h = Harness::default();
-        for (link, bytes) in valid_frames() {
-            h.feed(link, 1, &bytes);
+        // A second apart: the IPv6 packet alone and inside IPv4 are not mirror copies.
+        for (i, (link, bytes)) in valid_frames().into_iter().enumerate() {
+            h.feed(link, i as i64 * 1_000_000, &bytes);
         }
         assert_eq!(h.counters.total_drops(), 0, "{:?}", h.counters.drops);
         // 11 single frames + one reassembled IPv6 datagram.

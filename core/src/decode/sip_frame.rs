@@ -64,7 +64,7 @@ pub(crate) fn frame(b: &[u8], max: usize, known_total: Option<usize>) -> Framing
 }
 
 /// The offset just after the empty line that ends the header block.
-fn header_end(b: &[u8]) -> Option<usize> {
+pub(crate) fn header_end(b: &[u8]) -> Option<usize> {
     let mut from = 0;
     while let Some(i) = b.get(from..)?.iter().position(|&c| c == b'\n') {
         let at = from + i + 1;

@@ -10,16 +10,22 @@
 //! Written here: no maintained crate does passive (sniffed, both directions, lossy) TCP
 //! reassembly without owning the I/O; the shape follows pcap-analyzer's TCP reassembly
 //! (streams expire on packet time) and ezk's framing loop.
-//! May use: `sip_frame`. Invariants: a stream buffers at most one partial message
+//! On `DecodeConfig::ws_ports` a stream may be SIP over WebSocket (RFC 7118): the HTTP
+//! Upgrade is recognised, then frames are unmasked and a message fragmented over several
+//! frames is put back together (`websocket`); a stream that opens with a TLS record is
+//! unreadable and counted (`TlsNotReadable`, and the flow under its server's address).
+//! May use: `sip_frame`, `websocket`. Invariants: a stream buffers at most one partial message
 //! (≤ `tcp_max_message` plus one segment) and 2 × `tcp_max_message` of out-of-order data;
 //! at most `MAX_STREAMS` streams and `MAX_BUFFERED` bytes overall (least recently seen
 //! streams are evicted past that); each segment that delivers nothing but discards bytes
 //! counts one drop (`TcpNotSip` before the stream has shown a SIP start line, `TcpStream`
-//! after); a stream freed (FIN, RST, idle, eviction) while it still held undelivered
+//! after; `TlsNotReadable` on a TLS stream); the HTTP Upgrade of a WebSocket stream counts
+//! nothing, like a TCP handshake; a stream freed (FIN, RST, idle, eviction) while it still held undelivered
 //! bytes counts one `TcpStream` for the stream.
 
 use super::deadlines::Deadlines;
 use super::sip_frame::{self, Framing};
+use super::websocket::{self, WsFrame};
 use super::{Datagram, DecodeConfig, Decoder, PayloadHint, Sink, Transport};
 use crate::counters::{Counters, Drop};
 use crate::time::{Dur, Ts};
@@ -67,6 +73,13 @@ enum Mode {
     Hunting,
     /// Discarding the rest of an oversized message (bytes still to skip).
     Skipping(usize),
+    /// On a WebSocket port, before the HTTP Upgrade (or the first frame, when the
+    /// handshake was not captured).
+    Http,
+    /// WebSocket frames after the Upgrade.
+    Ws,
+    /// TLS: nothing here can be read.
+    Tls,
 }
 
 /// Framing state, kept apart from the buffer so both can be borrowed at once.
@@ -77,11 +90,17 @@ struct FrameState {
     total: Option<usize>,
     /// A SIP start line was seen on this stream (decides TcpNotSip vs TcpStream).
     sip_seen: bool,
+    /// The stream was upgraded to WebSocket: after a skipped frame, go back to `Ws`.
+    ws: bool,
+    /// A WebSocket message being put together from its frames, unmasked.
+    ws_msg: Vec<u8>,
 }
 
 impl FrameState {
     fn discard_reason(&self) -> Drop {
-        if self.sip_seen {
+        if self.mode == Mode::Tls {
+            Drop::TlsNotReadable
+        } else if self.sip_seen {
             Drop::TcpStream
         } else {
             Drop::TcpNotSip
@@ -113,20 +132,21 @@ impl Stream {
             buf: Vec::new(),
             ooo: Vec::new(),
             ooo_bytes: 0,
-            fr: FrameState { mode, total: None, sip_seen: false },
+            fr: FrameState { mode, total: None, sip_seen: false, ws: false, ws_msg: Vec::new() },
             last_seen: ts,
             gap_since: None,
         }
     }
 
     fn mem(&self) -> usize {
-        self.buf.len() + self.ooo_bytes
+        self.buf.len() + self.ooo_bytes + self.fr.ws_msg.len()
     }
 
     /// Holds bytes that were neither delivered nor already counted as dropped.
     fn has_undelivered(&self) -> bool {
         !self.ooo.is_empty()
-            || matches!(self.fr.mode, Mode::Synced) && self.buf.iter().any(|&c| c != b'\r' && c != b'\n')
+            || !self.fr.ws_msg.is_empty()
+            || matches!(self.fr.mode, Mode::Synced | Mode::Ws) && self.buf.iter().any(|&c| c != b'\r' && c != b'\n')
     }
 
     fn reset(&mut self, next_seq: u32, mode: Mode) {
@@ -136,6 +156,7 @@ impl Stream {
         self.ooo_bytes = 0;
         self.fr.mode = mode;
         self.fr.total = None;
+        self.fr.ws_msg.clear();
         self.gap_since = None;
     }
 }
@@ -163,15 +184,27 @@ struct Emit<'a, 's> {
 
 impl Emit<'_, '_> {
     fn message(&mut self, payload: &[u8]) {
+        self.send(payload, Transport::Tcp);
+    }
+
+    fn send(&mut self, payload: &[u8], transport: Transport) {
         self.sink.emit(Datagram {
             ts: self.ts,
             src: self.key.src,
             dst: self.key.dst,
-            transport: Transport::Tcp,
+            transport,
             payload,
             hint: PayloadHint::Sip,
             correlation: None,
         });
+    }
+
+    /// A TLS stream's first record: a ClientHello names its server, counted once per
+    /// connection under that address.
+    fn tls_flow(&mut self, record: websocket::Tls) {
+        if record == websocket::Tls::ClientHello {
+            *self.sink.counters.tls_servers.entry(self.key.dst.to_string()).or_default() += 1;
+        }
     }
 }
 
@@ -207,7 +240,12 @@ impl TcpStreams {
                 return Ok(());
             }
             self.make_room(sink.counters);
-            let (next, mode) = if seg.syn { (seg.seq.wrapping_add(1), Mode::Synced) } else { (seg.seq, Mode::Hunting) };
+            let ws = cfg.ws_ports.contains(&key.src.port()) || cfg.ws_ports.contains(&key.dst.port());
+            let (next, mode) = match (seg.syn, ws) {
+                (_, true) => (if seg.syn { seg.seq.wrapping_add(1) } else { seg.seq }, Mode::Http),
+                (true, false) => (seg.seq.wrapping_add(1), Mode::Synced),
+                (false, false) => (seg.seq, Mode::Hunting),
+            };
             let gen = self.next_gen;
             self.next_gen += 1;
             self.streams.insert(key, Stream::new(gen, next, mode, ts));
@@ -224,8 +262,10 @@ impl TcpStreams {
             if st.has_undelivered() {
                 lost = Some(Drop::TcpStream);
             }
-            st.reset(seg.seq.wrapping_add(1), Mode::Synced);
+            let mode = if st.fr.ws || st.fr.mode == Mode::Http { Mode::Http } else { Mode::Synced };
+            st.reset(seg.seq.wrapping_add(1), mode);
             st.fr.sip_seen = false;
+            st.fr.ws = false;
         }
         let data_seq = if seg.syn { seg.seq.wrapping_add(1) } else { seg.seq };
         let mut emit = Emit { sink, ts, key };
@@ -418,7 +458,53 @@ fn frame_all(fr: &mut FrameState, b: &[u8], max: usize, emit: &mut Emit<'_, '_>)
     let mut lost = None;
     loop {
         let rest = b.get(at..).unwrap_or_default();
+        if !fr.sip_seen && matches!(fr.mode, Mode::Synced | Mode::Hunting | Mode::Http) {
+            if let Some(record) = websocket::tls_record(rest) {
+                emit.tls_flow(record);
+                fr.mode = Mode::Tls;
+            }
+        }
         match fr.mode {
+            Mode::Tls => {
+                // Unreadable to the end of the stream; the bytes are counted, not kept.
+                return (b.len(), if rest.is_empty() { lost } else { Some(Drop::TlsNotReadable) });
+            }
+            Mode::Http => {
+                if rest.is_empty() {
+                    return (at, lost);
+                }
+                if rest.starts_with(b"GET ") || rest.starts_with(b"HTTP/") {
+                    let Some(end) = sip_frame::header_end(rest) else {
+                        if rest.len() > max {
+                            fr.mode = Mode::Hunting;
+                            return (b.len(), Some(fr.discard_reason()));
+                        }
+                        return (at, lost);
+                    };
+                    if websocket::is_upgrade(rest.get(..end).unwrap_or_default()) {
+                        fr.ws = true;
+                        fr.mode = Mode::Ws;
+                    } else {
+                        fr.mode = Mode::Hunting;
+                        lost = lost.or(Some(fr.discard_reason()));
+                    }
+                    at += end;
+                } else if websocket::looks_like_frame(rest) {
+                    // The Upgrade happened before the capture began.
+                    fr.ws = true;
+                    fr.mode = Mode::Ws;
+                } else {
+                    // Plain SIP over TCP on this port.
+                    fr.mode = Mode::Synced;
+                }
+            }
+            Mode::Ws => match ws_frame(fr, rest, max, emit) {
+                WsStep::Used(n, why) => {
+                    at += n;
+                    lost = lost.or(why);
+                }
+                WsStep::Wait => return (at, lost),
+            },
             Mode::Skipping(n) => {
                 let k = n.min(rest.len());
                 at += k;
@@ -429,7 +515,7 @@ fn frame_all(fr: &mut FrameState, b: &[u8], max: usize, emit: &mut Emit<'_, '_>)
                     fr.mode = Mode::Skipping(n - k);
                     return (at, lost);
                 }
-                fr.mode = Mode::Synced;
+                fr.mode = if fr.ws { Mode::Ws } else { Mode::Synced };
             }
             Mode::Hunting => match sip_frame::find_start_line(rest) {
                 Ok(off) => {
@@ -487,6 +573,70 @@ fn frame_all(fr: &mut FrameState, b: &[u8], max: usize, emit: &mut Emit<'_, '_>)
     }
 }
 
+/// What one step over a WebSocket stream did.
+enum WsStep {
+    /// Consumed this many bytes (a frame, or what was skipped), losing some if `Some`.
+    Used(usize, Option<Drop>),
+    /// The frame is not complete yet.
+    Wait,
+}
+
+/// Take the WebSocket frame at the start of `rest`: control frames are skipped, data frames
+/// unmasked into the message being built, and a finished message is delivered as SIP
+/// (leading CR/LF keep-alives trimmed; an empty one is a keep-alive, delivered as nothing).
+fn ws_frame(fr: &mut FrameState, rest: &[u8], max: usize, emit: &mut Emit<'_, '_>) -> WsStep {
+    let (fin, opcode, header, len, mask) = match websocket::parse_frame(rest) {
+        WsFrame::Incomplete => return WsStep::Wait,
+        WsFrame::Bad => {
+            // Lost the frame boundaries (or an extension we cannot read): give the rest up.
+            fr.ws_msg.clear();
+            return WsStep::Used(rest.len(), Some(Drop::TcpStream));
+        }
+        WsFrame::Frame { fin, opcode, header, len, mask } => (fin, opcode, header, len, mask),
+    };
+    let total = usize::try_from(len).ok().and_then(|l| l.checked_add(header));
+    let Some(total) = total.filter(|_| len <= max as u64) else {
+        fr.ws_msg.clear();
+        fr.mode = Mode::Skipping(usize::try_from(len).unwrap_or(usize::MAX).saturating_add(header));
+        return WsStep::Used(0, Some(Drop::TcpStream));
+    };
+    let Some(payload) = rest.get(header..total) else { return WsStep::Wait };
+    if opcode >= 8 {
+        return WsStep::Used(total, None);
+    }
+    if opcode != websocket::OP_CONTINUATION {
+        fr.ws_msg.clear();
+    }
+    if fr.ws_msg.len() + payload.len() > max {
+        fr.ws_msg.clear();
+        return WsStep::Used(total, Some(Drop::TcpStream));
+    }
+    match mask {
+        Some(k) => websocket::unmask_into(payload, k, &mut fr.ws_msg),
+        None if fin && fr.ws_msg.is_empty() => {
+            // An unmasked, unfragmented message (server to client): straight from the bytes.
+            deliver_ws(fr, payload, emit);
+            return WsStep::Used(total, None);
+        }
+        None => fr.ws_msg.extend_from_slice(payload),
+    }
+    if fin {
+        let msg = std::mem::take(&mut fr.ws_msg);
+        deliver_ws(fr, &msg, emit);
+        fr.ws_msg = msg;
+        fr.ws_msg.clear();
+    }
+    WsStep::Used(total, None)
+}
+
+fn deliver_ws(fr: &mut FrameState, msg: &[u8], emit: &mut Emit<'_, '_>) {
+    let msg = msg.get(sip_frame::leading_newlines(msg)..).unwrap_or_default();
+    if !msg.is_empty() {
+        fr.sip_seen = true;
+        emit.send(msg, Transport::Ws);
+    }
+}
+
 impl Decoder {
     pub(super) fn tcp(
         &mut self,
@@ -526,6 +676,96 @@ mod tests {
             let seq = isn.wrapping_add(1).wrapping_add(*off);
             h.feed(LinkType::Ipv4, i as i64 + 1, &ipv4_tcp(A, B, 5060, 5060, seq, TcpFlags::ACK, bytes));
         }
+    }
+
+    /// One direction of a TCP connection between ports: SYN at `isn`, then the byte
+    /// stream cut into segments at `cuts` (so frames and messages straddle segments).
+    fn feed_cut(h: &mut Harness, (sport, dport): (u16, u16), isn: u32, stream: &[u8], cuts: &[usize], t0: i64) {
+        let (src, dst) = if sport < dport { (B, A) } else { (A, B) };
+        h.feed(LinkType::Ipv4, t0, &ipv4_tcp(src, dst, sport, dport, isn, TcpFlags::SYN, b""));
+        let mut at = 0;
+        for (i, end) in cuts.iter().copied().chain([stream.len()]).enumerate() {
+            let seq = isn.wrapping_add(1).wrapping_add(at as u32);
+            h.feed(
+                LinkType::Ipv4,
+                t0 + i as i64 + 1,
+                &ipv4_tcp(src, dst, sport, dport, seq, TcpFlags::ACK, &stream[at..end]),
+            );
+            at = end;
+        }
+    }
+
+    #[test]
+    fn sip_over_websocket_both_directions() {
+        use super::websocket::build::frame;
+        let mut h = Harness::default();
+        // Browser → PBX: the Upgrade, a masked text frame, a ping, a binary message in two
+        // fragments with a pong between them, a keep-alive, all cut across segments.
+        let invite = msg(1, "v=0");
+        let bye = msg(2, "");
+        let mut c = b"GET /ws HTTP/1.1\r\nHost: pbx\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Protocol: sip\r\n\r\n".to_vec();
+        c.extend(frame(true, 1, Some([9, 8, 7, 6]), &invite));
+        c.extend(frame(true, 9, Some([1, 1, 1, 1]), b"hi"));
+        c.extend(frame(false, 2, Some([5, 5, 5, 5]), &bye[..10]));
+        c.extend(frame(true, 10, Some([1, 2, 1, 2]), b""));
+        c.extend(frame(true, 0, Some([3, 4, 5, 6]), &bye[10..]));
+        c.extend(frame(true, 1, Some([3, 4, 5, 6]), b"\r\n\r\n"));
+        feed_cut(&mut h, (50000, 8080), 7, &c, &[20, 120, 150, 151, 200], 0);
+        // PBX → browser: the 101, then unmasked frames (one long enough for a 16-bit length).
+        let ok = msg(3, &"s".repeat(300));
+        let mut s = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n".to_vec();
+        s.extend(frame(true, 1, None, &ok));
+        s.extend(frame(true, 1, None, &msg(4, "")));
+        feed_cut(&mut h, (8080, 50000), 99, &s, &[40, 100, 101], 100);
+        assert_eq!(h.payloads(), vec![invite, bye, ok, msg(4, "")]);
+        assert!(h.out.iter().all(|d| d.transport == Transport::Ws && d.hint == PayloadHint::Sip));
+        assert_eq!(h.out[0].src.port(), 50000);
+        assert_eq!(h.counters.total_drops(), 0, "{:?}", h.counters.drops);
+        // Not a WebSocket port: the same bytes are not SIP.
+        let mut h = Harness::default();
+        feed_cut(&mut h, (50000, 9999), 7, &c, &[], 0);
+        assert!(h.out.is_empty());
+        assert_eq!(h.counters.dropped(Drop::TcpNotSip), 1);
+    }
+
+    #[test]
+    fn websocket_without_handshake_and_broken_frames() {
+        use super::websocket::build::frame;
+        let mut h = Harness::default();
+        // Captured after the Upgrade: frames from the first byte.
+        let mut c = frame(true, 1, Some([1, 2, 3, 4]), &msg(1, ""));
+        feed_cut(&mut h, (50001, 5066), 1, &c, &[3], 0);
+        assert_eq!(h.payloads(), vec![msg(1, "")]);
+        // Then a frame with RSV1 (compressed): the rest of the stream is given up, counted.
+        c = frame(true, 1, Some([1, 2, 3, 4]), &msg(2, ""));
+        c[0] |= 0x40;
+        let first = frame(true, 1, None, &msg(3, ""));
+        feed_cut(&mut h, (50002, 5066), 1, &[&first[..], &c[..]].concat(), &[first.len()], 10);
+        assert_eq!(h.payloads(), vec![msg(1, ""), msg(3, "")]);
+        assert_eq!(h.counters.dropped(Drop::TcpStream), 1);
+        // Plain SIP over TCP on a WebSocket port still works, and so does plain HTTP (not SIP).
+        feed_cut(&mut h, (50003, 8080), 1, &msg(5, ""), &[], 20);
+        feed_cut(&mut h, (50004, 80), 1, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", &[], 30);
+        assert_eq!(h.out.len(), 3);
+        assert_eq!(h.out[2].transport, Transport::Tcp);
+        assert_eq!(h.counters.dropped(Drop::TcpNotSip), 1);
+    }
+
+    #[test]
+    fn tls_streams_are_counted_per_server() {
+        let mut h = Harness::default();
+        let hello = [22, 3, 1, 0, 100, 1, 0, 0, 96, 3, 3];
+        let mut app = vec![23, 3, 3, 0, 40];
+        app.extend_from_slice(&[0xaa; 40]);
+        for (i, port) in [50010u16, 50011].into_iter().enumerate() {
+            let t = i as i64 * 100;
+            feed_cut(&mut h, (port, 5061), 1, &[&hello[..], &app[..]].concat(), &[hello.len()], t);
+        }
+        feed_cut(&mut h, (50012, 7443), 1, &hello, &[], 300);
+        assert!(h.out.is_empty());
+        assert_eq!(h.counters.dropped(Drop::TlsNotReadable), 5);
+        let servers: Vec<(String, u64)> = h.counters.tls_servers.clone().into_iter().collect();
+        assert_eq!(servers, vec![("10.0.0.2:5061".to_string(), 2), ("10.0.0.2:7443".to_string(), 1)]);
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! UDP: one datagram per payload, borrowed from the frame (no copy, no allocation), or
 //! the HEP envelope inside it unwrapped (HEP3 by its magic on any port, HEPv1/v2 only on
-//! `DecodeConfig::hep_ports` since that older header has no magic).
+//! `DecodeConfig::hep_ports` since that older header has no magic), or the mirror tunnel
+//! inside it (VXLAN, TZSP on their configured ports: `tunnel`).
 //! May use: `hep`. Invariants: the UDP length field bounds the payload (trailing bytes in
 //! the IP packet are ignored); a length of 0 (IPv6 jumbogram) means "the rest"; checksums
 //! are not verified (locally sent packets are often captured before the NIC fills them).
 
+use super::tunnel::Via;
 use super::{hep, Datagram, Decoder, PayloadHint, Sink, Transport};
 use crate::counters::Drop;
 use crate::time::Ts;
@@ -18,6 +20,7 @@ impl Decoder {
         src: IpAddr,
         dst: IpAddr,
         bytes: &[u8],
+        via: Via,
         sink: &mut Sink<'_>,
     ) -> Result<(), Drop> {
         let h = UdpHeaderSlice::from_slice(bytes).map_err(|_| Drop::BadUdp)?;
@@ -29,6 +32,9 @@ impl Decoder {
         };
         let payload = bytes.get(UdpHeader::LEN..end).ok_or(Drop::BadUdp)?;
         let (sport, dport) = (h.source_port(), h.destination_port());
+        if self.udp_tunnel(ts, (src, dst), dport, payload, via, sink)? {
+            return Ok(());
+        }
         if payload.starts_with(hep::HEP3_MAGIC) {
             return self.hep(ts, payload, false, sink);
         }
