@@ -172,7 +172,7 @@ fn reading(site: &Site) -> String {
     out
 }
 
-const SCENARIOS: [&str; 15] = [
+const SCENARIOS: [&str; 17] = [
     "outbound-relayed",
     "premium",
     "internal",
@@ -182,6 +182,8 @@ const SCENARIOS: [&str; 15] = [
     "hunt",
     "queue-ivr",
     "transfer-blind",
+    "transfer-attended",
+    "replaces-takeover",
     "pickup",
     "header",
     "session-id",
@@ -231,6 +233,8 @@ fn one_record_per_call_and_one_per_dialog_without_linking() {
         ("hunt", 1, 3),
         ("queue-ivr", 1, 2),
         ("transfer-blind", 1, 3),
+        ("transfer-attended", 2, 4),
+        ("replaces-takeover", 1, 3),
         ("pickup", 1, 3),
         ("header", 1, 2),
         ("session-id", 1, 2),
@@ -334,6 +338,35 @@ fn transfer_keeps_one_record_with_whole_talk_time() {
     assert!((32_000..=32_600).contains(&ms), "recording {ms} ms");
     assert_eq!(rec[0]["counters"]["duplicates"], 0);
     site.run(&["recordings", "verify"]);
+}
+
+#[test]
+fn attended_transfer_and_take_over_by_replaces() {
+    let (site, calls) = replayed("transfer-attended", true);
+    assert_eq!(calls.len(), 2, "the outside call and the consultation: {calls:#?}");
+    let outside = &calls[0];
+    assert_eq!(s(&outside["caller"]), "13900139006");
+    assert_eq!(s(&outside["answered_by"]), "8051");
+    assert_eq!(s(&outside["transferred_to"]), "8052");
+    assert_eq!(s(&outside["link"]), "header", "the REFER's Replaces");
+    assert_eq!(roles(outside), ["caller-side", "callee-side", "transfer"]);
+    // Answered at 4.0 s, over when the caller hung up at 35 s, with 8052 at the end.
+    let talk = outside["talk_ms"].as_i64().expect("talk");
+    assert!((30_900..=31_100).contains(&talk), "talk {talk}");
+    let consult = &calls[1];
+    assert_eq!((s(&consult["caller"]), s(&consult["callee"])), ("8051".into(), "8052".into()));
+    assert_eq!(s(&consult["direction"]), "internal");
+    // The consultation ran from 8052's answer (14 s) to the transfer (20.5 s).
+    let talk = consult["talk_ms"].as_i64().expect("talk");
+    assert!((6_400..=6_600).contains(&talk), "consultation talk {talk}");
+    assert!(site.json(&["violations"]).is_empty());
+
+    let (_, calls) = replayed("replaces-takeover", true);
+    let c = only(&calls);
+    assert_eq!(s(&c["answered_by"]), "8053");
+    assert_eq!(s(&c["transferred_to"]), "8054");
+    assert_eq!(s(&c["link"]), "header");
+    assert_eq!(roles(c), ["caller-side", "callee-side", "transfer"]);
 }
 
 #[test]

@@ -177,6 +177,8 @@ struct LegState {
     key: CallKey,
     start: CallStart,
     role: LegRole,
+    /// A phone's own leg to the PBX (not one the PBX made): its person is its caller.
+    from_phone: bool,
     ringing_at: Option<Ts>,
     answered_at: Option<Ts>,
     record: Option<Box<CallRecord>>,
@@ -335,6 +337,47 @@ impl Linker {
         }
     }
 
+    /// An attended transfer: a REFER on `refer_leg` whose Refer-To replaces `replaced` (the
+    /// transferor's leg of its consultation call). The consultation call's other legs in
+    /// progress (toward the transfer target) now carry the transferred call: they move to
+    /// it as `transfer` legs; the consultation call keeps the replaced leg and ends with it.
+    pub(crate) fn note_attended(&mut self, refer_leg: CallKey, at: Ts, target: &str, replaced: CallKey) {
+        let (x, y) = (self.call_of(refer_leg), self.call_of(replaced));
+        if x == y || !self.calls.contains_key(&x) {
+            return self.note_refer(refer_leg, at, target);
+        }
+        let Some(consult) = self.calls.get_mut(&y) else { return self.note_refer(refer_leg, at, target) };
+        let first = consult.first().key;
+        let (moving, staying): (Vec<LegState>, Vec<LegState>) = std::mem::take(&mut consult.legs)
+            .into_iter()
+            .partition(|l| l.key != replaced && l.key != first && l.record.is_none());
+        consult.legs = staying;
+        for src in consult.media_src.iter_mut() {
+            if src.is_some_and(|k| moving.iter().any(|l| l.key == k)) {
+                *src = None;
+            }
+        }
+        if moving.is_empty() {
+            return self.note_refer(refer_leg, at, target);
+        }
+        let caller_ours = self.calls.get(&x).is_some_and(|c| self.extensions.contains(&c.first().start.caller));
+        for mut l in moving {
+            self.leg_call.insert(l.key, x);
+            l.role = LegRole::Transfer;
+            if let Some(c) = self.calls.get_mut(&x) {
+                if !caller_ours && self.extensions.contains(&l.start.callee) && l.answered_at.is_some() {
+                    c.ext_leg = Some(l.key);
+                }
+                c.legs.push(l);
+            }
+        }
+        if let Some(c) = self.calls.get_mut(&x) {
+            c.link = Some(c.link.map_or(LinkKind::Header, |k| k.min(LinkKind::Header)));
+            c.refer = None;
+        }
+        self.stats.by_header += 1;
+    }
+
     /// The call a leg belongs to (itself when unlinked or linking is off).
     pub(crate) fn call_of(&self, leg: CallKey) -> CallKey {
         if !self.enabled() {
@@ -456,6 +499,7 @@ impl Linker {
                     key: leg,
                     start: start.clone(),
                     role: LegRole::CallerSide,
+                    from_phone: to_pbx && !by_pbx,
                     ringing_at: None,
                     answered_at: None,
                     record: None,
@@ -662,6 +706,7 @@ impl Linker {
                 key: leg,
                 start: start.clone(),
                 role,
+                from_phone: !by_pbx && self.cfg.pbx.contains(start.dst.ip()),
                 ringing_at: None,
                 answered_at: None,
                 record: None,
@@ -825,11 +870,13 @@ fn compose(c: Linked, ext: &ExtensionSet, cycle_ms: u32) -> Box<CallRecord> {
         None if a.answered_at.is_some() && !held && ext.contains(&a.callee) => Some(a.callee.clone()),
         None => None,
     };
+    // The transfer target: the callee of a leg the PBX made to it, or the caller of a leg
+    // the target's phone made (INVITE with Replaces).
     let transferred_to = recs
         .iter()
         .filter(|(l, r)| l.role == LegRole::Transfer && r.answered_at.is_some())
         .max_by_key(|(_, r)| r.answered_at)
-        .map(|(_, r)| r.callee.clone());
+        .map(|(l, r)| if l.from_phone { r.caller.clone() } else { r.callee.clone() });
     let callee = answered_by.clone().unwrap_or_else(|| a.callee.clone());
     let caller_ours = ext.contains(&a.caller);
     let callee_ours = answered_by.is_some()

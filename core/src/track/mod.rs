@@ -300,6 +300,21 @@ fn uri_user(v: &str) -> Option<String> {
     (!user.is_empty()).then(|| user.to_string())
 }
 
+/// The Replaces of a Refer-To URI's headers (`<sip:8052@pbx?Replaces=cid%3Bto-tag%3Da...>`),
+/// percent-decoded: an attended transfer names the consultation dialog it replaces.
+fn replaces_in_refer_to(v: &str) -> Option<String> {
+    let inner = match (v.find('<'), v.rfind('>')) {
+        (Some(a), Some(b)) if a < b => &v[a + 1..b],
+        _ => v,
+    };
+    let (_, headers) = inner.split_once('?')?;
+    let value = headers.split('&').find_map(|h| {
+        let (k, val) = h.split_once('=')?;
+        k.trim().eq_ignore_ascii_case("replaces").then_some(val)
+    })?;
+    Some(percent_encoding::percent_decode_str(value).decode_utf8_lossy().into_owned())
+}
+
 /// A request INVITE without To tag: the start of a call (or a copy or retry of it).
 fn is_initial_invite(msg: &SipMsg) -> bool {
     msg.method() == Some(&Method::Invite) && call::tag(&msg.to).is_none()
@@ -391,8 +406,12 @@ impl Tracker {
             return;
         };
         if msg.method() == Some(&Method::Refer) && self.link.enabled() {
-            if let Some(target) = msg.link_header("refer-to").and_then(uri_user) {
-                self.link.note_refer(key, at, &target);
+            if let Some(refer_to) = msg.link_header("refer-to") {
+                let target = uri_user(refer_to).unwrap_or_default();
+                match replaces_in_refer_to(refer_to).and_then(|r| self.replaced_leg(&r)) {
+                    Some(replaced) => self.link.note_attended(key, at, &target, replaced),
+                    None => self.link.note_refer(key, at, &target),
+                }
             }
         }
         let Some(call) = self.calls.get_mut(key) else { return };
@@ -636,20 +655,23 @@ impl Tracker {
             .collect();
         let session_ids = msg.link_header("session-id").map(link::session_uuids).unwrap_or_default();
         let hep = hep.map(|h| String::from_utf8_lossy(h).trim().to_string()).filter(|h| !h.is_empty());
-        let replaces = msg.link_header("replaces").and_then(|r| {
-            let mut parts = r.split(';');
-            let call_id = parts.next()?.trim();
-            let (mut to_tag, mut from_tag) = (None, None);
-            for p in parts {
-                match p.split_once('=') {
-                    Some((k, v)) if k.trim().eq_ignore_ascii_case("to-tag") => to_tag = Some(v.trim()),
-                    Some((k, v)) if k.trim().eq_ignore_ascii_case("from-tag") => from_tag = Some(v.trim()),
-                    _ => {}
-                }
-            }
-            self.dialogs.find(call_id, from_tag?, to_tag)
-        });
+        let replaces = msg.link_header("replaces").and_then(|r| self.replaced_leg(r));
         Evidence { headers, session_ids, hep, replaces }
+    }
+
+    /// The tracked leg a Replaces value (`call-id;to-tag=..;from-tag=..`) names.
+    fn replaced_leg(&self, replaces: &str) -> Option<CallKey> {
+        let mut parts = replaces.split(';');
+        let call_id = parts.next()?.trim();
+        let (mut to_tag, mut from_tag) = (None, None);
+        for p in parts {
+            match p.split_once('=') {
+                Some((k, v)) if k.trim().eq_ignore_ascii_case("to-tag") => to_tag = Some(v.trim()),
+                Some((k, v)) if k.trim().eq_ignore_ascii_case("from-tag") => from_tag = Some(v.trim()),
+                _ => {}
+            }
+        }
+        self.dialogs.find(call_id, from_tag?, to_tag)
     }
 
     /// An initial INVITE under a Call-ID whose call was challenged (401/407) and waits
