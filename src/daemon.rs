@@ -20,10 +20,11 @@
 //! thread is the only reader of the system clock for packet time (`idle`), and it feeds
 //! the engine a time `IDLE_MARGIN` behind the clock so frames still on their way (in
 //! the kernel buffer or the channel) are not overtaken by a timer; frames are fed in the
-//! order they arrive; nothing is fed after `finish`.
+//! order they arrive; nothing is fed after `finish`; no frame is taken as later than the
+//! wall clock (plus `engine::MAX_AHEAD`).
 
 use crate::api::{self, AppState, EventsSink};
-use crate::capture::hep::HepListener;
+use crate::capture::hep::{HepGate, HepListener};
 use crate::capture::live::{FrameTx, OwnedFrame, PcapOptions, PcapSource, SourceStats};
 use crate::driver::Driver;
 use crate::metrics::{MetricsHandle, Snapshot};
@@ -131,7 +132,7 @@ pub fn run_pipeline(mut driver: Driver, io: PipelineIo, clock: &dyn Fn() -> Ts) 
             recv(frames) -> f => match f {
                 Ok(f) => {
                     lag = lag.max(now.0.saturating_sub(f.ts.0));
-                    driver.feed(f.as_frame());
+                    feed_live(&mut driver, &f, clock());
                 }
                 // Every source has gone (or there never was one): only control remains.
                 Err(_) => frames = crossbeam_channel::never(),
@@ -169,7 +170,7 @@ pub fn run_pipeline(mut driver: Driver, io: PipelineIo, clock: &dyn Fn() -> Ts) 
             // The sources were stopped before `Stop` was sent: whatever they queued is
             // in the channel now, and is fed before the calls are ended.
             while let Ok(f) = frames.try_recv() {
-                driver.feed(f.as_frame());
+                feed_live(&mut driver, &f, clock());
             }
             break;
         }
@@ -182,6 +183,14 @@ pub fn run_pipeline(mut driver: Driver, io: PipelineIo, clock: &dyn Fn() -> Ts) 
     driver.finish(EndReason::Shutdown);
     publish(&driver, &io.metrics, io.store.as_ref(), 0, lag, reloads);
     driver
+}
+
+/// Feed a live frame with the wall clock as its horizon: no frame is believed to come from
+/// further ahead than `MAX_AHEAD` past now (a HEP agent's stamp is checked against the
+/// frame's, so this bounds both).
+fn feed_live(driver: &mut Driver, f: &OwnedFrame, wall: Ts) {
+    driver.engine_mut().set_horizon(Some(wall.saturating_add(callwarden_core::engine::MAX_AHEAD)));
+    driver.feed(f.as_frame());
 }
 
 fn publish(d: &Driver, m: &MetricsHandle, store: Option<&StoreSink>, queue: usize, lag_us: i64, reloads: (u64, u64)) {
@@ -270,7 +279,7 @@ pub fn run(settings: Settings, extras: Extras) -> anyhow::Result<()> {
     }
     let hep = match cfg.capture.hep_listen.trim() {
         "" => None,
-        addr => Some(HepListener::bind(addr)?),
+        addr => Some(HepListener::bind(addr, HepGate::from_config(&cfg.capture))?),
     };
     let mut engine = Engine::new(cfg)?;
 

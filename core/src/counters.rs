@@ -52,12 +52,15 @@ pub enum Drop {
     RtpAfterEnd,
     /// A packet stamped before the engine's current time (counted, still used).
     TimeBackwards,
+    /// A stamp not believed (counted, still used at the trusted time): a frame later than
+    /// the wall clock, live; a HEP stamp far from its frame's (forged or a broken clock).
+    TimeClamped,
     /// A channel between stages was full (driver side; counted here for one view).
     QueueFull,
 }
 
 impl Drop {
-    pub const ALL: [Drop; 21] = [
+    pub const ALL: [Drop; 22] = [
         Drop::Truncated,
         Drop::UnknownLink,
         Drop::NotIp,
@@ -78,6 +81,7 @@ impl Drop {
         Drop::RtpNoCall,
         Drop::RtpAfterEnd,
         Drop::TimeBackwards,
+        Drop::TimeClamped,
         Drop::QueueFull,
     ];
 
@@ -103,6 +107,7 @@ impl Drop {
             Drop::RtpNoCall => "rtp-no-call",
             Drop::RtpAfterEnd => "rtp-after-end",
             Drop::TimeBackwards => "time-backwards",
+            Drop::TimeClamped => "time-clamped",
             Drop::QueueFull => "queue-full",
         }
     }

@@ -450,6 +450,14 @@ impl Checker<'_> {
                 self.err(format!("capture.interfaces[{i}]"), "empty interface name");
             }
         }
+        for (i, block) in c.hep_allow.iter().enumerate() {
+            if super::Cidr::parse(block).is_none() {
+                self.err(
+                    format!("capture.hep_allow[{i}]"),
+                    format!("{block:?} is not an address or network like \"10.0.0.0/8\" or \"::1/128\""),
+                );
+            }
+        }
         if c.batch_ms > 1000 {
             self.err("capture.batch_ms", format!("{} ms: at most 1000 (alerts wait for it)", c.batch_ms));
         }
@@ -808,6 +816,7 @@ name = \"a\"
             ("[capture]", "snaplen = 0", "capture.snaplen"),
             ("[capture]", "batch_ms = 1001", "capture.batch_ms"),
             ("[capture]", "interfaces = [\"\"]", "capture.interfaces[0]"),
+            ("[capture]", "hep_allow = [\"::1\", \"10.0.0.0/40\"]", "capture.hep_allow[1]"),
             ("[tariffs]", "unit_s = 0", "tariffs.unit_s"),
             ("[store]", "path = \"\"", "store.path"),
             ("[recordings]", "dir = \" \"", "recordings.dir"),
