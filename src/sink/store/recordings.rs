@@ -38,16 +38,20 @@ pub enum RecordingStatus {
     Missing,
     /// The call ended with no media at all (no RTP of any codec): nothing to play.
     Empty,
+    /// Cut short by an I/O error (disk full): what reached the disk is kept, its header
+    /// fixed to it, and hashed; the rest of the call was not recorded.
+    Incomplete,
 }
 
 impl RecordingStatus {
-    pub const ALL: [RecordingStatus; 6] = [
+    pub const ALL: [RecordingStatus; 7] = [
         RecordingStatus::Recording,
         RecordingStatus::Complete,
         RecordingStatus::Repaired,
         RecordingStatus::Expired,
         RecordingStatus::Missing,
         RecordingStatus::Empty,
+        RecordingStatus::Incomplete,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -56,6 +60,7 @@ impl RecordingStatus {
             RecordingStatus::Complete => "complete",
             RecordingStatus::Repaired => "repaired",
             RecordingStatus::Expired => "expired",
+            RecordingStatus::Incomplete => "incomplete",
             RecordingStatus::Missing => "missing",
             RecordingStatus::Empty => "empty",
         }
@@ -67,12 +72,15 @@ impl RecordingStatus {
 
     /// A finished recording whose file is evidence: never overwritten by a new one.
     pub fn is_final(self) -> bool {
-        matches!(self, RecordingStatus::Complete | RecordingStatus::Repaired | RecordingStatus::Expired)
+        matches!(
+            self,
+            RecordingStatus::Complete | RecordingStatus::Repaired | RecordingStatus::Incomplete | RecordingStatus::Expired
+        )
     }
 
     /// Its files are supposed to be on disk (and to hash to what is stored).
     pub fn has_files(self) -> bool {
-        matches!(self, RecordingStatus::Complete | RecordingStatus::Repaired)
+        matches!(self, RecordingStatus::Complete | RecordingStatus::Repaired | RecordingStatus::Incomplete)
     }
 }
 
