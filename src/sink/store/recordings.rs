@@ -128,6 +128,25 @@ pub fn begin(conn: &Connection, r: &NewRecording) -> rusqlite::Result<BeginOutco
             return Ok(BeginOutcome::Exists(st));
         }
     }
+    // The same call seen by another clock (a tcpdump of what was captured live): its
+    // start differs by microseconds, so its id does too; it is still the one recording.
+    let other: Option<String> = conn
+        .prepare_cached(
+            "SELECT status FROM recordings WHERE call_id = ?1 AND id != ?2
+                 AND call_started_us BETWEEN ?3 - ?4 AND ?3 + ?4
+             ORDER BY abs(call_started_us - ?3) LIMIT 1",
+        )?
+        .query_row(
+            rusqlite::params![r.call_id, r.id, r.call_started_us, super::writer::SAME_CALL_WINDOW_US],
+            |row| row.get(0),
+        )
+        .optional()?;
+    // `empty` too: the other copy of a call with no media has none either.
+    if let Some(st) =
+        other.as_deref().and_then(RecordingStatus::parse).filter(|st| st.is_final() || *st == RecordingStatus::Empty)
+    {
+        return Ok(BeginOutcome::Exists(st));
+    }
     conn.prepare_cached(
         "INSERT INTO recordings (id, call_id, call_started_us, caller, callee, dialled, group_name, path,
              raw_path, status, undecodable, sample_rate, frames, duration_ms, bytes, sha256, media_started_us,
