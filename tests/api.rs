@@ -428,8 +428,12 @@ async fn recordings_range_requests_and_playback_log() {
     let conn = rusqlite::Connection::open(&site.db).unwrap();
     conn.execute("UPDATE recordings SET sha256 = NULL WHERE id = '00000000000000ff'", []).unwrap();
     for what in ["audio", "peaks"] {
-        let res =
-            c.get(srv.url(&format!("/api/recordings/00000000000000ff/{what}"))).bearer_auth(AUDIT).send().await.unwrap();
+        let res = c
+            .get(srv.url(&format!("/api/recordings/00000000000000ff/{what}")))
+            .bearer_auth(AUDIT)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), StatusCode::CONFLICT, "{what}");
         assert!(res.text().await.unwrap().contains("no stored sha256"), "{what}");
     }

@@ -78,9 +78,7 @@ async fn slow_heads_are_cut_sse_is_capped_logins_are_limited() {
     drop(streams);
 
     // Failed logins: LOGIN_FAILURES wrong tokens get 401, then even the right one gets 429.
-    let login = |token: &str| {
-        c.post(srv.url("/api/login")).json(&serde_json::json!({ "token": token })).send()
-    };
+    let login = |token: &str| c.post(srv.url("/api/login")).json(&serde_json::json!({ "token": token })).send();
     for _ in 0..limits::LOGIN_FAILURES {
         assert_eq!(login("guess").await.unwrap().status(), StatusCode::UNAUTHORIZED);
     }

@@ -460,7 +460,8 @@ fn a_forged_future_hep_datagram_does_not_end_live_calls() {
         .unwrap();
     assert!(out.status.success());
     let replayed = stored_calls(&r);
-    let ends = |v: &[Value]| v.iter().map(|c| (c["call_id"].to_string(), c["end_reason"].to_string())).collect::<Vec<_>>();
+    let ends =
+        |v: &[Value]| v.iter().map(|c| (c["call_id"].to_string(), c["end_reason"].to_string())).collect::<Vec<_>>();
     assert_eq!(ends(&calls), ends(&replayed), "the same calls, ended the same way, as without the forgery");
     let year_2100 = 4_102_444_800_000_000i64;
     for c in &calls {

@@ -462,7 +462,9 @@ impl Cidr {
             (std::net::IpAddr::V4(n), std::net::IpAddr::V4(a)) => {
                 masked(u128::from(u32::from(n)), 32) == masked(u128::from(u32::from(a)), 32)
             }
-            (std::net::IpAddr::V6(n), std::net::IpAddr::V6(a)) => masked(u128::from(n), 128) == masked(u128::from(a), 128),
+            (std::net::IpAddr::V6(n), std::net::IpAddr::V6(a)) => {
+                masked(u128::from(n), 128) == masked(u128::from(a), 128)
+            }
             _ => false,
         }
     }

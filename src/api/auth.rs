@@ -310,7 +310,9 @@ mod tests {
         }
         assert!(!loopback_host(&HeaderMap::new()));
         // The port must be a port.
-        for bad in ["localhost:abc", "127.0.0.1:0", "127.0.0.1:65536", "[::1]:x", "[::1]:", "localhost:", "127.0.0.1:+80"] {
+        for bad in
+            ["localhost:abc", "127.0.0.1:0", "127.0.0.1:65536", "[::1]:x", "[::1]:", "localhost:", "127.0.0.1:+80"]
+        {
             assert!(!host(bad), "{bad}");
         }
     }

@@ -867,7 +867,8 @@ name = \"a\"
         }
         assert!(Config::parse("[capture]\ntcp_max_message = 1024\nhep_listen = \"127.0.0.1:9060\"\n").is_ok());
         // Any address is fine once there are tokens.
-        let with_token = "[api]\nlisten = \"0.0.0.0:8080\"\n[[api.token]]\nname = \"a\"\ntoken = \"t\"\nrole = \"admin\"\n";
+        let with_token =
+            "[api]\nlisten = \"0.0.0.0:8080\"\n[[api.token]]\nname = \"a\"\ntoken = \"t\"\nrole = \"admin\"\n";
         assert!(Config::parse(with_token).is_ok());
     }
 

@@ -155,11 +155,10 @@ pub struct ExpireReport {
 pub fn expire(conn: &Connection, dir: &Path, retention: &Retention, now: Ts) -> anyhow::Result<ExpireReport> {
     let mut report = ExpireReport::default();
     // `empty` rows have no files and keep saying that the call had no media.
-    let candidates =
-        rows::stored(
-            conn,
-            &[RecordingStatus::Complete, RecordingStatus::Repaired, RecordingStatus::Incomplete, RecordingStatus::Missing],
-        )?;
+    let candidates = rows::stored(
+        conn,
+        &[RecordingStatus::Complete, RecordingStatus::Repaired, RecordingStatus::Incomplete, RecordingStatus::Missing],
+    )?;
     for row in candidates {
         let days = retention.days_for(row.group.as_deref());
         if days == 0 {

@@ -543,7 +543,11 @@ fn a_full_disk_leaves_an_incomplete_hashed_recording_and_the_next_one_records() 
     }
     outs.push(end(1, T0 + 6_000_000, vec![], ""));
     let summary = run_anyway(&e, &outs);
-    assert_eq!((summary.started, summary.completed, summary.incomplete, summary.io_errors), (1, 0, 1, 1), "{summary:?}");
+    assert_eq!(
+        (summary.started, summary.completed, summary.incomplete, summary.io_errors),
+        (1, 0, 1, 1),
+        "{summary:?}"
+    );
     let row = reader(&e).recording("00000000000000aa").unwrap().unwrap();
     assert_eq!(row.status, "incomplete");
     let path = e.dir.join(&row.path);

@@ -74,7 +74,10 @@ impl RecordingStatus {
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            RecordingStatus::Complete | RecordingStatus::Repaired | RecordingStatus::Incomplete | RecordingStatus::Expired
+            RecordingStatus::Complete
+                | RecordingStatus::Repaired
+                | RecordingStatus::Incomplete
+                | RecordingStatus::Expired
         )
     }
 
@@ -136,10 +139,9 @@ pub fn begin(conn: &Connection, r: &NewRecording) -> rusqlite::Result<BeginOutco
                  AND call_started_us BETWEEN ?3 - ?4 AND ?3 + ?4
              ORDER BY abs(call_started_us - ?3) LIMIT 1",
         )?
-        .query_row(
-            rusqlite::params![r.call_id, r.id, r.call_started_us, super::writer::SAME_CALL_WINDOW_US],
-            |row| row.get(0),
-        )
+        .query_row(rusqlite::params![r.call_id, r.id, r.call_started_us, super::writer::SAME_CALL_WINDOW_US], |row| {
+            row.get(0)
+        })
         .optional()?;
     // `empty` too: the other copy of a call with no media has none either.
     if let Some(st) =

@@ -237,9 +237,7 @@ pub(super) fn stored_start(conn: &Connection, call_id: &str, started_us: i64) ->
 fn write_call(tx: &rusqlite::Transaction<'_>, tz: &TimeZone, rec: &CallRecord) -> rusqlite::Result<bool> {
     let at = rec.started_at.as_micros();
     let existed = tx
-        .prepare_cached(
-            "SELECT 1 FROM calls WHERE call_id = ?1 AND started_us BETWEEN ?2 - ?3 AND ?2 + ?3 LIMIT 1",
-        )?
+        .prepare_cached("SELECT 1 FROM calls WHERE call_id = ?1 AND started_us BETWEEN ?2 - ?3 AND ?2 + ?3 LIMIT 1")?
         .query_row(params![rec.call_id, at, SAME_CALL_WINDOW_US], |_| Ok(()))
         .optional()?
         .is_some();
