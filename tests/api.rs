@@ -420,7 +420,7 @@ async fn recordings_range_requests_and_playback_log() {
     assert_eq!(res.status(), StatusCode::CONFLICT);
     assert!(res.text().await.unwrap().contains("changed after it was sealed"));
     // Its waveform is refused too (the peaks would show the altered audio).
-    let res = c.get(format!("{url}").replace("/audio", "/peaks")).bearer_auth(AUDIT).send().await.unwrap();
+    let res = c.get(url.replace("/audio", "/peaks")).bearer_auth(AUDIT).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::CONFLICT);
     // A recording with a file but no stored hash (never sealed: its disk filled) is
     // refused as the command line refuses it, audio and peaks alike.
