@@ -392,6 +392,19 @@ fn hep_seconds(p: &[u8]) -> Option<u32> {
     None
 }
 
+/// The calls `replay` stores from tests/fixtures/sipp/kamailio-hep.pcap, for comparison.
+fn replayed_kamailio_hep(d: &Path) -> Vec<Value> {
+    let r = write_config(d, "replay.toml", "", "replay.db");
+    let out = Command::new(BIN)
+        .args(["replay", "--quiet", "--config"])
+        .arg(&r)
+        .arg(repo().join("tests/fixtures/sipp/kamailio-hep.pcap"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    stored_calls(&r)
+}
+
 /// Set a HEP packet's own time (chunks 9 and 10), as an agent stamping it would.
 fn restamp(p: &mut [u8], secs: u32, usecs: u32) {
     let mut at = 6;
@@ -451,15 +464,7 @@ fn a_forged_future_hep_datagram_does_not_end_live_calls() {
     assert!(st.success(), "{st}:\n{}", daemon.log_text());
     drop(_lock);
     let calls = stored_calls(&cfg);
-    let r = write_config(d, "replay.toml", "", "replay.db");
-    let out = Command::new(BIN)
-        .args(["replay", "--quiet", "--config"])
-        .arg(&r)
-        .arg(repo().join("tests/fixtures/sipp/kamailio-hep.pcap"))
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let replayed = stored_calls(&r);
+    let replayed = replayed_kamailio_hep(d);
     let ends =
         |v: &[Value]| v.iter().map(|c| (c["call_id"].to_string(), c["end_reason"].to_string())).collect::<Vec<_>>();
     assert_eq!(ends(&calls), ends(&replayed), "the same calls, ended the same way, as without the forgery");
@@ -536,17 +541,7 @@ fn a_flood_of_malformed_hep_does_not_stop_it() {
     drop(_lock);
     // The good packets after the flood still make their calls.
     let calls = stored_calls(&cfg);
-    let replayed = {
-        let r = write_config(d, "replay.toml", "", "replay.db");
-        let out = Command::new(BIN)
-            .args(["replay", "--quiet", "--config"])
-            .arg(&r)
-            .arg(repo().join("tests/fixtures/sipp/kamailio-hep.pcap"))
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        stored_calls(&r)
-    };
+    let replayed = replayed_kamailio_hep(d);
     assert!(!replayed.is_empty());
     let ids = |v: &[Value]| v.iter().map(|c| c["call_id"].to_string()).collect::<Vec<_>>();
     assert_eq!(ids(&calls), ids(&replayed));

@@ -175,6 +175,26 @@ mod tests {
     use crate::capture::live::{OwnedFrame, SourceStats};
     use std::time::Duration;
 
+    /// A listener on 127.0.0.1:<any> reading into a channel, and a peer to send from.
+    struct Running {
+        addr: SocketAddr,
+        rx: crossbeam_channel::Receiver<OwnedFrame>,
+        stats: Arc<SourceStats>,
+        stop: Arc<AtomicBool>,
+        h: JoinHandle<()>,
+        peer: UdpSocket,
+    }
+
+    fn running(gate: HepGate) -> Running {
+        let l = HepListener::bind("127.0.0.1:0", gate).unwrap();
+        let addr = l.local_addr();
+        let (tx, rx) = crossbeam_channel::bounded(16);
+        let stats = Arc::new(SourceStats::new(l.name(), false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let h = l.spawn(FrameTx::new(tx, stats.clone()), stop.clone()).unwrap();
+        Running { addr, rx, stats, stop, h, peer: UdpSocket::bind("127.0.0.1:0").unwrap() }
+    }
+
     fn loopback() -> HepGate {
         HepGate::from_config(&Capture::default())
     }
@@ -209,7 +229,7 @@ mod tests {
         assert!(!keyed.admits(peer("127.0.0.1:5000"), &d), "not in the allowed networks");
         assert!(!keyed.admits(peer("10.9.9.9:5000"), &hep3(&[(1, &[2]), (14, b"wrong"), (15, b"x")])));
         assert!(!keyed.admits(peer("10.9.9.9:5000"), &hep3(&[(1, &[2]), (15, b"x")])), "no key chunk");
-        assert!(!keyed.admits(peer("10.9.9.9:5000"), &d[..d.len() - 3]), "a cut packet");
+        assert!(!keyed.admits(peer("10.9.9.9:5000"), &d[..22]), "cut inside the key chunk");
         assert!(!keyed.admits(peer("10.9.9.9:5000"), b"\x02\x10\x02\x11"), "HEPv2 has no key");
         // A vendor's chunk 14 is not the key.
         let mut vendor = hep3(&[(14, b"s3cret")]);
@@ -220,13 +240,7 @@ mod tests {
     #[test]
     fn refused_senders_never_reach_the_pipeline() {
         let gate = HepGate::from_config(&Capture { hep_allow: vec!["10.0.0.0/8".into()], ..Capture::default() });
-        let l = HepListener::bind("127.0.0.1:0", gate).unwrap();
-        let addr = l.local_addr();
-        let (tx, rx) = crossbeam_channel::bounded(16);
-        let stats = Arc::new(SourceStats::new(l.name(), false));
-        let stop = Arc::new(AtomicBool::new(false));
-        let h = l.spawn(FrameTx::new(tx, stats.clone()), stop.clone()).unwrap();
-        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let Running { addr, rx, stats, stop, h, peer } = running(gate);
         for _ in 0..3 {
             peer.send_to(b"HEP3 from loopback", addr).unwrap();
         }
@@ -253,13 +267,7 @@ mod tests {
 
     #[test]
     fn datagrams_become_hep_frames_and_stop_is_prompt() {
-        let l = HepListener::bind("127.0.0.1:0", loopback()).unwrap();
-        let addr = l.local_addr();
-        let (tx, rx) = crossbeam_channel::bounded(16);
-        let stats = Arc::new(SourceStats::new(l.name(), false));
-        let stop = Arc::new(AtomicBool::new(false));
-        let h = l.spawn(FrameTx::new(tx, stats.clone()), stop.clone()).unwrap();
-        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let Running { addr, rx, stats, stop, h, peer } = running(loopback());
         let before = received_at();
         peer.send_to(b"HEP3 not really", addr).unwrap();
         peer.send_to(&[], addr).unwrap();
