@@ -91,23 +91,23 @@ fn read_wav(path: &Path) -> (hound::WavSpec, Vec<i16>) {
     (r.spec(), r.samples::<i16>().map(Result::unwrap).collect())
 }
 
-fn run(e: &Env, outputs: &[Output]) -> RecorderSummary {
+/// A recorder fed `outputs`, its sink dropped, not yet closed.
+fn fed(e: &Env, outputs: &[Output]) -> Recorder {
     let (mut sink, rec, _) = open(&cfg(e, keep_forever()), RecorderOptions::default(), Ts(T0)).unwrap();
     for o in outputs {
         sink.accept(o).unwrap();
     }
     drop(sink);
-    rec.close().unwrap()
+    rec
+}
+
+fn run(e: &Env, outputs: &[Output]) -> RecorderSummary {
+    fed(e, outputs).close().unwrap()
 }
 
 /// `run`, keeping the summary when files failed (`close` says so as an error).
 fn run_anyway(e: &Env, outputs: &[Output]) -> RecorderSummary {
-    let (mut sink, rec, _) = open(&cfg(e, keep_forever()), RecorderOptions::default(), Ts(T0)).unwrap();
-    for o in outputs {
-        sink.accept(o).unwrap();
-    }
-    drop(sink);
-    rec.close_anyway().unwrap()
+    fed(e, outputs).close_anyway().unwrap()
 }
 
 fn reader(e: &Env) -> Reader {
