@@ -20,10 +20,11 @@
 //! thread is the only reader of the system clock for packet time (`idle`), and it feeds
 //! the engine a time `IDLE_MARGIN` behind the clock so frames still on their way (in
 //! the kernel buffer or the channel) are not overtaken by a timer; frames are fed in the
-//! order they arrive; nothing is fed after `finish`.
+//! order they arrive; nothing is fed after `finish`; no frame is taken as later than the
+//! wall clock (plus `engine::MAX_AHEAD`).
 
 use crate::api::{self, AppState, EventsSink};
-use crate::capture::hep::HepListener;
+use crate::capture::hep::{HepGate, HepListener};
 use crate::capture::live::{FrameTx, OwnedFrame, PcapOptions, PcapSource, SourceStats};
 use crate::driver::Driver;
 use crate::metrics::{MetricsHandle, Snapshot};
@@ -117,6 +118,7 @@ pub fn run_pipeline(mut driver: Driver, io: PipelineIo, clock: &dyn Fn() -> Ts) 
     let mut reloads = (0u64, 0u64);
     let mut lag = 0i64;
     let mut last_publish = std::time::Instant::now();
+    let mut trim = Trim::default();
     loop {
         let now = clock();
         let wait = match driver.engine().poll_timeout() {
@@ -131,7 +133,7 @@ pub fn run_pipeline(mut driver: Driver, io: PipelineIo, clock: &dyn Fn() -> Ts) 
             recv(frames) -> f => match f {
                 Ok(f) => {
                     lag = lag.max(now.0.saturating_sub(f.ts.0));
-                    driver.feed(f.as_frame());
+                    feed_live(&mut driver, &f, clock());
                 }
                 // Every source has gone (or there never was one): only control remains.
                 Err(_) => frames = crossbeam_channel::never(),
@@ -169,7 +171,7 @@ pub fn run_pipeline(mut driver: Driver, io: PipelineIo, clock: &dyn Fn() -> Ts) 
             // The sources were stopped before `Stop` was sent: whatever they queued is
             // in the channel now, and is fed before the calls are ended.
             while let Ok(f) = frames.try_recv() {
-                driver.feed(f.as_frame());
+                feed_live(&mut driver, &f, clock());
             }
             break;
         }
@@ -177,11 +179,46 @@ pub fn run_pipeline(mut driver: Driver, io: PipelineIo, clock: &dyn Fn() -> Ts) 
             last_publish = std::time::Instant::now();
             publish(&driver, &io.metrics, io.store.as_ref(), frames.len(), lag, reloads);
             lag = 0;
+            trim.after(driver.engine().active_calls());
         }
     }
     driver.finish(EndReason::Shutdown);
     publish(&driver, &io.metrics, io.store.as_ref(), 0, lag, reloads);
     driver
+}
+
+/// Memory back to the system after a flood: once the calls in progress fall to a quarter
+/// of a peak above `TRIM_FROM`, glibc's heap is trimmed (free memory of its arenas is
+/// returned; without it the RSS of a 100,000-INVITE flood stayed at its peak after every
+/// call had timed out). Measured with scripts/flood-invite.
+#[derive(Default)]
+struct Trim {
+    peak: usize,
+}
+
+const TRIM_FROM: usize = 5_000;
+
+impl Trim {
+    fn after(&mut self, active: usize) {
+        self.peak = self.peak.max(active);
+        if self.peak >= TRIM_FROM && active <= self.peak / 4 {
+            self.peak = active;
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            // SAFETY: malloc_trim only walks and releases the allocator's free memory; it
+            // takes the allocator's own locks and touches no memory we own.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+        }
+    }
+}
+
+/// Feed a live frame with the wall clock as its horizon: no frame is believed to come from
+/// further ahead than `MAX_AHEAD` past now (a HEP agent's stamp is checked against the
+/// frame's, so this bounds both).
+fn feed_live(driver: &mut Driver, f: &OwnedFrame, wall: Ts) {
+    driver.engine_mut().set_horizon(Some(wall.saturating_add(callwarden_core::engine::MAX_AHEAD)));
+    driver.feed(f.as_frame());
 }
 
 fn publish(d: &Driver, m: &MetricsHandle, store: Option<&StoreSink>, queue: usize, lag_us: i64, reloads: (u64, u64)) {
@@ -271,7 +308,7 @@ pub fn run(settings: Settings, extras: Extras) -> anyhow::Result<()> {
     }
     let hep = match cfg.capture.hep_listen.trim() {
         "" => None,
-        addr => Some(HepListener::bind(addr)?),
+        addr => Some(HepListener::bind(addr, HepGate::from_config(&cfg.capture))?),
     };
     let mut engine = Engine::new(cfg)?;
 

@@ -23,6 +23,7 @@ impl Driver {
 
     /// Fire the timers due at or before `ts`, then feed the frame.
     pub fn feed(&mut self, frame: Frame<'_>) {
+        let frame = self.engine.believe(frame);
         self.run_timers_until(frame.ts);
         self.engine.handle_frame(frame);
         self.drain();

@@ -287,10 +287,13 @@ impl Collector for Collect {
             &mut enc,
             "callwarden_capture_drops",
             "Packets lost at a source, by source and reason (kernel: buffer full; interface: \
-             dropped by the driver; queue-full: the pipeline was behind).",
+             dropped by the driver; queue-full: the pipeline was behind; refused: a HEP sender \
+             outside hep_allow or without the auth key).",
             sources.iter().flat_map(|s| {
-                let mut rows =
-                    vec![(vec![("source", s.name.clone()), ("reason", "queue-full".into())], load(&s.queue_full))];
+                let mut rows = vec![
+                    (vec![("source", s.name.clone()), ("reason", "queue-full".into())], load(&s.queue_full)),
+                    (vec![("source", s.name.clone()), ("reason", "refused".into())], load(&s.refused)),
+                ];
                 if s.kernel_stats() {
                     rows.push((vec![("source", s.name.clone()), ("reason", "kernel".into())], load(&s.kernel_dropped)));
                     rows.push((vec![("source", s.name.clone()), ("reason", "interface".into())], load(&s.if_dropped)));

@@ -419,6 +419,25 @@ async fn recordings_range_requests_and_playback_log() {
     let res = c.get(&url).bearer_auth(AUDIT).header("range", "bytes=0-99").send().await.unwrap();
     assert_eq!(res.status(), StatusCode::CONFLICT);
     assert!(res.text().await.unwrap().contains("changed after it was sealed"));
+    // Its waveform is refused too (the peaks would show the altered audio).
+    let res = c.get(url.replace("/audio", "/peaks")).bearer_auth(AUDIT).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    // A recording with a file but no stored hash (never sealed: its disk filled) is
+    // refused as the command line refuses it, audio and peaks alike.
+    site.add_recording("00000000000000ff", "f", 5, "complete", "2026/11/02/ff.wav", 1);
+    let conn = rusqlite::Connection::open(&site.db).unwrap();
+    conn.execute("UPDATE recordings SET sha256 = NULL WHERE id = '00000000000000ff'", []).unwrap();
+    for what in ["audio", "peaks"] {
+        let res = c
+            .get(srv.url(&format!("/api/recordings/00000000000000ff/{what}")))
+            .bearer_auth(AUDIT)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CONFLICT, "{what}");
+        assert!(res.text().await.unwrap().contains("no stored sha256"), "{what}");
+    }
+    drop(conn);
     let pk = get_json(&c, &srv.url("/api/recordings/00000000000000aa/peaks?n=30"), AUDIT).await;
     assert_eq!(pk["channels"], 2);
     assert_eq!(pk["peaks"][0].as_array().unwrap().len(), 30);

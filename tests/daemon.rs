@@ -414,6 +414,90 @@ fn hep_seconds(p: &[u8]) -> Option<u32> {
     None
 }
 
+/// The calls `replay` stores from tests/fixtures/sipp/kamailio-hep.pcap, for comparison.
+fn replayed_kamailio_hep(d: &Path) -> Vec<Value> {
+    let r = write_config(d, "replay.toml", "", "replay.db");
+    let out = Command::new(BIN)
+        .args(["replay", "--quiet", "--config"])
+        .arg(&r)
+        .arg(repo().join("tests/fixtures/sipp/kamailio-hep.pcap"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    stored_calls(&r)
+}
+
+/// Set a HEP packet's own time (chunks 9 and 10), as an agent stamping it would.
+fn restamp(p: &mut [u8], secs: u32, usecs: u32) {
+    let mut at = 6;
+    while at + 6 <= p.len() {
+        let kind = u16::from_be_bytes([p[at + 2], p[at + 3]]);
+        let len = usize::from(u16::from_be_bytes([p[at + 4], p[at + 5]]));
+        match (kind, len) {
+            (9, 10) => p[at + 6..at + 10].copy_from_slice(&secs.to_be_bytes()),
+            (10, 10) => p[at + 6..at + 10].copy_from_slice(&usecs.to_be_bytes()),
+            _ => {}
+        }
+        at += len.max(6);
+    }
+}
+
+#[test]
+fn a_forged_future_hep_datagram_does_not_end_live_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = write_config(d, "hep.toml", "hep_listen = \"127.0.0.1:0\"", "hep.db");
+    let good = hep_datagrams();
+    let _lock = lo_lock();
+    let mut daemon = Daemon::start(&cfg, d);
+    let hep = daemon.logged_addr("receiving HEP", "listen=");
+    let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let send_now = |p: &[u8]| {
+        // An honest agent: stamped as it is sent.
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+        let mut p = p.to_vec();
+        restamp(&mut p, now.as_secs() as u32, now.subsec_micros());
+        tx.send_to(&p, &hep).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let half = good.len() / 2;
+    for g in &good[..half] {
+        send_now(g);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let live_before = metric(&http_get(&daemon.http(), "/metrics"), "callwarden_active_calls");
+    assert!(live_before >= 1.0, "calls are up when the forgery comes");
+    // The forgery: a copy of a real packet stamped at the end of 32-bit time (2106), and
+    // one from 1970.
+    let mut forged = good[0].clone();
+    restamp(&mut forged, u32::MAX, 0);
+    tx.send_to(&forged, &hep).unwrap();
+    restamp(&mut forged, 1, 0);
+    tx.send_to(&forged, &hep).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let m = http_get(&daemon.http(), "/metrics");
+    assert_eq!(metric(&m, "callwarden_active_calls"), live_before, "no call ended on the forgery:\n{m}");
+    assert_eq!(metric(&m, "callwarden_drops_total{reason=\"time-clamped\"}"), 2.0, "{m}");
+    for g in &good[half..] {
+        send_now(g);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let (st, _) = daemon.term();
+    assert!(st.success(), "{st}:\n{}", daemon.log_text());
+    drop(_lock);
+    let calls = stored_calls(&cfg);
+    let replayed = replayed_kamailio_hep(d);
+    let ends =
+        |v: &[Value]| v.iter().map(|c| (c["call_id"].to_string(), c["end_reason"].to_string())).collect::<Vec<_>>();
+    assert_eq!(ends(&calls), ends(&replayed), "the same calls, ended the same way, as without the forgery");
+    let year_2100 = 4_102_444_800_000_000i64;
+    for c in &calls {
+        for f in TIME_FIELDS {
+            assert!(micros(&c[f]).is_none_or(|t| t > 1_000_000_000_000_000 && t < year_2100), "{f}: {c:#}");
+        }
+    }
+}
+
 #[test]
 fn a_flood_of_malformed_hep_does_not_stop_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -479,17 +563,7 @@ fn a_flood_of_malformed_hep_does_not_stop_it() {
     drop(_lock);
     // The good packets after the flood still make their calls.
     let calls = stored_calls(&cfg);
-    let replayed = {
-        let r = write_config(d, "replay.toml", "", "replay.db");
-        let out = Command::new(BIN)
-            .args(["replay", "--quiet", "--config"])
-            .arg(&r)
-            .arg(repo().join("tests/fixtures/sipp/kamailio-hep.pcap"))
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        stored_calls(&r)
-    };
+    let replayed = replayed_kamailio_hep(d);
     assert!(!replayed.is_empty());
     let ids = |v: &[Value]| v.iter().map(|c| c["call_id"].to_string()).collect::<Vec<_>>();
     assert_eq!(ids(&calls), ids(&replayed));

@@ -410,3 +410,40 @@ fn follow_reads_a_rotating_folder_until_stopped() {
     assert_eq!(summary(&out)["calls"].as_u64(), Some(5), "{}", String::from_utf8_lossy(&out.stdout));
     assert_eq!(call_summaries(&site.calls()), want);
 }
+
+/// The same traffic seen by another clock (a tcpdump beside the live capture, a HEP copy):
+/// every stamp a few µs off. Replayed into the same database it is the same calls, the
+/// same violations and the same recordings, not a second set.
+#[test]
+fn a_copy_of_the_traffic_stamped_microseconds_apart_is_the_same_calls() {
+    let site = Site::new();
+    std::fs::write(
+        site.config(),
+        "[site]\nextensions = [\"1000-2999\", \"8000-8999\"]\n[store]\npath = \"cw.db\"\n[recordings]\ndir = \"rec\"\n\
+         [[group]]\nname = \"dispatch\"\nextensions = [\"1000-2999\"]\nrecord = \"always\"\n",
+    )
+    .unwrap();
+    let pcap = fixture("public/gen-sipp-mixed-calls-udp.pcap");
+    let count = |args: &[&str]| -> usize {
+        let out = site.run(args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap().as_array().map_or(0, Vec::len)
+    };
+    let first = site.replay(&[&pcap]);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let (calls, violations, recordings) =
+        (count(&["calls", "--json"]), count(&["violations", "--json"]), count(&["recordings", "list", "--json"]));
+    assert_eq!(calls, 7);
+    assert!(violations >= 1 && recordings >= 1, "{violations} violations, {recordings} recordings");
+    for shift in ["0.000003", "-0.000002", "0.000900"] {
+        let copy = site.dir.path().join(format!("copy{shift}.pcap"));
+        let st = Command::new("editcap").args(["-t", shift]).arg(&pcap).arg(&copy).status().expect("editcap");
+        assert!(st.success());
+        let again = site.replay(&[&copy]);
+        assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+        assert_eq!(summary(&again)["calls_new"], 0, "shifted by {shift} s");
+        assert_eq!(count(&["calls", "--json"]), calls, "shifted by {shift} s");
+        assert_eq!(count(&["violations", "--json"]), violations, "shifted by {shift} s");
+        assert_eq!(count(&["recordings", "list", "--json"]), recordings, "shifted by {shift} s");
+    }
+}

@@ -89,6 +89,12 @@ pub struct Capture {
     pub hep_listen: String,
     /// Accept HEP only from these capture ids (empty: all).
     pub hep_capture_ids: Vec<u32>,
+    /// Accept HEP datagrams only from these networks ("10.1.2.0/24", "::1/128", or a bare
+    /// address); default: loopback only. HEP is unauthenticated, so who may send it is
+    /// decided here.
+    pub hep_allow: Vec<String>,
+    /// When not empty, a HEPv3 datagram must carry this in its auth-key chunk (type 14).
+    pub hep_auth_key: String,
     /// UDP ports on which HEP inside a capture file is unwrapped (HEP3 is also found by
     /// its magic on any port).
     pub hep_ports: Vec<u16>,
@@ -115,6 +121,8 @@ impl Default for Capture {
             batch_ms: 10,
             hep_listen: String::new(),
             hep_capture_ids: Vec::new(),
+            hep_allow: vec!["127.0.0.0/8".into(), "::1/128".into()],
+            hep_auth_key: String::new(),
             hep_ports: vec![9060],
             tcp_max_message: 65536,
             vxlan_ports: vec![4789],
@@ -415,11 +423,78 @@ impl std::fmt::Display for ConfigError {
     }
 }
 
+#[cfg(test)]
+mod cidr_tests {
+    use super::Cidr;
+
+    #[test]
+    fn blocks_hold_their_addresses_only() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let lo = Cidr::parse("127.0.0.0/8").unwrap();
+        assert!(lo.contains(ip("127.0.0.1")) && lo.contains(ip("127.255.0.9")) && lo.contains(ip("::ffff:127.0.0.1")));
+        assert!(!lo.contains(ip("128.0.0.1")) && !lo.contains(ip("::1")));
+        let one = Cidr::parse("10.1.2.3").unwrap();
+        assert!(one.contains(ip("10.1.2.3")) && !one.contains(ip("10.1.2.4")));
+        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains(ip("8.8.8.8")));
+        let v6 = Cidr::parse("fd00::/8").unwrap();
+        assert!(v6.contains(ip("fd12::1")) && !v6.contains(ip("fe80::1")));
+        assert!(Cidr::parse("::1/128").unwrap().contains(ip("::1")));
+        for bad in ["10.0.0.0/33", "::/129", "localhost", "10.0.0/8", "10.0.0.0/x", ""] {
+            assert_eq!(Cidr::parse(bad), None, "{bad}");
+        }
+    }
+}
+
 impl Config {
     /// Parse and validate a TOML text. Every error found is returned, each with its key
     /// and line, so `config check` can list them all at once; they come sorted by line.
     pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
         validate::parse(text)
+    }
+}
+
+/// An address block of `[capture].hep_allow`: "10.0.0.0/8", "::1/128", or one address.
+/// Hand-written (a dozen lines over std's `IpAddr`) since core takes no network crates.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    net: std::net::IpAddr,
+    bits: u8,
+}
+
+impl Cidr {
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let (addr, bits) = match s.trim().split_once('/') {
+            Some((a, b)) => (a.parse::<std::net::IpAddr>().ok()?, Some(b.parse::<u8>().ok()?)),
+            None => (s.trim().parse::<std::net::IpAddr>().ok()?, None),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let bits = bits.unwrap_or(max);
+        (bits <= max).then_some(Cidr { net: addr, bits })
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        // An IPv4 sender on a dual-stack socket shows up as ::ffff:a.b.c.d.
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        let masked = |a: u128, width: u32| {
+            let bits = u32::from(self.bits);
+            if bits == 0 {
+                0
+            } else {
+                a >> (width - bits)
+            }
+        };
+        match (self.net, ip) {
+            (std::net::IpAddr::V4(n), std::net::IpAddr::V4(a)) => {
+                masked(u128::from(u32::from(n)), 32) == masked(u128::from(u32::from(a)), 32)
+            }
+            (std::net::IpAddr::V6(n), std::net::IpAddr::V6(a)) => {
+                masked(u128::from(n), 128) == masked(u128::from(a), 128)
+            }
+            _ => false,
+        }
     }
 }
 

@@ -52,6 +52,9 @@ pub enum Drop {
     RtpAfterEnd,
     /// A packet stamped before the engine's current time (counted, still used).
     TimeBackwards,
+    /// A stamp not believed (counted, still used at the trusted time): a frame later than
+    /// the wall clock, live; a HEP stamp far from its frame's (forged or a broken clock).
+    TimeClamped,
     /// A channel between stages was full (driver side; counted here for one view).
     QueueFull,
     /// GRE header malformed (routing bit, unknown version, cut short).
@@ -77,7 +80,7 @@ pub enum Drop {
 }
 
 impl Drop {
-    pub const ALL: [Drop; 30] = [
+    pub const ALL: [Drop; 31] = [
         Drop::Truncated,
         Drop::UnknownLink,
         Drop::NotIp,
@@ -98,6 +101,7 @@ impl Drop {
         Drop::RtpNoCall,
         Drop::RtpAfterEnd,
         Drop::TimeBackwards,
+        Drop::TimeClamped,
         Drop::QueueFull,
         Drop::BadGre,
         Drop::BadErspan,
@@ -132,6 +136,7 @@ impl Drop {
             Drop::RtpNoCall => "rtp-no-call",
             Drop::RtpAfterEnd => "rtp-after-end",
             Drop::TimeBackwards => "time-backwards",
+            Drop::TimeClamped => "time-clamped",
             Drop::QueueFull => "queue-full",
             Drop::BadGre => "bad-gre",
             Drop::BadErspan => "bad-erspan",

@@ -9,7 +9,10 @@
 //! ```
 //! May use: every core module. Invariants: the engine's time is `max(packet times seen)`;
 //! a packet stamped earlier is counted (`Drop::TimeBackwards`) and still used; outputs are
-//! queued in the order they became known.
+//! queued in the order they became known. Time is not taken on trust: a frame stamped past
+//! the horizon the driver gives (live: the wall clock) and a datagram whose own stamp (HEP)
+//! is far from its frame's are given the trusted time instead and counted
+//! (`Drop::TimeClamped`), so one forged stamp cannot fire every call's timeout at once.
 
 use crate::config::{Config, ExtensionSet, NetSet, RecordMode};
 use crate::counters::{Counters, Drop};
@@ -45,6 +48,8 @@ struct Pipeline {
     media_due: Option<Ts>,
     media_out: Vec<MediaOut>,
     out: VecDeque<Output>,
+    /// Time of the frame being decoded: the stamp its datagrams are checked against.
+    frame_ts: Ts,
 }
 
 pub struct Engine {
@@ -52,7 +57,17 @@ pub struct Engine {
     pipe: Pipeline,
     counters: Counters,
     now: Ts,
+    /// Latest believable frame time (live: the wall clock plus a little), set by the driver.
+    horizon: Option<Ts>,
 }
+
+/// How far a datagram's own stamp (a HEP agent's clock) may run ahead of the frame that
+/// carried it (its receipt, or the capture's stamp) before it is not believed: agents on NTP
+/// are within milliseconds; a stamp seconds ahead is a broken clock or a forgery.
+pub const MAX_AHEAD: Dur = Dur::from_secs(2);
+/// How far behind its frame a datagram's own stamp may be: agents batch and retry, but not
+/// for an hour; older stamps (1970, a zeroed field) would open calls that time out at once.
+pub const MAX_BEHIND: Dur = Dur::from_secs(3600);
 
 /// The config could not be turned into an engine (the parts `Config::parse` cannot check).
 #[derive(Debug, thiserror::Error)]
@@ -100,9 +115,11 @@ impl Engine {
                 media_due: None,
                 media_out: Vec::new(),
                 out: VecDeque::new(),
+                frame_ts: Ts::MIN,
             },
             counters: Counters::default(),
             now: Ts::MIN,
+            horizon: None,
         })
     }
 
@@ -128,8 +145,10 @@ impl Engine {
 
     /// Feed one captured frame. Never fails: what cannot be used is counted.
     pub fn handle_frame(&mut self, f: Frame<'_>) {
+        let f = self.believe(f);
         self.counters.frames += 1;
         self.counters.bytes += f.bytes.len() as u64;
+        self.pipe.frame_ts = f.ts;
         if f.ts < self.now {
             self.counters.drop(Drop::TimeBackwards);
         } else {
@@ -138,6 +157,24 @@ impl Engine {
         self.pipe.policy.observe(f.ts);
         let pipe = &mut self.pipe;
         self.decoder.decode(f, &mut self.counters, &mut |counters, d| pipe.datagram(counters, d));
+    }
+
+    /// The latest frame time to believe (live: the wall clock plus a margin, given before
+    /// each frame); a frame stamped later is taken at the horizon and counted. `None`
+    /// (replay): a file's stamps are its own clock.
+    pub fn set_horizon(&mut self, horizon: Option<Ts>) {
+        self.horizon = horizon;
+    }
+
+    /// The frame as it will be taken: stamped no later than the horizon (counted when it
+    /// was). The driver asks this before running the timers due by the frame's time, so a
+    /// stamp past the horizon cannot fire them either. Taking a frame twice counts it once.
+    pub fn believe<'a>(&mut self, mut f: Frame<'a>) -> Frame<'a> {
+        if let Some(h) = self.horizon.filter(|&h| f.ts > h) {
+            self.counters.drop(Drop::TimeClamped);
+            f.ts = h;
+        }
+        f
     }
 
     /// Fire every timer due at or before `now` (the driver calls this before each frame
@@ -201,8 +238,13 @@ fn earlier(a: Option<Ts>, b: Option<Ts>) -> Option<Ts> {
 }
 
 impl Pipeline {
-    fn datagram(&mut self, counters: &mut Counters, d: Datagram<'_>) {
+    fn datagram(&mut self, counters: &mut Counters, mut d: Datagram<'_>) {
         counters.datagrams += 1;
+        // Only a carrier with its own stamp (HEP) makes these differ.
+        if d.ts > self.frame_ts.saturating_add(MAX_AHEAD) || d.ts < self.frame_ts.saturating_sub(MAX_BEHIND) {
+            counters.drop(Drop::TimeClamped);
+            d.ts = self.frame_ts;
+        }
         let sip_like = match d.hint {
             PayloadHint::Sip => true,
             PayloadHint::Rtp | PayloadHint::Rtcp => false,
@@ -372,5 +414,135 @@ impl Pipeline {
             counters.violations += 1;
             self.out.push_back(Output::Violation(v));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::LinkType;
+
+    /// One HEP3 packet carrying a SIP message, stamped `ts` by the (claimed) agent.
+    fn hep_sip(ts: Ts, sip: &str) -> Vec<u8> {
+        let chunk = |kind: u16, body: &[u8]| {
+            let mut c = vec![0, 0];
+            c.extend_from_slice(&kind.to_be_bytes());
+            c.extend_from_slice(&(body.len() as u16 + 6).to_be_bytes());
+            c.extend_from_slice(body);
+            c
+        };
+        let secs = u32::try_from(ts.0 / 1_000_000).unwrap();
+        let usecs = u32::try_from(ts.0 % 1_000_000).unwrap();
+        let body = [
+            chunk(1, &[2]),
+            chunk(2, &[17]),
+            chunk(3, &[10, 0, 0, 1]),
+            chunk(4, &[10, 0, 0, 2]),
+            chunk(7, &5060u16.to_be_bytes()),
+            chunk(8, &5060u16.to_be_bytes()),
+            chunk(9, &secs.to_be_bytes()),
+            chunk(10, &usecs.to_be_bytes()),
+            chunk(11, &[1]),
+            chunk(12, &1u32.to_be_bytes()),
+            chunk(15, sip.as_bytes()),
+        ]
+        .concat();
+        let mut p = b"HEP3".to_vec();
+        p.extend_from_slice(&(body.len() as u16 + 6).to_be_bytes());
+        p.extend_from_slice(&body);
+        p
+    }
+
+    fn invite(call_id: &str) -> String {
+        format!(
+            "INVITE sip:13800138000@10.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK{call_id}\r\n\
+             From: <sip:8001@10.0.0.1>;tag=f{call_id}\r\nTo: <sip:13800138000@10.0.0.2>\r\nCall-ID: {call_id}\r\n\
+             CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+        )
+    }
+
+    fn ok(call_id: &str) -> String {
+        format!(
+            "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK{call_id}\r\n\
+             From: <sip:8001@10.0.0.1>;tag=f{call_id}\r\nTo: <sip:13800138000@10.0.0.2>;tag=t\r\nCall-ID: {call_id}\r\n\
+             CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+        )
+    }
+
+    fn drain(e: &mut Engine) -> Vec<Output> {
+        std::iter::from_fn(|| e.poll_output()).collect()
+    }
+
+    fn ended(outs: &[Output]) -> Vec<(String, Ts)> {
+        outs.iter()
+            .filter_map(|o| match o {
+                Output::Call(CallEvent::Ended(r)) => Some((r.call_id.clone(), r.ended_at)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn started_at(outs: &[Output]) -> Vec<Ts> {
+        outs.iter()
+            .filter_map(|o| match o {
+                Output::Call(CallEvent::Started(s)) => Some(s.at),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Feed as the driver does: timers due by the frame's time first, then the frame.
+    fn feed(e: &mut Engine, frame_ts: Ts, bytes: &[u8]) -> Vec<Output> {
+        let f = e.believe(Frame { ts: frame_ts, link: LinkType::Hep, bytes });
+        while let Some(due) = e.poll_timeout().filter(|&d| d <= f.ts) {
+            e.handle_timeout(due);
+        }
+        e.handle_frame(f);
+        drain(e)
+    }
+
+    const T0: Ts = Ts(1_765_000_000_000_000);
+
+    #[test]
+    fn a_forged_future_hep_stamp_does_not_end_live_calls() {
+        let mut e = Engine::new(&Config::default()).unwrap();
+        let mut outs = feed(&mut e, T0, &hep_sip(T0, &invite("live-1")));
+        outs.extend(feed(&mut e, T0 + Dur::from_millis(500), &hep_sip(T0 + Dur::from_millis(500), &ok("live-1"))));
+        assert_eq!(e.active_calls(), 1);
+        // The year 2106 (the largest 32-bit HEP seconds), received one second later.
+        let forged = Ts(i64::from(u32::MAX) * 1_000_000);
+        let at = T0 + Dur::from_secs(1);
+        outs.extend(feed(&mut e, at, &hep_sip(forged, &invite("forged-1"))));
+        assert!(ended(&outs).is_empty(), "no call ended: {:?}", ended(&outs));
+        assert_eq!(e.active_calls(), 2, "the live call goes on, the forged INVITE is a call at its receipt time");
+        assert_eq!(started_at(&outs), vec![T0, at], "the forged call is dated when it was received, not 2106");
+        assert_eq!(e.counters().dropped(Drop::TimeClamped), 1);
+        assert!(e.poll_timeout().is_some_and(|d| d < Ts(T0.0 + 86_400_000_000)), "no timer moved to 2106");
+        // A stamp from 1970 is not believed either.
+        outs = feed(&mut e, at, &hep_sip(Ts(1_000_000), &invite("forged-2")));
+        assert_eq!(started_at(&outs), vec![at]);
+        assert!(ended(&outs).is_empty());
+        assert_eq!(e.counters().dropped(Drop::TimeClamped), 2);
+        // A believable agent clock (a little behind its receipt) is kept as it is.
+        let honest = at - Dur::from_millis(30);
+        outs = feed(&mut e, at + Dur::from_millis(1), &hep_sip(honest, &invite("honest-1")));
+        assert_eq!(started_at(&outs), vec![honest]);
+        assert_eq!(e.counters().dropped(Drop::TimeClamped), 2);
+    }
+
+    #[test]
+    fn live_frames_past_the_horizon_are_taken_at_it() {
+        let mut e = Engine::new(&Config::default()).unwrap();
+        let mut outs = feed(&mut e, T0, &hep_sip(T0, &invite("live-1")));
+        // Live: the driver says the wall clock is T0 + 1 s; a frame (and its HEP stamp)
+        // claiming a day later is taken at the horizon.
+        let horizon = T0 + Dur::from_secs(1);
+        e.set_horizon(Some(horizon));
+        let day = T0 + Dur::from_secs(86_400);
+        outs.extend(feed(&mut e, day, &hep_sip(day, &invite("forged-1"))));
+        assert!(ended(&outs).is_empty(), "{:?}", ended(&outs));
+        assert_eq!(e.now(), horizon);
+        assert_eq!(started_at(&outs), vec![T0, horizon]);
+        assert_eq!(e.counters().dropped(Drop::TimeClamped), 2, "the frame and its datagram");
     }
 }

@@ -74,12 +74,24 @@ pub fn loopback_host(headers: &HeaderMap) -> bool {
             _ => return false,
         }
     } else {
-        h.rsplit_once(':').map_or(h, |(n, _)| n)
+        match h.rsplit_once(':') {
+            Some((n, port)) if valid_port(port) => n,
+            Some(_) => return false,
+            None => h,
+        }
     };
+    if h.starts_with('[') && !h.rsplit_once("]:").is_none_or(|(_, port)| valid_port(port)) {
+        return false;
+    }
     if name.eq_ignore_ascii_case("localhost") {
         return true;
     }
     name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A Host header's port: 1 to 5 digits, 1..=65535.
+fn valid_port(p: &str) -> bool {
+    p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok_and(|n| n > 0)
 }
 
 /// The token in the request: the Authorization header first, then the cookie.
@@ -144,8 +156,10 @@ pub async fn require(State((state, need)): State<(AppState, Need)>, mut req: Req
     let (principal, has_token, loopback_peer) = principal_of(&cfg, &req);
     match need {
         Need::LoopbackOrToken => {
-            if !loopback_peer && principal.is_none() {
-                return unauthorized("/metrics: only from loopback, or with a valid token");
+            // A loopback peer must also name a loopback host, as everywhere: a page
+            // elsewhere rebinding its name to 127.0.0.1 reads nothing.
+            if principal.is_none() && !(loopback_peer && loopback_host(req.headers())) {
+                return unauthorized("/metrics: only from loopback (with a loopback Host), or with a valid token");
             }
         }
         Need::Role(role) => {
@@ -207,9 +221,24 @@ pub struct Login {
 }
 
 /// `POST /api/login {"token": "..."}`: sets the page's cookie when the token is valid.
-pub async fn login(State(state): State<AppState>, Json(body): Json<Login>) -> Response {
+pub async fn login(State(state): State<AppState>, req: Request) -> Response {
+    use axum::extract::FromRequest;
+    // Guessing tokens is slowed to `LOGIN_FAILURES` a minute per address (429 beyond).
+    let ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let now = std::time::Instant::now();
+    if ip.is_some_and(|ip| !state.logins().allowed(ip, now)) {
+        return ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too many failed logins from this address; wait a minute")
+            .into_response();
+    }
+    let body = match Json::<Login>::from_request(req, &state).await {
+        Ok(Json(b)) => b,
+        Err(e) => return e.into_response(),
+    };
     let cfg = state.config();
     let Some(t) = find_token(&cfg.tokens, body.token.trim()) else {
+        if let Some(ip) = ip {
+            state.logins().failed(ip, now);
+        }
         return unauthorized("unknown token");
     };
     // Only characters a cookie value may hold are accepted as tokens through the page.
@@ -283,6 +312,12 @@ mod tests {
             assert!(!host(bad), "{bad}");
         }
         assert!(!loopback_host(&HeaderMap::new()));
+        // The port must be a port.
+        for bad in
+            ["localhost:abc", "127.0.0.1:0", "127.0.0.1:65536", "[::1]:x", "[::1]:", "localhost:", "127.0.0.1:+80"]
+        {
+            assert!(!host(bad), "{bad}");
+        }
     }
 
     #[test]

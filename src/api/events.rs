@@ -261,14 +261,21 @@ fn sse_event(name: &str, data: &impl Serialize) -> Option<Event> {
 
 /// `GET /api/events`: a `hello` event (`{"live": bool, "who": ...}`: false under `serve`,
 /// where nothing is captured), then every live event as it happens.
-pub async fn sse(
-    State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
-) -> impl axum::response::IntoResponse {
+pub async fn sse(State(state): State<AppState>, Extension(who): Extension<Principal>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    // Each stream holds a task, a channel and a socket: capped, the extra ones told so.
+    let Some(slot) = state.sse_slot() else {
+        return super::ApiError::unavailable(format!(
+            "{} live event streams are open already; try again later",
+            super::limits::MAX_SSE
+        ))
+        .into_response();
+    };
     let (tx, rx) = mpsc::channel::<Result<Event, Infallible>>(256);
     let mut sub = state.events().map(|s| s.subscribe());
     let mut shutdown = state.shutdown_signal();
     tokio::spawn(async move {
+        let _slot = slot;
         let hello = serde_json::json!({ "live": sub.is_some(), "who": who.name });
         if let Some(e) = sse_event("hello", &hello) {
             if tx.send(Ok(e)).await.is_err() {
@@ -305,7 +312,7 @@ pub async fn sse(
             }
         }
     });
-    Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response()
 }
 
 #[derive(Serialize)]

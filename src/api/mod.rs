@@ -20,6 +20,7 @@ mod callbacks;
 mod calls;
 mod csv_out;
 mod events;
+pub mod limits;
 mod openapi;
 mod params;
 mod playback;
@@ -42,7 +43,6 @@ use axum::Router;
 use callwarden_core::config::{Config, Token};
 use rusqlite::{Connection, OpenFlags};
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -99,6 +99,10 @@ struct Inner {
     /// shutdown does not wait for them.
     shutdown: watch::Sender<bool>,
     requests: [AtomicU64; 5],
+    sse: limits::SseCount,
+    logins: limits::LoginLimiter,
+    /// Connections closed at accept because `limits::MAX_CONNECTIONS` were open.
+    refused_connections: Arc<AtomicU64>,
 }
 
 /// Everything a handler needs; cheap to clone (one `Arc`).
@@ -130,6 +134,9 @@ impl AppState {
                 version_conn: Mutex::new(None),
                 shutdown,
                 requests: Default::default(),
+                sse: limits::SseCount::default(),
+                logins: limits::LoginLimiter::default(),
+                refused_connections: Arc::new(AtomicU64::new(0)),
             }),
         })
     }
@@ -285,6 +292,14 @@ impl AppState {
         }
     }
 
+    pub(crate) fn sse_slot(&self) -> Option<limits::SseSlot> {
+        self.inner.sse.take(limits::MAX_SSE)
+    }
+
+    pub(crate) fn logins(&self) -> &limits::LoginLimiter {
+        &self.inner.logins
+    }
+
     pub(crate) fn live_calls(&self) -> Option<Vec<LiveCall>> {
         self.inner.live_calls.as_ref().map(|f| f())
     }
@@ -431,6 +446,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin)
         .merge(metrics)
         .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(limits::MAX_BODY))
         .layer(from_fn_with_state(state.clone(), count_requests))
         .layer(from_fn(security_headers))
         .with_state(state)
@@ -452,13 +468,19 @@ pub async fn serve(
         );
     }
     let stop = state.inner.shutdown.clone();
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
+    let refused = state.inner.refused_connections.clone();
+    let app = router(state);
+    limits::serve_bounded(
+        listener,
+        app,
+        async move {
             shutdown.await;
             let _ = stop.send(true);
-        })
-        .await?;
+        },
+        Duration::from_secs(10),
+        refused,
+    )
+    .await;
     Ok(())
 }
 
@@ -488,6 +510,18 @@ async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) ->
             c.load(Ordering::Relaxed)
         ));
     }
+    text.push_str(&format!(
+        "# HELP callwarden_api_connections_refused_total Connections closed at accept: {} were open.\n\
+         # TYPE callwarden_api_connections_refused_total counter\n\
+         callwarden_api_connections_refused_total {}\n\
+         # HELP callwarden_api_sse_streams Live event streams open (at most {}).\n\
+         # TYPE callwarden_api_sse_streams gauge\n\
+         callwarden_api_sse_streams {}\n",
+        limits::MAX_CONNECTIONS,
+        state.inner.refused_connections.load(Ordering::Relaxed),
+        limits::MAX_SSE,
+        state.inner.sse.open()
+    ));
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 

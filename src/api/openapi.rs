@@ -170,7 +170,7 @@ pub fn spec() -> Value {
                     param("ext", "caller or callee"),
                     param("group", "group"),
                     param("number", "caller, callee or dialled contains"),
-                    param("status", "complete, repaired, recording, expired, missing")
+                    param("status", "complete, repaired, incomplete, recording, expired, missing, empty")
                 ],
                 paging()
             ),

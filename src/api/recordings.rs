@@ -228,6 +228,31 @@ pub async fn resolve(state: &AppState, id: &str) -> Result<(rows::RecordingRow, 
     Ok((rec, path))
 }
 
+/// `resolve`, then the file checked against its stored SHA-256. Evidence is never handed
+/// out unchecked (as `callwarden recordings play` does): a file that no longer hashes to
+/// what was stored when it was sealed is refused (409), and so is one with no stored hash
+/// (409: never sealed, e.g. its disk filled while it was written) — audio and peaks alike.
+pub async fn resolve_checked(state: &AppState, id: &str) -> Result<(rows::RecordingRow, PathBuf), ApiError> {
+    let (rec, path) = resolve(state, id).await?;
+    let Some(expected) = rec.sha256.clone() else {
+        tracing::warn!(recording = %rec.id, status = %rec.status, "recording has no stored sha256; refused");
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            format!(
+                "recording {} has no stored sha256 (status {}): it cannot be shown to be unaltered; \
+                 run `callwarden recordings verify`",
+                rec.id, rec.status
+            ),
+        ));
+    };
+    let p = path.clone();
+    let id2 = rec.id.clone();
+    tokio::task::spawn_blocking(move || verified(&id2, &p, &expected))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    Ok((rec, path))
+}
+
 /// `rel` under `dir`, canonical, a regular file, and still inside `dir`.
 pub fn inside(dir: &std::path::Path, rel: &str) -> Result<PathBuf, ApiError> {
     let root =
@@ -294,16 +319,7 @@ pub async fn audio(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let (rec, path) = resolve(&state, &id).await?;
-    // Evidence is never handed out unchecked (as `callwarden recordings play` does): a
-    // file that no longer hashes to what was stored when it was sealed is refused.
-    if let Some(expected) = rec.sha256.clone() {
-        let p = path.clone();
-        let id2 = rec.id.clone();
-        tokio::task::spawn_blocking(move || verified(&id2, &p, &expected))
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))??;
-    }
+    let (rec, path) = resolve_checked(&state, &id).await?;
     if req.method() != Method::HEAD {
         let range = req.headers().get(header::RANGE).and_then(|v| v.to_str().ok()).unwrap_or("full").to_string();
         let starts = match state.playback_dedup().lock() {
@@ -386,7 +402,7 @@ pub async fn peaks(
     Path(id): Path<String>,
     Query(p): Query<PeaksParams>,
 ) -> Result<Json<Peaks>, ApiError> {
-    let (_, path) = resolve(&state, &id).await?;
+    let (_, path) = resolve_checked(&state, &id).await?;
     let n = p.n.unwrap_or(800);
     let peaks = tokio::task::spawn_blocking(move || peaks_of(&path, n))
         .await

@@ -45,6 +45,8 @@ pub struct SourceStats {
     pub bytes: AtomicU64,
     /// Frames dropped because the driver's channel was full.
     pub queue_full: AtomicU64,
+    /// Datagrams refused at the door (HEP: sender not allowed, or a wrong auth key).
+    pub refused: AtomicU64,
     /// libpcap's ps_recv / ps_drop / ps_ifdrop, widened to 64 bits.
     pub kernel_received: AtomicU64,
     pub kernel_dropped: AtomicU64,
@@ -60,6 +62,7 @@ impl SourceStats {
             packets: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             queue_full: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
             kernel_received: AtomicU64::new(0),
             kernel_dropped: AtomicU64::new(0),
             if_dropped: AtomicU64::new(0),

@@ -68,7 +68,7 @@ pub enum Cmd {
 pub struct ListArgs {
     #[command(flatten)]
     pub filter: Filter,
-    /// recording, complete, repaired, missing, expired, empty.
+    /// recording, complete, repaired, incomplete, missing, expired, empty.
     #[arg(long)]
     pub status: Option<String>,
     /// YYYY-MM of the call's start, in the site's zone.
@@ -146,7 +146,7 @@ fn list(settings: &Settings, a: &ListArgs) -> anyhow::Result<ExitCode> {
             Some(st) => q.status = Some(st),
             None => {
                 eprintln!(
-                    "callwarden: --status: {s:?} is not one of recording, complete, repaired, missing, expired, empty"
+                    "callwarden: --status: {s:?} is not one of recording, complete, repaired, incomplete, missing, expired, empty"
                 );
                 return Ok(ExitCode::from(2));
             }

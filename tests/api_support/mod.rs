@@ -146,13 +146,18 @@ impl Site {
             w.finalize().unwrap();
             bytes = std::fs::read(&path).unwrap();
         }
+        // Sealed as the recorder seals it: the file's SHA-256 (NULL when there is no file).
+        let sha = (!bytes.is_empty()).then(|| {
+            use sha2::Digest;
+            sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect::<String>()
+        });
         let conn = rusqlite::Connection::open(&self.db).unwrap();
         conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
         conn.execute(
             "INSERT INTO recordings (id, call_id, call_started_us, caller, callee, dialled, group_name, path, status,
                  sample_rate, channels, frames, duration_ms, bytes, sha256, media_started_us, ended_us, retention_days,
                  day, month)
-             VALUES (?1, ?2, ?3, '1001', '2001', '2001', 'dispatch', ?4, ?5, 8000, 2, ?6, ?7, ?8, NULL, ?3, ?3 + ?7 * 1000,
+             VALUES (?1, ?2, ?3, '1001', '2001', '2001', 'dispatch', ?4, ?5, 8000, 2, ?6, ?7, ?8, ?9, ?3, ?3 + ?7 * 1000,
                  365, '2026-11-02', '2026-11')",
             rusqlite::params![
                 id,
@@ -162,7 +167,8 @@ impl Site {
                 status,
                 i64::from(secs) * 8000,
                 i64::from(secs) * 1000,
-                bytes.len() as i64
+                bytes.len() as i64,
+                sha
             ],
         )
         .unwrap();

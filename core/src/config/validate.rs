@@ -99,10 +99,30 @@ fn syntax_error(text: &str, e: &toml::de::Error) -> ConfigError {
     let (partial, _) = DeTable::parse_recoverable(text);
     let partial = Spanned::new(partial.span(), DeValue::Table(partial.into_inner()));
     ConfigError {
-        key: path_at(&partial, off).unwrap_or_else(|| "toml".into()),
+        key: path_at(&partial, off).or_else(|| key_on_line(text, off)).unwrap_or_else(|| "toml".into()),
         line: line_of(text, off),
         message: e.message().to_string(),
     }
+}
+
+/// When the parser recovered nothing at the error (a broken value), the key written on
+/// the error's line, under the last `[section]` / `[[section]]` header above it.
+fn key_on_line(text: &str, off: usize) -> Option<String> {
+    let start = text.get(..off)?.rfind('\n').map_or(0, |i| i + 1);
+    let line = text.get(start..)?.lines().next()?;
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim().trim_matches('"');
+    if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')) {
+        return None;
+    }
+    let section = text.get(..start)?.lines().rev().find_map(|l| {
+        let l = l.trim();
+        l.strip_prefix("[[").and_then(|r| r.strip_suffix("]]")).or_else(|| l.strip_prefix('[')?.strip_suffix(']'))
+    });
+    Some(match section {
+        Some(s) => format!("{}.{key}", s.trim()),
+        None => key.to_string(),
+    })
 }
 
 /// Reads sections one at a time to collect every serde error.
@@ -480,6 +500,14 @@ impl Checker<'_> {
                 self.err(format!("capture.interfaces[{i}]"), "empty interface name");
             }
         }
+        for (i, block) in c.hep_allow.iter().enumerate() {
+            if super::Cidr::parse(block).is_none() {
+                self.err(
+                    format!("capture.hep_allow[{i}]"),
+                    format!("{block:?} is not an address or network like \"10.0.0.0/8\" or \"::1/128\""),
+                );
+            }
+        }
         if c.batch_ms > 1000 {
             self.err("capture.batch_ms", format!("{} ms: at most 1000 (alerts wait for it)", c.batch_ms));
         }
@@ -664,8 +692,19 @@ impl Checker<'_> {
 
     fn api(&mut self) {
         let api = &self.cfg.api;
-        if api.listen.parse::<std::net::SocketAddr>().is_err() {
-            self.err("api.listen", format!("{:?} is not a socket address like \"127.0.0.1:8080\"", api.listen));
+        match api.listen.parse::<std::net::SocketAddr>() {
+            Err(_) => {
+                self.err("api.listen", format!("{:?} is not a socket address like \"127.0.0.1:8080\"", api.listen));
+            }
+            // Decided here so that `config check` refuses what `run` would (same words).
+            Ok(addr) if api.tokens.is_empty() && !addr.ip().is_loopback() => self.err(
+                "api.listen",
+                format!(
+                    "refusing to serve the API on {addr} with no [[api.token]] in the config: without tokens it is \
+                     for this machine only; listen on 127.0.0.1 or configure tokens"
+                ),
+            ),
+            Ok(_) => {}
         }
         let mut first_at: HashMap<&str, usize> = HashMap::new();
         for (i, t) in api.tokens.iter().enumerate() {
@@ -742,6 +781,9 @@ mod tests {
         assert!(!msg.is_empty());
         let (_, line, msg) = one("[site]\n[site]\n");
         assert_eq!((line, msg.as_str()), (2, "duplicate key"));
+        // A string never closed: the parser recovers nothing there; the line names it.
+        assert_eq!(one("[api]\n\nlisten = \"127.0.0.1:0\n").0, "api.listen");
+        assert_eq!(one("[[group]]\nname = \"a\nx = 1\n").0, "group.name");
     }
 
     #[test]
@@ -839,6 +881,7 @@ name = \"a\"
             ("[capture]", "batch_ms = 1001", "capture.batch_ms"),
             ("[capture]", "mirror_dedupe_ms = 1001", "capture.mirror_dedupe_ms"),
             ("[capture]", "interfaces = [\"\"]", "capture.interfaces[0]"),
+            ("[capture]", "hep_allow = [\"::1\", \"10.0.0.0/40\"]", "capture.hep_allow[1]"),
             ("[tariffs]", "unit_s = 0", "tariffs.unit_s"),
             ("[store]", "path = \"\"", "store.path"),
             ("[recordings]", "dir = \" \"", "recordings.dir"),
@@ -847,12 +890,17 @@ name = \"a\"
             ("[numbers]", "personal = [\"\"]", "numbers.personal[0]"),
             ("[alerts]", "webhooks = [\"ftp://x\"]", "alerts.webhooks[0]"),
             ("[api]", "listen = \"localhost\"", "api.listen"),
+            ("[api]", "listen = \"0.0.0.0:8080\"", "api.listen"),
         ];
         for (section, line, key) in cases {
             let (k, l, _) = one(&format!("{section}\n\n# why\n{line}\n"));
             assert_eq!((k.as_str(), l), (key, 4), "{line}");
         }
         assert!(Config::parse("[capture]\ntcp_max_message = 1024\nhep_listen = \"127.0.0.1:9060\"\n").is_ok());
+        // Any address is fine once there are tokens.
+        let with_token =
+            "[api]\nlisten = \"0.0.0.0:8080\"\n[[api.token]]\nname = \"a\"\ntoken = \"t\"\nrole = \"admin\"\n";
+        assert!(Config::parse(with_token).is_ok());
     }
 
     #[test]

@@ -1251,3 +1251,21 @@ fn relayed_copies_in_one_dialog_are_counted_once() {
     assert_eq!(r.media_caller.packets, 51);
     assert_eq!(h.tr.stats().relayed_rtp, 50);
 }
+
+/// An INVITE flood (never answered) times out; the call table's slab then gives its
+/// memory back instead of keeping room for the peak.
+#[test]
+fn the_call_table_gives_its_memory_back_once_a_flood_has_gone() {
+    let mut h = H::new();
+    for i in 0..3000 {
+        h.up(i, Dialog::new(&format!("flood-{i}@10.0.0.1"), "8001", "13800138000").invite(1));
+    }
+    assert_eq!(h.tr.active_calls(), 3000);
+    assert!(h.tr.calls.slots_held() >= 3000);
+    h.drain_all(t(3_600_000));
+    assert_eq!((h.tr.active_calls(), h.tr.calls.len()), (0, 0));
+    assert_eq!(h.tr.calls.slots_held(), 0, "the slab was given back");
+    // And it works as before afterwards.
+    answered_call(&mut h, &dlg(), 2000, 5000);
+    assert_eq!(h.tr.active_calls(), 0);
+}

@@ -155,8 +155,10 @@ pub struct ExpireReport {
 pub fn expire(conn: &Connection, dir: &Path, retention: &Retention, now: Ts) -> anyhow::Result<ExpireReport> {
     let mut report = ExpireReport::default();
     // `empty` rows have no files and keep saying that the call had no media.
-    let candidates =
-        rows::stored(conn, &[RecordingStatus::Complete, RecordingStatus::Repaired, RecordingStatus::Missing])?;
+    let candidates = rows::stored(
+        conn,
+        &[RecordingStatus::Complete, RecordingStatus::Repaired, RecordingStatus::Incomplete, RecordingStatus::Missing],
+    )?;
     for row in candidates {
         let days = retention.days_for(row.group.as_deref());
         if days == 0 {
@@ -244,7 +246,7 @@ pub fn verify(conn: &Connection, dir: &Path) -> anyhow::Result<VerifyReport> {
                 expected_sha256: row.sha256.clone(),
                 actual_sha256: None,
             }),
-            RecordingStatus::Complete | RecordingStatus::Repaired => {
+            RecordingStatus::Complete | RecordingStatus::Repaired | RecordingStatus::Incomplete => {
                 let mut files: Vec<(String, Option<String>)> = Vec::new();
                 if row.sample_rate.is_some() {
                     files.push((row.path.clone(), row.sha256.clone()));

@@ -34,7 +34,7 @@ pub mod rtpdump;
 pub mod sample;
 mod seal;
 pub mod wav;
-mod writer;
+pub(crate) mod writer;
 
 pub use writer::{bytes_per_recording, Lost, RawFile, RecorderSummary};
 
@@ -330,9 +330,7 @@ impl Recorder {
     /// Finish every recording still open (as it is), stop the thread, report. `Err` when
     /// rows could not be stored or files could not be written.
     pub fn close(self) -> anyhow::Result<RecorderSummary> {
-        let _ = self.tx.send(Msg::Close);
-        drop(self.tx);
-        let summary = self.thread.join().map_err(|_| anyhow!("the recorder thread panicked"))?;
+        let summary = self.close_anyway()?;
         if summary.db_errors > 0 || summary.io_errors > 0 {
             return Err(anyhow!(
                 "recordings: {} file error(s), {} database error(s): {}",
@@ -342,6 +340,14 @@ impl Recorder {
             ));
         }
         Ok(summary)
+    }
+
+    /// `close`, with the summary returned whatever the recordings met (`Err` only when the
+    /// thread died).
+    pub fn close_anyway(self) -> anyhow::Result<RecorderSummary> {
+        let _ = self.tx.send(Msg::Close);
+        drop(self.tx);
+        self.thread.join().map_err(|_| anyhow!("the recorder thread panicked"))
     }
 }
 

@@ -91,13 +91,23 @@ fn read_wav(path: &Path) -> (hound::WavSpec, Vec<i16>) {
     (r.spec(), r.samples::<i16>().map(Result::unwrap).collect())
 }
 
-fn run(e: &Env, outputs: &[Output]) -> RecorderSummary {
+/// A recorder fed `outputs`, its sink dropped, not yet closed.
+fn fed(e: &Env, outputs: &[Output]) -> Recorder {
     let (mut sink, rec, _) = open(&cfg(e, keep_forever()), RecorderOptions::default(), Ts(T0)).unwrap();
     for o in outputs {
         sink.accept(o).unwrap();
     }
     drop(sink);
-    rec.close().unwrap()
+    rec
+}
+
+fn run(e: &Env, outputs: &[Output]) -> RecorderSummary {
+    fed(e, outputs).close().unwrap()
+}
+
+/// `run`, keeping the summary when files failed (`close` says so as an error).
+fn run_anyway(e: &Env, outputs: &[Output]) -> RecorderSummary {
+    fed(e, outputs).close_anyway().unwrap()
 }
 
 fn reader(e: &Env) -> Reader {
@@ -479,4 +489,107 @@ fn verify_finds_changed_missing_and_unexpected_files() {
 fn memory_per_open_recording_is_small() {
     // The writer's share of the 64 KiB budget per recording.
     assert!(bytes_per_recording() < 16 * 1024, "{}", bytes_per_recording());
+}
+
+/// A tmpfs of `kib` KiB mounted on `at` (as root, or through passwordless sudo, as
+/// scripts/test runs), unmounted when dropped.
+struct SmallDisk {
+    at: PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(at: &Path, kib: u32) -> SmallDisk {
+        std::fs::create_dir_all(at).unwrap();
+        let sudo: &[&str] = if is_root() { &[] } else { &["sudo", "-n"] };
+        let mut cmd: Vec<String> = sudo.iter().map(|s| s.to_string()).collect();
+        cmd.extend(["mount", "-t", "tmpfs", "-o"].map(String::from));
+        cmd.push(format!("size={kib}k"));
+        cmd.extend(["tmpfs".to_string(), at.display().to_string()]);
+        let st = std::process::Command::new(&cmd[0]).args(&cmd[1..]).status().unwrap();
+        assert!(st.success(), "cannot mount a tmpfs (needs root or passwordless sudo): {cmd:?}");
+        SmallDisk { at: at.to_path_buf() }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let sudo: &[&str] = if is_root() { &[] } else { &["sudo", "-n"] };
+        let mut cmd: Vec<String> = sudo.iter().map(|s| s.to_string()).collect();
+        cmd.extend(["umount".to_string(), self.at.display().to_string()]);
+        let _ = std::process::Command::new(&cmd[0]).args(&cmd[1..]).status();
+    }
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+#[test]
+fn a_full_disk_leaves_an_incomplete_hashed_recording_and_the_next_one_records() {
+    let e = env();
+    let disk = SmallDisk::mount(&e.dir, 256);
+    // Most of the disk taken by something else; the recording fills the rest.
+    let filler = e.dir.join("filler");
+    std::fs::write(&filler, vec![0u8; 160 * 1024]).unwrap();
+    let second: Vec<i16> = (0..16_000).map(|n| (n % 300) as i16).collect(); // 1 s of stereo
+    let a = info(1, "00000000000000aa", T0, Some("dispatch"));
+    let mut outs = vec![begin(&a), media(1, MediaOut::Start { rate: SampleRate::Hz8000, at: Ts(T0) })];
+    for s in 0..6u64 {
+        outs.push(audio(1, s * 8000, second.clone()));
+    }
+    outs.push(end(1, T0 + 6_000_000, vec![], ""));
+    let summary = run_anyway(&e, &outs);
+    assert_eq!(
+        (summary.started, summary.completed, summary.incomplete, summary.io_errors),
+        (1, 0, 1, 1),
+        "{summary:?}"
+    );
+    let row = reader(&e).recording("00000000000000aa").unwrap().unwrap();
+    assert_eq!(row.status, "incomplete");
+    let path = e.dir.join(&row.path);
+    let (sha, bytes) = wav::sha256_file(&path).unwrap();
+    assert_eq!(row.sha256.as_deref(), Some(sha.as_str()), "what reached the disk is hashed");
+    assert_eq!(row.bytes, bytes as i64);
+    let (_, samples) = read_wav(&path);
+    assert!(!samples.is_empty() && samples.len() < 6 * 16_000, "{} samples kept", samples.len());
+    assert_eq!(samples[..1000], second[..1000], "the audio that was written plays");
+    // Space comes back: the next call is recorded whole.
+    std::fs::remove_file(&filler).unwrap();
+    let b = info(2, "00000000000000bb", T0 + 60_000_000, Some("dispatch"));
+    let summary = run(
+        &e,
+        &[
+            begin(&b),
+            media(2, MediaOut::Start { rate: SampleRate::Hz8000, at: Ts(T0 + 60_000_000) }),
+            audio(2, 0, second.clone()),
+            end(2, T0 + 61_000_000, vec![], ""),
+        ],
+    );
+    assert_eq!((summary.completed, summary.incomplete, summary.io_errors), (1, 0, 0), "{summary:?}");
+    let row = reader(&e).recording("00000000000000bb").unwrap().unwrap();
+    assert_eq!(row.status, "complete");
+    assert_eq!(read_wav(&e.dir.join(&row.path)).1, second);
+    // `verify` holds both as they are: the incomplete one is evidence too.
+    let conn = rusqlite::Connection::open(&e.db).unwrap();
+    let report = maintain::verify(&conn, &e.dir).unwrap();
+    assert!(report.changed.is_empty() && report.missing.is_empty(), "{report:?}");
+    assert_eq!(report.ok, 2, "{report:?}");
+    drop(conn);
+    drop(disk);
+}
+
+#[test]
+fn io_errors_are_logged_once_a_minute() {
+    let mut g = writer::LogGate::default();
+    let t = std::time::Instant::now();
+    assert_eq!(g.open(t), Some(0));
+    for s in 1..60 {
+        assert_eq!(g.open(t + Duration::from_secs(s)), None);
+    }
+    assert_eq!(g.open(t + Duration::from_secs(60)), Some(59), "the held lines are counted");
+    assert_eq!(g.open(t + Duration::from_secs(61)), None);
 }

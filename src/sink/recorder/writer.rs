@@ -92,6 +92,12 @@ pub struct RecorderSummary {
     pub raw_packets: u64,
     /// Recordings whose files hit an I/O error (each logged, counted in its row).
     pub io_errors: u64,
+    /// Recordings cut short by an I/O error (disk full): status `incomplete`, what reached
+    /// the disk kept and hashed.
+    pub incomplete: u64,
+    /// I/O errors are logged at most once a minute (a full disk fails every recording).
+    #[serde(skip)]
+    log_gate: LogGate,
     /// Row updates that could not be committed.
     pub db_errors: u64,
     pub last_error: Option<String>,
@@ -102,6 +108,28 @@ pub struct RecorderSummary {
     /// The most one recording's timeline can hold in the core with its default options
     /// (`CallAudio::memory_bound`), for the memory per active recording.
     pub core_bytes_per_recording: u64,
+}
+
+/// At most one log line per `EVERY` for a kind of error; the lines held back are counted
+/// and their number given with the next line.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogGate {
+    last: Option<std::time::Instant>,
+    held: u64,
+}
+
+impl LogGate {
+    pub const EVERY: Duration = Duration::from_secs(60);
+
+    /// `Some(lines held back since the last one)` when a line may be written now.
+    pub fn open(&mut self, now: std::time::Instant) -> Option<u64> {
+        if self.last.is_some_and(|t| now.duration_since(t) < Self::EVERY) {
+            self.held += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.held))
+    }
 }
 
 /// The recorder's own counts for one recording, stored with the core's in the row.
@@ -613,7 +641,17 @@ impl Writer {
                 }
             }
             let path = self.dir.join(&a.wav_rel);
-            match w.finish().map_err(|e| e.to_string()).and_then(|frames| {
+            let done = w.finish().map_err(|e| e.to_string());
+            if let Err(e) = &done {
+                fail(&mut a, &mut self.summary, format!("{}: {e}", path.display()));
+            }
+            // After an I/O error (disk full) the header is made to describe the data that
+            // did reach the disk, so what is kept plays and is hashed like any recording.
+            let kept = match (done, a.failed()) {
+                (Ok(frames), false) => Ok(frames),
+                (_, _) => wav::repair(&path, a.rate.unwrap_or(8000)).map(|r| r.frames).map_err(|e| e.to_string()),
+            };
+            match kept.and_then(|frames| {
                 let (sha, bytes) = wav::sha256_file(&path).map_err(|e| e.to_string())?;
                 Ok((frames, sha, bytes))
             }) {
@@ -644,6 +682,9 @@ impl Writer {
         if fin.sample_rate.is_none() && fin.raw_paths.is_empty() && !a.failed() {
             fin.status = Some(RecordingStatus::Empty);
             self.summary.empty += 1;
+        } else if a.failed() {
+            fin.status = Some(RecordingStatus::Incomplete);
+            self.summary.incomplete += 1;
         } else {
             self.summary.completed += 1;
         }
@@ -653,10 +694,18 @@ impl Writer {
     }
 }
 
-/// Stop writing a recording after an I/O error: logged once, kept in its counters.
+/// Stop writing a recording after an I/O error: kept in its counters, counted, and logged
+/// at most once a minute across all recordings (a full disk fails each one).
 fn fail(a: &mut Active, summary: &mut RecorderSummary, e: String) {
     if a.c.io_error.is_none() {
-        tracing::error!(id = %a.id, error = %e, "recording: write failed; the rest of this recording is lost");
+        if let Some(held) = summary.log_gate.open(std::time::Instant::now()) {
+            tracing::error!(
+                id = %a.id,
+                error = %e,
+                errors_not_logged = held,
+                "recording: write failed; the rest of this recording is lost (kept as incomplete)"
+            );
+        }
         summary.io_errors += 1;
         summary.last_error = Some(format!("recording {}: {e}", a.id));
         a.c.io_error = Some(e);

@@ -38,16 +38,20 @@ pub enum RecordingStatus {
     Missing,
     /// The call ended with no media at all (no RTP of any codec): nothing to play.
     Empty,
+    /// Cut short by an I/O error (disk full): what reached the disk is kept, its header
+    /// fixed to it, and hashed; the rest of the call was not recorded.
+    Incomplete,
 }
 
 impl RecordingStatus {
-    pub const ALL: [RecordingStatus; 6] = [
+    pub const ALL: [RecordingStatus; 7] = [
         RecordingStatus::Recording,
         RecordingStatus::Complete,
         RecordingStatus::Repaired,
         RecordingStatus::Expired,
         RecordingStatus::Missing,
         RecordingStatus::Empty,
+        RecordingStatus::Incomplete,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -56,6 +60,7 @@ impl RecordingStatus {
             RecordingStatus::Complete => "complete",
             RecordingStatus::Repaired => "repaired",
             RecordingStatus::Expired => "expired",
+            RecordingStatus::Incomplete => "incomplete",
             RecordingStatus::Missing => "missing",
             RecordingStatus::Empty => "empty",
         }
@@ -67,12 +72,18 @@ impl RecordingStatus {
 
     /// A finished recording whose file is evidence: never overwritten by a new one.
     pub fn is_final(self) -> bool {
-        matches!(self, RecordingStatus::Complete | RecordingStatus::Repaired | RecordingStatus::Expired)
+        matches!(
+            self,
+            RecordingStatus::Complete
+                | RecordingStatus::Repaired
+                | RecordingStatus::Incomplete
+                | RecordingStatus::Expired
+        )
     }
 
     /// Its files are supposed to be on disk (and to hash to what is stored).
     pub fn has_files(self) -> bool {
-        matches!(self, RecordingStatus::Complete | RecordingStatus::Repaired)
+        matches!(self, RecordingStatus::Complete | RecordingStatus::Repaired | RecordingStatus::Incomplete)
     }
 }
 
@@ -119,6 +130,24 @@ pub fn begin(conn: &Connection, r: &NewRecording) -> rusqlite::Result<BeginOutco
         if st.is_final() {
             return Ok(BeginOutcome::Exists(st));
         }
+    }
+    // The same call seen by another clock (a tcpdump of what was captured live): its
+    // start differs by microseconds, so its id does too; it is still the one recording.
+    let other: Option<String> = conn
+        .prepare_cached(
+            "SELECT status FROM recordings WHERE call_id = ?1 AND id != ?2
+                 AND call_started_us BETWEEN ?3 - ?4 AND ?3 + ?4
+             ORDER BY abs(call_started_us - ?3) LIMIT 1",
+        )?
+        .query_row(rusqlite::params![r.call_id, r.id, r.call_started_us, super::writer::SAME_CALL_WINDOW_US], |row| {
+            row.get(0)
+        })
+        .optional()?;
+    // `empty` too: the other copy of a call with no media has none either.
+    if let Some(st) =
+        other.as_deref().and_then(RecordingStatus::parse).filter(|st| st.is_final() || *st == RecordingStatus::Empty)
+    {
+        return Ok(BeginOutcome::Exists(st));
     }
     conn.prepare_cached(
         "INSERT INTO recordings (id, call_id, call_started_us, caller, callee, dialled, group_name, path,

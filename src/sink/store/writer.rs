@@ -242,14 +242,36 @@ fn stored_legs(rec: &CallRecord) -> Vec<StoredLeg<'_>> {
         .collect()
 }
 
+/// How far apart two sightings of one call's start may be and still be one call: a live
+/// capture, a HEP copy and a tcpdump of the same packets are stamped by different clocks
+/// (µs to ms apart); two calls never share a Call-ID within a second.
+pub const SAME_CALL_WINDOW_US: i64 = 1_000_000;
+
+/// The start under which a call with this Call-ID starting at `started_us` (± the window)
+/// is already stored — as a call or through its violations — the nearest one. That start
+/// stays the call's key, so another copy of the same traffic updates it, not adds to it.
+pub(super) fn stored_start(conn: &Connection, call_id: &str, started_us: i64) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached(
+        "SELECT s FROM (
+             SELECT started_us AS s FROM calls WHERE call_id = ?1 AND started_us BETWEEN ?2 - ?3 AND ?2 + ?3
+             UNION ALL
+             SELECT call_started_us FROM violations
+                 WHERE call_id = ?1 AND call_started_us BETWEEN ?2 - ?3 AND ?2 + ?3)
+         ORDER BY abs(s - ?2) LIMIT 1",
+    )?
+    .query_row(params![call_id, started_us, SAME_CALL_WINDOW_US], |r| r.get(0))
+    .optional()
+}
+
 /// Insert or replace the call; `true` when it was not there before.
 fn write_call(tx: &rusqlite::Transaction<'_>, tz: &TimeZone, rec: &CallRecord) -> rusqlite::Result<bool> {
-    let started = rec.started_at.as_micros();
+    let at = rec.started_at.as_micros();
     let existed = tx
-        .prepare_cached("SELECT 1 FROM calls WHERE call_id = ?1 AND started_us = ?2")?
-        .query_row(params![rec.call_id, started], |_| Ok(()))
+        .prepare_cached("SELECT 1 FROM calls WHERE call_id = ?1 AND started_us BETWEEN ?2 - ?3 AND ?2 + ?3 LIMIT 1")?
+        .query_row(params![rec.call_id, at, SAME_CALL_WINDOW_US], |_| Ok(()))
         .optional()?
         .is_some();
+    let started = stored_start(tx, &rec.call_id, at)?.unwrap_or(at);
     let (day, month) = day_month(rec.started_at, tz);
     let (caller_ext, callee_ext) = our_extensions(rec);
     let mut stmt = tx.prepare_cached(
@@ -325,6 +347,18 @@ pub(super) fn natural_key(v: &Violation, day: &str) -> String {
 fn write_violation(tx: &rusqlite::Transaction<'_>, tz: &TimeZone, v: &Violation) -> rusqlite::Result<()> {
     // A violation about a call belongs to the call's day; one about no call to the day
     // it was detected.
+    // Keyed to the start its call is stored under (another copy of the traffic is the same call).
+    let snapped;
+    let v = match (&v.call_id, v.call_started_at) {
+        (Some(id), Some(at)) => match stored_start(tx, id, at.as_micros())? {
+            Some(s) if s != at.as_micros() => {
+                snapped = Violation { call_started_at: Some(Ts::from_micros(s)), ..v.clone() };
+                &snapped
+            }
+            _ => v,
+        },
+        _ => v,
+    };
     let (day, month) = day_month(v.call_started_at.unwrap_or(v.detected_at), tz);
     let key = natural_key(v, &day);
     // Raised again: keep the first detection time; a completed fine (and its detail) is
