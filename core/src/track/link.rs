@@ -186,6 +186,12 @@ struct LegState {
 
 #[derive(Debug)]
 struct Linked {
+    /// The first leg's numbers, normalised once for inference.
+    numbers: Numbers,
+    /// The first leg arrived at the PBX and is still in the table of recent arrivals.
+    arrived: bool,
+    /// Keys this call holds in `Linker::by_number`.
+    number_keys: Vec<String>,
     legs: Vec<LegState>,
     link: Option<LinkKind>,
     ringing_sent: bool,
@@ -231,6 +237,9 @@ pub(crate) struct Linker {
     by_value: HashMap<String, CallKey>,
     /// Calls with a leg that arrived at the PBX, by that leg's start (inference window).
     recent: VecDeque<(Ts, CallKey)>,
+    /// Calls in progress by the numbers inference compares (`number_key`): a new leg is
+    /// compared with the calls that share one of its numbers, not with every recent call.
+    by_number: HashMap<String, Vec<CallKey>>,
     /// Calls held by the PBX (IVR, queue) or with a recent REFER: candidates beyond the window.
     held: FastSet<CallKey>,
     /// Evidence of legs that started and were not yet linked.
@@ -249,16 +258,42 @@ fn canon(n: &str) -> String {
 /// Do two numbers name the same party once prefixes (outside line, carrier, area code,
 /// country) are set aside? Short numbers (extensions) must be equal; long ones may differ
 /// by a prefix of the longer one.
+#[cfg(test)]
 fn same_number(a: &str, b: &str) -> bool {
-    let (a, b) = (canon(a), canon(b));
+    same_canon(&canon(a), &canon(b))
+}
+
+/// `same_number` of two numbers already in `canon` form (no allocation: it runs for every
+/// candidate call of every leg the PBX starts).
+fn same_canon(a: &str, b: &str) -> bool {
     if a.is_empty() || b.is_empty() {
         return false;
     }
     if a == b {
         return true;
     }
-    let (short, long) = if a.len() <= b.len() { (&a, &b) } else { (&b, &a) };
-    short.len() >= 7 && long.ends_with(short.as_str())
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    short.len() >= 7 && long.ends_with(short)
+}
+
+/// The index key of a number in `canon` form: numbers that `same_canon` matches share it
+/// (equal, or the longer ends with the shorter of at least 7 digits: their last 7 digits).
+fn number_key(n: &str) -> &str {
+    n.get(n.len().saturating_sub(7)..).unwrap_or(n)
+}
+
+/// A leg's numbers in `canon` form: caller, dialled, callee.
+#[derive(Debug, Default)]
+struct Numbers {
+    caller: String,
+    dialled: String,
+    callee: String,
+}
+
+impl Numbers {
+    fn of(s: &CallStart) -> Numbers {
+        Numbers { caller: canon(&s.caller), dialled: canon(&s.dialled), callee: canon(&s.callee) }
+    }
 }
 
 /// The UUIDs of an RFC 7989 Session-ID value (`local;remote=uuid`), all-zero ones left out.
@@ -313,7 +348,12 @@ impl Linker {
     /// Entries of every index that must be empty once no call is in progress (tests).
     #[cfg(test)]
     pub(crate) fn open_calls(&self) -> usize {
-        self.calls.len() + self.leg_call.len() + self.by_value.len() + self.held.len() + self.evidence.len()
+        self.calls.len()
+            + self.leg_call.len()
+            + self.by_value.len()
+            + self.held.len()
+            + self.evidence.len()
+            + self.by_number.len()
     }
 
     /// The correlation-header names to read from a new leg's INVITE.
@@ -332,8 +372,10 @@ impl Linker {
     pub(crate) fn note_refer(&mut self, leg: CallKey, at: Ts, target: &str) {
         let Some(&call) = self.leg_call.get(&leg) else { return };
         if let Some(c) = self.calls.get_mut(&call) {
-            c.refer = Some((at, canon(target)));
+            let to = canon(target);
+            c.refer = Some((at, to.clone()));
             self.held.insert(call);
+            self.index_number(call, &to);
         }
     }
 
@@ -484,6 +526,9 @@ impl Linker {
             None => {
                 let caller_ours = self.extensions.contains(&start.caller);
                 let mut c = Linked {
+                    numbers: Numbers::of(&start),
+                    arrived: to_pbx,
+                    number_keys: Vec::new(),
                     legs: Vec::new(),
                     link: None,
                     ringing_sent: false,
@@ -506,6 +551,12 @@ impl Linker {
                 });
                 self.calls.insert(leg, c);
                 self.leg_call.insert(leg, leg);
+                if to_pbx && !self.cfg.pbx.is_empty() {
+                    let n = Numbers::of(&start);
+                    for k in [n.caller, n.dialled, n.callee] {
+                        self.index_number(leg, &k);
+                    }
+                }
                 self.index(leg, &start, &ev);
                 if to_pbx {
                     self.push_recent(start.at, leg);
@@ -517,13 +568,30 @@ impl Linker {
 
     fn push_recent(&mut self, at: Ts, call: CallKey) {
         if self.recent.len() >= MAX_RECENT {
-            if let Some((t, _)) = self.recent.pop_front() {
+            if let Some((t, old)) = self.recent.pop_front() {
                 if t + self.cfg.window > at {
                     self.stats.evicted += 1;
+                    if let Some(c) = self.calls.get_mut(&old) {
+                        c.arrived = false;
+                    }
                 }
             }
         }
         self.recent.push_back((at, call));
+    }
+
+    /// Index `call` under the key of `number` (canon form; empty numbers are not indexed).
+    fn index_number(&mut self, call: CallKey, number: &str) {
+        if number.is_empty() {
+            return;
+        }
+        let key = number_key(number).to_string();
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        if c.number_keys.contains(&key) || c.number_keys.len() >= MAX_VALUES_PER_CALL {
+            return;
+        }
+        c.number_keys.push(key.clone());
+        self.by_number.entry(key).or_default().push(call);
     }
 
     /// Index the leg's Call-ID and evidence values under its call.
@@ -628,34 +696,46 @@ impl Linker {
             return None;
         }
         let window = self.cfg.window;
-        while let Some(&(t, _)) = self.recent.front() {
+        while let Some(&(t, old)) = self.recent.front() {
             if t + window < start.at {
                 self.recent.pop_front();
+                if let Some(c) = self.calls.get_mut(&old) {
+                    c.arrived = false;
+                }
             } else {
                 break;
             }
         }
-        let mut cands: Vec<CallKey> = self.recent.iter().filter(|&&(t, _)| t <= start.at).map(|&(_, c)| c).collect();
-        cands.extend(self.held.iter().copied());
+        // Candidates: calls in progress sharing one of the leg's numbers.
+        let leg_numbers = Numbers::of(start);
+        let mut cands: Vec<CallKey> = [&leg_numbers.caller, &leg_numbers.dialled, &leg_numbers.callee]
+            .into_iter()
+            .filter(|n| !n.is_empty())
+            .filter_map(|n| self.by_number.get(number_key(n)))
+            .flatten()
+            .copied()
+            .collect();
         cands.sort_unstable();
         cands.dedup();
         // Score: caller matches (2), callee matches (1), a REFER to this callee (3).
         let mut best: Vec<(u32, i64, CallKey, LegRole)> = Vec::new();
         let caller_ours = self.extensions.contains(&start.caller);
+        let leg = leg_numbers;
         for ck in cands {
             let Some(c) = self.calls.get(&ck) else { continue };
             if c.all_ended() {
                 continue;
             }
             let a = &c.first().start;
-            let in_window = start.at.since(a.at) <= window;
+            let n = &c.numbers;
+            let in_window = c.arrived && start.at >= a.at && start.at.since(a.at) <= window;
             let refer = c.refer.as_ref().filter(|(t, to)| {
-                start.at.since(*t) <= window && (same_number(to, &start.callee) || same_number(to, &start.dialled))
+                start.at.since(*t) <= window && (same_canon(to, &leg.callee) || same_canon(to, &leg.dialled))
             });
-            let caller_match = same_number(&a.caller, &start.caller);
-            let callee_match = same_number(&a.dialled, &start.dialled)
-                || same_number(&a.callee, &start.callee)
-                || same_number(&a.dialled, &start.callee);
+            let caller_match = same_canon(&n.caller, &leg.caller);
+            let callee_match = same_canon(&n.dialled, &leg.dialled)
+                || same_canon(&n.callee, &leg.callee)
+                || same_canon(&n.dialled, &leg.callee);
             // Two of our own extensions calling are two people: never one call (a REFER
             // names the transfer target, so it may come from the transferring phone).
             if refer.is_none() && caller_ours && self.extensions.contains(&a.caller) && !caller_match {
@@ -786,6 +866,14 @@ impl Linker {
             self.leg_call.remove(&l.key);
         }
         self.held.remove(&call_key);
+        for k in &c.number_keys {
+            if let Some(v) = self.by_number.get_mut(k) {
+                v.retain(|&x| x != call_key);
+                if v.is_empty() {
+                    self.by_number.remove(k);
+                }
+            }
+        }
         // `recent` entries of an ended call fall out with the window (lookups skip them).
         out.push(CallEvent::Ended(compose(c, &self.extensions, self.cycle_ms)));
     }
