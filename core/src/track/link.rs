@@ -875,7 +875,9 @@ impl Linker {
             }
         }
         // `recent` entries of an ended call fall out with the window (lookups skip them).
-        out.push(CallEvent::Ended(compose(c, &self.extensions, self.cycle_ms)));
+        if let Some(rec) = compose(c, &self.extensions, self.cycle_ms) {
+            out.push(CallEvent::Ended(rec));
+        }
     }
 }
 
@@ -901,20 +903,15 @@ fn millis(d: Dur) -> i64 {
 }
 
 /// The call's record from its legs' records, from the caller's point of view.
-fn compose(c: Linked, ext: &ExtensionSet, cycle_ms: u32) -> Box<CallRecord> {
+fn compose(c: Linked, ext: &ExtensionSet, cycle_ms: u32) -> Option<Box<CallRecord>> {
     let Linked { legs, link, ext_leg, media_src, dtmf_leg, .. } = c;
     let mut recs: Vec<(LegState, Box<CallRecord>)> =
         legs.into_iter().filter_map(|mut l| l.record.take().map(|r| (l, r))).collect();
     if recs.len() == 1 {
-        if let Some((_, r)) = recs.pop() {
-            return single(r, ext);
-        }
+        return recs.pop().map(|(_, r)| single(r, ext));
     }
-    let Some((a_state, a)) = recs.first() else {
-        // Unreachable: a call has at least its first leg, ended. Keep the invariant cheap.
-        return Box::new(empty_record());
-    };
-    let a_key = a_state.key;
+    // `ended` composes a call once all its legs have ended: it has at least its first.
+    let (_, a) = recs.first()?;
     let onward: Vec<&(LegState, Box<CallRecord>)> = recs.iter().skip(1).collect();
     let first_onward_ring = onward.iter().filter_map(|(_, r)| r.ringing_at.or(r.answered_at)).min();
     let held = a.answered_at.is_some_and(|ta| first_onward_ring.is_some_and(|r| ta < r));
@@ -1022,9 +1019,7 @@ fn compose(c: Linked, ext: &ExtensionSet, cycle_ms: u32) -> Box<CallRecord> {
         ladder_dropped = ladder_dropped.saturating_add((ladder.len() - MAX_LADDER) as u32);
         ladder.truncate(MAX_LADDER);
     }
-    let a = &recs[0].1;
-    let _ = a_key;
-    Box::new(CallRecord {
+    Some(Box::new(CallRecord {
         key: a.key,
         call_id: a.call_id.clone(),
         caller: a.caller.clone(),
@@ -1053,40 +1048,7 @@ fn compose(c: Linked, ext: &ExtensionSet, cycle_ms: u32) -> Box<CallRecord> {
         ladder_dropped,
         to_tag: a.to_tag.clone(),
         linking: Linking { answered_by, transferred_to, wait_ms, link, legs: summaries },
-    })
-}
-
-fn empty_record() -> CallRecord {
-    CallRecord {
-        key: CallKey(0),
-        call_id: String::new(),
-        caller: String::new(),
-        caller_display: None,
-        callee: String::new(),
-        dialled: String::new(),
-        number: String::new(),
-        direction: Direction::Transit,
-        class: None,
-        group: None,
-        started_at: Ts::EPOCH,
-        ringing_at: None,
-        answered_at: None,
-        ended_at: Ts::EPOCH,
-        rings: 0,
-        ring_ms: 0,
-        talk_ms: 0,
-        answered: false,
-        end_reason: super::EndReason::CaptureEnded,
-        sip_status: None,
-        cost_fen: None,
-        dtmf: String::new(),
-        media_caller: MediaStats::default(),
-        media_callee: MediaStats::default(),
-        ladder: Vec::new(),
-        ladder_dropped: 0,
-        to_tag: None,
-        linking: Linking::default(),
-    }
+    }))
 }
 
 #[cfg(test)]

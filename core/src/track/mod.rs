@@ -380,10 +380,20 @@ impl Tracker {
         hep_correlation: Option<&[u8]>,
         out: &mut Vec<CallEvent>,
     ) {
+        self.through_linker(out, |t, legs| t.leg_sip(at, src, dst, msg, hep_correlation, legs));
+    }
+
+    /// Run `f` on the per-leg (per-dialog) events, then let the linker make them per-call.
+    fn through_linker<R>(
+        &mut self,
+        out: &mut Vec<CallEvent>,
+        f: impl FnOnce(&mut Self, &mut Vec<CallEvent>) -> R,
+    ) -> R {
         let mut legs = std::mem::take(&mut self.scratch);
-        self.leg_sip(at, src, dst, msg, hep_correlation, &mut legs);
+        let r = f(self, &mut legs);
         self.link.process(&mut legs, out);
         self.scratch = legs;
+        r
     }
 
     fn leg_sip(
@@ -445,11 +455,7 @@ impl Tracker {
         pkt: &crate::rtp::RtpPacket<'_>,
         out: &mut Vec<CallEvent>,
     ) -> Option<RtpBinding> {
-        let mut legs = std::mem::take(&mut self.scratch);
-        let bound = self.leg_rtp(at, src, dst, pkt, &mut legs);
-        self.link.process(&mut legs, out);
-        self.scratch = legs;
-        bound
+        self.through_linker(out, |t, legs| t.leg_rtp(at, src, dst, pkt, legs))
     }
 
     fn leg_rtp(
@@ -527,10 +533,7 @@ impl Tracker {
     /// Fire every timer due at or before `now`. Afterwards `poll_timeout` is later than
     /// `now` (or `None`).
     pub fn handle_timeout(&mut self, now: Ts, out: &mut Vec<CallEvent>) {
-        let mut legs = std::mem::take(&mut self.scratch);
-        self.leg_timeout(now, &mut legs);
-        self.link.process(&mut legs, out);
-        self.scratch = legs;
+        self.through_linker(out, |t, legs| t.leg_timeout(now, legs));
     }
 
     fn leg_timeout(&mut self, now: Ts, out: &mut Vec<CallEvent>) {
@@ -559,10 +562,7 @@ impl Tracker {
     /// End every call in progress with `reason` at `now` (capture-ended, shutdown), in
     /// the order they started. A call whose CANCEL was seen ends `cancelled` at the CANCEL.
     pub fn end_all(&mut self, now: Ts, reason: EndReason, out: &mut Vec<CallEvent>) {
-        let mut legs = std::mem::take(&mut self.scratch);
-        self.leg_end_all(now, reason, &mut legs);
-        self.link.process(&mut legs, out);
-        self.scratch = legs;
+        self.through_linker(out, |t, legs| t.leg_end_all(now, reason, legs));
     }
 
     fn leg_end_all(&mut self, now: Ts, reason: EndReason, out: &mut Vec<CallEvent>) {
