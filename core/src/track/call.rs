@@ -32,6 +32,9 @@ pub(crate) const LINGER: Dur = Dur::from_secs(32);
 /// Distinct messages remembered for de-duplication (beyond it copies count as new on the
 /// ladder, which is capped anyway; figures are first-time-only by state, not by this set).
 const MAX_SEEN: usize = 1024;
+/// A caller answered by two forks hangs up the one it does not keep within this of the
+/// other's 2xx; a BYE later is the end of the call.
+const FORK_HANGUP_AT_ONCE: Dur = Dur::from_secs(2);
 /// DTMF digits kept per call.
 const MAX_DTMF: usize = 256;
 
@@ -103,6 +106,13 @@ pub(crate) struct Call {
     answered_at: Option<Ts>,
     to_tag: Option<String>,
     final_status: Option<u16>,
+    /// Other forks of the INVITE that answered too (To tag, time of their 2xx): a caller
+    /// answered twice takes one and hangs up the others at once (RFC 3261 §13.2.2.4). The
+    /// fork kept (`to_tag`) is the one ACKed, or the one not hung up at once; BYEs to the
+    /// others do not end the call. The call was answered at the first 2xx either way.
+    other_answers: Vec<(String, Ts)>,
+    /// The caller ACKed the fork taken as the answer (else an ACKed other fork takes over).
+    answer_acked: bool,
     seen: HashSet<MsgId>,
     ladder: Vec<SipStep>,
     ladder_dropped: u32,
@@ -161,6 +171,8 @@ impl Call {
             answered_at: None,
             to_tag: None,
             final_status: None,
+            other_answers: Vec::new(),
+            answer_acked: false,
             linger_until: None,
             last_activity: at,
             seen: HashSet::new(),
@@ -269,7 +281,44 @@ impl Call {
                 }
                 None
             }
+            // The caller ACKs the 2xx it takes: an ACK to another fork that answered, while
+            // the first one taken was never ACKed, makes that fork the answer.
+            Method::Ack if by_caller && msg.cseq.seq == self.invite_cseq && !unanswered => {
+                match tag(&msg.to) {
+                    Some(t) if Some(t) == self.to_tag.as_deref() => self.answer_acked = true,
+                    Some(t) if !self.answer_acked => {
+                        if let Some(i) = self.other_answers.iter().position(|(o, _)| o == t) {
+                            let (t, a) = self.other_answers.remove(i);
+                            if let Some(old) = self.to_tag.take() {
+                                self.other_answers.push((old, a));
+                            }
+                            self.to_tag = Some(t);
+                            self.answer_acked = true;
+                        }
+                    }
+                    _ => {}
+                }
+                None
+            }
             Method::Bye => {
+                // The fork this BYE is about: To tag of the caller's, From tag of the callee's.
+                let fork = if by_caller { tag(&msg.to) } else { tag(&msg.from) };
+                if let Some(fork) = fork.filter(|_| !self.other_answers.is_empty()) {
+                    if let Some(i) = self.other_answers.iter().position(|(t, _)| t == fork) {
+                        // An extra fork hung up: the call goes on with the one answering.
+                        self.other_answers.remove(i);
+                        return None;
+                    }
+                    let at_once = self.other_answers.iter().any(|(_, a)| at.since(*a) <= FORK_HANGUP_AT_ONCE);
+                    if self.to_tag.as_deref() == Some(fork) && at_once {
+                        // The fork taken first is hung up at once while another that
+                        // answered is kept: that one is the answer (the call was answered
+                        // when the first 2xx came: `answered_at` stays).
+                        let (t, _) = self.other_answers.remove(0);
+                        self.to_tag = Some(t);
+                        return None;
+                    }
+                }
                 Some(Ending { at, reason: if by_caller { EndReason::CallerBye } else { EndReason::CalleeBye } })
             }
             _ => None,
@@ -285,6 +334,15 @@ impl Call {
         out: &mut Vec<CallEvent>,
     ) -> Option<Ending> {
         let initial_invite = msg.cseq.method == Method::Invite && by_caller && msg.cseq.seq == self.invite_cseq;
+        // Another fork answering after the first one: remembered, the answer may move to it.
+        if initial_invite && self.answered_at.is_some() && (200..=299).contains(&status) {
+            if let Some(t) = tag(&msg.to).filter(|t| Some(*t) != self.to_tag.as_deref()) {
+                if self.other_answers.len() < 4 && !self.other_answers.iter().any(|(o, _)| o == t) {
+                    self.other_answers.push((t.to_string(), at));
+                }
+            }
+            return None;
+        }
         // After the answer, or after the challenge that completed this transaction, later
         // responses to it are stale copies that must not move any figure.
         if !initial_invite || self.answered_at.is_some() || self.challenge.is_some() {

@@ -1269,3 +1269,46 @@ fn the_call_table_gives_its_memory_back_once_a_flood_has_gone() {
     answered_call(&mut h, &dlg(), 2000, 5000);
     assert_eq!(h.tr.active_calls(), 0);
 }
+
+/// Two forks answer the INVITE (RFC 3261 §13.2.2.4): the caller ACKs both and hangs up the
+/// one it does not keep at once. The answer is the fork kept, that BYE does not end the
+/// call, and the talk time runs to the real hang-up.
+#[test]
+fn of_two_answering_forks_the_one_kept_is_the_answer() {
+    for first_kept in [true, false] {
+        let mut h = H::new();
+        let d = dlg();
+        h.up(0, d.invite(1).sdp(sdp("10.0.0.1", 4000)));
+        h.down(1000, d.r(180, 1).to_tag("fork-1"));
+        h.down(6000, d.r(200, 1).to_tag("fork-1").sdp(sdp("10.0.0.5", 6000)));
+        h.down(6050, d.r(200, 1).to_tag("fork-2").sdp(sdp("10.0.0.6", 6000)));
+        h.up(6060, d.req(Method::Ack, 1).to_tag("fork-1"));
+        h.up(6070, d.req(Method::Ack, 1).to_tag("fork-2"));
+        let (dropped, kept) = if first_kept { ("fork-2", "fork-1") } else { ("fork-1", "fork-2") };
+        h.up(6080, d.req(Method::Bye, 2).to_tag(dropped));
+        assert!(h.records().is_empty(), "the extra fork's BYE ends nothing");
+        h.up(20_000, d.req(Method::Bye, 3).to_tag(kept));
+        let r = h.one();
+        assert_eq!(r.to_tag.as_deref(), Some(kept));
+        // Answered when the first 2xx came, over at the real hang-up.
+        assert_eq!((r.answered_at, r.talk_ms), (Some(t(6000)), 14_000));
+        assert_eq!(r.end_reason, EndReason::CallerBye);
+        h.drain_all(t(200_000));
+    }
+}
+
+/// Two forks answer and the caller ACKs only the second: the ACKed one is the answer.
+#[test]
+fn of_two_answering_forks_the_acked_one_is_the_answer() {
+    let mut h = H::new();
+    let d = dlg();
+    h.up(0, d.invite(1).sdp(sdp("10.0.0.1", 4000)));
+    h.down(6000, d.r(200, 1).to_tag("fork-1").sdp(sdp("10.0.0.5", 6000)));
+    h.down(6500, d.r(200, 1).to_tag("fork-2").sdp(sdp("10.0.0.6", 6000)));
+    h.up(6510, d.req(Method::Ack, 1).to_tag("fork-2"));
+    h.up(16_500, d.req(Method::Bye, 2).to_tag("fork-2"));
+    let r = h.one();
+    assert_eq!(r.to_tag.as_deref(), Some("fork-2"));
+    assert_eq!((r.answered_at, r.talk_ms), (Some(t(6000)), 10_500));
+    h.drain_all(t(200_000));
+}
