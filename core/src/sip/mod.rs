@@ -355,6 +355,40 @@ fn link_headers(head: &[u8]) -> Vec<(String, String)> {
     out
 }
 
+/// The dialog a Replaces header names (RFC 3891): an attended transfer or a take-over.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replaces {
+    pub call_id: String,
+    pub to_tag: Option<String>,
+    pub from_tag: String,
+}
+
+/// Read a Replaces value (`call-id;to-tag=a;from-tag=b`); `None` without a Call-ID or from-tag.
+pub fn parse_replaces(v: &str) -> Option<Replaces> {
+    let (call_id, params) = v.split_once(';').unwrap_or((v, ""));
+    let call_id = call_id.trim();
+    let from_tag = value::param(params, "from-tag").filter(|t| !t.is_empty())?;
+    (!call_id.is_empty()).then(|| Replaces {
+        call_id: call_id.to_string(),
+        to_tag: value::param(params, "to-tag").filter(|t| !t.is_empty()).map(str::to_string),
+        from_tag: from_tag.to_string(),
+    })
+}
+
+/// A Refer-To value (RFC 3515): the user part of its URI (the transfer target) and, for an
+/// attended transfer, the Replaces carried in the URI's headers (`?Replaces=...`,
+/// percent-decoded).
+pub fn parse_refer_to(v: &str) -> (Option<String>, Option<Replaces>) {
+    let uri = value::name_addr_text(v).uri;
+    let replaces = uri.split_once('?').and_then(|(_, headers)| {
+        headers.split('&').find_map(|h| {
+            let (k, val) = h.split_once('=')?;
+            k.trim().eq_ignore_ascii_case("replaces").then(|| value::percent_decode(val))
+        })
+    });
+    (value::parse_uri(uri).user, replaces.as_deref().and_then(parse_replaces))
+}
+
 /// Address of media announced in an SDP: connection address and port.
 pub fn media_addr(sdp: &sdp::Sdp) -> Option<(IpAddr, u16)> {
     sdp.media.iter().find(|m| m.kind == "audio" && m.port != 0).and_then(|m| Some((m.conn.or(sdp.conn)?, m.port)))

@@ -901,3 +901,15 @@ proptest! {
         assert_readers_agree(text.as_bytes());
     }
 }
+
+#[test]
+fn refer_to_and_replaces() {
+    let (user, r) = parse_refer_to("<sip:8052@10.0.0.2?Replaces=c1%40h%3Bto-tag%3Dt1%3Bfrom-tag%3Df1>");
+    assert_eq!(user.as_deref(), Some("8052"));
+    let r = r.expect("replaces");
+    assert_eq!((r.call_id.as_str(), r.to_tag.as_deref(), r.from_tag.as_str()), ("c1@h", Some("t1"), "f1"));
+    assert_eq!(parse_refer_to("\"Desk\" <sip:%38%30%34%32@pbx>;x=1"), (Some("8042".to_string()), None));
+    assert_eq!(parse_replaces("c2@h;from-tag=f2").map(|r| r.to_tag), Some(None));
+    assert_eq!(parse_replaces("c2@h;to-tag=t2"), None, "a from-tag is needed to find the dialog");
+    assert_eq!(parse_replaces(";from-tag=f"), None);
+}

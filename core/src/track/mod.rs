@@ -289,30 +289,19 @@ pub const MAX_LADDER: usize = 500;
 /// More tracked calls (active + lingering) than this and new INVITEs are refused and counted.
 pub const MAX_CALLS: usize = 200_000;
 
-/// The user part of a Refer-To value (`<sip:8002@pbx;transport=udp?Replaces=...>`).
-fn uri_user(v: &str) -> Option<String> {
-    let inner = match (v.find('<'), v.find('>')) {
-        (Some(a), Some(b)) if a < b => &v[a + 1..b],
-        _ => v,
+/// What payload type `pt` carries toward `receiver`: the SDPs of the call, else the static
+/// table. A leg's receiver is fixed, so the answer is cached in the leg until an SDP comes.
+fn payload_kind(call: &mut Call, statics: &StaticPayloads, receiver: media_bind::Side, pt: u8) -> MediaKind {
+    let leg = leg_idx(receiver.receiving_leg());
+    if let Some(k) = call.legs[leg].cached_kind(pt) {
+        return k.clone();
+    }
+    let k = match call.kind(receiver, pt) {
+        Some(k) => k.clone(),
+        None => statics.kind(pt),
     };
-    let rest = inner.trim().split_once(':').map_or(inner, |(_, r)| r);
-    let user = rest.split(['@', ';', '?']).next()?.trim();
-    (!user.is_empty()).then(|| user.to_string())
-}
-
-/// The Replaces of a Refer-To URI's headers (`<sip:8052@pbx?Replaces=cid%3Bto-tag%3Da...>`),
-/// percent-decoded: an attended transfer names the consultation dialog it replaces.
-fn replaces_in_refer_to(v: &str) -> Option<String> {
-    let inner = match (v.find('<'), v.rfind('>')) {
-        (Some(a), Some(b)) if a < b => &v[a + 1..b],
-        _ => v,
-    };
-    let (_, headers) = inner.split_once('?')?;
-    let value = headers.split('&').find_map(|h| {
-        let (k, val) = h.split_once('=')?;
-        k.trim().eq_ignore_ascii_case("replaces").then_some(val)
-    })?;
-    Some(percent_encoding::percent_decode_str(value).decode_utf8_lossy().into_owned())
+    call.legs[leg].cache_kind(pt, k.clone());
+    k
 }
 
 /// A request INVITE without To tag: the start of a call (or a copy or retry of it).
@@ -417,8 +406,9 @@ impl Tracker {
         };
         if msg.method() == Some(&Method::Refer) && self.link.enabled() {
             if let Some(refer_to) = msg.link_header("refer-to") {
-                let target = uri_user(refer_to).unwrap_or_default();
-                match replaces_in_refer_to(refer_to).and_then(|r| self.replaced_leg(&r)) {
+                let (target, replaces) = crate::sip::parse_refer_to(refer_to);
+                let target = target.unwrap_or_default();
+                match replaces.and_then(|r| self.replaced_leg(&r)) {
                     Some(replaced) => self.link.note_attended(key, at, &target, replaced),
                     None => self.link.note_refer(key, at, &target),
                 }
@@ -469,30 +459,23 @@ impl Tracker {
         self.catch_up(at, out);
         let (owner, matched) = self.media.lookup(src, dst)?;
         let call = self.calls.at_mut(owner.slot, owner.key)?;
-        if call.is_ended() {
-            // A leg of a ring group or fork that ended while its call goes on (its SDP
-            // named the same media as the answering leg): the packet is still the call's.
-            if self.link.call_in_progress(owner.key) {
-                let receiver = match matched {
-                    Matched::Receiver => owner.side,
-                    Matched::Sender => owner.side.other(),
-                };
-                let leg = receiver.receiving_leg();
-                let kind = call
-                    .kind(receiver, pkt.payload_type)
-                    .cloned()
-                    .unwrap_or_else(|| self.statics.kind(pkt.payload_type));
-                let primary = self.link.media_primary(owner.key, leg);
-                return Some(RtpBinding { key: self.link.call_of(owner.key), leg, kind, primary });
-            }
-            self.stats.late_rtp += 1;
-            return None;
-        }
         // The side the packet flows to, and the far address to learn for the other side.
         let (receiver, far) = match matched {
             Matched::Receiver => (owner.side, src),
             Matched::Sender => (owner.side.other(), dst),
         };
+        if call.is_ended() {
+            if !self.link.call_in_progress(owner.key) {
+                self.stats.late_rtp += 1;
+                return None;
+            }
+            // A leg of a ring group or fork that ended while its call goes on (its SDP
+            // named the same media as the answering leg): the packet is still the call's.
+            let leg = receiver.receiving_leg();
+            let kind = payload_kind(call, &self.statics, receiver, pkt.payload_type);
+            let primary = self.link.media_primary(owner.key, leg);
+            return Some(RtpBinding { key: self.link.call_of(owner.key), leg, kind, primary });
+        }
         let far_side = match matched {
             Matched::Receiver => owner.side.other(),
             Matched::Sender => receiver,
@@ -504,19 +487,7 @@ impl Tracker {
             self.media.learn(h, far_side, far, &mut call.sides[far_side.idx()]);
         }
         let leg = receiver.receiving_leg();
-        let pt = pkt.payload_type;
-        // A leg's receiver is fixed, so its (payload type → kind) holds until an SDP comes.
-        let kind = match call.legs[leg_idx(leg)].cached_kind(pt) {
-            Some(k) => k.clone(),
-            None => {
-                let k = match call.kind(receiver, pt) {
-                    Some(k) => k.clone(),
-                    None => self.statics.kind(pt),
-                };
-                call.legs[leg_idx(leg)].cache_kind(pt, k.clone());
-                k
-            }
-        };
+        let kind = payload_kind(call, &self.statics, receiver, pkt.payload_type);
         if call.legs[leg_idx(leg)].is_relayed_copy(at, src, dst, pkt) {
             // The same conversation relayed on another hop of this dialog: not counted
             // twice, not recorded twice.
@@ -655,23 +626,14 @@ impl Tracker {
             .collect();
         let session_ids = msg.link_header("session-id").map(link::session_uuids).unwrap_or_default();
         let hep = hep.map(|h| String::from_utf8_lossy(h).trim().to_string()).filter(|h| !h.is_empty());
-        let replaces = msg.link_header("replaces").and_then(|r| self.replaced_leg(r));
+        let replaces =
+            msg.link_header("replaces").and_then(crate::sip::parse_replaces).and_then(|r| self.replaced_leg(&r));
         Evidence { headers, session_ids, hep, replaces }
     }
 
-    /// The tracked leg a Replaces value (`call-id;to-tag=..;from-tag=..`) names.
-    fn replaced_leg(&self, replaces: &str) -> Option<CallKey> {
-        let mut parts = replaces.split(';');
-        let call_id = parts.next()?.trim();
-        let (mut to_tag, mut from_tag) = (None, None);
-        for p in parts {
-            match p.split_once('=') {
-                Some((k, v)) if k.trim().eq_ignore_ascii_case("to-tag") => to_tag = Some(v.trim()),
-                Some((k, v)) if k.trim().eq_ignore_ascii_case("from-tag") => from_tag = Some(v.trim()),
-                _ => {}
-            }
-        }
-        self.dialogs.find(call_id, from_tag?, to_tag)
+    /// The tracked leg a Replaces names.
+    fn replaced_leg(&self, r: &crate::sip::Replaces) -> Option<CallKey> {
+        self.dialogs.find(&r.call_id, &r.from_tag, r.to_tag.as_deref())
     }
 
     /// An initial INVITE under a Call-ID whose call was challenged (401/407) and waits
