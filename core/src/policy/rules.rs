@@ -317,7 +317,7 @@ impl RuleBook {
             .our_callee(&rec.callee, &rec.dialled)
             .map(str::to_string)
             .or_else(|| rec.linking.answered_by.clone().filter(|e| self.is_ours(e)))
-            .or_else(|| rec.linking.legs.iter().skip(1).map(|l| l.to.clone()).find(|e| self.is_ours(e)));
+            .or_else(|| rec.linking.legs.iter().skip(1).find(|l| self.is_ours(&l.to)).map(|l| l.to.clone()));
         rec.group = verdict
             .group
             .clone()

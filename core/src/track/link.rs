@@ -167,8 +167,7 @@ pub(crate) struct Evidence {
     /// Session-ID UUIDs (local and remote), lower-case, the all-zero one left out.
     pub session_ids: Vec<String>,
     pub hep: Option<String>,
-    /// The leg a `Replaces` header names (found by the tracker's dialog index), and whether
-    /// it had been answered.
+    /// The leg a `Replaces` header names (found by the tracker's dialog index).
     pub replaces: Option<CallKey>,
 }
 
@@ -208,6 +207,20 @@ struct Linked {
     values: Vec<String>,
     /// Answered by the PBX itself before any onward leg rang (IVR, queue).
     held: bool,
+}
+
+impl LegState {
+    fn new(start: &CallStart, role: LegRole, from_phone: bool) -> LegState {
+        LegState {
+            key: start.key,
+            start: start.clone(),
+            role,
+            from_phone,
+            ringing_at: None,
+            answered_at: None,
+            record: None,
+        }
+    }
 }
 
 impl Linked {
@@ -516,20 +529,27 @@ impl Linker {
         let ev = self.evidence.remove(&leg).unwrap_or_default();
         let by_pbx = self.cfg.pbx.contains(start.src.ip());
         let to_pbx = self.cfg.pbx.contains(start.dst.ip());
+        // A phone's own leg to the PBX (not one the PBX made): its person is its caller.
+        let from_phone = to_pbx && !by_pbx;
         match self.find_call(&start, &ev, by_pbx, to_pbx) {
             Some((call_key, kind, role)) => {
-                self.attach(call_key, &start, &ev, kind, role, by_pbx);
+                self.attach(call_key, LegState::new(&start, role, from_phone), &ev, kind, by_pbx);
                 if let Some(first) = self.calls.get(&call_key).map(|c| c.first().start.clone()) {
                     out.push(CallEvent::LegLinked { key: call_key, first: Box::new(first), leg: Box::new(start) });
                 }
             }
             None => {
                 let caller_ours = self.extensions.contains(&start.caller);
-                let mut c = Linked {
-                    numbers: Numbers::of(&start),
+                let numbers = Numbers::of(&start);
+                let arriving_numbers = if to_pbx {
+                    [&numbers.caller, &numbers.dialled, &numbers.callee].map(|n| n.clone()).to_vec()
+                } else {
+                    Vec::new()
+                };
+                let c = Linked {
+                    numbers,
                     arrived: to_pbx,
                     number_keys: Vec::new(),
-                    legs: Vec::new(),
                     link: None,
                     ringing_sent: false,
                     answered_sent: false,
@@ -539,26 +559,16 @@ impl Linker {
                     refer: None,
                     values: Vec::new(),
                     held: false,
+                    legs: vec![LegState::new(&start, LegRole::CallerSide, from_phone)],
                 };
-                c.legs.push(LegState {
-                    key: leg,
-                    start: start.clone(),
-                    role: LegRole::CallerSide,
-                    from_phone: to_pbx && !by_pbx,
-                    ringing_at: None,
-                    answered_at: None,
-                    record: None,
-                });
                 self.calls.insert(leg, c);
                 self.leg_call.insert(leg, leg);
-                if to_pbx && !self.cfg.pbx.is_empty() {
-                    let n = Numbers::of(&start);
-                    for k in [n.caller, n.dialled, n.callee] {
-                        self.index_number(leg, &k);
-                    }
-                }
-                self.index(leg, &start, &ev);
+                self.index(leg, &start.call_id, &ev);
+                // A leg arriving at the PBX: a candidate for the legs the PBX starts.
                 if to_pbx {
+                    for n in arriving_numbers {
+                        self.index_number(leg, &n);
+                    }
                     self.push_recent(start.at, leg);
                 }
                 out.push(CallEvent::Started(start));
@@ -595,8 +605,8 @@ impl Linker {
     }
 
     /// Index the leg's Call-ID and evidence values under its call.
-    fn index(&mut self, call_key: CallKey, start: &CallStart, ev: &Evidence) {
-        let mut keys = vec![format!("cid:{}", start.call_id)];
+    fn index(&mut self, call_key: CallKey, call_id: &str, ev: &Evidence) {
+        let mut keys = vec![format!("cid:{call_id}")];
         keys.extend(ev.headers.iter().map(|v| format!("hdr:{v}")));
         keys.extend(ev.session_ids.iter().map(|u| format!("sid:{u}")));
         keys.extend(ev.hep.iter().map(|h| format!("hep:{h}")));
@@ -676,9 +686,7 @@ impl Linker {
 
     /// Inference from the PBX's address, time and numbers.
     fn infer(&mut self, start: &CallStart, by_pbx: bool, to_pbx: bool) -> Option<(CallKey, LinkKind, LegRole)> {
-        if self.cfg.pbx.is_empty() {
-            return None;
-        }
+        // (Both are false when no PBX is configured.)
         // A pickup code dialled to the PBX: the call ringing most recently at one of ours.
         if to_pbx && self.cfg.pickup_codes.contains(&start.dialled) {
             let ringing = self
@@ -767,33 +775,17 @@ impl Linker {
         best.first().map(|&(_, _, k, role)| (k, LinkKind::Inferred, role))
     }
 
-    fn attach(
-        &mut self,
-        call_key: CallKey,
-        start: &CallStart,
-        ev: &Evidence,
-        kind: LinkKind,
-        role: LegRole,
-        by_pbx: bool,
-    ) {
-        let leg = start.key;
+    fn attach(&mut self, call_key: CallKey, leg: LegState, ev: &Evidence, kind: LinkKind, by_pbx: bool) {
+        let (key, role) = (leg.key, leg.role);
+        self.leg_call.insert(key, call_key);
+        self.index(call_key, &leg.start.call_id, ev);
         if let Some(c) = self.calls.get_mut(&call_key) {
             c.link = Some(c.link.map_or(kind, |k| k.min(kind)));
             if role == LegRole::Transfer {
                 c.refer = None;
             }
-            c.legs.push(LegState {
-                key: leg,
-                start: start.clone(),
-                role,
-                from_phone: !by_pbx && self.cfg.pbx.contains(start.dst.ip()),
-                ringing_at: None,
-                answered_at: None,
-                record: None,
-            });
+            c.legs.push(leg);
         }
-        self.leg_call.insert(leg, call_key);
-        self.index(call_key, start, ev);
         // Not answered yet: the PBX may try more phones after this one (hunt group, queue).
         // A transfer done: its target is the leg now, not a REFER to come.
         match self.calls.get(&call_key) {
@@ -814,11 +806,7 @@ impl Linker {
         if let Some(l) = c.legs.iter_mut().find(|l| l.key == key) {
             l.answered_at.get_or_insert(at);
         }
-        if key == first_key
-            && c.legs.len() == 1
-            && !self.cfg.pbx.is_empty()
-            && self.cfg.pbx.contains(c.first().start.dst.ip())
-        {
+        if key == first_key && c.legs.len() == 1 && self.cfg.pbx.contains(c.first().start.dst.ip()) {
             // The PBX itself answered the caller (IVR, queue): onward legs may come later.
             c.held = true;
             self.held.insert(call_key);
