@@ -14,7 +14,7 @@ use std::collections::HashMap;
 /// 2023-11-14T22:13:20Z: all test times are milliseconds after this.
 const T0: i64 = 1_700_000_000_000_000;
 
-fn t(ms: i64) -> Ts {
+pub(super) fn t(ms: i64) -> Ts {
     Ts(T0 + ms * 1000)
 }
 
@@ -33,12 +33,16 @@ fn cfg(call_timeout_s: i64) -> TrackConfig {
     }
 }
 
-struct H {
-    tr: Tracker,
-    ev: Vec<CallEvent>,
+/// The driver's part, for tests: a tracker and every event it gave. `tests_link` uses it too.
+pub(super) struct H {
+    pub(super) tr: Tracker,
+    pub(super) ev: Vec<CallEvent>,
 }
 
 impl H {
+    pub(super) fn with_config(cfg: TrackConfig) -> H {
+        H { tr: Tracker::new(cfg), ev: Vec::new() }
+    }
     fn new() -> H {
         H::with_timeout(7200)
     }
@@ -47,7 +51,7 @@ impl H {
     }
 
     /// The driver's loop: fire each timer due at or before `now` at its own time.
-    fn run_until(&mut self, now: Ts) {
+    pub(super) fn run_until(&mut self, now: Ts) {
         while let Some(due) = self.tr.poll_timeout() {
             if due > now {
                 break;
@@ -62,7 +66,7 @@ impl H {
         assert!(next.is_none_or(|n| n > now), "poll_timeout {next:?} not after {now:?}");
     }
 
-    fn sip_at(&mut self, at: Ts, src: &str, dst: &str, m: Msg) {
+    pub(super) fn sip_at(&mut self, at: Ts, src: &str, dst: &str, m: Msg) {
         self.run_until(at);
         self.tr.on_sip(at, addr(src), addr(dst), &m.build(), &mut self.ev);
     }
@@ -83,7 +87,7 @@ impl H {
         self.rtp_at(t(ms), src, dst, pkt)
     }
 
-    fn records(&self) -> Vec<&CallRecord> {
+    pub(super) fn records(&self) -> Vec<&CallRecord> {
         self.ev
             .iter()
             .filter_map(|e| match e {

@@ -6,23 +6,19 @@
 //! most one call, and all state freed at the end.
 
 use super::test_msg::*;
+use super::tests_calls::{t, H};
 use super::*;
 use crate::config::{ExtensionSet, NetSet};
 use crate::sip::Method;
 use proptest::prelude::*;
 use std::collections::HashMap;
 
-const T0: i64 = 1_700_000_000_000_000;
 const PHONE: &str = "10.0.1.1:5060";
 const PBX: &str = "10.0.0.2:5060";
 
-fn t(ms: i64) -> Ts {
-    Ts(T0 + ms * 1000)
-}
-
-fn tracker(linking: bool) -> Tracker {
+fn tracker(linking: bool) -> H {
     let pbx = if linking { vec!["10.0.0.2".to_string()] } else { Vec::new() };
-    Tracker::new(TrackConfig {
+    H::with_config(TrackConfig {
         cycle_ms: 5000,
         call_timeout: Dur::from_secs(60),
         extensions: ExtensionSet::parse(&["8000-8999".to_string()]).unwrap(),
@@ -39,49 +35,23 @@ fn phone_of(i: usize) -> String {
     format!("10.0.3.{}:5060", i + 1)
 }
 
-struct Run {
-    tr: Tracker,
-    ev: Vec<CallEvent>,
-}
-
-impl Run {
-    fn at(&mut self, ms: i64) {
-        while let Some(due) = self.tr.poll_timeout().filter(|&d| d <= t(ms)) {
-            self.tr.handle_timeout(due, &mut self.ev);
-        }
-    }
-    fn sip(&mut self, ms: i64, src: &str, dst: &str, m: Msg) {
-        self.at(ms);
-        self.tr.on_sip(t(ms), addr(src), addr(dst), &m.build(), &mut self.ev);
-    }
-    fn ended(&self) -> Vec<&CallRecord> {
-        self.ev
-            .iter()
-            .filter_map(|e| match e {
-                CallEvent::Ended(r) => Some(&**r),
-                _ => None,
-            })
-            .collect()
-    }
-}
-
 /// 8001 → PBX → 8002, answered after 6 s, 10 s of talk.
 #[test]
 fn internal_call_through_the_pbx_is_one_call() {
     for linking in [true, false] {
-        let mut r = Run { tr: tracker(linking), ev: Vec::new() };
+        let mut r = tracker(linking);
         let a = Dialog::new("a@phone", "8001", "8002");
         let b = Dialog::new("b@pbx", "8001", "8002");
-        r.sip(0, PHONE, PBX, a.invite(1).sdp(sdp("10.0.1.1", 4000)));
-        r.sip(20, PBX, &phone_of(1), b.invite(1).sdp(sdp("10.0.0.2", 20000)));
-        r.sip(60, &phone_of(1), PBX, b.r(180, 1));
-        r.sip(70, PBX, PHONE, a.r(180, 1));
-        r.sip(6060, &phone_of(1), PBX, b.r(200, 1).sdp(sdp("10.0.3.2", 4000)));
-        r.sip(6070, PBX, PHONE, a.r(200, 1).sdp(sdp("10.0.0.2", 20002)));
-        r.sip(16070, PHONE, PBX, a.req(Method::Bye, 2));
-        r.sip(16080, PBX, &phone_of(1), b.req(Method::Bye, 2));
+        r.sip_at(t(0), PHONE, PBX, a.invite(1).sdp(sdp("10.0.1.1", 4000)));
+        r.sip_at(t(20), PBX, &phone_of(1), b.invite(1).sdp(sdp("10.0.0.2", 20000)));
+        r.sip_at(t(60), &phone_of(1), PBX, b.r(180, 1));
+        r.sip_at(t(70), PBX, PHONE, a.r(180, 1));
+        r.sip_at(t(6060), &phone_of(1), PBX, b.r(200, 1).sdp(sdp("10.0.3.2", 4000)));
+        r.sip_at(t(6070), PBX, PHONE, a.r(200, 1).sdp(sdp("10.0.0.2", 20002)));
+        r.sip_at(t(16070), PHONE, PBX, a.req(Method::Bye, 2));
+        r.sip_at(t(16080), PBX, &phone_of(1), b.req(Method::Bye, 2));
         let starts = r.ev.iter().filter(|e| matches!(e, CallEvent::Started(_))).count();
-        let recs = r.ended();
+        let recs = r.records();
         if linking {
             assert_eq!((starts, recs.len()), (1, 1), "{:#?}", r.ev);
             let c = recs[0];
@@ -102,13 +72,13 @@ fn internal_call_through_the_pbx_is_one_call() {
 /// so does a leg after the window with no held call.
 #[test]
 fn unmatched_legs_stay_calls_of_their_own() {
-    let mut r = Run { tr: tracker(true), ev: Vec::new() };
+    let mut r = tracker(true);
     let a = Dialog::new("a@phone", "8001", "8002");
     let b = Dialog::new("b@pbx", "8009", "8005");
     let late = Dialog::new("late@pbx", "8001", "8002");
-    r.sip(0, PHONE, PBX, a.invite(1));
-    r.sip(20, PBX, &phone_of(1), b.invite(1));
-    r.sip(5000, PBX, &phone_of(2), late.invite(1));
+    r.sip_at(t(0), PHONE, PBX, a.invite(1));
+    r.sip_at(t(20), PBX, &phone_of(1), b.invite(1));
+    r.sip_at(t(5000), PBX, &phone_of(2), late.invite(1));
     let starts = r.ev.iter().filter(|e| matches!(e, CallEvent::Started(_))).count();
     assert_eq!(starts, 3, "{:#?}", r.ev);
     assert_eq!(r.tr.stats().link.by_inference, 0);
@@ -169,7 +139,7 @@ proptest! {
 
     #[test]
     fn random_b2bua_traffic_keeps_the_call_contract(ops in prop::collection::vec(op(), 1..80)) {
-        let mut r = Run { tr: tracker(true), ev: Vec::new() };
+        let mut r = tracker(true);
         let caller = |c: usize| format!("80{}1", c + 1);
         let legs: Vec<Vec<Dialog>> = (0..3)
             .map(|c| (0..4).map(|l| Dialog::new(&format!("c{c}-l{l}"), &caller(c), &format!("80{c}{}", l + 5))).collect())
@@ -181,20 +151,20 @@ proptest! {
         for op in ops {
             now += 5;
             match op {
-                Op::Arrive { c } => { let (s, d) = ends(c, 0); r.sip(now, &s, &d, legs[c][0].invite(1).sdp(sdp("10.0.1.1", 4000 + c as u16))); }
-                Op::Onward { c, l } => { let (s, d) = ends(c, l); r.sip(now, &s, &d, legs[c][l].invite(1).sdp(sdp("10.0.0.2", 20000 + (c * 4 + l) as u16))); }
-                Op::Resp { c, l, status } => { let (s, d) = ends(c, l); r.sip(now, &d, &s, legs[c][l].r(status, 1)); }
-                Op::Cancel { c, l } => { let (s, d) = ends(c, l); r.sip(now, &s, &d, legs[c][l].req(Method::Cancel, 1)); }
+                Op::Arrive { c } => { let (s, d) = ends(c, 0); r.sip_at(t(now), &s, &d, legs[c][0].invite(1).sdp(sdp("10.0.1.1", 4000 + c as u16))); }
+                Op::Onward { c, l } => { let (s, d) = ends(c, l); r.sip_at(t(now), &s, &d, legs[c][l].invite(1).sdp(sdp("10.0.0.2", 20000 + (c * 4 + l) as u16))); }
+                Op::Resp { c, l, status } => { let (s, d) = ends(c, l); r.sip_at(t(now), &d, &s, legs[c][l].r(status, 1)); }
+                Op::Cancel { c, l } => { let (s, d) = ends(c, l); r.sip_at(t(now), &s, &d, legs[c][l].req(Method::Cancel, 1)); }
                 Op::Bye { c, l, by_caller } => {
                     let (s, d) = ends(c, l);
-                    if by_caller { r.sip(now, &s, &d, legs[c][l].req(Method::Bye, 2)) } else { r.sip(now, &d, &s, legs[c][l].callee_req(Method::Bye, 2)) }
+                    if by_caller { r.sip_at(t(now), &s, &d, legs[c][l].req(Method::Bye, 2)) } else { r.sip_at(t(now), &d, &s, legs[c][l].callee_req(Method::Bye, 2)) }
                 }
-                Op::Dup { c, l } => { let (s, d) = ends(c, l); r.sip(now, &s, &d, legs[c][l].invite(1).via("z9hG4bK-copy")); }
-                Op::Wait { ms } => { now += ms; r.at(now); }
+                Op::Dup { c, l } => { let (s, d) = ends(c, l); r.sip_at(t(now), &s, &d, legs[c][l].invite(1).via("z9hG4bK-copy")); }
+                Op::Wait { ms } => { now += ms; r.run_until(t(now)); }
             }
         }
         r.tr.end_all(t(now), EndReason::CaptureEnded, &mut r.ev);
-        r.at(now + 200_000);
+        r.run_until(t(now + 200_000));
         // The contract: Started, then its events, then one Ended, per call key.
         let mut state: HashMap<CallKey, u8> = HashMap::new();
         for e in &r.ev {
