@@ -34,16 +34,7 @@ done
 echo "rtpengine pid $RTPE_PID (ng 127.0.0.1:2223)"
 
 sed "s/UAS_IP/$UAS_IP/" "$PEERS_DIR/kamailio/kamailio-rtpengine.cfg" >"$WORK/kamailio.cfg"
-kamailio -f "$WORK/kamailio.cfg" -c >"$WORK/kamailio-check.log" 2>&1 || die "bad config: see $WORK/kamailio-check.log"
-kamailio -f "$WORK/kamailio.cfg" -DD -E -P "$WORK/kamailio.pid" -w "$WORK" -Y "$WORK" >"$WORK/kamailio.log" 2>&1 &
-KAM_PID=$!; CW_PIDS+=("$KAM_PID")
-for _ in $(seq 1 50); do
-  [ -s "$WORK/kamailio.pid" ] && grep -q "main(): processes" "$WORK/kamailio.log" && break
-  kill -0 "$KAM_PID" 2>/dev/null || die "kamailio exited: $(tail -5 "$WORK/kamailio.log")"
-  sleep 0.1
-done
-sleep 0.5
-echo "kamailio pid $(cat "$WORK/kamailio.pid") (started as $KAM_PID)"
+start_kamailio "$WORK/kamailio.cfg" "$WORK"
 
 set +e
 args=(-x 127.0.0.1:5060 -o "$WORK/sip.pcap" -d "$WORK/calls")
