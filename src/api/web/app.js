@@ -310,27 +310,34 @@ async function loadCalls(more) {
   $('#calls-csv').href = '/api/calls?' + csv;
 }
 
-function ladder(steps) {
-  const NS = 'http://www.w3.org/2000/svg';
-  const hosts = [];
-  for (const s of steps) for (const h of [s.src, s.dst]) if (!hosts.includes(h)) hosts.push(h);
-  const colW = 220, rowH = 26, top = 40, left = 90;
-  const w = left + Math.max(1, hosts.length) * colW, h = top + steps.length * rowH + 20;
-  const svg = document.createElementNS(NS, 'svg');
-  svg.setAttribute('class', 'ladder');
-  svg.setAttribute('width', w);
-  svg.setAttribute('height', h);
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+// An <svg> of this class and size, and `mk(tag, attrs, text)` that appends an element to it.
+function svgDrawing(cls, width, height) {
+  const svg = document.createElementNS(SVG_NS, 'svg');
+  svg.setAttribute('class', cls);
+  svg.setAttribute('width', width);
+  svg.setAttribute('height', height);
   const mk = (tag, attrs, text) => {
-    const e = document.createElementNS(NS, tag);
+    const e = document.createElementNS(SVG_NS, tag);
     for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
     if (text !== undefined) e.textContent = text;
     svg.append(e);
     return e;
   };
-  const defs = document.createElementNS(NS, 'defs');
-  const marker = document.createElementNS(NS, 'marker');
+  return { svg, mk };
+}
+
+function ladder(steps) {
+  const hosts = [];
+  for (const s of steps) for (const h of [s.src, s.dst]) if (!hosts.includes(h)) hosts.push(h);
+  const colW = 220, rowH = 26, top = 40, left = 90;
+  const w = left + Math.max(1, hosts.length) * colW, h = top + steps.length * rowH + 20;
+  const { svg, mk } = svgDrawing('ladder', w, h);
+  const defs = document.createElementNS(SVG_NS, 'defs');
+  const marker = document.createElementNS(SVG_NS, 'marker');
   for (const [k, v] of Object.entries({ id: 'arrow', markerWidth: 8, markerHeight: 8, refX: 8, refY: 4, orient: 'auto' })) marker.setAttribute(k, v);
-  const path = document.createElementNS(NS, 'path');
+  const path = document.createElementNS(SVG_NS, 'path');
   path.setAttribute('d', 'M0,0 L8,4 L0,8 z');
   marker.append(path);
   defs.append(marker);
@@ -345,16 +352,16 @@ function ladder(steps) {
     const x1 = left + hosts.indexOf(s.src) * colW + colW / 2;
     const x2 = left + hosts.indexOf(s.dst) * colW + colW / 2;
     const g = mk('g', { class: s.duplicate ? 'dup' : '' });
-    const line = document.createElementNS(NS, 'line');
+    const line = document.createElementNS(SVG_NS, 'line');
     for (const [k, v] of Object.entries({ x1, y1: y, x2, y2: y, stroke: '#1f5fbf', 'marker-end': 'url(#arrow)' })) line.setAttribute(k, v);
     g.append(line);
-    const label = document.createElementNS(NS, 'text');
+    const label = document.createElementNS(SVG_NS, 'text');
     label.setAttribute('x', (x1 + x2) / 2);
     label.setAttribute('y', y - 4);
     label.setAttribute('text-anchor', 'middle');
     label.textContent = s.label;
     g.append(label);
-    const time = document.createElementNS(NS, 'text');
+    const time = document.createElementNS(SVG_NS, 'text');
     time.setAttribute('x', 4);
     time.setAttribute('y', y + 4);
     time.textContent = '+' + ((s.at - steps[0].at) / 1e6).toFixed(3) + ' s';
@@ -366,23 +373,12 @@ function ladder(steps) {
 // The call's legs on one time axis: a bar per SIP dialog from its INVITE to its end, the
 // answered part darker, labelled with its role, parties and final status.
 function legsTimeline(legs) {
-  const NS = 'http://www.w3.org/2000/svg';
   const ms = (x) => (x ? Date.parse(x) : NaN);
   const t0 = Math.min(...legs.map((l) => ms(l.started_at)));
   const t1 = Math.max(...legs.map((l) => ms(l.ended_at)), t0 + 1);
   const left = 330, width = 520, rowH = 24, top = 8;
   const x = (v) => left + ((v - t0) / (t1 - t0)) * width;
-  const svg = document.createElementNS(NS, 'svg');
-  svg.setAttribute('class', 'legs');
-  svg.setAttribute('width', left + width + 70);
-  svg.setAttribute('height', top + legs.length * rowH + 18);
-  const mk = (tag, attrs, text) => {
-    const e = document.createElementNS(NS, tag);
-    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-    if (text !== undefined) e.textContent = text;
-    svg.append(e);
-    return e;
-  };
+  const { svg, mk } = svgDrawing('legs', left + width + 70, top + legs.length * rowH + 18);
   legs.forEach((l, i) => {
     const y = top + i * rowH;
     mk('text', { x: 0, y: y + 14 }, l.role + '  ' + l.from + ' → ' + l.to + '  (' + (l.sip_status === null ? '–' : l.sip_status) + ')');
