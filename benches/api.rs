@@ -18,8 +18,8 @@
 
 use callwarden::api::{self, AppState};
 use callwarden::settings::Settings;
-use callwarden::sink::store::{self, testdata};
 use callwarden::sink::Sink;
+use callwarden::store::{self, testdata};
 use callwarden_core::policy::ViolationKind;
 use callwarden_core::track::{CallEvent, Direction, EndReason};
 use callwarden_core::{Dur, Output, Ts};

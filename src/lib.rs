@@ -12,3 +12,4 @@ pub mod metrics;
 pub mod reload;
 pub mod settings;
 pub mod sink;
+pub mod store;

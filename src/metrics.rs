@@ -631,6 +631,6 @@ mod tests {
     }
 
     fn test_record() -> callwarden_core::track::CallRecord {
-        crate::sink::store::testdata::call("c1", 1_000_000, "8001", "8101", callwarden_core::track::Direction::Internal)
+        crate::store::testdata::call("c1", 1_000_000, "8001", "8101", callwarden_core::track::Direction::Internal)
     }
 }

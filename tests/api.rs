@@ -8,8 +8,8 @@
 mod api_support;
 
 use api_support::*;
-use callwarden::sink::store::{self, testdata};
 use callwarden::sink::Sink;
+use callwarden::store::{self, testdata};
 use callwarden_core::track::{CallEvent, Direction};
 use callwarden_core::Output;
 use reqwest::StatusCode;

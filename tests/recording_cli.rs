@@ -9,7 +9,8 @@
 //! committed files.
 
 use callwarden::driver::Driver;
-use callwarden::sink::{recorder, store, Sink};
+use callwarden::sink::{recorder, Sink};
+use callwarden::store;
 use callwarden_core::Engine;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};

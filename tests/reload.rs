@@ -125,7 +125,7 @@ fn stored_approvals_survive_a_reload() {
     let r = reference("outbound");
     let dir = tempfile::tempdir().expect("tmp");
     let db = dir.path().join("cw.db");
-    let conn = callwarden::sink::store::approvals::open_rw(&db).expect("db");
+    let conn = callwarden::store::approvals::open_rw(&db).expect("db");
     let a = callwarden_core::config::Approval {
         extension: "8020".into(),
         class: "long-distance".into(),
@@ -133,11 +133,11 @@ fn stored_approvals_survive_a_reload() {
         until: "2026-11-30".into(),
         approver: "manager".into(),
     };
-    callwarden::sink::store::approvals::add(&conn, &a, "", "Asia/Shanghai", 0).expect("add");
+    callwarden::store::approvals::add(&conn, &a, "", "Asia/Shanghai", 0).expect("add");
     // Reloaded before any call, with another fine: the stored approval still applies.
     let mut step = ReloadAt { at: r[0].invite_frame, text: SITE.replace("missed = 5", "missed = 6"), result: None };
     let load = |e: &mut callwarden_core::Engine| {
-        callwarden::sink::store::approvals::load_into(e, &db).expect("load");
+        callwarden::store::approvals::load_into(e, &db).expect("load");
     };
     let (run, _) = replay_with("outbound.pcap", &config(SITE), load, Vec::new(), &mut step);
     assert_eq!(step.result, Some(Ok(())));

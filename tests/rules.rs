@@ -12,7 +12,7 @@
 mod common;
 
 use callwarden::driver::Driver;
-use callwarden::sink::store;
+use callwarden::store;
 use callwarden_core::media::RecordingEvent;
 use callwarden_core::policy::ViolationKind;
 use callwarden_core::track::CallEvent;

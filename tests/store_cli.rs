@@ -3,8 +3,8 @@
 //! it (`calls`, `stats`, `violations`, `config check`): the tables, the JSON field names
 //! and values, and the exit codes for a bad database and a broken config.
 
-use callwarden::sink::store;
 use callwarden::sink::Sink;
+use callwarden::store;
 use callwarden_core::policy::ViolationKind;
 use callwarden_core::track::{CallEvent, Direction, EndReason};
 use callwarden_core::Output;

@@ -4,13 +4,13 @@
 //! `until`, `approver`, optional `note`); `POST /api/approvals/{id}/revoke` revokes one.
 //! After a change the daemon is told (`AppState::with_approvals_changed`) so its policy
 //! takes the stored approvals again.
-//! Reads and writes go through `sink::store::approvals` (shared with `callwarden approve`).
+//! Reads and writes go through `store::approvals` (shared with `callwarden approve`).
 //! Invariants: a new approval is validated as the config's `[[approval]]` is (a known
 //! class, dates `YYYY-MM-DD` or RFC 3339, from ≤ until) before it is written; a revoked
 //! approval stays in the table (an audit trail), with the time it was revoked.
 
 use super::{now_us, ApiError, AppState};
-use crate::sink::store::approvals::{self as store_approvals, ApprovalRow};
+use crate::store::approvals::{self as store_approvals, ApprovalRow};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};

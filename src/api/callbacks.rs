@@ -4,7 +4,7 @@
 //! reaches the file system. Role: supervisor.
 
 use super::{ApiError, AppState};
-use crate::sink::store::callbacks::{self, Report, ReportError};
+use crate::store::callbacks::{self, Report, ReportError};
 use axum::extract::{Query, State};
 use axum::Json;
 use serde::Deserialize;

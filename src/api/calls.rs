@@ -8,8 +8,8 @@
 use super::csv_out::{csv_response, opt, CsvSink};
 use super::params::{Filters, Paging};
 use super::{ApiError, AppState, Db};
-use crate::sink::store::query::CallCursor;
-use crate::sink::store::{CallQuery, CallRow};
+use crate::store::query::CallCursor;
+use crate::store::{CallQuery, CallRow};
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;

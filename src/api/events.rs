@@ -9,8 +9,8 @@
 
 use super::auth::Principal;
 use super::{ApiError, AppState, LiveCallsFn};
-use crate::sink::store::reader::{format_ts, RuleKind};
 use crate::sink::Sink;
+use crate::store::reader::{format_ts, RuleKind};
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::{Extension, Json};

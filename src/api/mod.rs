@@ -35,7 +35,7 @@ pub use auth::Principal;
 pub use events::{EventsSink, LiveCall, LiveEvent, LiveViolation};
 
 use crate::settings::Settings;
-use crate::sink::store::{QueryError, Reader};
+use crate::store::{QueryError, Reader};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};

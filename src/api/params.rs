@@ -7,7 +7,7 @@
 //! Invariants: every bad value is a 400 naming the parameter; limits are capped.
 
 use super::ApiError;
-use crate::sink::store::{query, CallQuery, ViolationQuery};
+use crate::store::{query, CallQuery, ViolationQuery};
 use callwarden_core::Ts;
 use jiff::tz::TimeZone;
 use serde::Deserialize;

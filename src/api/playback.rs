@@ -16,8 +16,8 @@
 
 use super::params::{nonempty, Paging};
 use super::{now_us, ApiError, AppState};
-use crate::sink::store::query;
-use crate::sink::store::recordings::{self as rows, PlaybackAction, PlaybackEntry, PlaybackQuery, Via};
+use crate::store::query;
+use crate::store::recordings::{self as rows, PlaybackAction, PlaybackEntry, PlaybackQuery, Via};
 use axum::extract::{Query, State};
 use axum::Json;
 use callwarden_core::Ts;

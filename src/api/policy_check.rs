@@ -6,7 +6,7 @@
 
 use super::approvals;
 use super::{now_us, ApiError, AppState};
-use crate::sink::store::reader::format_ts;
+use crate::store::reader::format_ts;
 use axum::extract::{Query, State};
 use axum::Json;
 use callwarden_core::policy::Policy;

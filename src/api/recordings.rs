@@ -25,7 +25,7 @@ use super::playback;
 use super::{ApiError, AppState};
 use crate::sink::recorder::maintain::{self, FileCheck};
 use crate::sink::recorder::sample;
-use crate::sink::store::recordings::{
+use crate::store::recordings::{
     self as rows, PlaybackAction, PlaybackQuery, RecordingCursor, RecordingQuery, RecordingStatus,
 };
 use axum::extract::{Path, Query, Request, State};

@@ -14,7 +14,7 @@ use super::csv_out::csv_response;
 use super::params::{Filters, Paging};
 use super::{ApiError, AppState, Db};
 use crate::cli::register as cli_register;
-use crate::sink::store::{CallQuery, CallRow};
+use crate::store::{CallQuery, CallRow};
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;

@@ -10,7 +10,7 @@
 use super::csv_out::{csv_response, opt};
 use super::params::{Filters, Paging};
 use super::{ApiError, AppState};
-use crate::sink::store::{StatsBy, StatsParams, StatsRow};
+use crate::store::{StatsBy, StatsParams, StatsRow};
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;

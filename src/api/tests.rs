@@ -3,8 +3,8 @@
 //! on 127.0.0.1 with replayed captures are in tests/api*.rs.
 
 use super::*;
-use crate::sink::store::{self, testdata};
 use crate::sink::Sink;
+use crate::store::{self, testdata};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use callwarden_core::track::{CallEvent, Direction};
@@ -249,7 +249,7 @@ async fn stats_answers_are_cached_until_the_database_changes() {
 /// or its call's, as the CLI's).
 #[tokio::test]
 async fn recordings_and_playback_log_json() {
-    use crate::sink::store::recordings::{self as rows, NewRecording, PlaybackAction, PlaybackEntry, Via};
+    use crate::store::recordings::{self as rows, NewRecording, PlaybackAction, PlaybackEntry, Via};
     let fx = fixture();
     let conn = rows::open_rw(fx.state.db_path()).unwrap();
     let t0 = testdata::T0;

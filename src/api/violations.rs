@@ -4,8 +4,8 @@
 
 use super::params::{Filters, Paging};
 use super::{ApiError, AppState};
-use crate::sink::store::query::ViolationCursor;
-use crate::sink::store::ViolationRow;
+use crate::store::query::ViolationCursor;
+use crate::store::ViolationRow;
 use axum::extract::{Query, State};
 use axum::Json;
 use serde::Serialize;

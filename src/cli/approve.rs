@@ -1,5 +1,5 @@
 //! `callwarden approve`: the register of prior approvals for calls of a class a group may
-//! not dial (OUT-2), kept in the database (`sink::store::approvals`).
+//! not dial (OUT-2), kept in the database (`store::approvals`).
 //!
 //! ```text
 //! callwarden approve EXT CLASS --from D --until D --approver NAME [--note TEXT]
@@ -14,7 +14,7 @@
 use super::filter::{print_json, print_table};
 use super::Common;
 use crate::settings::Settings;
-use crate::sink::store::approvals::{self, ApprovalRow};
+use crate::store::approvals::{self, ApprovalRow};
 use callwarden_core::config::Approval;
 use std::process::ExitCode;
 

@@ -6,7 +6,7 @@
 use super::filter::{open_reader, print_json, print_table, usage_error};
 use super::Common;
 use crate::settings::Settings;
-use crate::sink::store::callbacks::{self, parse_plan, Planned, Report, ReportError};
+use crate::store::callbacks::{self, parse_plan, Planned, Report, ReportError};
 use anyhow::Context;
 use callwarden_core::policy::Policy;
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 use super::filter::{dash, known_group, open_reader, print_json, print_table, secs, table_time, usage_error, Filter};
 use super::Common;
 use crate::settings::Settings;
-use crate::sink::store::CallRow;
+use crate::store::CallRow;
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]

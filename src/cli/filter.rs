@@ -4,7 +4,7 @@
 //! money and durations as people read them.
 
 use crate::settings::Settings;
-use crate::sink::store::{query, CallQuery, QueryError, Reader};
+use crate::store::{query, CallQuery, QueryError, Reader};
 use jiff::tz::TimeZone;
 use std::io::Write;
 use std::process::ExitCode;
@@ -72,7 +72,7 @@ pub fn open_reader(settings: &Settings) -> anyhow::Result<Reader> {
     let path = &settings.db_path;
     Reader::open(path)
         .and_then(|r| r.with_timezone(&settings.config.site.timezone))
-        .map_err(|e| crate::sink::store::reader::open_error(path, e))
+        .map_err(|e| crate::store::reader::open_error(path, e))
 }
 
 /// A bad filter value is bad usage: say which and exit 2.

@@ -12,10 +12,10 @@ use super::filter::{dash, known_group, open_reader, print_json, print_table, sec
 use super::Common;
 use crate::settings::Settings;
 use crate::sink::recorder::{self, maintain, sample};
-use crate::sink::store::recordings::{
+use crate::store::recordings::{
     self as rows, PlaybackAction, PlaybackEntry, PlaybackQuery, RecordingQuery, RecordingRow, RecordingStatus, Via,
 };
-use crate::sink::store::{query, QueryError};
+use crate::store::{query, QueryError};
 use anyhow::Context;
 use sha2::{Digest, Sha256};
 use std::io::{IsTerminal, Read, Write};

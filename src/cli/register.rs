@@ -16,7 +16,7 @@
 use super::filter::{open_reader, usage_error, yuan};
 use super::Common;
 use crate::settings::Settings;
-use crate::sink::store::{query, CallQuery, CallRow};
+use crate::store::{query, CallQuery, CallRow};
 use anyhow::Context;
 use std::io::Write;
 use std::path::PathBuf;

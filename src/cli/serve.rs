@@ -6,7 +6,7 @@
 use super::Common;
 use crate::api::{self, AppState};
 use crate::settings::Settings;
-use crate::sink::store::reader::{open_error, Reader};
+use crate::store::reader::{open_error, Reader};
 use anyhow::Context;
 use std::process::ExitCode;
 

@@ -1,14 +1,14 @@
 //! `callwarden stats --by ext|group|day|month`: the figures supervisors ask for (STA-2,
 //! ANS-1..3, DUR-1..3, OUT-6) per extension, group, day or month, over the calls the
-//! filters select. The definitions are in `sink::store::stats`; the JSON is one array of
+//! filters select. The definitions are in `store::stats`; the JSON is one array of
 //! rows with those field names. `--month YYYY-MM` selects one month; with `--by group` it
 //! adds each group's `budget_fen` and `over_budget_fen` (OUT-6 department budgets).
 
 use super::filter::{dash, known_group, open_reader, print_json, print_table, secs, usage_error, yuan, Filter};
 use super::Common;
 use crate::settings::Settings;
-use crate::sink::store::stats::apply_budgets;
-use crate::sink::store::{query, StatsBy, StatsParams, StatsRow};
+use crate::store::stats::apply_budgets;
+use crate::store::{query, StatsBy, StatsParams, StatsRow};
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]

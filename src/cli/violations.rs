@@ -5,7 +5,7 @@
 use super::filter::{dash, known_group, open_reader, print_json, print_table, table_time, usage_error, yuan, Filter};
 use super::Common;
 use crate::settings::Settings;
-use crate::sink::store::{ViolationQuery, ViolationRow};
+use crate::store::{ViolationQuery, ViolationRow};
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]

@@ -62,7 +62,7 @@ impl AlertJson {
 
 /// RFC 3339 with the zone's offset, to the microsecond (as the store's readers print it).
 fn rfc3339(us: i64, tz: &jiff::tz::TimeZone) -> String {
-    crate::sink::store::reader::format_ts(us, tz)
+    crate::store::reader::format_ts(us, tz)
 }
 
 /// Knobs of the webhook delivery; `Default` is what the daemon and replay use.

@@ -6,7 +6,6 @@
 pub mod alerts;
 pub mod console;
 pub mod recorder;
-pub mod store;
 
 use callwarden_core::Output;
 

@@ -14,7 +14,7 @@ use super::rtpdump;
 use super::wav::{self, RepairError};
 use super::writer::{raw_files_of, RawFile};
 use super::Retention;
-use crate::sink::store::recordings::{self as rows, Finished, RecordingRow, RecordingStatus, StoredRecording};
+use crate::store::recordings::{self as rows, Finished, RecordingRow, RecordingStatus, StoredRecording};
 use callwarden_core::track::Leg;
 use callwarden_core::Ts;
 use rusqlite::Connection;

@@ -39,8 +39,8 @@ pub(crate) mod writer;
 pub use writer::{bytes_per_recording, Lost, RawFile, RecorderSummary};
 
 use crate::settings::Settings;
-use crate::sink::store::recordings as rows;
 use crate::sink::Sink;
+use crate::store::recordings as rows;
 use anyhow::{anyhow, Context};
 use callwarden_core::config::Config;
 use callwarden_core::media::{MediaOut, RecordingEvent};

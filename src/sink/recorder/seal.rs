@@ -11,7 +11,7 @@
 //! May use: `wav` (fsync helpers), `store::recordings`.
 
 use super::wav;
-use crate::sink::store::recordings::{self as rows, Finished};
+use crate::store::recordings::{self as rows, Finished};
 use rusqlite::Connection;
 use std::collections::BTreeSet;
 use std::path::PathBuf;

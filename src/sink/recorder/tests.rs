@@ -2,8 +2,8 @@
 //! retention, verify, and what happens at a full queue.
 
 use super::*;
-use crate::sink::store::recordings::{BeginOutcome, NewRecording, RecordingStatus};
-use crate::sink::store::{self, Reader};
+use crate::store::recordings::{BeginOutcome, NewRecording, RecordingStatus};
+use crate::store::{self, Reader};
 use callwarden_core::media::{AudioBlock, MediaCounters, RecordingInfo, SampleRate};
 use callwarden_core::track::Leg;
 

@@ -21,7 +21,7 @@ use super::rtpdump::{RawPacket, RtpDumpWriter};
 use super::seal::{self, SealMsg, Sealed};
 use super::wav::{self, WavFile};
 use super::{layout, Retention};
-use crate::sink::store::recordings::{self as rows, BeginOutcome, Finished, NewRecording, RecordingStatus};
+use crate::store::recordings::{self as rows, BeginOutcome, Finished, NewRecording, RecordingStatus};
 use callwarden_core::media::{MediaCounters, MediaOut, RecordingInfo};
 use callwarden_core::track::{CallKey, Leg};
 use callwarden_core::Ts;
