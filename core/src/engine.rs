@@ -134,13 +134,23 @@ impl Engine {
     }
 
     /// The policy, for what the daemon asks of it directly (classification for the API,
-    /// approvals from the store, budgets).
+    /// budgets).
     pub fn policy(&self) -> &Policy {
         &self.pipe.policy
     }
 
-    pub fn policy_mut(&mut self) -> &mut Policy {
-        &mut self.pipe.policy
+    /// STA-1 after a restart: `count` effective calls `ext` already made on the local day
+    /// holding `at` (stored state, fed in by the driver like approvals).
+    pub fn restore_effective(&mut self, ext: &str, at: Ts, count: u32) {
+        self.pipe.policy.restore_effective(ext, at, count);
+    }
+
+    /// Approvals kept outside the config (the store's, from `callwarden approve`): the
+    /// driver feeds them in at start and whenever they change, as it feeds packets.
+    /// Returns why each unusable one was left out (empty when all apply).
+    #[must_use]
+    pub fn set_approvals(&mut self, approvals: Vec<crate::config::Approval>) -> Vec<String> {
+        self.pipe.policy.set_approvals(approvals)
     }
 
     /// Feed one captured frame. Never fails: what cannot be used is counted.
@@ -544,5 +554,20 @@ mod tests {
         assert_eq!(e.now(), horizon);
         assert_eq!(started_at(&outs), vec![T0, horizon]);
         assert_eq!(e.counters().dropped(Drop::TimeClamped), 2, "the frame and its datagram");
+    }
+
+    use crate::policy::tests::cfg as policy_cfg;
+
+    #[test]
+    fn engine_set_config_reloads_the_policy() {
+        let mut e = Engine::new(&policy_cfg()).unwrap();
+        assert_eq!(e.policy().classify("016800123", "8500").1, crate::class::Class::Premium);
+        let mut bad = policy_cfg();
+        bad.shifts[0].from = "25:00".into();
+        assert!(e.set_config(&bad).is_err());
+        let mut c = policy_cfg();
+        c.numbers.restricted_prefixes = vec!["169".into()];
+        e.set_config(&c).unwrap();
+        assert_eq!(e.policy().classify("016800123", "8500").1, crate::class::Class::Local);
     }
 }

@@ -17,6 +17,7 @@
 //! - Data flows one way: a module only uses the modules to its left in the diagram
 //!   (and `config`, `time`, `counters`).
 
+pub mod class;
 pub mod config;
 pub mod counters;
 pub mod decode;

@@ -1,7 +1,7 @@
 //! Config validation: TOML text → `Config`, or every problem found, each located by its
 //! dotted key (`group[1].windows[0]`) and 1-based line.
 //! May use: the `toml` crate's spanned document (`DeTable`), serde, jiff's bundled tzdb,
-//! `policy::Class` for class names. Invariants: never panics on any text; a `Config` is
+//! `class::Class` for class names. Invariants: never panics on any text; a `Config` is
 //! returned only when there is no error at all; an error is never reported twice, and a
 //! value that could not be read is not judged again by the semantic checks (its default
 //! stands in, and errors under its key are suppressed).
@@ -14,7 +14,7 @@
 //! path of the first error only, which is not what `config check` needs.
 
 use super::{parse_date, parse_hhmm, parse_window, Config, ConfigError, DateOrInstant, ExtensionSet, WEEKDAYS};
-use crate::policy::Class;
+use crate::class::Class;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use toml::de::{DeArray, DeTable, DeValue, ValueDeserializer};

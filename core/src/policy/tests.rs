@@ -30,7 +30,7 @@ fn names(v: &[&str]) -> Option<Vec<String>> {
 }
 
 /// The test site: Shanghai, outside prefix 0, extensions 8000-8999, and one group per mode.
-fn cfg() -> Config {
+pub(crate) fn cfg() -> Config {
     let mut c = Config {
         fines: config::Fines {
             alarm_only: 200,
@@ -163,6 +163,7 @@ fn record(
         ladder_dropped: 0,
         to_tag: None,
         linking: Default::default(),
+        judged: Default::default(),
     }
 }
 
@@ -249,6 +250,32 @@ fn ans_2_slow_answer_group_limit() {
     let (_, _, end) = call(&mut p, &s, |s| answered(s, 10_000, 20_000));
     assert_eq!(rules(&end), ["ANS-2"]);
     assert_eq!(end[0].number, "8500");
+}
+
+/// The rule id comes from where the limit came from: a group that sets `max_rings` to the
+/// default value (3) is judged by ANS-2, its own limit, and one that does not by ANS-1;
+/// what was applied is kept with the record (`judged`).
+#[test]
+fn ans_rule_by_origin_not_value() {
+    let mut c = cfg();
+    c.groups.push(config::Group { max_rings: Some(3), ..grp("front", &["8600-8609"]) });
+    c.groups.push(config::Group { max_rings: Some(3), ..grp("back", &["8610-8619"]) });
+    let mut p = Policy::new(&c).unwrap();
+    for (n, ext, rule) in [(1, "8601", "ANS-2"), (2, "8611", "ANS-2"), (3, "8300", "ANS-1")] {
+        let s = start(n, "13912345678", ext, mon(9, n as i8));
+        let (_, rec, end) = call(&mut p, &s, |s| answered(s, 16_000, 20_000));
+        assert_eq!((rec.rings, rules(&end)), (4, vec![rule]), "{ext}");
+        let a = rec.judged.answer.clone().unwrap();
+        assert_eq!((a.rule.as_str(), a.max_rings, a.within), (rule, 3, false), "{ext}");
+        let t = rec.judged.talk.clone().unwrap();
+        assert_eq!((t.rule.as_str(), t.limit_s, t.personal, t.over), ("DUR-1", 180, false, false), "{ext}");
+        let e = rec.judged.effective.clone().unwrap();
+        assert_eq!((e.min_talk_s, e.effective), (30, false), "{ext}: 20 s of talk < 30 s");
+    }
+    // Not answered: no answer, talk or effective verdict.
+    let s = start(9, "13912345678", "8601", mon(10, 0));
+    let (_, rec, _) = call(&mut p, &s, |s| record(s, Some(7_000), None, EndReason::Cancelled, Some(487)));
+    assert_eq!(rec.judged, crate::track::Judged::default());
 }
 
 #[test]
@@ -950,19 +977,6 @@ fn reload_keeps_the_old_policy_for_calls_in_progress() {
     bad.site.timezone = "Nowhere/Land".into();
     assert!(p.reload(&bad).unwrap_err().contains("site.timezone"));
     assert_eq!(p.classify("016800123", "8500").1, Class::Local);
-}
-
-#[test]
-fn engine_set_config_reloads_the_policy() {
-    let mut e = crate::engine::Engine::new(&cfg()).unwrap();
-    assert_eq!(e.policy().classify("016800123", "8500").1, Class::Premium);
-    let mut bad = cfg();
-    bad.shifts[0].from = "25:00".into();
-    assert!(e.set_config(&bad).is_err());
-    let mut c = cfg();
-    c.numbers.restricted_prefixes = vec!["169".into()];
-    e.set_config(&c).unwrap();
-    assert_eq!(e.policy().classify("016800123", "8500").1, Class::Local);
 }
 
 #[test]
