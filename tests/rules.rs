@@ -426,7 +426,7 @@ fn sta_1_below_target() {
     let (run, mut driver) = replay_with(
         "outbound.pcap",
         &config(SITE),
-        |e| e.policy_mut().restore_effective("8061", first, 0),
+        |e| e.restore_effective("8061", first, 0),
         vec![Box::new(collect.clone())],
         &mut NoStep,
     );

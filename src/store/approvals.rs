@@ -133,7 +133,7 @@ pub fn in_force(path: &Path) -> anyhow::Result<Vec<Approval>> {
 pub fn load_into(engine: &mut callwarden_core::Engine, db: &Path) -> anyhow::Result<usize> {
     let stored = in_force(db)?;
     let n = stored.len();
-    for e in engine.policy_mut().set_approvals(stored) {
+    for e in engine.set_approvals(stored) {
         tracing::warn!(error = %e, "stored approval not used");
     }
     if n > 0 {

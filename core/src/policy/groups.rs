@@ -201,6 +201,9 @@ impl ClassSet {
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
     pub max_rings: u32,
+    /// `max_rings` is the group's own (ANS-2), not `[limits]`'s (ANS-1): decided by where
+    /// the value came from, never by comparing it with the default.
+    pub max_rings_own: bool,
     pub max_talk_s: u32,
     pub personal_max_talk_s: u32,
     pub internal_max_talk_s: u32,
@@ -211,6 +214,7 @@ impl Limits {
     pub fn defaults(l: &config::Limits) -> Limits {
         Limits {
             max_rings: l.max_rings,
+            max_rings_own: false,
             max_talk_s: l.max_talk_s,
             personal_max_talk_s: l.personal_max_talk_s,
             internal_max_talk_s: l.internal_max_talk_s,
@@ -340,6 +344,7 @@ impl Groups {
                 allow: PrefixSet::new(&g.allow).map_err(|e| format!("{key}.allow: {e}"))?,
                 limits: Limits {
                     max_rings: pick(g.max_rings, defaults.max_rings),
+                    max_rings_own: g.max_rings.is_some(),
                     max_talk_s: pick(g.max_talk_s, defaults.max_talk_s),
                     personal_max_talk_s: pick(g.personal_max_talk_s, defaults.personal_max_talk_s),
                     internal_max_talk_s: pick(g.internal_max_talk_s, defaults.internal_max_talk_s),

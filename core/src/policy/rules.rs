@@ -36,7 +36,7 @@ use super::numbering::{NumberingPlan, PrefixSet};
 use super::{Class, Violation, ViolationKind};
 use crate::config::{Config, Fines, GroupMode, RecordMode};
 use crate::time::Ts;
-use crate::track::{CallRecord, EndReason};
+use crate::track::{AnswerJudged, CallRecord, EffectiveJudged, EndReason, TalkJudged};
 use jiff::civil::Date;
 use std::collections::BTreeSet;
 
@@ -351,14 +351,24 @@ impl RuleBook {
             out.push(p);
         }
 
+        if rec.answered {
+            let min_talk_s =
+                self.limits(rec.group.as_deref().and_then(|g| self.groups.by_name(g))).effective_min_talk_s;
+            let effective = rec.talk_ms >= i64::from(min_talk_s) * 1000;
+            rec.judged.effective = Some(EffectiveJudged { min_talk_s, effective });
+        }
+
         let caller_number = if verdict.caller_ours { rec.caller.clone() } else { self.remote(&rec.caller) };
         if let Some(ext) = callee_ext.as_deref() {
             let g = self.groups.of(ext);
             let lim = self.limits(g);
             let gname = g.map_or("-", |g| g.name.as_str());
             if rec.answered {
-                if lim.max_rings > 0 && rec.rings > lim.max_rings {
-                    let rule = if lim.max_rings != self.defaults.max_rings { "ANS-2" } else { "ANS-1" };
+                let rule = if lim.max_rings_own { "ANS-2" } else { "ANS-1" };
+                let over = lim.max_rings > 0 && rec.rings > lim.max_rings;
+                rec.judged.answer =
+                    Some(AnswerJudged { rule: rule.to_string(), max_rings: lim.max_rings, within: !over });
+                if over {
                     out.push(ctx.violation(
                         rule,
                         ViolationKind::SlowAnswer,
@@ -418,7 +428,9 @@ impl RuleBook {
             } else {
                 ("DUR-1", lim.max_talk_s, "business")
             };
-            if limit > 0 && rec.talk_ms > i64::from(limit) * 1000 {
+            let over = limit > 0 && rec.talk_ms > i64::from(limit) * 1000;
+            rec.judged.talk = Some(TalkJudged { rule: rule.to_string(), limit_s: limit, personal, over });
+            if over {
                 out.push(ctx.violation(
                     rule,
                     ViolationKind::LongCall,

@@ -503,6 +503,7 @@ impl Call {
             ladder_dropped: self.ladder_dropped,
             to_tag: self.to_tag.take(),
             linking: super::Linking::default(),
+            judged: super::Judged::default(),
         }
     }
 

@@ -1036,6 +1036,7 @@ fn compose(c: Linked, ext: &ExtensionSet, cycle_ms: u32) -> Option<Box<CallRecor
         ladder_dropped,
         to_tag: a.to_tag.clone(),
         linking: Linking { answered_by, transferred_to, wait_ms, link, legs: summaries },
+        judged: super::Judged::default(),
     }))
 }
 

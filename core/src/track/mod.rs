@@ -199,6 +199,56 @@ pub struct CallRecord {
     pub to_tag: Option<String>,
     /// Who answered, the legs and what linked them (`track::link`).
     pub linking: Linking,
+    /// What policy decided at the call's end, with the limits it applied (`policy` fills
+    /// it; default: not judged). Stored with the call, so a figure read later never
+    /// depends on the config of the day it is read.
+    pub judged: Judged,
+}
+
+/// The verdicts of the rules judged at a call's end, as decided then. Each part is `None`
+/// when its rule did not apply to the call (nobody of ours answered, the call was not
+/// answered, ...).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Judged {
+    /// ANS-1/2: an answered call that rang one of ours.
+    pub answer: Option<AnswerJudged>,
+    /// DUR-1/2/3: an answered call with one of ours on it.
+    pub talk: Option<TalkJudged>,
+    /// STA-1 "effective": an answered call, against the `effective_min_talk_s` of the
+    /// call's group (the defaults without a group).
+    pub effective: Option<EffectiveJudged>,
+}
+
+/// How an answered call's rings were judged.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AnswerJudged {
+    /// "ANS-2" when the limit is the group's own `max_rings`, "ANS-1" for `[limits]`'s.
+    pub rule: String,
+    /// The `max_rings` applied (0: the rule was off).
+    pub max_rings: u32,
+    /// Answered within it (always, when it was off).
+    pub within: bool,
+}
+
+/// How an answered call's talk time was judged.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TalkJudged {
+    /// "DUR-1" (business), "DUR-2" (personal) or "DUR-3" (internal).
+    pub rule: String,
+    /// The limit applied, seconds (0: the rule was off).
+    pub limit_s: u32,
+    /// The other party matched `[numbers].personal`.
+    pub personal: bool,
+    /// Talk over the limit: a long call.
+    pub over: bool,
+}
+
+/// Whether an answered call counts as effective (STA-1).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct EffectiveJudged {
+    /// The `effective_min_talk_s` applied.
+    pub min_talk_s: u32,
+    pub effective: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
