@@ -11,7 +11,7 @@ use callwarden_core::Output;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Output as ProcOut;
-use store::testdata::{call, unanswered, violation, T0};
+use store::testdata::{call, judged_by_defaults, unanswered, violation, T0};
 
 const CONFIG: &str = r#"
 [site]
@@ -64,16 +64,19 @@ fn fixture() -> Fixture {
 
     let (mut sink, writer) = store::open(&db, "Asia/Shanghai").unwrap();
     // In the engine's order: the premium violation at the INVITE, before the call ends.
+    // Each call with the verdicts the engine stores with it (default limits): stats count
+    // those, they do not judge calls again.
+    let ended = |c| Output::Call(CallEvent::Ended(Box::new(judged_by_defaults(c))));
     let outputs = vec![
         Output::Violation(prem_pending),
-        Output::Call(CallEvent::Ended(Box::new(early))),
-        Output::Call(CallEvent::Ended(Box::new(out))),
-        Output::Call(CallEvent::Ended(Box::new(prem))),
+        ended(early),
+        ended(out),
+        ended(prem),
         Output::Violation(prem_final),
-        Output::Call(CallEvent::Ended(Box::new(inb))),
+        ended(inb),
         Output::Violation(slow),
-        Output::Call(CallEvent::Ended(Box::new(missed))),
-        Output::Call(CallEvent::Ended(Box::new(int))),
+        ended(missed),
+        ended(int),
         Output::Violation(long),
     ];
     for o in &outputs {

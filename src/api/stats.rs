@@ -10,7 +10,7 @@
 use super::csv_out::{csv_response, opt};
 use super::params::{Filters, Paging};
 use super::{ApiError, AppState};
-use crate::store::{StatsBy, StatsParams, StatsRow};
+use crate::store::{StatsBy, StatsRow};
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -89,13 +89,12 @@ pub async fn get_stats(
     let key = format!("{by:?}|{q:?}");
     let st = state.clone();
     let rows = state
-        .with_db(move |db, cfg| {
+        .with_db(move |db, _cfg| {
             let version = st.data_version()?;
             if let Some(rows) = st.stats_cache().lock().ok().and_then(|mut c| c.get(version, &key)) {
                 return Ok(rows);
             }
-            let rows =
-                Arc::new(db.reader.stats(by, &q, &StatsParams::from_config(&cfg.config)).map_err(ApiError::any)?);
+            let rows = Arc::new(db.reader.stats(by, &q).map_err(ApiError::any)?);
             if let Ok(mut c) = st.stats_cache().lock() {
                 c.put(version, key, Arc::clone(&rows));
             }

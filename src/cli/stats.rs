@@ -8,7 +8,7 @@ use super::filter::{dash, known_group, open_reader, print_json, print_table, sec
 use super::Common;
 use crate::settings::Settings;
 use crate::store::stats::apply_budgets;
-use crate::store::{query, StatsBy, StatsParams, StatsRow};
+use crate::store::{query, StatsBy, StatsRow};
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
@@ -41,7 +41,7 @@ pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
     if let Some((from, to)) = month {
         (q.from, q.to) = (Some(from), Some(to));
     }
-    let mut rows = reader.stats(by, &q, &StatsParams::from_config(&settings.config))?;
+    let mut rows = reader.stats(by, &q)?;
     let budgets = by == StatsBy::Group && month.is_some();
     if budgets {
         let cfg = &settings.config;

@@ -23,7 +23,7 @@
 //! Invariants: the figures come from the same calls `calls --group G --month` lists with
 //! `direction = outbound`; a bad plan line is an error naming the line, never skipped.
 
-use super::query::{self, QueryError, StatsParams};
+use super::query::{self, QueryError};
 use super::{CallQuery, CallRow, Reader};
 use callwarden_core::config::Config;
 use serde::Serialize;
@@ -60,7 +60,6 @@ pub fn report(
         }
         None => cfg.groups.iter().map(|g| g.name.as_str()).collect(),
     };
-    let params = StatsParams::from_config(cfg);
     let mut report = Report { month: month.trim().to_string(), groups: Vec::new() };
     for g in groups {
         let q = CallQuery {
@@ -71,7 +70,8 @@ pub fn report(
             ..CallQuery::default()
         };
         let calls = reader.calls(&q)?;
-        let mut figures = tally(g, &calls, params.for_group(Some(g)).effective_min_talk_ms);
+        let min_talk_s = cfg.groups.iter().find(|x| x.name == g).and_then(|x| x.effective_min_talk_s);
+        let mut figures = tally(g, &calls, min_talk_s.unwrap_or(cfg.limits.effective_min_talk_s));
         figures.plan = plan.map(|(file, p)| plan_figures(file, p, &calls));
         report.groups.push(figures);
     }
@@ -122,12 +122,14 @@ fn share(n: u64, of: u64) -> Option<f64> {
 }
 
 /// The figures of one group over its outbound calls of the month.
-pub fn tally(group: &str, calls: &[CallRow], effective_min_talk_ms: i64) -> GroupFigures {
+/// `effective` counts the calls judged effective when they ended (stored with them);
+/// `effective_min_talk_s` is the minimum the config sets today, shown beside it.
+pub fn tally(group: &str, calls: &[CallRow], effective_min_talk_s: u32) -> GroupFigures {
     let outbound: Vec<&CallRow> = calls.iter().filter(|c| c.direction == "outbound").collect();
     let made = outbound.len() as u64;
     let numbers = outbound.iter().map(|c| c.number.as_str()).collect::<HashSet<_>>().len() as u64;
     let answered = outbound.iter().filter(|c| c.answered).count() as u64;
-    let effective = outbound.iter().filter(|c| c.answered && c.talk_ms >= effective_min_talk_ms).count() as u64;
+    let effective = outbound.iter().filter(|c| c.answered && c.effective == Some(true)).count() as u64;
     GroupFigures {
         group: group.to_string(),
         made,
@@ -135,7 +137,7 @@ pub fn tally(group: &str, calls: &[CallRow], effective_min_talk_ms: i64) -> Grou
         answered,
         answered_rate: share(answered, made),
         effective,
-        effective_min_talk_s: effective_min_talk_ms as f64 / 1000.0,
+        effective_min_talk_s: f64::from(effective_min_talk_s),
         plan: None,
     }
 }
@@ -234,6 +236,8 @@ mod tests {
             link: None,
             legs: vec![],
             started_us: 0,
+            // As judged at the end against a 3 s minimum.
+            effective: answered.then_some(talk_ms >= 3000),
         }
     }
 
@@ -245,11 +249,11 @@ mod tests {
             row("13812340002", "013812340002", "outbound", true, 2999),
             row("8106", "8106", "internal", true, 9000),
         ];
-        let f = tally("callback", &calls, 3000);
+        let f = tally("callback", &calls, 3);
         assert_eq!((f.made, f.numbers, f.answered, f.effective), (3, 2, 2, 1));
         assert_eq!(f.answered_rate, Some(2.0 / 3.0));
         assert_eq!(f.effective_min_talk_s, 3.0);
-        let none = tally("x", &[], 3000);
+        let none = tally("x", &[], 3);
         assert_eq!((none.made, none.answered_rate), (0, None));
     }
 

@@ -13,6 +13,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (3, "0003_approvals", include_str!("migrations/0003_approvals.sql")),
     (4, "0004_stats_index", include_str!("migrations/0004_stats_index.sql")),
     (5, "0005_legs", include_str!("migrations/0005_legs.sql")),
+    (6, "0006_verdicts", include_str!("migrations/0006_verdicts.sql")),
 ];
 
 /// The schema version this build writes and reads.

@@ -12,6 +12,7 @@
 //! written after retries is counted and reported by `StoreWriter::close`.
 
 pub mod approvals;
+pub mod backfill;
 pub mod callbacks;
 pub mod migrations;
 pub mod query;
@@ -20,7 +21,7 @@ pub mod recordings;
 pub mod stats;
 mod writer;
 
-pub use query::{CallQuery, QueryError, StatsBy, StatsParams, ViolationQuery};
+pub use query::{CallQuery, QueryError, StatsBy, ViolationQuery};
 pub use reader::{CallRow, Reader, ViolationRow};
 pub use stats::StatsRow;
 
@@ -87,6 +88,9 @@ pub struct StoreOptions {
     pub retry_pause: Duration,
     /// Test hook: cap the database size (`PRAGMA max_page_count`) to provoke "disk full".
     pub max_page_count: Option<u32>,
+    /// The config that judges calls stored before migration 0006 (`backfill`), once;
+    /// `None` leaves them pending for a writer that has one.
+    pub judge_old_calls: Option<std::sync::Arc<callwarden_core::config::Config>>,
 }
 
 impl Default for StoreOptions {
@@ -99,6 +103,7 @@ impl Default for StoreOptions {
             retries: 5,
             retry_pause: Duration::from_millis(100),
             max_page_count: None,
+            judge_old_calls: None,
         }
     }
 }
@@ -115,6 +120,12 @@ pub fn open_with(path: &Path, tz: &str, opts: StoreOptions) -> anyhow::Result<(S
     let mut conn = Connection::open(path)?;
     configure(&conn, &opts)?;
     migrations::apply(&mut conn)?;
+    if let Some(cfg) = &opts.judge_old_calls {
+        let n = backfill::run(&mut conn, cfg).context("judging the calls stored before migration 0006")?;
+        if n > 0 {
+            tracing::info!(calls = n, "calls stored before verdicts were kept judged with the current config (once)");
+        }
+    }
     // Readers format times and judge dates in the zone the day columns were written in.
     conn.execute(
         "INSERT INTO meta (key, value) VALUES ('timezone', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",

@@ -5,11 +5,10 @@
 //! (the bound becomes the next midnight); parsing never panics and every error names the
 //! parameter and the value.
 
-use callwarden_core::config::{Config, DateOrInstant};
+use callwarden_core::config::DateOrInstant;
 use callwarden_core::policy::Class;
 use callwarden_core::Ts;
 use jiff::tz::TimeZone;
-use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -206,67 +205,6 @@ impl FromStr for StatsBy {
     }
 }
 
-/// The limits a call is judged against in `stats` (from `[limits]`, with the group's
-/// overrides), in milliseconds.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Limits {
-    pub max_rings: u32,
-    pub max_talk_ms: i64,
-    pub personal_max_talk_ms: i64,
-    pub internal_max_talk_ms: i64,
-    pub effective_min_talk_ms: i64,
-}
-
-/// What `stats` needs from the config.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StatsParams {
-    pub limits: Limits,
-    /// Per-group overrides, by group name.
-    pub groups: HashMap<String, Limits>,
-    /// Personal numbers (prefixes of the normalised number), DUR-2.
-    pub personal: Vec<String>,
-}
-
-impl StatsParams {
-    pub fn from_config(cfg: &Config) -> StatsParams {
-        let ms = |s: u32| i64::from(s) * 1000;
-        let l = &cfg.limits;
-        let limits = Limits {
-            max_rings: l.max_rings,
-            max_talk_ms: ms(l.max_talk_s),
-            personal_max_talk_ms: ms(l.personal_max_talk_s),
-            internal_max_talk_ms: ms(l.internal_max_talk_s),
-            effective_min_talk_ms: ms(l.effective_min_talk_s),
-        };
-        let groups = cfg
-            .groups
-            .iter()
-            .map(|g| {
-                let lim = Limits {
-                    max_rings: g.max_rings.unwrap_or(limits.max_rings),
-                    max_talk_ms: g.max_talk_s.map_or(limits.max_talk_ms, ms),
-                    personal_max_talk_ms: g.personal_max_talk_s.map_or(limits.personal_max_talk_ms, ms),
-                    internal_max_talk_ms: g.internal_max_talk_s.map_or(limits.internal_max_talk_ms, ms),
-                    effective_min_talk_ms: g.effective_min_talk_s.map_or(limits.effective_min_talk_ms, ms),
-                };
-                (g.name.clone(), lim)
-            })
-            .collect();
-        StatsParams { limits, groups, personal: cfg.numbers.personal.clone() }
-    }
-
-    /// The limits for a call of `group`.
-    pub fn for_group(&self, group: Option<&str>) -> &Limits {
-        group.and_then(|g| self.groups.get(g)).unwrap_or(&self.limits)
-    }
-}
-
-impl Default for StatsParams {
-    fn default() -> Self {
-        StatsParams::from_config(&Config::default())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,20 +274,6 @@ mod tests {
         assert!(e.contains("hk-macau"), "{e}");
         assert_eq!("month".parse::<StatsBy>(), Ok(StatsBy::Month));
         assert!("week".parse::<StatsBy>().is_err());
-    }
-
-    #[test]
-    fn params_take_group_overrides() {
-        let cfg = Config::parse(
-            "[limits]\nmax_rings = 4\n[[group]]\nname = \"d\"\nextensions = [\"8001\"]\nmax_rings = 2\neffective_min_talk_s = 60\n",
-        )
-        .unwrap();
-        let p = StatsParams::from_config(&cfg);
-        assert_eq!(p.for_group(None).max_rings, 4);
-        assert_eq!(p.for_group(Some("nope")).max_rings, 4);
-        assert_eq!(p.for_group(Some("d")).max_rings, 2);
-        assert_eq!(p.for_group(Some("d")).effective_min_talk_ms, 60_000);
-        assert_eq!(p.for_group(Some("d")).max_talk_ms, 180_000);
     }
 
     proptest::proptest! {

@@ -8,7 +8,7 @@
 //! checked conversion (a bad row is an error, not a panic).
 
 use super::migrations;
-use super::query::{CallCursor, CallQuery, StatsBy, StatsParams, ViolationCursor, ViolationQuery};
+use super::query::{CallCursor, CallQuery, StatsBy, ViolationCursor, ViolationQuery};
 use super::stats::{self, StatCall, StatViolation, StatsRow};
 use anyhow::{anyhow, bail, Context};
 use callwarden_core::Ts;
@@ -66,6 +66,10 @@ pub struct CallRow {
     /// Start in µs: with `call_id`, the call's identity and its paging cursor.
     #[serde(skip)]
     pub started_us: i64,
+    /// STA-1 as judged when the call ended (null: not answered, or stored before 0006);
+    /// the callbacks report counts it.
+    #[serde(skip)]
+    pub effective: Option<bool>,
 }
 
 impl CallRow {
@@ -270,6 +274,9 @@ fn violation_where(q: &ViolationQuery) -> Where {
 const LINK_COLUMNS: &str = "c.answered_by, c.transferred_to, c.wait_ms, c.link, c.legs";
 const NO_LINK_COLUMNS: &str = "NULL, NULL, 0, NULL, '[]'";
 const LINK_SCHEMA: u32 = 5;
+/// The verdicts stored with calls from 0006 on (`stats` needs them: it refuses an older
+/// database rather than judge its calls with today's config).
+const VERDICT_SCHEMA: u32 = 6;
 
 /// Column 19 of a call row: its recording's id (none for a call with no media at all).
 const RECORDING_OF_CALL: &str = "(SELECT r.id FROM recordings r WHERE r.call_id = c.call_id
@@ -282,24 +289,18 @@ const VIOLATION_FROM: &str =
 
 /// Sum the calls `q` selects into `agg`, each row as it is read, its text borrowed from
 /// SQLite's buffer. Columns the grouping does not use are read as '' (less to decode).
-fn sum_calls(
-    conn: &Connection,
-    by: StatsBy,
-    q: &CallQuery,
-    p: &StatsParams,
-    agg: &mut stats::Aggregator<'_>,
-) -> anyhow::Result<()> {
+fn sum_calls(conn: &Connection, by: StatsBy, q: &CallQuery, agg: &mut stats::Aggregator) -> anyhow::Result<()> {
     let w = call_where(q);
     let col = |name: &'static str, used: bool| if used { name } else { "''" };
     let sql = format!(
         "SELECT c.direction, {}, {}, c.group_name, {}, {}, c.answered,
-                c.end_reason, c.rings, c.talk_ms, c.cost_fen, {}
+                c.end_reason, c.rings, c.talk_ms, c.cost_fen,
+                coalesce(c.within_max_rings, 0), coalesce(c.long_call, 0), coalesce(c.effective, 0)
          FROM calls c {}",
         col("c.caller_ext", by == StatsBy::Ext),
         col("c.callee_ext", by == StatsBy::Ext),
         col("c.day", by == StatsBy::Day),
         col("c.month", by == StatsBy::Month),
-        col("c.number", !p.personal.is_empty()),
         w.sql()
     );
     let mut stmt = conn.prepare(&sql)?;
@@ -319,7 +320,9 @@ fn sum_calls(
             rings: r.get(8)?,
             talk_ms: r.get(9)?,
             cost_fen: r.get(10)?,
-            number: text(11)?,
+            within_max_rings: r.get(11)?,
+            long: r.get(12)?,
+            effective: r.get(13)?,
         });
     }
     Ok(())
@@ -329,12 +332,7 @@ fn sum_calls(
 /// only when something needs it (its group for `--by group`, a group or class filter):
 /// the join is a lookup per violation, most of the time of a month's violations read
 /// from disk.
-fn sum_violations(
-    conn: &Connection,
-    by: StatsBy,
-    q: &CallQuery,
-    agg: &mut stats::Aggregator<'_>,
-) -> anyhow::Result<()> {
+fn sum_violations(conn: &Connection, by: StatsBy, q: &CallQuery, agg: &mut stats::Aggregator) -> anyhow::Result<()> {
     let vq = ViolationQuery::like_calls(q);
     let w = violation_where(&vq);
     let join = by == StatsBy::Group || vq.group.is_some() || vq.class.is_some();
@@ -461,11 +459,11 @@ impl Reader {
             .query_row([call_id], |r| {
                 Ok((
                     self.call_row(r)?,
-                    r.get::<_, Option<String>>(25)?,
-                    r.get::<_, String>(26)?,
+                    r.get::<_, Option<String>>(26)?,
                     r.get::<_, String>(27)?,
                     r.get::<_, String>(28)?,
                     r.get::<_, String>(29)?,
+                    r.get::<_, String>(30)?,
                 ))
             })
             .optional()?;
@@ -511,25 +509,26 @@ impl Reader {
 
     /// The figures of `stats` for the calls `q` selects (paging fields are ignored), one
     /// row per extension, group, day or month.
-    pub fn stats(&self, by: StatsBy, q: &CallQuery, p: &StatsParams) -> anyhow::Result<Vec<StatsRow>> {
+    pub fn stats(&self, by: StatsBy, q: &CallQuery) -> anyhow::Result<Vec<StatsRow>> {
+        if self.schema < VERDICT_SCHEMA {
+            bail!(
+                "the database is at schema version {}: its calls were stored without the verdicts stats count \
+                 (version {VERDICT_SCHEMA}); open it once with `callwarden replay` or `run`, which judges them once",
+                self.schema
+            );
+        }
         // A range of more than a day (a month: ~80,000 calls at a busy site) is read in
         // time slices at once, one connection and thread each: the scan is bound by
         // decoding rows when the file is cached and by page reads when it is not, and both
         // halve with two readers (issue 7's benchmark).
         let long = matches!((q.from, q.to), (Some(a), Some(b)) if b.as_micros() - a.as_micros() > 86_400_000_000);
         let slices = if long { std::thread::available_parallelism().map_or(1, |n| n.get().min(4)) } else { 1 };
-        self.stats_sliced(by, q, p, slices)
+        self.stats_sliced(by, q, slices)
     }
 
     /// `stats` with the calls of [q.from, q.to) read in `slices` equal time slices (one
     /// when the range is open); the rows are the same for any number of slices.
-    pub(super) fn stats_sliced(
-        &self,
-        by: StatsBy,
-        q: &CallQuery,
-        p: &StatsParams,
-        slices: usize,
-    ) -> anyhow::Result<Vec<StatsRow>> {
+    pub(super) fn stats_sliced(&self, by: StatsBy, q: &CallQuery, slices: usize) -> anyhow::Result<Vec<StatsRow>> {
         let only = if by == StatsBy::Ext { q.ext.as_deref() } else { None };
         let bounds = match (q.from, q.to, self.conn.path().filter(|p| !p.is_empty())) {
             (Some(a), Some(b), Some(path)) if slices > 1 && b.as_micros() > a.as_micros() => {
@@ -541,11 +540,11 @@ impl Reader {
             _ => None,
         };
         // A part of the work: the calls of a slice, or (None) the violations of `q`.
-        let sum = |conn: &Connection, part: Option<&CallQuery>, agg: &mut stats::Aggregator<'_>| match part {
-            Some(calls) => sum_calls(conn, by, calls, p, agg),
+        let sum = |conn: &Connection, part: Option<&CallQuery>, agg: &mut stats::Aggregator| match part {
+            Some(calls) => sum_calls(conn, by, calls, agg),
             None => sum_violations(conn, by, q, agg),
         };
-        let mut agg = stats::Aggregator::new(by, p, only);
+        let mut agg = stats::Aggregator::new(by, only);
         match bounds {
             None => {
                 sum(&self.conn, Some(q), &mut agg)?;
@@ -559,9 +558,9 @@ impl Reader {
                 let others: Vec<_> = std::iter::once(None)
                     .chain(ranges[1..].iter().map(|&r| Some(slice(r))))
                     .map(|part| {
-                        s.spawn(move || -> anyhow::Result<stats::Aggregator<'_>> {
+                        s.spawn(move || -> anyhow::Result<stats::Aggregator> {
                             let conn = open_read_only(Path::new(path))?;
-                            let mut agg = stats::Aggregator::new(by, p, only);
+                            let mut agg = stats::Aggregator::new(by, only);
                             sum(&conn, part.as_ref(), &mut agg)?;
                             Ok(agg)
                         })
@@ -610,15 +609,17 @@ impl Reader {
             wait_ms: r.get(22)?,
             link: r.get(23)?,
             legs: self.legs(r, 24)?,
+            effective: r.get(25)?,
         })
     }
 
-    fn link_columns(&self) -> &'static str {
-        if self.schema >= LINK_SCHEMA {
-            LINK_COLUMNS
-        } else {
-            NO_LINK_COLUMNS
-        }
+    /// Columns 20–25 of a call row: how its legs were linked (0005; a database before
+    /// that stored calls of one dialog each, read as such) and its stored STA-1 verdict
+    /// (0006; NULL before).
+    fn link_columns(&self) -> String {
+        let link = if self.schema >= LINK_SCHEMA { LINK_COLUMNS } else { NO_LINK_COLUMNS };
+        let effective = if self.schema >= VERDICT_SCHEMA { "c.effective" } else { "NULL" };
+        format!("{link}, {effective}")
     }
 
     /// The stored legs of a call row; a call stored before legs were kept (`[]`) shows

@@ -7,19 +7,23 @@
 //! - `missed`: inbound/internal calls not answered, ended `cancelled`, `busy`, `rejected`,
 //!   `no-answer` or `timeout` (ANS-3); by extension, only for the extension called.
 //! - `answered_incoming`: answered inbound/internal calls (by extension: those it
-//!   received); `within_max_rings` of them were answered within the group's `max_rings`
-//!   (ANS-1), `within_max_rings_share` = within / answered_incoming (null when 0);
+//!   received); `within_max_rings` of them were answered within the `max_rings` applied
+//!   when the call was judged (ANS-1/2, stored with the call), `within_max_rings_share` =
+//!   within / answered_incoming (null when 0);
 //!   `rings_before_answer` is their distribution over 0, 1, 2, 3, 4, 5+ rings (ANS-2).
 //! - `talk_ms`: mean (rounded), p50, p90 (nearest rank: the smallest value with at least
 //!   p% of the values at or below it) and max of the talk time of answered calls.
-//! - `effective`: answered calls with talk ≥ the group's `effective_min_talk_s` (STA-1).
-//! - `long_calls`: answered calls with talk > the applicable limit: internal calls
-//!   `internal_max_talk_s`, personal numbers `personal_max_talk_s`, others `max_talk_s`
-//!   (DUR-1..3), each with the group's override.
+//! - `effective`: answered calls with talk ≥ the group's `effective_min_talk_s` (STA-1),
+//!   as judged when the call ended.
+//! - `long_calls`: answered calls whose talk exceeded the limit applied when they ended
+//!   (DUR-1..3: internal, personal or business, each with the group's override).
+//!
+//! Every judgement is read from what was stored with the call (`track::Judged`, migration
+//! 0006): editing the config never changes a past figure.
 //! - `violations`: count by rule id of the violations selected for the row's key.
 //! - `cost_fen`: sum of call charges (by extension: of the calls it made).
 
-use super::query::{StatsBy, StatsParams};
+use super::query::StatsBy;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 
@@ -41,7 +45,12 @@ pub struct StatCall<'a> {
     pub rings: u32,
     pub talk_ms: i64,
     pub cost_fen: Option<i64>,
-    pub number: &'a str,
+    /// Stored verdicts: answered within the `max_rings` applied (ANS-1/2) ...
+    pub within_max_rings: bool,
+    /// ... talk over the limit applied (DUR-1/2/3) ...
+    pub long: bool,
+    /// ... and effective (STA-1).
+    pub effective: bool,
 }
 
 /// What `stats` needs of one violation (group: that of its call).
@@ -166,10 +175,9 @@ pub fn aggregate(
     by: StatsBy,
     calls: &[StatCall<'_>],
     violations: &[StatViolation<'_>],
-    p: &StatsParams,
     only_key: Option<&str>,
 ) -> Vec<StatsRow> {
-    let mut agg = Aggregator::new(by, p, only_key);
+    let mut agg = Aggregator::new(by, only_key);
     calls.iter().for_each(|c| agg.add_call(c));
     violations.iter().for_each(|v| agg.add_violation(v));
     agg.finish()
@@ -210,18 +218,17 @@ impl Acc {
 /// The rows of `stats`, summed one call and one violation at a time (what [`aggregate`]
 /// does over slices). A row's key is allocated once, when the row is made; after that a
 /// call only looks it up.
-pub struct Aggregator<'p> {
+pub struct Aggregator {
     by: StatsBy,
-    p: &'p StatsParams,
     only_key: Option<String>,
     rows: HashMap<String, Acc>,
     /// The row of calls in no group (by group); kept apart so lookups borrow a `&str`.
     no_key: Option<Acc>,
 }
 
-impl<'p> Aggregator<'p> {
-    pub fn new(by: StatsBy, p: &'p StatsParams, only_key: Option<&str>) -> Self {
-        Aggregator { by, p, only_key: only_key.map(str::to_string), rows: HashMap::new(), no_key: None }
+impl Aggregator {
+    pub fn new(by: StatsBy, only_key: Option<&str>) -> Self {
+        Aggregator { by, only_key: only_key.map(str::to_string), rows: HashMap::new(), no_key: None }
     }
 
     fn wanted(&self, key: Option<&str>) -> bool {
@@ -263,8 +270,6 @@ impl<'p> Aggregator<'p> {
             StatsBy::Day => [Some((Some(c.day), true, true)), None],
             StatsBy::Month => [Some((Some(c.month), true, true)), None],
         };
-        let p = self.p;
-        let lim = p.for_group(c.group);
         for (key, called, pays) in keys.into_iter().flatten() {
             if !self.wanted(key) {
                 continue;
@@ -280,27 +285,14 @@ impl<'p> Aggregator<'p> {
             if c.answered {
                 row.answered += 1;
                 talk.push(c.talk_ms);
-                if c.talk_ms >= lim.effective_min_talk_ms {
-                    row.effective += 1;
-                }
-                let max_talk = if c.direction == "internal" {
-                    lim.internal_max_talk_ms
-                } else if p.personal.iter().any(|pre| !pre.is_empty() && c.number.starts_with(pre.as_str())) {
-                    lim.personal_max_talk_ms
-                } else {
-                    lim.max_talk_ms
-                };
-                if c.talk_ms > max_talk {
-                    row.long_calls += 1;
-                }
+                row.effective += u64::from(c.effective);
+                row.long_calls += u64::from(c.long);
             }
             if incoming && called {
                 if c.answered {
                     row.answered_incoming += 1;
                     row.rings_before_answer.add(c.rings);
-                    if c.rings <= lim.max_rings {
-                        row.within_max_rings += 1;
-                    }
+                    row.within_max_rings += u64::from(c.within_max_rings);
                 } else if MISSED_REASONS.contains(&c.end_reason) {
                     row.missed += 1;
                 }
@@ -332,7 +324,7 @@ impl<'p> Aggregator<'p> {
 
     /// Add the rows summed by `other` (over other calls, with the same grouping and
     /// parameters): the result is as if this one had been given all the calls.
-    pub fn merge(&mut self, other: Aggregator<'_>) {
+    pub fn merge(&mut self, other: Aggregator) {
         if let Some(acc) = other.no_key {
             match &mut self.no_key {
                 Some(mine) => mine.absorb(acc),
@@ -404,7 +396,11 @@ mod tests {
             rings,
             talk_ms: talk_s * 1000,
             cost_fen: None,
-            number: "13800138000",
+            // As policy judges with the defaults (max_rings 3, max_talk 180 s, effective
+            // 30 s): the stored verdicts these figures count.
+            within_max_rings: rings <= 3,
+            long: answered && talk_s > 180,
+            effective: answered && talk_s >= 30,
         }
     }
 
@@ -428,7 +424,6 @@ mod tests {
 
     #[test]
     fn figures_by_hand() {
-        let p = StatsParams::default(); // max_rings 3, max_talk 180 s, effective 30 s
         let mut calls = vec![
             // 8001 receives: answered after 1, 3, 4 and 7 rings; one cancelled while ringing.
             call("inbound", None, Some("8001"), true, 1, 20),
@@ -448,7 +443,7 @@ mod tests {
             StatViolation { rule: "DUR-1", extension: "8001", ..Default::default() },
             StatViolation { rule: "ANS-3", extension: "8002", ..Default::default() },
         ];
-        let rows = aggregate(StatsBy::Ext, &calls, &viol, &p, None);
+        let rows = aggregate(StatsBy::Ext, &calls, &viol, None);
         assert_eq!(rows.len(), 2);
         let r = &rows[0];
         assert_eq!(r.key.as_deref(), Some("8001"));
@@ -474,12 +469,12 @@ mod tests {
         assert_eq!(r.talk_ms, TalkStats::default());
 
         // By day: every call once; the internal call is counted once, missed once.
-        let rows = aggregate(StatsBy::Day, &calls, &[], &p, None);
+        let rows = aggregate(StatsBy::Day, &calls, &[], None);
         assert_eq!(rows.len(), 1);
         assert_eq!((rows[0].calls, rows[0].missed, rows[0].answered_incoming), (7, 2, 4));
 
         // --ext 8002 shows only 8002's row.
-        let rows = aggregate(StatsBy::Ext, &calls, &viol, &p, Some("8002"));
+        let rows = aggregate(StatsBy::Ext, &calls, &viol, Some("8002"));
         assert_eq!(rows.iter().map(|r| r.key.clone()).collect::<Vec<_>>(), vec![Some("8002".to_string())]);
     }
 
@@ -488,7 +483,6 @@ mod tests {
     /// it reads a month in time slices).
     #[test]
     fn merged_parts_equal_the_whole() {
-        let p = StatsParams::default();
         let mut calls = vec![
             call("inbound", None, Some("8001"), true, 1, 20),
             call("inbound", None, Some("8001"), true, 4, 200),
@@ -513,12 +507,12 @@ mod tests {
             StatViolation { rule: "OUT-1", extension: "8003", group: None, day: "2026-03-02", month: "2026-03" },
         ];
         for by in [StatsBy::Ext, StatsBy::Group, StatsBy::Day, StatsBy::Month] {
-            let whole = aggregate(by, &calls, &viol, &p, None);
+            let whole = aggregate(by, &calls, &viol, None);
             for cut in 0..=calls.len() {
                 let (a, b) = calls.split_at(cut);
-                let mut left = Aggregator::new(by, &p, None);
+                let mut left = Aggregator::new(by, None);
                 a.iter().for_each(|c| left.add_call(c));
-                let mut right = Aggregator::new(by, &p, None);
+                let mut right = Aggregator::new(by, None);
                 b.iter().for_each(|c| right.add_call(c));
                 // Violations into one part only, as the reader does.
                 viol.iter().for_each(|v| right.add_violation(v));
@@ -526,27 +520,5 @@ mod tests {
                 assert_eq!(left.finish(), whole, "{by:?} cut at {cut}");
             }
         }
-    }
-
-    #[test]
-    fn group_limits_and_personal_numbers() {
-        let cfg = callwarden_core::config::Config::parse(
-            "[numbers]\npersonal = [\"139\"]\n[[group]]\nname = \"dispatch\"\nextensions = [\"8001\"]\nmax_rings = 1\n\
-             max_talk_s = 60\npersonal_max_talk_s = 30\ninternal_max_talk_s = 90\n",
-        )
-        .unwrap();
-        let p = StatsParams::from_config(&cfg);
-        let mut personal = call("outbound", Some("8001"), None, true, 0, 45);
-        personal.number = "13912345678";
-        let calls = vec![
-            call("inbound", None, Some("8001"), true, 2, 50), // 2 rings > 1: not within; 50 s ≤ 60
-            call("internal", Some("8001"), Some("8002"), true, 1, 80), // 80 ≤ 90: not long
-            call("outbound", Some("8001"), None, true, 0, 61), // 61 > 60: long
-            personal,                                         // 45 > 30: long
-        ];
-        let rows = aggregate(StatsBy::Group, &calls, &[], &p, None);
-        assert_eq!(rows.len(), 1);
-        assert_eq!((rows[0].answered_incoming, rows[0].within_max_rings), (2, 1));
-        assert_eq!(rows[0].long_calls, 2);
     }
 }

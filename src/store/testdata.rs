@@ -57,7 +57,31 @@ pub fn call(call_id: &str, started_us: i64, caller: &str, callee: &str, directio
         ladder_dropped: 0,
         to_tag: Some("callee-tag".into()),
         linking: Default::default(),
+        judged: Default::default(),
     }
+}
+
+/// `c` with the verdicts policy stores when it judges with `[limits]`' defaults (max_rings
+/// 3, talk limits 180 s business and internal, 120 s personal, effective from 30 s), as
+/// the engine would have: for a record made by hand that was not judged yet.
+pub fn judged_by_defaults(mut c: CallRecord) -> CallRecord {
+    use callwarden_core::track::{AnswerJudged, EffectiveJudged, Judged, TalkJudged};
+    if c.judged != Judged::default() || !c.answered {
+        return c;
+    }
+    let l = callwarden_core::config::Limits::default();
+    let incoming = matches!(c.direction, Direction::Inbound | Direction::Internal);
+    c.judged.answer =
+        incoming.then(|| AnswerJudged { rule: "ANS-1".into(), max_rings: l.max_rings, within: c.rings <= l.max_rings });
+    let (rule, limit_s) =
+        if c.direction == Direction::Internal { ("DUR-3", l.internal_max_talk_s) } else { ("DUR-1", l.max_talk_s) };
+    c.judged.talk =
+        Some(TalkJudged { rule: rule.into(), limit_s, personal: false, over: c.talk_ms > i64::from(limit_s) * 1000 });
+    c.judged.effective = Some(EffectiveJudged {
+        min_talk_s: l.effective_min_talk_s,
+        effective: c.talk_ms >= i64::from(l.effective_min_talk_s) * 1000,
+    });
+    c
 }
 
 /// The same call, not answered: ended `reason` after `ring_ms` of ringing.

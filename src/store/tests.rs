@@ -22,7 +22,8 @@ fn db() -> (tempfile::TempDir, PathBuf) {
 fn write(path: &Path, calls: &[CallRecord], violations: &[Violation]) -> WriteSummary {
     let (mut sink, writer) = open(path, TZ).unwrap();
     for c in calls {
-        sink.accept(&Output::Call(CallEvent::Ended(Box::new(c.clone())))).unwrap();
+        let c = crate::store::testdata::judged_by_defaults(c.clone());
+        sink.accept(&Output::Call(CallEvent::Ended(Box::new(c)))).unwrap();
     }
     for v in violations {
         sink.accept(&Output::Violation(v.clone())).unwrap();
@@ -463,8 +464,7 @@ fn stats_from_the_database() {
     let (_d, path) = db();
     sample(&path);
     let r = reader(&path);
-    let p = StatsParams::default();
-    let rows = r.stats(StatsBy::Ext, &CallQuery::default(), &p).unwrap();
+    let rows = r.stats(StatsBy::Ext, &CallQuery::default()).unwrap();
     let keys: Vec<_> = rows.iter().map(|r| r.key.clone().unwrap_or_default()).collect();
     assert_eq!(keys, vec!["8001", "8002", "8003", "8101"]);
     let e8002 = &rows[1];
@@ -476,17 +476,17 @@ fn stats_from_the_database() {
     assert_eq!(e8002.long_calls, 1, "int-1: 200 s > 180 s internal limit");
     let e8003 = &rows[2];
     assert_eq!((e8003.cost_fen, e8003.violations.get("OUT-1")), (300, Some(&1)));
-    let by_day = r.stats(StatsBy::Day, &CallQuery::default(), &p).unwrap();
+    let by_day = r.stats(StatsBy::Day, &CallQuery::default()).unwrap();
     assert_eq!(by_day.len(), 1);
     assert_eq!(by_day[0].key.as_deref(), Some("2026-03-02"));
     assert_eq!(by_day[0].calls, 6);
     assert_eq!(by_day[0].violations.values().sum::<u64>(), 3);
-    let by_group = r.stats(StatsBy::Group, &CallQuery::default(), &p).unwrap();
+    let by_group = r.stats(StatsBy::Group, &CallQuery::default()).unwrap();
     assert_eq!(
         by_group.iter().map(|r| (r.key.clone(), r.calls)).collect::<Vec<_>>(),
         vec![(None, 1), (Some("dispatch".into()), 5)]
     );
-    let only = r.stats(StatsBy::Ext, &CallQuery { ext: Some("8001".into()), ..Default::default() }, &p).unwrap();
+    let only = r.stats(StatsBy::Ext, &CallQuery { ext: Some("8001".into()), ..Default::default() }).unwrap();
     assert_eq!(only.len(), 1);
     assert_eq!(only[0].calls, 2);
 }
@@ -547,10 +547,12 @@ fn stats_streamed_equal_stats_of_full_rows() {
     let r = reader(&path);
     let conn = rusqlite::Connection::open(&path).unwrap();
     type Full = (String, Option<String>, Option<String>, Option<String>, String, String, bool, String, u32, i64);
-    let full: Vec<(Full, Option<i64>, String)> = conn
+    type Judged = (bool, bool, bool);
+    let full: Vec<(Full, Option<i64>, Judged)> = conn
         .prepare(
             "SELECT direction, caller_ext, callee_ext, group_name, day, month, answered, end_reason, rings, talk_ms,
-                    cost_fen, number FROM calls",
+                    cost_fen, coalesce(within_max_rings, 0), coalesce(long_call, 0), coalesce(effective, 0)
+             FROM calls",
         )
         .unwrap()
         .query_map([], |r| {
@@ -568,7 +570,7 @@ fn stats_streamed_equal_stats_of_full_rows() {
                     r.get(9)?,
                 ),
                 r.get(10)?,
-                r.get(11)?,
+                (r.get(11)?, r.get(12)?, r.get(13)?),
             ))
         })
         .unwrap()
@@ -576,7 +578,7 @@ fn stats_streamed_equal_stats_of_full_rows() {
         .unwrap();
     let calls: Vec<stats::StatCall<'_>> = full
         .iter()
-        .map(|((dir, ce, ee, g, day, month, answered, end, rings, talk), cost, number)| stats::StatCall {
+        .map(|((dir, ce, ee, g, day, month, answered, end, rings, talk), cost, judged)| stats::StatCall {
             direction: dir,
             caller_ext: ce.as_deref(),
             callee_ext: ee.as_deref(),
@@ -588,7 +590,9 @@ fn stats_streamed_equal_stats_of_full_rows() {
             rings: *rings,
             talk_ms: *talk,
             cost_fen: *cost,
-            number,
+            within_max_rings: judged.0,
+            long: judged.1,
+            effective: judged.2,
         })
         .collect();
     type FullV = (String, String, Option<String>, String, String);
@@ -614,19 +618,14 @@ fn stats_streamed_equal_stats_of_full_rows() {
         .collect();
     assert_eq!(calls.len(), 6);
     assert_eq!(viol.len(), 3);
-    // 139…: in-2's caller is not ours; 138…: out-1 is a personal number with 42 s of talk.
-    for personal in [vec![], vec!["138".to_string()]] {
-        let mut p = StatsParams { personal: personal.clone(), ..StatsParams::default() };
-        p.limits.personal_max_talk_ms = 30_000;
-        for by in [StatsBy::Ext, StatsBy::Group, StatsBy::Day, StatsBy::Month] {
-            let want = stats::aggregate(by, &calls, &viol, &p, None);
-            assert!(!want.is_empty());
-            assert_eq!(r.stats(by, &CallQuery::default(), &p).unwrap(), want, "{by:?} personal {personal:?}");
-        }
-        let long: u64 = r.stats(StatsBy::Ext, &CallQuery::default(), &p).unwrap().iter().map(|r| r.long_calls).sum();
-        // int-1 (200 s internal) counts for 8001 and 8002; out-1 only as a personal number.
-        assert_eq!(long, if personal.is_empty() { 2 } else { 3 }, "personal {personal:?}");
+    for by in [StatsBy::Ext, StatsBy::Group, StatsBy::Day, StatsBy::Month] {
+        let want = stats::aggregate(by, &calls, &viol, None);
+        assert!(!want.is_empty());
+        assert_eq!(r.stats(by, &CallQuery::default()).unwrap(), want, "{by:?}");
     }
+    let long: u64 = r.stats(StatsBy::Ext, &CallQuery::default()).unwrap().iter().map(|r| r.long_calls).sum();
+    // int-1 (200 s internal, judged long when it ended) counts for 8001 and 8002.
+    assert_eq!(long, 2);
 }
 
 /// A database one index behind (version 3, before 0004's stats index) is read, with the
@@ -635,13 +634,18 @@ fn stats_streamed_equal_stats_of_full_rows() {
 fn older_schema_is_read_and_too_old_or_too_new_refused() {
     let (_d, path) = db();
     sample(&path);
-    let p = StatsParams::default();
-    let want = reader(&path).stats(StatsBy::Ext, &CallQuery::default(), &p).unwrap();
+    let want = reader(&path).stats(StatsBy::Ext, &CallQuery::default()).unwrap();
     let conn = Connection::open(&path).unwrap();
     conn.execute_batch("DROP INDEX calls_stats_cover").unwrap();
     conn.pragma_update(None, "user_version", 3).unwrap();
     let r = reader(&path);
-    assert_eq!(r.stats(StatsBy::Ext, &CallQuery::default(), &p).unwrap(), want);
+    // Stats need the verdicts stored from 0006 on: an older database is refused with
+    // what to do, not judged with today's config.
+    let e = format!("{:#}", r.stats(StatsBy::Ext, &CallQuery::default()).unwrap_err());
+    assert!(e.contains("schema version 3") && e.contains("callwarden replay"), "{e}");
+    conn.pragma_update(None, "user_version", migrations::latest()).unwrap();
+    assert_eq!(reader(&path).stats(StatsBy::Ext, &CallQuery::default()).unwrap(), want);
+    conn.pragma_update(None, "user_version", 3).unwrap();
     assert_eq!(r.calls(&CallQuery::default()).unwrap().len(), 6);
     drop(r);
     // A database from before 0005 has no legs columns: its calls read as one dialog each.
@@ -684,27 +688,87 @@ fn stats_in_time_slices_equal_one_scan() {
     let (_d, path) = db();
     sample(&path);
     let r = reader(&path);
-    let p = StatsParams { personal: vec!["138".into()], ..StatsParams::default() };
     let q = CallQuery { from: Some(Ts(T0)), to: Some(Ts(T0 + 6 * 60_000_000)), ..CallQuery::default() };
     for by in [StatsBy::Ext, StatsBy::Group, StatsBy::Day, StatsBy::Month] {
-        let one = r.stats_sliced(by, &q, &p, 1).unwrap();
+        let one = r.stats_sliced(by, &q, 1).unwrap();
         assert_eq!(one.iter().map(|r| r.calls).max().map(|n| n > 0), Some(true), "{by:?}");
         for slices in [2, 3, 4, 7, 500] {
-            assert_eq!(r.stats_sliced(by, &q, &p, slices).unwrap(), one, "{by:?} in {slices} slices");
+            assert_eq!(r.stats_sliced(by, &q, slices).unwrap(), one, "{by:?} in {slices} slices");
         }
         let month =
             CallQuery { from: Some(Ts(T0 - 20 * 86_400_000_000)), to: Some(Ts(T0 + 10 * 86_400_000_000)), ..q.clone() };
-        assert_eq!(r.stats(by, &month, &p).unwrap(), one, "{by:?} over a month");
+        assert_eq!(r.stats(by, &month).unwrap(), one, "{by:?} over a month");
         // Filters on the call's record (group, class) need the violations joined to it.
         let premium = CallQuery { class: Some("premium".into()), group: Some("dispatch".into()), ..q.clone() };
-        let rows = r.stats_sliced(by, &premium, &p, 3).unwrap();
-        assert_eq!(rows, r.stats_sliced(by, &premium, &p, 1).unwrap(), "{by:?} premium");
+        let rows = r.stats_sliced(by, &premium, 3).unwrap();
+        assert_eq!(rows, r.stats_sliced(by, &premium, 1).unwrap(), "{by:?} premium");
         assert_eq!(rows.iter().map(|r| r.violations.get("OUT-1").copied().unwrap_or(0)).sum::<u64>(), 1, "{by:?}");
         let only = CallQuery { ext: Some("8002".into()), ..q.clone() };
-        assert_eq!(
-            r.stats_sliced(by, &only, &p, 3).unwrap(),
-            r.stats_sliced(by, &only, &p, 1).unwrap(),
-            "{by:?} --ext"
-        );
+        assert_eq!(r.stats_sliced(by, &only, 3).unwrap(), r.stats_sliced(by, &only, 1).unwrap(), "{by:?} --ext");
     }
+}
+
+/// Calls stored before 0006 are judged once, by the first writer that opens the database
+/// with a config, the way stats judged them before (the README's assumptions); a second
+/// open changes nothing, and a call the engine judged is never judged again.
+#[test]
+fn calls_stored_before_verdicts_are_judged_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v5.db");
+    {
+        let mut c = Connection::open(&path).unwrap();
+        for &(v, _, sql) in migrations::MIGRATIONS.iter().filter(|m| m.0 <= 5) {
+            c.execute_batch(sql).unwrap();
+            c.pragma_update(None, "user_version", v).unwrap();
+        }
+        let tx = c.transaction().unwrap();
+        // (id, group, direction, number, rings, talk_ms)
+        for (id, group, dir, number, rings, talk) in [
+            ("in-slow", Some("desk"), "inbound", "8002", 2, 20_000),
+            ("in-fast", None, "inbound", "8002", 2, 40_000),
+            ("out-personal", None, "outbound", "13800001111", 0, 100_000),
+            ("int-long", Some("desk"), "internal", "8003", 1, 200_000),
+        ] {
+            tx.execute(
+                "INSERT INTO calls (call_id, started_us, caller, callee, dialled, number, direction, group_name,
+                     ended_us, rings, ring_ms, talk_ms, answered, end_reason, dtmf, media_caller, media_callee,
+                     ladder, day, month)
+                 VALUES (?1, 1000000, '8001', ?3, ?3, ?3, ?2, ?4, 2000000, ?5, 0, ?6, 1, 'caller-bye', '', '{}',
+                     '{}', '[]', '1970-01-01', '1970-01')",
+                rusqlite::params![id, dir, number, group, rings, talk],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let cfg = callwarden_core::config::Config::parse(
+        "[numbers]\npersonal = [\"138\"]\n[limits]\npersonal_max_talk_s = 60\n\
+         [[group]]\nname = \"desk\"\nextensions = [\"8001-8009\"]\nmax_rings = 1\ninternal_max_talk_s = 100\n",
+    )
+    .unwrap();
+    let opts = || StoreOptions { judge_old_calls: Some(std::sync::Arc::new(cfg.clone())), ..Default::default() };
+    let (_, w) = crate::store::open_with(&path, TZ, opts()).unwrap();
+    w.close().unwrap();
+    let conn = Connection::open(&path).unwrap();
+    let judged = |id: &str| -> (Option<String>, Option<u32>, Option<bool>, Option<String>, Option<bool>, Option<bool>) {
+        conn.query_row(
+            "SELECT ans_rule, max_rings, within_max_rings, talk_rule, long_call, effective FROM calls WHERE call_id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+        )
+        .unwrap()
+    };
+    let s = |x: &str| Some(x.to_string());
+    assert_eq!(judged("in-slow"), (s("ANS-2"), Some(1), Some(false), s("DUR-1"), Some(false), Some(false)));
+    assert_eq!(judged("in-fast"), (s("ANS-1"), Some(3), Some(true), s("DUR-1"), Some(false), Some(true)));
+    assert_eq!(judged("out-personal"), (None, None, None, s("DUR-2"), Some(true), Some(true)));
+    assert_eq!(judged("int-long"), (s("ANS-2"), Some(1), Some(true), s("DUR-3"), Some(true), Some(true)));
+    assert!(!crate::store::backfill::pending(&conn).unwrap());
+    // Judged once: the config changes, the verdicts stay.
+    conn.execute("UPDATE calls SET talk_ms = 1 WHERE call_id = 'int-long'", []).unwrap();
+    let (_, w) = crate::store::open_with(&path, TZ, opts()).unwrap();
+    w.close().unwrap();
+    assert_eq!(judged("int-long").4, Some(true));
+    let rows = reader(&path).stats(StatsBy::Month, &CallQuery::default()).unwrap();
+    assert_eq!((rows[0].answered_incoming, rows[0].within_max_rings, rows[0].long_calls), (3, 2, 2));
 }

@@ -8,7 +8,7 @@
 
 use super::{StoreOptions, WriteSummary};
 use callwarden_core::policy::Violation;
-use callwarden_core::track::{CallRecord, Direction};
+use callwarden_core::track::{CallRecord, Direction, Judged};
 use callwarden_core::Ts;
 use jiff::tz::TimeZone;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -330,7 +330,32 @@ fn write_call(tx: &rusqlite::Transaction<'_>, tz: &TimeZone, rec: &CallRecord) -
         rec.linking.link.map(|k| k.as_str()),
         json(&stored_legs(rec))?,
     ])?;
+    write_judged(tx, &rec.call_id, started, &rec.judged)?;
     Ok(!existed)
+}
+
+/// The verdicts decided at the call's end (migration 0006), beside the call they judge.
+fn write_judged(tx: &rusqlite::Transaction<'_>, call_id: &str, started: i64, j: &Judged) -> rusqlite::Result<()> {
+    let (a, t, e) = (j.answer.as_ref(), j.talk.as_ref(), j.effective.as_ref());
+    tx.prepare_cached(
+        "UPDATE calls SET ans_rule = ?3, max_rings = ?4, within_max_rings = ?5, talk_rule = ?6,
+             talk_limit_s = ?7, personal = ?8, long_call = ?9, effective_min_talk_s = ?10, effective = ?11
+         WHERE call_id = ?1 AND started_us = ?2",
+    )?
+    .execute(params![
+        call_id,
+        started,
+        a.map(|a| a.rule.as_str()),
+        a.map(|a| a.max_rings),
+        a.map(|a| a.within),
+        t.map(|t| t.rule.as_str()),
+        t.map(|t| t.limit_s),
+        t.map(|t| t.personal),
+        t.map(|t| t.over),
+        e.map(|e| e.min_talk_s),
+        e.map(|e| e.effective),
+    ])?;
+    Ok(())
 }
 
 /// The identity of an offence: rule, kind, extension, and the call (Call-ID + start), or
