@@ -1,64 +1,47 @@
-//! `callwarden run`: the daemon. Wires live sources (libpcap on each configured interface,
-//! the HEP listener) into one bounded channel, the driver thread (the one loop shared with
-//! `replay`, owning the Engine) and the sinks (store writer, alerts, recorder, metrics,
-//! log, the API's live events, and whatever the caller adds), serves the HTTP API, the
-//! web page, `/metrics` and `/healthz` on `[api].listen`, reloads the config on
-//! SIGHUP and on file change, talks to systemd (READY, WATCHDOG, STOPPING), and on
-//! SIGTERM/SIGINT shuts down in order: stop capture, feed what was queued, end the calls
-//! in progress with end reason `shutdown`, drop the sinks (recordings are finished),
-//! flush and close the store, exit 0.
+//! `callwarden run`: the daemon, told in the order it happens (`run`): open the sources
+//! (a wrong interface or a taken port fails the start with one line, before anything else
+//! exists), bind the HTTP listener, open the pipeline (`pipeline::Pipeline`, the same one
+//! `replay` uses, plus the live-only sinks: metrics, log, the API's live events), start the
+//! pipeline thread and the sources, serve (the API, the web page, `/metrics`, `/healthz`)
+//! until SIGTERM/SIGINT — reloading the config on SIGHUP and on file change, pinging
+//! systemd's watchdog while the pipeline is healthy, expiring old recordings hourly — then
+//! stop in order: capture, the pipeline (what was queued is fed, calls in progress end
+//! `shutdown`), the sinks (`Closer`: recordings finished, the store flushed, alerts given
+//! their grace), the HTTP server. Exit 0. `serve` is the same HTTP server without
+//! capture, over the database as it is (`callwarden serve`).
 //!
 //! ```text
 //! capture-<if> ─┐ try_send (full → counted drop)
 //! capture-hep ──┼──────────────▶ [frames, bounded] ──▶ pipeline thread: Driver ──▶ sinks
-//! reload, main ─┴── ctl (reload, stop) ─────────────────▶       │ publish every 250 ms
+//! reload, main ─┴── ctl (reload, approvals, stop) ──────▶       │ publish every 250 ms
 //!                                                               ▼
 //!                                   tokio: HTTP (API, page, /metrics, /healthz),
 //!                                          signals, watchdog
 //! ```
-//! May use: capture, driver, sink, settings, reload, metrics, api. Invariants: the pipeline
-//! thread is the only reader of the system clock for packet time (`idle`), and it feeds
-//! the engine a time `IDLE_MARGIN` behind the clock so frames still on their way (in
-//! the kernel buffer or the channel) are not overtaken by a timer; frames are fed in the
-//! order they arrive; nothing is fed after `finish`; no frame is taken as later than the
-//! wall clock (plus `engine::MAX_AHEAD`).
+//! May use: capture, pipeline, sink, settings, reload, metrics, api. Invariant: every
+//! thread and task it starts is stopped by it, in the order above, before `run` returns.
 
 use crate::api::{self, AppState, EventsSink};
 use crate::capture::hep::{HepGate, HepListener};
 use crate::capture::live::{FrameTx, OwnedFrame, PcapOptions, PcapSource, SourceStats};
-use crate::driver::Driver;
-use crate::metrics::{MetricsHandle, Snapshot};
-use crate::reload::{ReloadResult, Reloader};
+use crate::metrics::MetricsHandle;
+use crate::pipeline::live::{self, Ctl, LiveIo, FRAME_QUEUE};
+use crate::pipeline::{Closed, Driver, Mode, Pipeline};
+use crate::reload::Reloader;
 use crate::settings::Settings;
-use crate::sink::alerts::{AlertsOptions, AlertsSink};
+use crate::sink::log::LogSink;
 use crate::sink::recorder;
-use crate::sink::Sink;
-use crate::store::{self, StoreSink};
+use crate::store::reader::{open_error, Reader};
 use anyhow::Context;
-use callwarden_core::track::{CallEvent, EndReason};
-use callwarden_core::{Dur, Engine, Output, Ts};
-use crossbeam_channel::{select, Receiver, Sender};
+use callwarden_core::config::Config;
+use crossbeam_channel::Sender;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
-
-/// Frames that may wait between the capture threads and the pipeline (~1 s at 50,000
-/// packets/s); more and the newest is dropped and counted.
-pub const FRAME_QUEUE: usize = 65_536;
-
-/// Timers fire when the clock has passed their due time by this much, so a frame stamped
-/// before the due time but still on its way is fed first, as a replay would.
-pub const IDLE_MARGIN: Dur = Dur::from_millis(250);
-
-/// How often the pipeline publishes its counters (and proves it is alive).
-pub const PUBLISH_EVERY: Duration = Duration::from_millis(250);
+use std::time::Duration;
 
 /// How often recordings past their retention are expired while running.
 const EXPIRE_EVERY: Duration = Duration::from_secs(3600);
-
-/// How long a full recorder queue may hold up the pipeline before audio is dropped.
-const RECORDER_WAIT: Duration = Duration::from_millis(20);
 
 /// Live events buffered for slow SSE clients (a lagging client skips, it never blocks).
 const LIVE_EVENTS: usize = 4096;
@@ -70,194 +53,274 @@ const HTTP_GRACE: Duration = Duration::from_secs(2);
 /// in dist/callwarden.service leaves room for it).
 const ALERTS_GRACE: Duration = Duration::from_secs(3);
 
-/// A hook given the metrics handle at start.
-pub type OnMetrics = Box<dyn FnOnce(&MetricsHandle) + Send>;
+/// Run the daemon until SIGTERM or SIGINT. `Err` only for what prevents starting (an
+/// interface that cannot be opened, a port that cannot be bound, the database) or a
+/// failure to store what was captured.
+pub fn run(settings: Settings) -> anyhow::Result<()> {
+    let cfg = &settings.config;
+    let metrics = MetricsHandle::new();
+    let sources = Sources::open(cfg)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("callwarden-rt")
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let listener = bind_http(&runtime, cfg)?;
 
-/// What the caller adds to the built-in pipeline (tests, or a future sink).
-#[derive(Default)]
-pub struct Extras {
-    /// Sinks after the built-in ones (store, alerts, recorder, metrics, log, the API's
-    /// live events), in this order.
-    pub sinks: Vec<Box<dyn Sink + Send>>,
-    /// Called with the metrics handle before anything starts (e.g. for the API's state).
-    pub on_metrics: Option<OnMetrics>,
-}
+    let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded::<Ctl>();
+    let (events_tx, _) = tokio::sync::broadcast::channel(LIVE_EVENTS);
+    let events = EventsSink::new(events_tx.clone(), &cfg.site.timezone);
+    let api_state = api_state(&settings, &metrics, &ctl_tx, events_tx, &events)?;
+    let pipeline =
+        Pipeline::open(&settings, Mode::Live, vec![Box::new(metrics.sink()), Box::new(LogSink), Box::new(events)])?;
+    metrics.set_alert_counters(pipeline.alert_counters.clone());
+    log_recordings_start(&pipeline.recordings_start);
 
-/// Messages to the pipeline thread other than frames.
-pub enum Ctl {
-    Reload(ReloadResult),
-    /// The approvals table changed (API, or SIGHUP after `callwarden approve`): re-read it.
-    Approvals,
-    Stop,
-}
+    let (frame_tx, frame_rx) = crossbeam_channel::bounded::<OwnedFrame>(FRAME_QUEUE);
+    let io = LiveIo {
+        frames: frame_rx,
+        ctl: ctl_rx,
+        metrics: metrics.clone(),
+        store: Some(pipeline.store.clone()),
+        db: Some(settings.db_path.clone()),
+    };
+    let driver = pipeline.driver;
+    let thread = std::thread::Builder::new()
+        .name("pipeline".into())
+        .spawn(move || live::run(driver, io, &live::wall_clock))
+        .context("cannot start the pipeline thread")?;
+    let running = sources.start(&frame_tx, &metrics)?;
+    drop(frame_tx);
 
-/// The system clock as packet time.
-pub fn wall_clock() -> Ts {
-    match SystemTime::now().duration_since(SystemTime::UNIX_EPOCH) {
-        Ok(d) => Ts(i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
-        Err(_) => Ts::EPOCH,
-    }
-}
-
-/// What the pipeline thread needs besides the driver.
-pub struct PipelineIo {
-    pub frames: Receiver<OwnedFrame>,
-    pub ctl: Receiver<Ctl>,
-    pub metrics: MetricsHandle,
-    /// For the store's queue depth.
-    pub store: Option<StoreSink>,
-    /// The database, to re-read the stored approvals on a config reload.
-    pub db: Option<std::path::PathBuf>,
-}
-
-/// The pipeline thread's loop: frames and control messages in, timers on idle, counters
-/// out every `PUBLISH_EVERY`. Returns the driver after `finish(Shutdown)` when told to stop
-/// (or when the control channel is gone).
-pub fn run_pipeline(mut driver: Driver, io: PipelineIo, clock: &dyn Fn() -> Ts) -> Driver {
-    let mut frames = io.frames;
-    let mut reloads = (0u64, 0u64);
-    let mut lag = 0i64;
-    let mut last_publish = std::time::Instant::now();
-    let mut trim = Trim::default();
-    loop {
-        let now = clock();
-        let wait = match driver.engine().poll_timeout() {
-            Some(due) => {
-                let left = due.saturating_add(IDLE_MARGIN).0.saturating_sub(now.0);
-                Duration::from_micros(u64::try_from(left).unwrap_or(0)).min(PUBLISH_EVERY)
-            }
-            None => PUBLISH_EVERY,
-        };
-        let mut stop = false;
-        select! {
-            recv(frames) -> f => match f {
-                Ok(f) => {
-                    lag = lag.max(now.0.saturating_sub(f.ts.0));
-                    feed_live(&mut driver, &f, clock());
-                }
-                // Every source has gone (or there never was one): only control remains.
-                Err(_) => frames = crossbeam_channel::never(),
-            },
-            recv(io.ctl) -> c => match c {
-                Ok(Ctl::Reload(Ok(cfg))) => match driver.engine_mut().set_config(&cfg) {
-                    Ok(()) => {
-                        reloads.0 += 1;
-                        // Approvals added with `callwarden approve` since the start apply
-                        // from here on (a read of one small table, on a rare event).
-                        if let Some(db) = &io.db {
-                            if let Err(e) = store::approvals::load_into(driver.engine_mut(), db) {
-                                tracing::error!(error = %e, "cannot reload the stored approvals; keeping the ones loaded");
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        reloads.1 += 1;
-                        tracing::error!(error = %e, "the new config was not applied; keeping the running one");
-                    }
-                },
-                Ok(Ctl::Reload(Err(_))) => reloads.1 += 1,
-                Ok(Ctl::Approvals) => {
-                    if let Some(db) = &io.db {
-                        if let Err(e) = store::approvals::load_into(driver.engine_mut(), db) {
-                            tracing::error!(error = %e, "cannot reload the stored approvals; keeping the ones loaded");
-                        }
-                    }
-                }
-                Ok(Ctl::Stop) | Err(_) => stop = true,
-            },
-            default(wait) => driver.idle(clock().saturating_sub(IDLE_MARGIN)),
+    let reloader = reloader(&settings, &api_state, &ctl_tx);
+    let watcher = reloader.as_ref().and_then(|r| match r.watch() {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(error = %e, path = %r.path().display(), "cannot watch the config file; SIGHUP still reloads");
+            None
         }
-        if stop {
-            // The sources were stopped before `Stop` was sent: whatever they queued is
-            // in the channel now, and is fed before the calls are ended.
-            while let Ok(f) = frames.try_recv() {
-                feed_live(&mut driver, &f, clock());
-            }
-            break;
-        }
-        if last_publish.elapsed() >= PUBLISH_EVERY {
-            last_publish = std::time::Instant::now();
-            publish(&driver, &io.metrics, io.store.as_ref(), frames.len(), lag, reloads);
-            lag = 0;
-            trim.after(driver.engine().active_calls());
-        }
-    }
-    driver.finish(EndReason::Shutdown);
-    publish(&driver, &io.metrics, io.store.as_ref(), 0, lag, reloads);
-    driver
-}
-
-/// Memory back to the system after a flood: once the calls in progress fall to a quarter
-/// of a peak above `TRIM_FROM`, glibc's heap is trimmed (free memory of its arenas is
-/// returned; without it the RSS of a 100,000-INVITE flood stayed at its peak after every
-/// call had timed out). Measured with scripts/flood-invite.
-#[derive(Default)]
-struct Trim {
-    peak: usize,
-}
-
-const TRIM_FROM: usize = 5_000;
-
-impl Trim {
-    fn after(&mut self, active: usize) {
-        self.peak = self.peak.max(active);
-        if self.peak >= TRIM_FROM && active <= self.peak / 4 {
-            self.peak = active;
-            #[cfg(all(target_os = "linux", target_env = "gnu"))]
-            // SAFETY: malloc_trim only walks and releases the allocator's free memory; it
-            // takes the allocator's own locks and touches no memory we own.
-            unsafe {
-                libc::malloc_trim(0);
-            }
-        }
-    }
-}
-
-/// Feed a live frame with the wall clock as its horizon: no frame is believed to come from
-/// further ahead than `MAX_AHEAD` past now (a HEP agent's stamp is checked against the
-/// frame's, so this bounds both).
-fn feed_live(driver: &mut Driver, f: &OwnedFrame, wall: Ts) {
-    driver.engine_mut().set_horizon(Some(wall.saturating_add(callwarden_core::engine::MAX_AHEAD)));
-    driver.feed(f.as_frame());
-}
-
-fn publish(d: &Driver, m: &MetricsHandle, store: Option<&StoreSink>, queue: usize, lag_us: i64, reloads: (u64, u64)) {
-    let e = d.engine();
-    m.publish(Snapshot {
-        counters: e.counters().clone(),
-        active_calls: e.active_calls(),
-        active_recordings: e.active_recordings(),
-        store_queue: store.map_or(0, StoreSink::queue_depth),
-        capture_queue: queue,
-        lag_seconds: lag_us.max(0) as f64 / 1e6,
-        reloads_ok: reloads.0,
-        reloads_failed: reloads.1,
-        sink_errors: d.sink_errors,
-        link: e.track_stats().link,
     });
+    let server = Server::start(&runtime, listener, api_state);
+    let served = runtime.block_on(serve_until_signal(&settings, &metrics, &thread, &ctl_tx, reloader.as_ref()));
+
+    // Shutdown, in order. Each step is logged so a slow one can be found in the journal.
+    notify(&[sd_notify::NotifyState::Stopping]);
+    drop(watcher);
+    running.stop();
+    let _ = ctl_tx.send(Ctl::Stop);
+    let driver = thread.join().map_err(|_| anyhow::anyhow!("the pipeline thread panicked"))?;
+    let ended = Ended::of(&driver);
+    let closed = pipeline.closer.close(driver, ALERTS_GRACE);
+    server.stop(&runtime);
+    runtime.shutdown_timeout(HTTP_GRACE);
+    ended.log(&closed?);
+    served
 }
 
-/// Ended calls to the log at debug level (violations are logged by the alerts sink).
-pub struct LogSink;
-
-impl Sink for LogSink {
-    fn accept(&mut self, out: &Output) -> anyhow::Result<()> {
-        if let Output::Call(CallEvent::Ended(r)) = out {
-            tracing::debug!(
-                call_id = %r.call_id,
-                caller = %r.caller,
-                callee = %r.callee,
-                reason = r.end_reason.as_str(),
-                talk_ms = r.talk_ms,
-                "call ended"
-            );
-        }
-        Ok(())
+/// Bind `[api].listen` (none when empty). Without tokens the API trusts loopback callers
+/// only (see api::auth): a wider listener is refused now, with one line, rather than from
+/// the server task.
+fn bind_http(runtime: &tokio::runtime::Runtime, cfg: &Config) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    let addr = cfg.api.listen.trim();
+    if addr.is_empty() {
+        return Ok(None);
     }
+    if cfg.api.tokens.is_empty() && addr.parse::<std::net::SocketAddr>().is_ok_and(|a| !a.ip().is_loopback()) {
+        anyhow::bail!(
+            "[api].listen = {addr:?} is not a loopback address and no [[api.token]] is configured: \
+             without tokens the API is for this machine only; listen on 127.0.0.1 or configure tokens"
+        );
+    }
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(addr))
+        .map_err(|e| anyhow::anyhow!("cannot listen for HTTP on {addr}: {e}"))?;
+    Ok(Some(listener))
+}
+
+/// The API's state: the database, its live view and SSE (fed by the events sink on the
+/// pipeline thread), `/metrics` and `/healthz`, and a way to tell the pipeline that the
+/// approvals changed.
+fn api_state(
+    settings: &Settings,
+    metrics: &MetricsHandle,
+    ctl: &Sender<Ctl>,
+    events_tx: tokio::sync::broadcast::Sender<api::LiveEvent>,
+    events: &EventsSink,
+) -> anyhow::Result<AppState> {
+    let (m, h) = (metrics.clone(), metrics.clone());
+    let tx = ctl.clone();
+    Ok(AppState::new(settings.db_path.clone(), settings)?
+        .with_events(events_tx)
+        .with_live_calls(events.live_calls_fn())
+        .with_metrics(Arc::new(move || m.render()))
+        .with_health(Arc::new(move || h.health()))
+        .with_approvals_changed(Arc::new(move || {
+            let _ = tx.send(Ctl::Approvals);
+        })))
+}
+
+fn log_recordings_start(start: &recorder::StartReport) {
+    match &start.repair {
+        Some(r) => tracing::info!(
+            repaired = ?r.repaired,
+            missing = ?r.missing,
+            empty = r.empty.len(),
+            failed = ?r.failed,
+            expired = start.expire.expired.len(),
+            "recordings folder ready"
+        ),
+        None => tracing::warn!("another process is recording into the recordings folder; nothing repaired"),
+    }
+}
+
+/// The config file's reloader (none on the embedded default): the API takes the new
+/// tokens, zone and limits at once; the pipeline gets the result through `Ctl::Reload`.
+fn reloader(settings: &Settings, api: &AppState, ctl: &Sender<Ctl>) -> Option<Arc<Reloader>> {
+    let path = settings.config_path.clone()?;
+    let tx = ctl.clone();
+    let (api, base) = (api.clone(), settings.clone());
+    Some(Arc::new(Reloader::new(path, settings.config.clone(), move |r| {
+        // The API's paths stay those the daemon started with (changing them needs a
+        // restart, see reload.rs).
+        if let Ok(c) = &r {
+            let mut s = base.clone();
+            s.config = (**c).clone();
+            if let Err(e) = api.set_config(&s) {
+                tracing::error!(error = %e, "the API keeps its previous config");
+            }
+        }
+        let _ = tx.send(Ctl::Reload(r));
+    })))
+}
+
+/// Wait for SIGTERM or SIGINT. Meanwhile: SIGHUP reloads the config (and re-reads the
+/// stored approvals), the watchdog is pinged at half its period while the pipeline is
+/// healthy (a stuck pipeline gets the service restarted), recordings past their
+/// retention are expired every `EXPIRE_EVERY`, and a pipeline thread that stopped on its
+/// own ends the daemon with an error.
+async fn serve_until_signal(
+    settings: &Settings,
+    metrics: &MetricsHandle,
+    pipeline: &JoinHandle<Driver>,
+    ctl: &Sender<Ctl>,
+    reloader: Option<&Arc<Reloader>>,
+) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let cfg = &settings.config;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let status = format!(
+        "capturing on {} interface(s){}",
+        cfg.capture.interfaces.len(),
+        if cfg.capture.hep_listen.is_empty() { String::new() } else { format!(", HEP on {}", cfg.capture.hep_listen) }
+    );
+    notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status(&status)]);
+    tracing::info!(db = %settings.db_path.display(), "{status}; ready");
+    let watchdog = sd_notify::watchdog_enabled();
+    let period = watchdog.map_or(Duration::from_secs(1), |w| (w / 2).min(Duration::from_secs(1)));
+    let mut tick = tokio::time::interval(period);
+    let started = std::time::Instant::now();
+    // Retention runs at start (recorder::open) and then every EXPIRE_EVERY, so a daemon
+    // that runs for months still deletes recordings past their retention.
+    let mut expire_tick = tokio::time::interval_at(tokio::time::Instant::now() + EXPIRE_EVERY, EXPIRE_EVERY);
+    let rec_cfg = recorder::RecorderConfig::from_settings(settings);
+    loop {
+        tokio::select! {
+            _ = expire_tick.tick() => expire(&rec_cfg).await,
+            _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); return Ok(()); }
+            _ = int.recv() => { tracing::info!("SIGINT: shutting down"); return Ok(()); }
+            _ = hup.recv() => {
+                // Approvals registered with `callwarden approve` since the start apply from
+                // here on, whether or not the config file changed.
+                let _ = ctl.send(Ctl::Approvals);
+                match reloader {
+                    Some(r) => {
+                        let r = Arc::clone(r);
+                        let _ = tokio::task::spawn_blocking(move || r.reload("SIGHUP")).await;
+                    }
+                    None => tracing::warn!("SIGHUP: running on the embedded default config; nothing to reload"),
+                }
+            },
+            _ = tick.tick() => {
+                if pipeline.is_finished() {
+                    anyhow::bail!("the pipeline thread stopped unexpectedly");
+                }
+                if watchdog.is_some() {
+                    match metrics.health() {
+                        Ok(()) => notify(&[sd_notify::NotifyState::Watchdog]),
+                        // The first tick comes before the pipeline's first report: normal
+                        // at start, not an error (unless it never reports).
+                        Err(why) if !metrics.has_published() && started.elapsed() < crate::metrics::STALL_AFTER => {
+                            tracing::debug!(%why, "not pinging the watchdog yet");
+                        }
+                        Err(why) => tracing::error!(%why, "not pinging the watchdog"),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Expire the recordings past their retention, off the async threads.
+async fn expire(cfg: &recorder::RecorderConfig) {
+    let c = cfg.clone();
+    match tokio::task::spawn_blocking(move || recorder::expire(&c, recorder::wall_clock())).await {
+        Ok(Ok(r)) if r.expired.is_empty() && r.failed.is_empty() => {}
+        Ok(Ok(r)) => tracing::info!(
+            expired = r.expired.len(),
+            files_deleted = r.files_deleted,
+            failed = ?r.failed,
+            "recordings past their retention expired"
+        ),
+        Ok(Err(e)) => tracing::error!(error = %e, "expiring old recordings failed; will try again"),
+        Err(e) => tracing::error!(error = %e, "expiring old recordings failed; will try again"),
+    }
+}
+
+/// The HTTP server task and what stops it.
+struct Server {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Server {
+    fn start(runtime: &tokio::runtime::Runtime, listener: Option<tokio::net::TcpListener>, state: AppState) -> Server {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = listener.map(|listener| {
+            let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+            tracing::info!(listen = %local, "serving /metrics, /healthz, the API and the web page");
+            let mut stopped = stopped.clone();
+            runtime.spawn(async move {
+                let shutdown = async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                };
+                if let Err(e) = api::serve(listener, state, shutdown).await {
+                    tracing::error!(error = %e, "HTTP server failed");
+                }
+            })
+        });
+        Server { stop, task }
+    }
+
+    /// Let requests in progress finish, for `HTTP_GRACE` at most.
+    fn stop(self, runtime: &tokio::runtime::Runtime) {
+        let _ = self.stop.send(true);
+        if let Some(t) = self.task {
+            let _ = runtime.block_on(async { tokio::time::timeout(HTTP_GRACE, t).await });
+        }
+    }
+}
+
+/// The sources, opened and not yet started.
+struct Sources {
+    pcaps: Vec<PcapSource>,
+    hep: Option<HepListener>,
 }
 
 /// The running sources: their threads and the flag that stops them.
-struct Sources {
+struct Running {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     /// Wakes each libpcap thread out of its poll.
@@ -265,6 +328,47 @@ struct Sources {
 }
 
 impl Sources {
+    fn open(cfg: &Config) -> anyhow::Result<Sources> {
+        let mut pcaps = Vec::new();
+        for iface in &cfg.capture.interfaces {
+            pcaps.push(PcapSource::open(PcapOptions {
+                interface: iface.clone(),
+                bpf: cfg.capture.bpf.clone(),
+                snaplen: cfg.capture.snaplen,
+                buffer_mib: cfg.capture.buffer_mib,
+                batch_ms: cfg.capture.batch_ms,
+            })?);
+        }
+        let hep = match cfg.capture.hep_listen.trim() {
+            "" => None,
+            addr => Some(HepListener::bind(addr, HepGate::from_config(&cfg.capture))?),
+        };
+        Ok(Sources { pcaps, hep })
+    }
+
+    /// A thread per source, each sending frames to `tx` and counting into `metrics`.
+    fn start(self, tx: &Sender<OwnedFrame>, metrics: &MetricsHandle) -> anyhow::Result<Running> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        let mut breakers = Vec::new();
+        for mut p in self.pcaps {
+            breakers.push(p.breaker());
+            let stats = Arc::new(SourceStats::new(p.name(), true));
+            metrics.add_source(stats.clone());
+            threads
+                .push(p.spawn(FrameTx::new(tx.clone(), stats), stop.clone()).context("cannot start a capture thread")?);
+        }
+        if let Some(h) = self.hep {
+            let stats = Arc::new(SourceStats::new(h.name(), false));
+            metrics.add_source(stats.clone());
+            threads
+                .push(h.spawn(FrameTx::new(tx.clone(), stats), stop.clone()).context("cannot start the HEP thread")?);
+        }
+        Ok(Running { stop, threads, breakers })
+    }
+}
+
+impl Running {
     fn stop(self) {
         self.stop.store(true, Ordering::Relaxed);
         for b in &self.breakers {
@@ -278,309 +382,91 @@ impl Sources {
     }
 }
 
+/// What the engine saw, taken from the driver before it is closed, for the last log line.
+struct Ended {
+    counters: callwarden_core::Counters,
+    sink_errors: u64,
+}
+
+impl Ended {
+    fn of(driver: &Driver) -> Ended {
+        Ended { counters: driver.engine().counters().clone(), sink_errors: driver.sink_errors }
+    }
+
+    fn log(&self, closed: &Closed) {
+        let (c, w, r, a) = (&self.counters, &closed.written, &closed.recorded, &closed.alerts);
+        tracing::info!(
+            frames = c.frames,
+            calls = c.calls_ended,
+            stored = w.calls,
+            violations = w.violations,
+            recordings = r.completed,
+            recording_frames_silenced_by_overload = r.frames_filled,
+            alerts_delivered = a.delivered,
+            alerts_failed = a.failed + a.dropped,
+            sink_errors = self.sink_errors,
+            "stopped"
+        );
+    }
+}
+
+/// `callwarden serve`: the API and the web page over the database, without capture,
+/// until Ctrl-C or SIGTERM. Nothing is captured, so the live view is empty; the API writes
+/// only the playback log (every audio fetch) and, for admins, approvals.
+pub fn serve(settings: Settings, listen: &str) -> anyhow::Result<()> {
+    // Fail now, with the file's name, rather than on every request.
+    Reader::open(&settings.db_path).map_err(|e| open_error(&settings.db_path, e))?;
+    let state = AppState::new(settings.db_path.clone(), &settings)?;
+    if settings.config.api.tokens.is_empty() && listen_is_loopback(listen) {
+        eprintln!(
+            "callwarden: no [[api.token]] in the config: local mode, the API and page answer only clients on this \
+             machine (loopback), as admin \"local\""
+        );
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    rt.block_on(async move {
+        let listener =
+            tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+        let addr = listener.local_addr()?;
+        // `api::serve` refuses this too; saying it before "serving" keeps the output honest.
+        if settings.config.api.tokens.is_empty() && !addr.ip().is_loopback() {
+            anyhow::bail!("no [[api.token]] in the config: refusing to listen on {addr}; use a loopback address or configure tokens");
+        }
+        eprintln!("callwarden: serving {} on http://{addr}/", settings.db_path.display());
+        api::serve(listener, state, shutdown_signal()).await
+    })
+}
+
+/// Ctrl-C, or SIGTERM on Unix (what systemd and `kill` send).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// Whether `listen` (as given) names a loopback address: only to choose what to say;
+/// the bound address is what is checked.
+fn listen_is_loopback(listen: &str) -> bool {
+    listen.parse::<std::net::SocketAddr>().map_or(listen.starts_with("localhost:"), |a| a.ip().is_loopback())
+}
+
 fn notify(state: &[sd_notify::NotifyState<'_>]) {
     if let Err(e) = sd_notify::notify(state) {
         tracing::warn!(error = %e, "cannot notify systemd");
     }
-}
-
-/// Run the daemon until SIGTERM or SIGINT. `Err` only for what prevents starting (an
-/// interface that cannot be opened, a port that cannot be bound, the database) or a
-/// failure to store what was captured.
-pub fn run(settings: Settings, extras: Extras) -> anyhow::Result<()> {
-    let cfg = &settings.config;
-    let metrics = MetricsHandle::new();
-    if let Some(f) = extras.on_metrics {
-        f(&metrics);
-    }
-
-    // Open every source first: a wrong interface name or a taken port fails the start
-    // with one line, before anything else exists.
-    let mut pcaps = Vec::new();
-    for iface in &cfg.capture.interfaces {
-        pcaps.push(PcapSource::open(PcapOptions {
-            interface: iface.clone(),
-            bpf: cfg.capture.bpf.clone(),
-            snaplen: cfg.capture.snaplen,
-            buffer_mib: cfg.capture.buffer_mib,
-            batch_ms: cfg.capture.batch_ms,
-        })?);
-    }
-    let hep = match cfg.capture.hep_listen.trim() {
-        "" => None,
-        addr => Some(HepListener::bind(addr, HepGate::from_config(&cfg.capture))?),
-    };
-    let mut engine = Engine::new(cfg)?;
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("callwarden-rt")
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let http = match cfg.api.listen.trim() {
-        "" => None,
-        addr => Some({
-            // Without tokens the API trusts loopback callers only (see api::auth): refuse
-            // a wider listener now, with one line, rather than from the server task.
-            if cfg.api.tokens.is_empty() && addr.parse::<std::net::SocketAddr>().is_ok_and(|a| !a.ip().is_loopback()) {
-                anyhow::bail!(
-                    "[api].listen = {addr:?} is not a loopback address and no [[api.token]] is configured: \
-                     without tokens the API is for this machine only; listen on 127.0.0.1 or configure tokens"
-                );
-            }
-            runtime
-                .block_on(tokio::net::TcpListener::bind(addr))
-                .map_err(|e| anyhow::anyhow!("cannot listen for HTTP on {addr}: {e}"))?
-        }),
-    };
-
-    // The sinks: the same as `replay` (store + alerts), then metrics and the log, then
-    // what the caller adds (`Extras::sinks`: the recorder, the API's events) — the one
-    // place where sinks are chosen.
-    let (store_sink, writer) = store::open(&settings.db_path, &cfg.site.timezone)
-        .with_context(|| format!("{}: cannot open the database", settings.db_path.display()))?;
-    store::approvals::load_into(&mut engine, &settings.db_path)?;
-    let mut alerts = AlertsSink::new(&cfg.alerts.webhooks, &cfg.site.timezone, AlertsOptions::default())?;
-    let alerts_closer = alerts.take_closer();
-    metrics.set_alert_counters(alerts.counters());
-    // The recorder after the store (which created and migrated the database); it repairs
-    // what a crash left half-written and expires old files before the first call.
-    // Live, a full recorder queue waits briefly and then drops (counted), so a slow disk
-    // cannot stall capture; replay waits instead.
-    let (rec_sink, recorder, rec_start) = recorder::open(
-        &recorder::RecorderConfig::from_settings(&settings),
-        recorder::RecorderOptions {
-            backpressure: recorder::Backpressure::Drop { wait: RECORDER_WAIT },
-            ..recorder::RecorderOptions::default()
-        },
-        recorder::wall_clock(),
-    )
-    .with_context(|| format!("{}: cannot open the recordings folder", settings.recordings_dir.display()))?;
-    match &rec_start.repair {
-        Some(r) => tracing::info!(
-            repaired = ?r.repaired,
-            missing = ?r.missing,
-            empty = r.empty.len(),
-            failed = ?r.failed,
-            expired = rec_start.expire.expired.len(),
-            "recordings folder ready"
-        ),
-        None => tracing::warn!("another process is recording into the recordings folder; nothing repaired"),
-    }
-
-    let (frame_tx, frame_rx) = crossbeam_channel::bounded::<OwnedFrame>(FRAME_QUEUE);
-    let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded::<Ctl>();
-
-    // The API: its live view and SSE are fed by the events sink on the pipeline thread.
-    let (events_tx, _) = tokio::sync::broadcast::channel(LIVE_EVENTS);
-    let events = EventsSink::new(events_tx.clone(), &cfg.site.timezone);
-    let api_state = {
-        let (m, h) = (metrics.clone(), metrics.clone());
-        let tx = ctl_tx.clone();
-        AppState::new(settings.db_path.clone(), &settings)?
-            .with_events(events_tx)
-            .with_live_calls(events.live_calls_fn())
-            .with_metrics(Arc::new(move || m.render()))
-            .with_health(Arc::new(move || h.health()))
-            .with_approvals_changed(Arc::new(move || {
-                let _ = tx.send(Ctl::Approvals);
-            }))
-    };
-
-    let mut sinks: Vec<Box<dyn Sink + Send>> = vec![
-        Box::new(store_sink.clone()),
-        Box::new(alerts),
-        Box::new(rec_sink),
-        Box::new(metrics.sink()),
-        Box::new(LogSink),
-        Box::new(events),
-    ];
-    sinks.extend(extras.sinks);
-    let driver = Driver::new(engine, sinks);
-    let io = PipelineIo {
-        frames: frame_rx,
-        ctl: ctl_rx,
-        metrics: metrics.clone(),
-        store: Some(store_sink),
-        db: Some(settings.db_path.clone()),
-    };
-    let pipeline = std::thread::Builder::new()
-        .name("pipeline".into())
-        .spawn(move || run_pipeline(driver, io, &wall_clock))
-        .context("cannot start the pipeline thread")?;
-
-    let sources = start_sources(pcaps, hep, &frame_tx, &metrics)?;
-    drop(frame_tx);
-
-    let reloader = settings.config_path.clone().map(|path| {
-        let tx = ctl_tx.clone();
-        let (api, base) = (api_state.clone(), settings.clone());
-        Arc::new(Reloader::new(path, cfg.clone(), move |r| {
-            // The API takes the new tokens, zone and limits; its paths stay those the
-            // daemon started with (changing them needs a restart, see reload.rs).
-            if let Ok(c) = &r {
-                let mut s = base.clone();
-                s.config = (**c).clone();
-                if let Err(e) = api.set_config(&s) {
-                    tracing::error!(error = %e, "the API keeps its previous config");
-                }
-            }
-            let _ = tx.send(Ctl::Reload(r));
-        }))
-    });
-    let _watcher = match &reloader {
-        Some(r) => match r.watch() {
-            Ok(w) => Some(w),
-            Err(e) => {
-                tracing::warn!(error = %e, path = %r.path().display(), "cannot watch the config file; SIGHUP still reloads");
-                None
-            }
-        },
-        None => None,
-    };
-
-    let (server_stop, server_stopped) = tokio::sync::watch::channel(false);
-    let server = http.map(|listener| {
-        let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        tracing::info!(listen = %local, "serving /metrics, /healthz, the API and the web page");
-        let mut stop = server_stopped.clone();
-        let state = api_state.clone();
-        runtime.spawn(async move {
-            let shutdown = async move {
-                let _ = stop.wait_for(|s| *s).await;
-            };
-            if let Err(e) = api::serve(listener, state, shutdown).await {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-        })
-    });
-
-    let status = format!(
-        "capturing on {} interface(s){}",
-        cfg.capture.interfaces.len(),
-        if cfg.capture.hep_listen.is_empty() { String::new() } else { format!(", HEP on {}", cfg.capture.hep_listen) }
-    );
-    let watchdog = sd_notify::watchdog_enabled();
-    let signal_result = runtime.block_on(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        let mut hup = signal(SignalKind::hangup())?;
-        notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status(&status)]);
-        tracing::info!(db = %settings.db_path.display(), "{status}; ready");
-        // Ping the watchdog at half its period, and only while the pipeline is healthy:
-        // a stuck pipeline thread gets the service restarted.
-        let period = watchdog.map_or(Duration::from_secs(1), |w| (w / 2).min(Duration::from_secs(1)));
-        let mut tick = tokio::time::interval(period);
-        let started = std::time::Instant::now();
-        // Retention runs at start (recorder::open) and then every EXPIRE_EVERY, so a
-        // daemon that runs for months still deletes recordings past their retention.
-        let mut expire_tick =
-            tokio::time::interval_at(tokio::time::Instant::now() + EXPIRE_EVERY, EXPIRE_EVERY);
-        let rec_cfg = recorder::RecorderConfig::from_settings(&settings);
-        loop {
-            tokio::select! {
-                _ = expire_tick.tick() => {
-                    let c = rec_cfg.clone();
-                    match tokio::task::spawn_blocking(move || recorder::expire(&c, recorder::wall_clock())).await {
-                        Ok(Ok(r)) if r.expired.is_empty() && r.failed.is_empty() => {}
-                        Ok(Ok(r)) => tracing::info!(expired = r.expired.len(), files_deleted = r.files_deleted, failed = ?r.failed, "recordings past their retention expired"),
-                        Ok(Err(e)) => tracing::error!(error = %e, "expiring old recordings failed; will try again"),
-                        Err(e) => tracing::error!(error = %e, "expiring old recordings failed; will try again"),
-                    }
-                }
-                _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
-                _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break; }
-                _ = hup.recv() => {
-                    // Approvals registered with `callwarden approve` since the start apply
-                    // from here on, whether or not the config file changed.
-                    let _ = ctl_tx.send(Ctl::Approvals);
-                    match &reloader {
-                        Some(r) => {
-                            let r = Arc::clone(r);
-                            let _ = tokio::task::spawn_blocking(move || r.reload("SIGHUP")).await;
-                        }
-                        None => tracing::warn!("SIGHUP: running on the embedded default config; nothing to reload"),
-                    }
-                },
-                _ = tick.tick() => {
-                    if pipeline.is_finished() {
-                        anyhow::bail!("the pipeline thread stopped unexpectedly");
-                    }
-                    if watchdog.is_some() {
-                        match metrics.health() {
-                            Ok(()) => notify(&[sd_notify::NotifyState::Watchdog]),
-                            // The first tick comes before the pipeline's first report: normal
-                            // at start, not an error (unless it never reports).
-                            Err(why) if !metrics.has_published() && started.elapsed() < crate::metrics::STALL_AFTER => {
-                                tracing::debug!(%why, "not pinging the watchdog yet");
-                            }
-                            Err(why) => tracing::error!(%why, "not pinging the watchdog"),
-                        }
-                    }
-                }
-            }
-        }
-        Ok::<(), anyhow::Error>(())
-    });
-
-    // Shutdown, in order. Each step is logged so a slow one can be found in the journal.
-    notify(&[sd_notify::NotifyState::Stopping]);
-    drop(_watcher);
-    sources.stop();
-    let _ = ctl_tx.send(Ctl::Stop);
-    let driver = pipeline.join().map_err(|_| anyhow::anyhow!("the pipeline thread panicked"))?;
-    let counters = driver.engine().counters().clone();
-    let sink_errors = driver.sink_errors;
-    // Dropping the driver drops the sinks; then the recorder finishes its files (hashes,
-    // rows) and the store writer flushes.
-    drop(driver);
-    let recorded = recorder.close().with_context(|| format!("{}: recording failed", settings.recordings_dir.display()));
-    let written = writer.close().with_context(|| format!("{}: storing calls failed", settings.db_path.display()));
-    // Alerts raised by the calls ended at shutdown get a short chance to go out.
-    let alert_stats = alerts_closer.map(|c| c.close(ALERTS_GRACE)).unwrap_or_default();
-    let _ = server_stop.send(true);
-    if let Some(s) = server {
-        let _ = runtime.block_on(async { tokio::time::timeout(HTTP_GRACE, s).await });
-    }
-    runtime.shutdown_timeout(HTTP_GRACE);
-    let written = written?;
-    let recorded = recorded?;
-    tracing::info!(
-        frames = counters.frames,
-        calls = counters.calls_ended,
-        stored = written.calls,
-        violations = written.violations,
-        recordings = recorded.completed,
-        recording_frames_silenced_by_overload = recorded.frames_filled,
-        alerts_delivered = alert_stats.delivered,
-        alerts_failed = alert_stats.failed + alert_stats.dropped,
-        sink_errors,
-        "stopped"
-    );
-    signal_result
-}
-
-fn start_sources(
-    pcaps: Vec<PcapSource>,
-    hep: Option<HepListener>,
-    tx: &Sender<OwnedFrame>,
-    metrics: &MetricsHandle,
-) -> anyhow::Result<Sources> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut threads = Vec::new();
-    let mut breakers = Vec::new();
-    for mut p in pcaps {
-        breakers.push(p.breaker());
-        let stats = Arc::new(SourceStats::new(p.name(), true));
-        metrics.add_source(stats.clone());
-        threads.push(p.spawn(FrameTx::new(tx.clone(), stats), stop.clone()).context("cannot start a capture thread")?);
-    }
-    if let Some(h) = hep {
-        let stats = Arc::new(SourceStats::new(h.name(), false));
-        metrics.add_source(stats.clone());
-        threads.push(h.spawn(FrameTx::new(tx.clone(), stats), stop.clone()).context("cannot start the HEP thread")?);
-    }
-    Ok(Sources { stop, threads, breakers })
 }

@@ -84,7 +84,7 @@ fn wait_for(what: &str, limit: Duration, cond: impl Fn() -> bool) {
 /// Notes the wall-clock time just before each frame in `frames` is fed.
 struct FedAt(Vec<(u64, Option<Instant>)>);
 impl Step for FedAt {
-    fn before(&mut self, n: u64, _d: &mut callwarden::driver::Driver) {
+    fn before(&mut self, n: u64, _d: &mut callwarden::pipeline::Driver) {
         for (f, at) in &mut self.0 {
             if *f == n {
                 *at = Some(Instant::now());
@@ -123,7 +123,7 @@ fn premium_rate_alert_is_posted_at_the_invite() {
         got: Arc<Mutex<Vec<Got>>>,
     }
     impl Step for Gate {
-        fn before(&mut self, n: u64, d: &mut callwarden::driver::Driver) {
+        fn before(&mut self, n: u64, d: &mut callwarden::pipeline::Driver) {
             self.fed.before(n, d);
             if n == self.answer_frame {
                 let got = Arc::clone(&self.got);

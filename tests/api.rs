@@ -82,7 +82,7 @@ async fn calls_filters_pagination_detail_stats_violations() {
     assert_eq!(asc["calls"], cli_all);
     assert!(asc["next"].is_null());
 
-    // Filters narrow exactly as the CLI's do.
+    // FilterParams narrow exactly as the CLI's do.
     for (api_q, cli_args) in [
         ("ext=1003", vec!["calls", "--ext", "1003"]),
         ("class=premium", vec!["calls", "--class", "premium"]),

@@ -8,7 +8,7 @@
 //! Needs tshark and sox (scripts/install-test-deps). No network traffic: the captures are
 //! committed files.
 
-use callwarden::driver::Driver;
+use callwarden::pipeline::Driver;
 use callwarden::sink::{recorder, Sink};
 use callwarden::store;
 use callwarden_core::Engine;

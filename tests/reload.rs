@@ -6,7 +6,7 @@
 
 mod common;
 
-use callwarden::driver::Driver;
+use callwarden::pipeline::Driver;
 use callwarden_core::config::Config;
 use common::{call, config, reference, replay, replay_with, Step, SITE};
 
@@ -137,7 +137,7 @@ fn stored_approvals_survive_a_reload() {
     // Reloaded before any call, with another fine: the stored approval still applies.
     let mut step = ReloadAt { at: r[0].invite_frame, text: SITE.replace("missed = 5", "missed = 6"), result: None };
     let load = |e: &mut callwarden_core::Engine| {
-        callwarden::store::approvals::load_into(e, &db).expect("load");
+        callwarden::pipeline::feed_approvals(e, &db).expect("load");
     };
     let (run, _) = replay_with("outbound.pcap", &config(SITE), load, Vec::new(), &mut step);
     assert_eq!(step.result, Some(Ok(())));

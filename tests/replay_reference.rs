@@ -11,7 +11,7 @@
 //! only what both define is compared. Differences of definition are listed in `EXPECTED`.
 
 use callwarden::capture::file::FileCapture;
-use callwarden::driver::Driver;
+use callwarden::pipeline::Driver;
 use callwarden::sink::Sink;
 use callwarden_core::config::Config;
 use callwarden_core::track::{CallEvent, CallRecord, EndReason};

@@ -11,7 +11,7 @@
 
 mod common;
 
-use callwarden::driver::Driver;
+use callwarden::pipeline::Driver;
 use callwarden::store;
 use callwarden_core::media::RecordingEvent;
 use callwarden_core::policy::ViolationKind;
@@ -289,7 +289,7 @@ fn out_2_unauthorised_class_approved() {
     let hk_id = add("8002", "hk-macau", "2026-11-01", "2026-11-30");
     add("8003", "hk-macau", "2026-11-01", "2026-11-30");
     let load = |e: &mut callwarden_core::Engine| {
-        store::approvals::load_into(e, &db).expect("load");
+        callwarden::pipeline::feed_approvals(e, &db).expect("load");
     };
     let (run, _) = replay_with("outbound.pcap", &config(SITE), load, Vec::new(), &mut NoStep);
     assert_eq!(flagged(&run), ["8002"]);

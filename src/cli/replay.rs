@@ -8,14 +8,13 @@
 
 use super::Common;
 use crate::capture::file::{CaptureError, FileCapture};
-use crate::driver::Driver;
+use crate::pipeline::{Driver, Mode, Pipeline};
 use crate::settings::Settings;
-use crate::sink::alerts::{AlertsOptions, AlertsSink};
 use crate::sink::{console::ConsoleSink, recorder, Sink};
 use crate::store;
 use anyhow::Context;
 use callwarden_core::track::{EndReason, LinkStats};
-use callwarden_core::{Counters, Engine, Frame, LinkType, Ts};
+use callwarden_core::{Counters, Frame, LinkType, Ts};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -243,25 +242,11 @@ pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
     };
     // Before anything is opened, so a signal during the set-up is not lost.
     let stop = if a.follow { Some(stop_on_signal()?) } else { None };
-    let mut engine = Engine::new(&settings.config)?;
-    let (store_sink, writer) = store::open(&settings.db_path, &settings.config.site.timezone)
-        .with_context(|| format!("{}: cannot open the database", settings.db_path.display()))?;
-    store::approvals::load_into(&mut engine, &settings.db_path)?;
+    let console: Vec<Box<dyn Sink + Send>> =
+        if a.quiet || a.json { Vec::new() } else { vec![Box::new(ConsoleSink::new(&settings.config.site.timezone))] };
+    let pipeline = Pipeline::open(&settings, Mode::Replay { webhooks: !a.no_webhooks }, console)?;
+    let (mut driver, rec_start) = (pipeline.driver, pipeline.recordings_start);
     let webhooks = if a.no_webhooks { &[][..] } else { &settings.config.alerts.webhooks[..] };
-    let mut alerts = AlertsSink::new(webhooks, &settings.config.site.timezone, AlertsOptions::default())?;
-    let alerts_closer = alerts.take_closer();
-    // The recorder after the store: the store has created and migrated the database.
-    let (rec_sink, rec, rec_start) = recorder::open(
-        &recorder::RecorderConfig::from_settings(&settings),
-        recorder::RecorderOptions::default(),
-        recorder::wall_clock(),
-    )
-    .with_context(|| format!("{}: cannot open the recordings folder", settings.recordings_dir.display()))?;
-    let mut sinks: Vec<Box<dyn Sink + Send>> = vec![Box::new(store_sink), Box::new(alerts), Box::new(rec_sink)];
-    if !a.quiet && !a.json {
-        sinks.push(Box::new(ConsoleSink::new(&settings.config.site.timezone)));
-    }
-    let mut driver = Driver::new(engine, sinks);
 
     let mut errors: Vec<CaptureError> = Vec::new();
     let mut n_files = srcs.len();
@@ -318,10 +303,8 @@ pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
     let counters = driver.engine().counters().clone();
     let link = driver.engine().track_stats().link;
     let sink_errors = driver.sink_errors;
-    drop(driver);
-    let written = writer.close().with_context(|| format!("{}: storing calls failed", settings.db_path.display()))?;
-    let recorded = rec.close().with_context(|| format!("{}: recording failed", settings.recordings_dir.display()))?;
-    let alert_stats = alerts_closer.map(|c| c.close(WEBHOOK_GRACE)).unwrap_or_default();
+    let closed = pipeline.closer.close(driver, WEBHOOK_GRACE)?;
+    let (written, recorded, alert_stats) = (closed.written, closed.recorded, closed.alerts);
     if !webhooks.is_empty() && alert_stats.delivered < alert_stats.raised * webhooks.len() as u64 {
         eprintln!(
             "callwarden: webhooks: {} of {} alert(s) delivered ({} failed, {} dropped; see the log)",

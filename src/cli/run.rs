@@ -4,7 +4,7 @@
 //! what it captured; 2 for an invalid config.
 
 use super::Common;
-use crate::daemon::{self, Extras};
+use crate::daemon;
 use crate::settings::Settings;
 use std::process::ExitCode;
 
@@ -20,7 +20,6 @@ pub fn run(_: Args, common: &Common) -> anyhow::Result<ExitCode> {
     }
     // Every sink (store, alerts, recorder, metrics, log, the API's live events) and the
     // HTTP server (API, web page, /metrics, /healthz) are set up in `daemon::run`.
-    let extras = Extras::default();
-    daemon::run(settings, extras)?;
+    daemon::run(settings)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -5,6 +5,8 @@
 
 pub mod alerts;
 pub mod console;
+mod database;
+pub mod log;
 pub mod recorder;
 
 use callwarden_core::Output;

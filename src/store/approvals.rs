@@ -127,21 +127,6 @@ pub fn in_force(path: &Path) -> anyhow::Result<Vec<Approval>> {
     Ok(list(&conn, false, &jiff::tz::TimeZone::UTC)?.iter().map(ApprovalRow::to_approval).collect())
 }
 
-/// Give the engine's policy the approvals in force in the database at `db` (what `replay`
-/// and `run` do at start, and the daemon again on reload). One the policy cannot use is
-/// logged and left out; the others apply. Returns how many were given.
-pub fn load_into(engine: &mut callwarden_core::Engine, db: &Path) -> anyhow::Result<usize> {
-    let stored = in_force(db)?;
-    let n = stored.len();
-    for e in engine.set_approvals(stored) {
-        tracing::warn!(error = %e, "stored approval not used");
-    }
-    if n > 0 {
-        tracing::info!(approvals = n, "stored approvals loaded");
-    }
-    Ok(n)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

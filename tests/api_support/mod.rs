@@ -238,7 +238,7 @@ pub fn events() -> broadcast::Sender<LiveEvent> {
 /// Feed a capture file through the real pipeline (Driver + Engine) to these sinks.
 pub fn drive(settings: &Settings, file: &Path, sinks: Vec<Box<dyn callwarden::sink::Sink + Send>>) {
     use callwarden::capture::file::FileCapture;
-    use callwarden::driver::Driver;
+    use callwarden::pipeline::Driver;
     let engine = callwarden_core::Engine::new(&settings.config).unwrap();
     let mut d = Driver::new(engine, sinks);
     let mut cap = FileCapture::open(file).unwrap();

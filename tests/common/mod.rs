@@ -5,7 +5,7 @@
 #![allow(dead_code, reason = "each test file uses a different part of this module")]
 
 use callwarden::capture::file::FileCapture;
-use callwarden::driver::Driver;
+use callwarden::pipeline::Driver;
 use callwarden::sink::Sink;
 use callwarden_core::config::Config;
 use callwarden_core::policy::Violation;

@@ -1,0 +1,184 @@
+//! The live pipeline thread: frames from the capture threads and control messages in,
+//! timers fed from the system clock when idle, counters published every `PUBLISH_EVERY`.
+//! The loop is `Driver`'s, as in replay; only where time comes from differs.
+//! May use: `capture` (frames), `metrics`, `store` (queue depth, approvals via
+//! `feed_approvals`), `reload` (results). Invariants: this thread is the only reader of the
+//! system clock for packet time, and it feeds the engine a time `IDLE_MARGIN` behind the
+//! clock so frames still on their way (in the kernel buffer or the channel) are not
+//! overtaken by a timer; frames are fed in the order they arrive; nothing is fed after
+//! `finish`; no frame is taken as later than the wall clock (plus `engine::MAX_AHEAD`).
+
+use super::{feed_approvals, Driver};
+use crate::capture::live::OwnedFrame;
+use crate::metrics::{MetricsHandle, Snapshot};
+use crate::reload::ReloadResult;
+use crate::store::StoreSink;
+use callwarden_core::track::EndReason;
+use callwarden_core::{Dur, Ts};
+use crossbeam_channel::{select, Receiver};
+use std::time::{Duration, SystemTime};
+
+/// Frames that may wait between the capture threads and the pipeline (~1 s at 50,000
+/// packets/s); more and the newest is dropped and counted.
+pub const FRAME_QUEUE: usize = 65_536;
+
+/// Timers fire when the clock has passed their due time by this much, so a frame stamped
+/// before the due time but still on its way is fed first, as a replay would.
+pub const IDLE_MARGIN: Dur = Dur::from_millis(250);
+
+/// How often the pipeline publishes its counters (and proves it is alive).
+pub const PUBLISH_EVERY: Duration = Duration::from_millis(250);
+
+/// Messages to the pipeline thread other than frames.
+pub enum Ctl {
+    Reload(ReloadResult),
+    /// The approvals table changed (API, or SIGHUP after `callwarden approve`): re-read it.
+    Approvals,
+    Stop,
+}
+
+/// The system clock as packet time.
+pub fn wall_clock() -> Ts {
+    match SystemTime::now().duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => Ts(i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
+        Err(_) => Ts::EPOCH,
+    }
+}
+
+/// What the pipeline thread needs besides the driver.
+pub struct LiveIo {
+    pub frames: Receiver<OwnedFrame>,
+    pub ctl: Receiver<Ctl>,
+    pub metrics: MetricsHandle,
+    /// For the store's queue depth.
+    pub store: Option<StoreSink>,
+    /// The database, to re-read the stored approvals on a config reload.
+    pub db: Option<std::path::PathBuf>,
+}
+
+/// The pipeline thread's loop: frames and control messages in, timers on idle, counters
+/// out every `PUBLISH_EVERY`. Returns the driver after `finish(Shutdown)` when told to stop
+/// (or when the control channel is gone).
+pub fn run(mut driver: Driver, io: LiveIo, clock: &dyn Fn() -> Ts) -> Driver {
+    let mut frames = io.frames;
+    let mut reloads = (0u64, 0u64);
+    let mut lag = 0i64;
+    let mut last_publish = std::time::Instant::now();
+    let mut trim = Trim::default();
+    loop {
+        let now = clock();
+        let wait = match driver.engine().poll_timeout() {
+            Some(due) => {
+                let left = due.saturating_add(IDLE_MARGIN).0.saturating_sub(now.0);
+                Duration::from_micros(u64::try_from(left).unwrap_or(0)).min(PUBLISH_EVERY)
+            }
+            None => PUBLISH_EVERY,
+        };
+        let mut stop = false;
+        select! {
+            recv(frames) -> f => match f {
+                Ok(f) => {
+                    lag = lag.max(now.0.saturating_sub(f.ts.0));
+                    feed_live(&mut driver, &f, clock());
+                }
+                // Every source has gone (or there never was one): only control remains.
+                Err(_) => frames = crossbeam_channel::never(),
+            },
+            recv(io.ctl) -> c => match c {
+                Ok(Ctl::Reload(Ok(cfg))) => match driver.engine_mut().set_config(&cfg) {
+                    Ok(()) => {
+                        reloads.0 += 1;
+                        // Approvals added with `callwarden approve` since the start apply
+                        // from here on (a read of one small table, on a rare event).
+                        if let Some(db) = &io.db {
+                            if let Err(e) = feed_approvals(driver.engine_mut(), db) {
+                                tracing::error!(error = %e, "cannot reload the stored approvals; keeping the ones loaded");
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        reloads.1 += 1;
+                        tracing::error!(error = %e, "the new config was not applied; keeping the running one");
+                    }
+                },
+                Ok(Ctl::Reload(Err(_))) => reloads.1 += 1,
+                Ok(Ctl::Approvals) => {
+                    if let Some(db) = &io.db {
+                        if let Err(e) = feed_approvals(driver.engine_mut(), db) {
+                            tracing::error!(error = %e, "cannot reload the stored approvals; keeping the ones loaded");
+                        }
+                    }
+                }
+                Ok(Ctl::Stop) | Err(_) => stop = true,
+            },
+            default(wait) => driver.idle(clock().saturating_sub(IDLE_MARGIN)),
+        }
+        if stop {
+            // The sources were stopped before `Stop` was sent: whatever they queued is
+            // in the channel now, and is fed before the calls are ended.
+            while let Ok(f) = frames.try_recv() {
+                feed_live(&mut driver, &f, clock());
+            }
+            break;
+        }
+        if last_publish.elapsed() >= PUBLISH_EVERY {
+            last_publish = std::time::Instant::now();
+            publish(&driver, &io.metrics, io.store.as_ref(), frames.len(), lag, reloads);
+            lag = 0;
+            trim.after(driver.engine().active_calls());
+        }
+    }
+    driver.finish(EndReason::Shutdown);
+    publish(&driver, &io.metrics, io.store.as_ref(), 0, lag, reloads);
+    driver
+}
+
+/// Memory back to the system after a flood: once the calls in progress fall to a quarter
+/// of a peak above `TRIM_FROM`, glibc's heap is trimmed (free memory of its arenas is
+/// returned; without it the RSS of a 100,000-INVITE flood stayed at its peak after every
+/// call had timed out). Measured with scripts/flood-invite.
+#[derive(Default)]
+struct Trim {
+    peak: usize,
+}
+
+const TRIM_FROM: usize = 5_000;
+
+impl Trim {
+    fn after(&mut self, active: usize) {
+        self.peak = self.peak.max(active);
+        if self.peak >= TRIM_FROM && active <= self.peak / 4 {
+            self.peak = active;
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            // SAFETY: malloc_trim only walks and releases the allocator's free memory; it
+            // takes the allocator's own locks and touches no memory we own.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+        }
+    }
+}
+
+/// Feed a live frame with the wall clock as its horizon: no frame is believed to come from
+/// further ahead than `MAX_AHEAD` past now (a HEP agent's stamp is checked against the
+/// frame's, so this bounds both).
+fn feed_live(driver: &mut Driver, f: &OwnedFrame, wall: Ts) {
+    driver.engine_mut().set_horizon(Some(wall.saturating_add(callwarden_core::engine::MAX_AHEAD)));
+    driver.feed(f.as_frame());
+}
+
+fn publish(d: &Driver, m: &MetricsHandle, store: Option<&StoreSink>, queue: usize, lag_us: i64, reloads: (u64, u64)) {
+    let e = d.engine();
+    m.publish(Snapshot {
+        counters: e.counters().clone(),
+        active_calls: e.active_calls(),
+        active_recordings: e.active_recordings(),
+        store_queue: store.map_or(0, StoreSink::queue_depth),
+        capture_queue: queue,
+        lag_seconds: lag_us.max(0) as f64 / 1e6,
+        reloads_ok: reloads.0,
+        reloads_failed: reloads.1,
+        sink_errors: d.sink_errors,
+        link: e.track_stats().link,
+    });
+}
