@@ -4,7 +4,7 @@
 //! reaches the file system. Role: supervisor.
 
 use super::{ApiError, AppState};
-use crate::store::callbacks::{self, Report, ReportError};
+use crate::report::callbacks::{self, Report};
 use axum::extract::{Query, State};
 use axum::Json;
 use serde::Deserialize;
@@ -21,12 +21,8 @@ pub async fn get_callbacks(State(state): State<AppState>, Query(p): Query<Params
     let group = p.group.filter(|g| !g.trim().is_empty());
     let report = state
         .with_db(move |db, cfg| {
-            callbacks::report(&db.reader, &cfg.config, &month, group.as_deref(), None, ("month", "group")).map_err(
-                |e| match e {
-                    ReportError::Db(e) => ApiError::any(e),
-                    e => ApiError::bad_request(e.to_string()),
-                },
-            )
+            callbacks::report(&db.reader, &cfg.config, &month, group.as_deref(), None, ("month", "group"))
+                .map_err(ApiError::from)
         })
         .await?;
     Ok(Json(report))

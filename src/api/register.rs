@@ -11,17 +11,14 @@
 //! each of the four classes, merged by start.
 
 use super::csv_out::csv_response;
-use super::params::{Filters, Paging};
-use super::{ApiError, AppState, Db};
-use crate::cli::register as cli_register;
-use crate::store::{CallQuery, CallRow};
+use super::params::{FilterParams, Paging};
+use super::{ApiError, AppState};
+use crate::report::register::{self as report, HEADER, HEADER_ZH};
+use crate::store::CallRow;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-
-/// The classes OUT-2 restricts and OUT-3 registers (the CLI's list).
-pub use cli_register::REGISTER_CLASSES;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RegisterRow {
@@ -67,42 +64,9 @@ impl RegisterRow {
     }
 }
 
-/// The register's calls for the filters in `q` (its class, if set, must be a register
-/// class), oldest first, unanswered ones included (the caller filters).
-pub fn calls(db: &Db, q: &CallQuery) -> Result<Vec<CallRow>, ApiError> {
-    let classes: Vec<&str> = match q.class.as_deref() {
-        None => REGISTER_CLASSES.to_vec(),
-        Some(c) if REGISTER_CLASSES.contains(&c) => vec![c],
-        Some(c) => {
-            return Err(ApiError::bad_request(format!(
-                "class: {c:?} is not in the register; one of {}",
-                REGISTER_CLASSES.join(", ")
-            )))
-        }
-    };
-    let mut all: Vec<CallRow> = Vec::new();
-    for class in classes {
-        let q = CallQuery {
-            class: Some(class.to_string()),
-            direction: Some("outbound".into()),
-            limit: None,
-            after: None,
-            newest_first: false,
-            ..q.clone()
-        };
-        all.extend(db.reader.calls(&q).map_err(ApiError::any)?);
-    }
-    all.sort_by(|a, b| (a.started_us, &a.call_id).cmp(&(b.started_us, &b.call_id)));
-    Ok(all)
-}
-
-/// The CLI's columns (`callwarden register`), in Chinese.
-const HEADER_ZH: [&str; 10] =
-    ["使用人(分机)", "被叫号码", "开始时间", "结束时间", "通话时长", "类别", "费用(元)", "费用(分)", "事由", "结果"];
-
 pub async fn get_register(
     State(state): State<AppState>,
-    Query(f): Query<Filters>,
+    Query(f): Query<FilterParams>,
     Query(p): Query<Paging>,
     Query(opts): Query<Lang>,
 ) -> Result<Response, ApiError> {
@@ -111,7 +75,7 @@ pub async fn get_register(
     let csv = p.csv()?;
     let bom = p.bom();
     let unanswered = matches!(opts.unanswered.as_deref(), Some("1" | "true"));
-    let calls = state.with_db(move |db, _| calls(db, &q)).await?;
+    let calls = state.with_db(move |db, _| report::calls(&db.reader, &q).map_err(ApiError::from)).await?;
     if !csv {
         let rows: Vec<RegisterRow> =
             calls.into_iter().filter(|c| c.answered || unanswered).map(RegisterRow::of).collect();
@@ -125,8 +89,8 @@ pub async fn get_register(
     let (mut sink, res) = csv_response(&name, bom);
     tokio::task::spawn_blocking(move || {
         // The same rows and columns as `callwarden register` (one document, two ways to get it).
-        let rows = cli_register::rows(&calls, None, unanswered);
-        if !sink.row(if zh { HEADER_ZH } else { cli_register::HEADER }) {
+        let rows = report::rows(&calls, None, unanswered);
+        if !sink.row(if zh { HEADER_ZH } else { HEADER }) {
             return;
         }
         for r in &rows {

@@ -8,7 +8,7 @@
 //! month of calls again for every page view.
 
 use super::csv_out::{csv_response, opt};
-use super::params::{Filters, Paging};
+use super::params::{FilterParams, Paging};
 use super::{ApiError, AppState};
 use crate::store::{StatsBy, StatsRow};
 use axum::extract::{Query, State};
@@ -75,7 +75,7 @@ impl Cache {
 pub async fn get_stats(
     State(state): State<AppState>,
     Query(by): Query<By>,
-    Query(f): Query<Filters>,
+    Query(f): Query<FilterParams>,
     Query(p): Query<Paging>,
 ) -> Result<Response, ApiError> {
     let by: StatsBy = match by.by.as_deref() {

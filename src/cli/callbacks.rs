@@ -5,8 +5,9 @@
 
 use super::filter::{open_reader, print_json, print_table, usage_error};
 use super::Common;
+use crate::report::callbacks::{self, parse_plan, Planned, Report};
+use crate::report::ReportError;
 use crate::settings::Settings;
-use crate::store::callbacks::{self, parse_plan, Planned, Report, ReportError};
 use anyhow::Context;
 use callwarden_core::policy::Policy;
 use std::path::{Path, PathBuf};

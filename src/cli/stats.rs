@@ -4,17 +4,17 @@
 //! rows with those field names. `--month YYYY-MM` selects one month; with `--by group` it
 //! adds each group's `budget_fen` and `over_budget_fen` (OUT-6 department budgets).
 
-use super::filter::{dash, known_group, open_reader, print_json, print_table, secs, usage_error, yuan, Filter};
+use super::filter::{dash, known_group, open_reader, print_json, print_table, secs, usage_error, yuan, FilterArgs};
 use super::Common;
+use crate::report;
 use crate::settings::Settings;
-use crate::store::stats::apply_budgets;
 use crate::store::{query, StatsBy, StatsRow};
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
-    pub filter: Filter,
+    pub filter: FilterArgs,
     /// One row per: ext (each of our extensions on a call), group, day or month.
     #[arg(long, default_value = "ext", value_parser = ["ext", "group", "day", "month"])]
     pub by: String,
@@ -41,14 +41,8 @@ pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
     if let Some((from, to)) = month {
         (q.from, q.to) = (Some(from), Some(to));
     }
-    let mut rows = reader.stats(by, &q)?;
+    let rows = report::stats::rows(&reader, by, &q, month.is_some(), &settings.config)?;
     let budgets = by == StatsBy::Group && month.is_some();
-    if budgets {
-        let cfg = &settings.config;
-        apply_budgets(&mut rows, |g| {
-            cfg.groups.iter().find(|x| x.name == g).map(|x| i64::from(x.monthly_budget) * 100)
-        });
-    }
     if a.json {
         print_json(&rows)?;
     } else {

@@ -158,17 +158,6 @@ pub struct StatsRow {
     pub over_budget_fen: Option<i64>,
 }
 
-/// OUT-6: set each group row's monthly budget (`budget_fen(group)`, fen) and what was
-/// spent over it. For rows of one month by group; rows without a budget keep nulls.
-pub fn apply_budgets(rows: &mut [StatsRow], budget_fen: impl Fn(&str) -> Option<i64>) {
-    for row in rows {
-        if let Some(b) = row.key.as_deref().and_then(&budget_fen).filter(|&b| b > 0) {
-            row.budget_fen = Some(b);
-            row.over_budget_fen = Some(row.cost_fen.saturating_sub(b).max(0));
-        }
-    }
-}
-
 /// Group calls and violations into rows by `by`, ordered by key. `only_key` keeps one
 /// row (by extension with `--ext`: the other party of an internal call is not shown).
 pub fn aggregate(
@@ -361,20 +350,6 @@ impl Aggregator {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn budgets_by_group() {
-        let row = |k: Option<&str>, cost| StatsRow { key: k.map(Into::into), cost_fen: cost, ..StatsRow::default() };
-        let mut rows = vec![row(Some("office"), 600), row(Some("sales"), 30), row(None, 90), row(Some("ops"), 100)];
-        apply_budgets(&mut rows, |g| match g {
-            "office" => Some(500),
-            "ops" => Some(1000),
-            "sales" => Some(0),
-            _ => None,
-        });
-        let got: Vec<(Option<i64>, Option<i64>)> = rows.iter().map(|r| (r.budget_fen, r.over_budget_fen)).collect();
-        assert_eq!(got, [(Some(500), Some(100)), (None, None), (None, None), (Some(1000), Some(0))]);
-    }
 
     fn call<'a>(
         dir: &'a str,

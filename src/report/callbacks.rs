@@ -23,22 +23,12 @@
 //! Invariants: the figures come from the same calls `calls --group G --month` lists with
 //! `direction = outbound`; a bad plan line is an error naming the line, never skipped.
 
-use super::query::{self, QueryError};
-use super::{CallQuery, CallRow, Reader};
+use super::ReportError;
+use crate::store::query;
+use crate::store::{CallRow, Filter, Reader};
 use callwarden_core::config::Config;
 use serde::Serialize;
 use std::collections::HashSet;
-
-/// Why a report could not be made: what was asked (a usage error), or the database.
-#[derive(Debug, thiserror::Error)]
-pub enum ReportError {
-    #[error(transparent)]
-    Query(#[from] QueryError),
-    #[error("{param}: {group:?} is not a [[group]] of the config; one of {names}")]
-    Group { param: &'static str, group: String, names: String },
-    #[error(transparent)]
-    Db(#[from] anyhow::Error),
-}
 
 /// The report of `month` for `group` (all groups when None), with `plan` (its name and
 /// numbers) checked against each group's calls. `param` names the parameters in errors
@@ -62,12 +52,12 @@ pub fn report(
     };
     let mut report = Report { month: month.trim().to_string(), groups: Vec::new() };
     for g in groups {
-        let q = CallQuery {
+        let q = Filter {
             from: Some(from),
             to: Some(to),
             group: Some(g.to_string()),
             direction: Some("outbound".into()),
-            ..CallQuery::default()
+            ..Filter::default()
         };
         let calls = reader.calls(&q)?;
         let min_talk_s = cfg.groups.iter().find(|x| x.name == g).and_then(|x| x.effective_min_talk_s);
