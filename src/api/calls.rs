@@ -6,10 +6,10 @@
 //! (one extra row is read to know); the CSV pages through the store with the same cursor.
 
 use super::csv_out::{csv_response, opt, CsvSink};
-use super::params::{Filters, Paging};
+use super::params::{FilterParams, Paging};
 use super::{ApiError, AppState, Db};
-use crate::store::query::CallCursor;
-use crate::store::{CallQuery, CallRow};
+use crate::store::query::Cursor;
+use crate::store::{CallRow, Filter};
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -26,7 +26,7 @@ pub struct CallPage {
 }
 
 /// Run `q` for one page of `limit` rows: the rows and the cursor after them if more follow.
-pub fn page(db: &Db, mut q: CallQuery, limit: usize) -> Result<CallPage, ApiError> {
+pub fn page(db: &Db, mut q: Filter, limit: usize) -> Result<CallPage, ApiError> {
     q.limit = Some(limit + 1);
     let mut calls = db.reader.calls(&q).map_err(ApiError::any)?;
     let next = if calls.len() > limit {
@@ -40,13 +40,13 @@ pub fn page(db: &Db, mut q: CallQuery, limit: usize) -> Result<CallPage, ApiErro
 
 pub async fn list(
     State(state): State<AppState>,
-    Query(f): Query<Filters>,
+    Query(f): Query<FilterParams>,
     Query(p): Query<Paging>,
 ) -> Result<Response, ApiError> {
     let cfg = state.config();
     let mut q = f.call_query(&cfg.tz)?;
     q.newest_first = p.newest_first()?;
-    q.after = p.after().map(str::parse::<CallCursor>).transpose()?;
+    q.after = p.after().map(str::parse::<Cursor>).transpose()?;
     if p.csv()? {
         let limit = p.limit.filter(|&l| l > 0);
         let (sink, res) = csv_response("calls.csv", p.bom());
@@ -122,7 +122,7 @@ pub fn csv_row(c: &CallRow) -> [String; 26] {
 }
 
 /// Every call `q` selects (up to `limit`), page by page into the CSV.
-fn export(db: &Db, mut q: CallQuery, limit: Option<usize>, mut sink: CsvSink) -> Result<(), ApiError> {
+fn export(db: &Db, mut q: Filter, limit: Option<usize>, mut sink: CsvSink) -> Result<(), ApiError> {
     if !sink.row(CSV_HEADER) {
         return Ok(());
     }

@@ -352,6 +352,16 @@ pub struct ApiError {
     pub message: String,
 }
 
+/// A report's error: the database's is a server error, any other a bad request.
+impl From<crate::report::ReportError> for ApiError {
+    fn from(e: crate::report::ReportError) -> ApiError {
+        match e {
+            crate::report::ReportError::Db(e) => ApiError::any(e),
+            e => ApiError::bad_request(e.to_string()),
+        }
+    }
+}
+
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError { status, message: message.into() }

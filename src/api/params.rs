@@ -7,7 +7,7 @@
 //! Invariants: every bad value is a 400 naming the parameter; limits are capped.
 
 use super::ApiError;
-use crate::store::{query, CallQuery, ViolationQuery};
+use crate::store::{query, Filter};
 use callwarden_core::Ts;
 use jiff::tz::TimeZone;
 use serde::Deserialize;
@@ -17,7 +17,7 @@ pub const DEFAULT_LIMIT: usize = 100;
 pub const MAX_LIMIT: usize = 1000;
 
 #[derive(Clone, Debug, Default, Deserialize)]
-pub struct Filters {
+pub struct FilterParams {
     pub from: Option<String>,
     pub to: Option<String>,
     pub month: Option<String>,
@@ -66,8 +66,8 @@ pub fn time_range(
     Ok((start, end))
 }
 
-impl Filters {
-    pub fn call_query(&self, tz: &TimeZone) -> Result<CallQuery, ApiError> {
+impl FilterParams {
+    pub fn call_query(&self, tz: &TimeZone) -> Result<Filter, ApiError> {
         let (from, to) = time_range(&self.from, &self.to, &self.month, tz)?;
         let direction = nonempty(&self.direction);
         if let Some(d) = &direction {
@@ -77,7 +77,7 @@ impl Filters {
                 )));
             }
         }
-        Ok(CallQuery {
+        Ok(Filter {
             from,
             to,
             ext: nonempty(&self.ext),
@@ -86,12 +86,12 @@ impl Filters {
             rule: nonempty(&self.rule),
             number: nonempty(&self.number),
             direction,
-            ..CallQuery::default()
+            ..Filter::default()
         })
     }
 
-    pub fn violation_query(&self, tz: &TimeZone) -> Result<ViolationQuery, ApiError> {
-        Ok(ViolationQuery::like_calls(&self.call_query(tz)?))
+    pub fn violation_query(&self, tz: &TimeZone) -> Result<Filter, ApiError> {
+        Ok(self.call_query(tz)?.unpaged())
     }
 }
 
@@ -148,7 +148,8 @@ mod tests {
 
     #[test]
     fn month_and_range_intersect() {
-        let f = Filters { month: Some("2026-03".into()), from: Some("2026-03-10".into()), ..Filters::default() };
+        let f =
+            FilterParams { month: Some("2026-03".into()), from: Some("2026-03-10".into()), ..FilterParams::default() };
         let q = f.call_query(&tz()).unwrap();
         let (a, b) = month_range("2026-03", &tz()).unwrap();
         assert_eq!(q.from, Some(Ts(a.0 + 9 * 86_400_000_000)));
@@ -157,11 +158,11 @@ mod tests {
 
     #[test]
     fn empty_means_no_filter_and_bad_values_name_the_parameter() {
-        let f = Filters { ext: Some(" ".into()), class: Some("".into()), ..Filters::default() };
-        assert_eq!(f.call_query(&tz()).unwrap(), CallQuery::default());
-        let f = Filters { class: Some("longdistance".into()), ..Filters::default() };
+        let f = FilterParams { ext: Some(" ".into()), class: Some("".into()), ..FilterParams::default() };
+        assert_eq!(f.call_query(&tz()).unwrap(), Filter::default());
+        let f = FilterParams { class: Some("longdistance".into()), ..FilterParams::default() };
         assert!(f.call_query(&tz()).unwrap_err().message.starts_with("class:"));
-        let f = Filters { direction: Some("up".into()), ..Filters::default() };
+        let f = FilterParams { direction: Some("up".into()), ..FilterParams::default() };
         assert!(f.call_query(&tz()).unwrap_err().message.starts_with("direction:"));
         let p = Paging { limit: Some(MAX_LIMIT + 1), ..Paging::default() };
         assert!(p.limit().is_err());
@@ -172,7 +173,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn filters_never_panic(from in "\\PC{0,30}", month in "\\PC{0,10}", class in "\\PC{0,12}") {
-            let f = Filters { from: Some(from), month: Some(month), class: Some(class), ..Filters::default() };
+            let f = FilterParams { from: Some(from), month: Some(month), class: Some(class), ..FilterParams::default() };
             let _ = f.call_query(&tz());
         }
     }

@@ -25,9 +25,8 @@ use super::playback;
 use super::{ApiError, AppState};
 use crate::sink::recorder::maintain::{self, FileCheck};
 use crate::sink::recorder::sample;
-use crate::store::recordings::{
-    self as rows, PlaybackAction, PlaybackQuery, RecordingCursor, RecordingQuery, RecordingStatus,
-};
+use crate::store::recordings::{self as rows, PlaybackAction, PlaybackQuery, RecordingStatus};
+use crate::store::{Cursor, Filter};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderValue, Method};
 use axum::response::Response;
@@ -118,14 +117,7 @@ pub async fn list(
     let cfg = state.config();
     let limit = p.limit()?;
     let (from, to) = time_range(&f.from, &f.to, &f.month, &cfg.tz)?;
-    let after = p
-        .after()
-        .map(|a| {
-            let bad = || ApiError::bad_request(format!("after: {a:?} is not a cursor"));
-            let (us, id) = a.split_once(':').ok_or_else(bad)?;
-            Ok::<_, ApiError>(RecordingCursor { started_us: us.parse().map_err(|_| bad())?, id: id.to_string() })
-        })
-        .transpose()?;
+    let after = p.after().map(str::parse::<Cursor>).transpose()?;
     let status = match nonempty(&f.status) {
         None => None,
         Some(s) => match RecordingStatus::parse(&s) {
@@ -134,7 +126,7 @@ pub async fn list(
             None => return Ok(Json(serde_json::json!({ "recordings": [], "next": null }))),
         },
     };
-    let q = RecordingQuery {
+    let q = Filter {
         from,
         to,
         ext: nonempty(&f.ext),
@@ -145,7 +137,7 @@ pub async fn list(
         limit: Some(limit + 1),
         after,
         newest_first: true,
-        ..RecordingQuery::default()
+        ..Filter::default()
     };
     let mut rows = state.with_db(move |db, _| db.reader.recordings(&q).map_err(ApiError::any)).await?;
     let next = if rows.len() > limit {
@@ -436,7 +428,7 @@ pub async fn sample(
     // The same candidates, seed and draw as `callwarden recordings sample`, so an auditor
     // gets the same recordings from the page and from the command line.
     let seed = p.seed.unwrap_or_else(|| sample::default_seed(group.as_deref().unwrap_or(""), &month));
-    let q = RecordingQuery { month: Some(month.clone()), group: group.clone(), ..Default::default() };
+    let q = Filter { month: Some(month.clone()), group: group.clone(), ..Default::default() };
     let (rows, total) = state
         .with_db(move |db, _| {
             // Every status is a candidate (not a recording without audio): a missing or

@@ -2,9 +2,9 @@
 //! the start of the call they are about, as `violations` in the CLI), oldest first, with
 //! keyset paging (`after` = the `next` of the previous page). Rows are `violations --json`'s.
 
-use super::params::{Filters, Paging};
+use super::params::{FilterParams, Paging};
 use super::{ApiError, AppState};
-use crate::store::query::ViolationCursor;
+use crate::store::query::Cursor;
 use crate::store::ViolationRow;
 use axum::extract::{Query, State};
 use axum::Json;
@@ -18,12 +18,12 @@ pub struct ViolationPage {
 
 pub async fn list(
     State(state): State<AppState>,
-    Query(f): Query<Filters>,
+    Query(f): Query<FilterParams>,
     Query(p): Query<Paging>,
 ) -> Result<Json<ViolationPage>, ApiError> {
     let cfg = state.config();
     let mut q = f.violation_query(&cfg.tz)?;
-    q.after = p.after().map(str::parse::<ViolationCursor>).transpose()?;
+    q.after = p.after().map(str::parse::<Cursor>).transpose()?;
     if let Some(d) = &f.direction {
         if !d.is_empty() {
             return Err(ApiError::bad_request("direction: not a filter of violations"));

@@ -1,7 +1,9 @@
 //! `callwarden calls`: the stored call records matching the filters, oldest first, as an
 //! aligned table or one JSON array (the field names of DESIGN.md).
 
-use super::filter::{dash, known_group, open_reader, print_json, print_table, secs, table_time, usage_error, Filter};
+use super::filter::{
+    dash, known_group, open_reader, print_json, print_table, secs, table_time, usage_error, FilterArgs,
+};
 use super::Common;
 use crate::settings::Settings;
 use crate::store::CallRow;
@@ -10,7 +12,7 @@ use std::process::ExitCode;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
-    pub filter: Filter,
+    pub filter: FilterArgs,
     /// At most this many calls (the oldest first).
     #[arg(long)]
     pub limit: Option<usize>,

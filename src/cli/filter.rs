@@ -1,16 +1,17 @@
-//! Filters shared by `calls`, `stats`, `violations` and `recordings list`: --from, --to
+//! FilterParams shared by `calls`, `stats`, `violations` and `recordings list`: --from, --to
 //! (dates or RFC 3339), --ext, --group, --class, --rule, --number; and what those
 //! commands share around them: opening the database read-only, printing aligned tables,
 //! money and durations as people read them.
 
+pub use crate::report::{table_time, yuan};
 use crate::settings::Settings;
-use crate::store::{query, CallQuery, QueryError, Reader};
+use crate::store::{query, Filter, QueryError, Reader};
 use jiff::tz::TimeZone;
 use std::io::Write;
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug, Clone, Default)]
-pub struct Filter {
+pub struct FilterArgs {
     /// From this date (YYYY-MM-DD, site zone) or RFC 3339 instant, inclusive.
     #[arg(long)]
     pub from: Option<String>,
@@ -35,10 +36,10 @@ pub struct Filter {
     pub number: Option<String>,
 }
 
-impl Filter {
+impl FilterArgs {
     /// The call query these filters describe, dates judged in `tz`.
-    pub fn call_query(&self, tz: &TimeZone) -> Result<CallQuery, QueryError> {
-        Ok(CallQuery {
+    pub fn call_query(&self, tz: &TimeZone) -> Result<Filter, QueryError> {
+        Ok(Filter {
             from: self.from.as_deref().map(|s| query::range_start("--from", s, tz)).transpose()?,
             to: self.to.as_deref().map(|s| query::range_end("--to", s, tz)).transpose()?,
             ext: self.ext.clone(),
@@ -46,7 +47,7 @@ impl Filter {
             class: self.class.as_deref().map(|c| query::class_name("--class", c)).transpose()?,
             rule: self.rule.clone(),
             number: self.number.clone(),
-            ..CallQuery::default()
+            ..Filter::default()
         })
     }
 }
@@ -104,28 +105,12 @@ pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Fen as yuan with two decimals ("12.30").
-pub fn yuan(fen: i64) -> String {
-    let sign = if fen < 0 { "-" } else { "" };
-    let f = fen.unsigned_abs();
-    format!("{sign}{}.{:02}", f / 100, f % 100)
-}
-
 /// Milliseconds as seconds with one decimal ("7.0").
 pub fn secs(ms: i64) -> String {
     let sign = if ms < 0 { "-" } else { "" };
     // Round to the nearest tenth, half up, in integers.
     let tenths = (ms.unsigned_abs() + 50) / 100;
     format!("{sign}{}.{}", tenths / 10, tenths % 10)
-}
-
-/// A time from the store (RFC 3339 with offset) as the table shows it: "YYYY-MM-DD HH:MM:SS"
-/// in the site's zone (the zone is in the JSON, not in the table).
-pub fn table_time(rfc3339: &str) -> String {
-    match rfc3339.get(..19) {
-        Some(s) => s.replacen('T', " ", 1),
-        None => rfc3339.to_string(),
-    }
 }
 
 pub fn dash<T: ToString>(v: Option<T>) -> String {
@@ -153,19 +138,19 @@ mod tests {
     #[test]
     fn filter_to_query() {
         let tz = TimeZone::get("Asia/Shanghai").unwrap();
-        let f = Filter {
+        let f = FilterArgs {
             from: Some("2026-03-02".into()),
             to: Some("2026-03-02".into()),
             class: Some("long-distance".into()),
-            ..Filter::default()
+            ..FilterArgs::default()
         };
         let q = f.call_query(&tz).unwrap();
         assert_eq!(q.from, Some(callwarden_core::Ts(1_772_380_800_000_000)));
         assert_eq!(q.to, Some(callwarden_core::Ts(1_772_467_200_000_000)));
         assert_eq!(q.class.as_deref(), Some("long-distance"));
-        let bad = Filter { class: Some("longdistance".into()), ..Filter::default() };
+        let bad = FilterArgs { class: Some("longdistance".into()), ..FilterArgs::default() };
         assert!(bad.call_query(&tz).unwrap_err().to_string().starts_with("--class:"));
-        let bad = Filter { to: Some("tomorrow".into()), ..Filter::default() };
+        let bad = FilterArgs { to: Some("tomorrow".into()), ..FilterArgs::default() };
         assert!(bad.call_query(&tz).unwrap_err().to_string().starts_with("--to:"));
     }
 }

@@ -8,14 +8,16 @@
 //! Exit codes: 0 ok, 1 a check failed (verify found problems, a file changed or missing),
 //! 2 bad usage.
 
-use super::filter::{dash, known_group, open_reader, print_json, print_table, secs, table_time, usage_error, Filter};
+use super::filter::{
+    dash, known_group, open_reader, print_json, print_table, secs, table_time, usage_error, FilterArgs,
+};
 use super::Common;
 use crate::settings::Settings;
 use crate::sink::recorder::{self, maintain, sample};
 use crate::store::recordings::{
-    self as rows, PlaybackAction, PlaybackEntry, PlaybackQuery, RecordingQuery, RecordingRow, RecordingStatus, Via,
+    self as rows, PlaybackAction, PlaybackEntry, PlaybackQuery, RecordingRow, RecordingStatus, Via,
 };
-use crate::store::{query, QueryError};
+use crate::store::{query, Filter, QueryError};
 use anyhow::Context;
 use sha2::{Digest, Sha256};
 use std::io::{IsTerminal, Read, Write};
@@ -67,7 +69,7 @@ pub enum Cmd {
 #[derive(clap::Args, Debug)]
 pub struct ListArgs {
     #[command(flatten)]
-    pub filter: Filter,
+    pub filter: FilterArgs,
     /// recording, complete, repaired, incomplete, missing, expired, empty.
     #[arg(long)]
     pub status: Option<String>,
@@ -139,7 +141,7 @@ fn list(settings: &Settings, a: &ListArgs) -> anyhow::Result<ExitCode> {
         Ok(q) => q,
         Err(e) => return Ok(usage_error(&e)),
     };
-    let mut q = RecordingQuery::like_calls(&cq);
+    let mut q = cq.clone();
     q.limit = a.limit;
     if let Some(s) = &a.status {
         match RecordingStatus::parse(s) {
@@ -397,7 +399,7 @@ fn draw(
         return Ok(ExitCode::from(2));
     }
     let reader = open_reader(settings)?;
-    let q = RecordingQuery { group: Some(group.to_string()), month: Some(month.to_string()), ..Default::default() };
+    let q = Filter { group: Some(group.to_string()), month: Some(month.to_string()), ..Default::default() };
     // Every recording of the group and month with audio is a candidate, whatever its
     // status: a missing or expired one drawn is itself a finding, and the draw does not
     // move when a status changes.

@@ -2,16 +2,18 @@
 //! were detected, as an aligned table or one JSON array (`id`, `rule`, `kind`, `call_id`,
 //! `extension`, `number`, `detected_at`, `fine_fen`, `detail`).
 
-use super::filter::{dash, known_group, open_reader, print_json, print_table, table_time, usage_error, yuan, Filter};
+use super::filter::{
+    dash, known_group, open_reader, print_json, print_table, table_time, usage_error, yuan, FilterArgs,
+};
 use super::Common;
 use crate::settings::Settings;
-use crate::store::{ViolationQuery, ViolationRow};
+use crate::store::{Filter, ViolationRow};
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
-    pub filter: Filter,
+    pub filter: FilterArgs,
     /// At most this many violations (the earliest first).
     #[arg(long)]
     pub limit: Option<usize>,
@@ -30,7 +32,7 @@ pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
         Ok(q) => q,
         Err(e) => return Ok(usage_error(&e)),
     };
-    let vq = ViolationQuery { limit: a.limit, ..ViolationQuery::like_calls(&q) };
+    let vq = Filter { limit: a.limit, ..q.unpaged() };
     let rows = reader.violations(&vq)?;
     if a.json {
         print_json(&rows)?;

@@ -13,7 +13,6 @@
 
 pub mod approvals;
 pub mod backfill;
-pub mod callbacks;
 pub mod migrations;
 pub mod query;
 pub mod reader;
@@ -21,11 +20,10 @@ pub mod recordings;
 pub mod stats;
 mod writer;
 
-pub use query::{CallQuery, QueryError, StatsBy, ViolationQuery};
+pub use query::{Cursor, Filter, QueryError, StatsBy};
 pub use reader::{CallRow, Reader, ViolationRow};
 pub use stats::StatsRow;
 
-use crate::sink::Sink;
 use anyhow::{anyhow, Context};
 use callwarden_core::track::CallEvent;
 use callwarden_core::Output;
@@ -202,8 +200,10 @@ impl StoreWriter {
     }
 }
 
-impl Sink for StoreSink {
-    fn accept(&mut self, out: &Output) -> anyhow::Result<()> {
+impl StoreSink {
+    /// Queue what the store keeps of one engine output: an ended call, a violation
+    /// (the pipeline's `Sink` for the store, in `sink::database`, is this).
+    pub fn take(&mut self, out: &Output) -> anyhow::Result<()> {
         match out {
             Output::Call(CallEvent::Ended(rec)) => self.send(Msg::Call(rec.clone())),
             Output::Violation(v) => self.send(Msg::Violation(Box::new(v.clone()))),

@@ -67,53 +67,39 @@ pub fn class_name(param: &'static str, value: &str) -> Result<String, QueryError
     }
 }
 
-/// Position after a call, for keyset paging: calls are ordered by (start, Call-ID).
+/// Position after a row, for keyset paging: rows are ordered by (`at_us`, `key`) — a
+/// call by (start, Call-ID), a violation by (detection time, id), a recording by (its
+/// call's start, id). Written `at_us:key`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CallCursor {
-    pub started_us: i64,
-    pub call_id: String,
+pub struct Cursor {
+    pub at_us: i64,
+    pub key: String,
 }
 
-impl fmt::Display for CallCursor {
+impl fmt::Display for Cursor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.started_us, self.call_id)
+        write!(f, "{}:{}", self.at_us, self.key)
     }
 }
 
-impl FromStr for CallCursor {
+impl FromStr for Cursor {
     type Err = QueryError;
     fn from_str(s: &str) -> Result<Self, QueryError> {
         let bad = || QueryError::Cursor { param: "after", value: s.into() };
-        let (us, id) = s.split_once(':').ok_or_else(bad)?;
-        Ok(CallCursor { started_us: us.parse().map_err(|_| bad())?, call_id: id.to_string() })
+        let (us, key) = s.split_once(':').ok_or_else(bad)?;
+        Ok(Cursor { at_us: us.parse().map_err(|_| bad())?, key: key.to_string() })
     }
 }
 
-/// Position after a violation: they are ordered by (detection time, id).
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct ViolationCursor {
-    pub detected_us: i64,
-    pub id: i64,
-}
-
-impl fmt::Display for ViolationCursor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.detected_us, self.id)
-    }
-}
-
-impl FromStr for ViolationCursor {
-    type Err = QueryError;
-    fn from_str(s: &str) -> Result<Self, QueryError> {
-        let bad = || QueryError::Cursor { param: "after", value: s.into() };
-        let (us, id) = s.split_once(':').ok_or_else(bad)?;
-        Ok(ViolationCursor { detected_us: us.parse().map_err(|_| bad())?, id: id.parse().map_err(|_| bad())? })
-    }
-}
-
-/// Which calls: every filter that is set must hold.
+/// Which calls, violations or recordings: every filter that is set must hold. One type for
+/// the three listings (and `stats`), so a question asked of one is asked the same way of
+/// the others. For violations and recordings the time bounds apply to the start of the
+/// call they are about (a violation about no call: its detection time), so a day's calls
+/// and a day's violations agree, and `group`, `class` and `number` are those of that call.
+/// `direction` applies to calls only; `status` and `month` to recordings only;
+/// `newest_first` to calls and recordings.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CallQuery {
+pub struct Filter {
     /// Calls that started at or after this instant ...
     pub from: Option<Ts>,
     /// ... and before this one.
@@ -123,50 +109,28 @@ pub struct CallQuery {
     pub group: Option<String>,
     /// A class name ("mobile", ...).
     pub class: Option<String>,
-    /// Calls with a violation of this rule id ("OUT-1") or kind ("premium-rate").
+    /// With a violation of this rule id ("OUT-1") or kind ("premium-rate").
     pub rule: Option<String>,
     /// Dialled or normalised number contains this.
     pub number: Option<String>,
     /// "inbound" | "outbound" | "internal" | "transit".
     pub direction: Option<String>,
+    /// A recording's status.
+    pub status: Option<super::recordings::RecordingStatus>,
+    /// 'YYYY-MM' of a recording's call start in the site's zone.
+    pub month: Option<String>,
     pub limit: Option<usize>,
-    /// Keyset paging: only calls after this one in the order.
-    pub after: Option<CallCursor>,
+    /// Keyset paging: only rows after this one in the order.
+    pub after: Option<Cursor>,
     /// Newest first (the API's default view) instead of oldest first.
     pub newest_first: bool,
 }
 
-/// Which violations. Time bounds apply to the start of the call the violation is about
-/// (its detection time when it is about no call), so a day's calls and a day's
-/// violations agree; `group` and `class` are those of that call.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ViolationQuery {
-    pub from: Option<Ts>,
-    pub to: Option<Ts>,
-    pub ext: Option<String>,
-    pub group: Option<String>,
-    pub class: Option<String>,
-    /// Rule id ("OUT-1") or kind ("premium-rate").
-    pub rule: Option<String>,
-    pub number: Option<String>,
-    pub limit: Option<usize>,
-    pub after: Option<ViolationCursor>,
-}
-
-impl ViolationQuery {
-    /// The violations matching the same filters as a call query (no paging).
-    pub fn like_calls(q: &CallQuery) -> ViolationQuery {
-        ViolationQuery {
-            from: q.from,
-            to: q.to,
-            ext: q.ext.clone(),
-            group: q.group.clone(),
-            class: q.class.clone(),
-            rule: q.rule.clone(),
-            number: q.number.clone(),
-            limit: None,
-            after: None,
-        }
+impl Filter {
+    /// The same selection without paging (the violations of the calls a page lists are
+    /// those of all the calls the filter selects).
+    pub fn unpaged(&self) -> Filter {
+        Filter { limit: None, after: None, newest_first: false, ..self.clone() }
     }
 }
 
@@ -258,13 +222,13 @@ mod tests {
 
     #[test]
     fn cursors_round_trip() {
-        let c = CallCursor { started_us: 1_772_407_800_000_000, call_id: "abc:def@host".into() };
-        assert_eq!(c.to_string().parse::<CallCursor>(), Ok(c));
-        assert!("x:y".parse::<CallCursor>().is_err());
-        assert!("".parse::<CallCursor>().is_err());
-        let v = ViolationCursor { detected_us: -5, id: 7 };
-        assert_eq!(v.to_string().parse::<ViolationCursor>(), Ok(v));
-        assert!("5:x".parse::<ViolationCursor>().is_err());
+        let c = Cursor { at_us: 1_772_407_800_000_000, key: "abc:def@host".into() };
+        assert_eq!(c.to_string().parse::<Cursor>(), Ok(c));
+        assert!("x:y".parse::<Cursor>().is_err());
+        assert!("".parse::<Cursor>().is_err());
+        let v = Cursor { at_us: -5, key: "7".into() };
+        assert_eq!(v.to_string().parse::<Cursor>(), Ok(v));
+        assert!("x5:7".parse::<Cursor>().is_err());
     }
 
     #[test]
@@ -283,8 +247,8 @@ mod tests {
             if let (Ok(a), Ok(b)) = (range_start("from", &s, &tz), range_end("to", &s, &tz)) {
                 proptest::prop_assert!(a <= b);
             }
-            let _ = s.parse::<CallCursor>();
-            let _ = s.parse::<ViolationCursor>();
+            let _ = s.parse::<Cursor>();
+            let _ = s.parse::<Cursor>();
             let _ = month_range("month", &s, &tz);
         }
 

@@ -8,7 +8,7 @@
 //! checked conversion (a bad row is an error, not a panic).
 
 use super::migrations;
-use super::query::{CallCursor, CallQuery, StatsBy, ViolationCursor, ViolationQuery};
+use super::query::{Cursor, Filter, QueryError, StatsBy};
 use super::stats::{self, StatCall, StatViolation, StatsRow};
 use anyhow::{anyhow, bail, Context};
 use callwarden_core::Ts;
@@ -75,8 +75,8 @@ pub struct CallRow {
 impl CallRow {
     /// The cursor that continues a listing after this call.
     #[allow(dead_code, reason = "for the HTTP API's paging")]
-    pub fn cursor(&self) -> CallCursor {
-        CallCursor { started_us: self.started_us, call_id: self.call_id.clone() }
+    pub fn cursor(&self) -> Cursor {
+        Cursor { at_us: self.started_us, key: self.call_id.clone() }
     }
 }
 
@@ -144,8 +144,8 @@ pub struct ViolationRow {
 impl ViolationRow {
     /// The cursor that continues a listing after this violation.
     #[allow(dead_code, reason = "for the HTTP API's paging")]
-    pub fn cursor(&self) -> ViolationCursor {
-        ViolationCursor { detected_us: self.detected_us, id: self.id }
+    pub fn cursor(&self) -> Cursor {
+        Cursor { at_us: self.detected_us, key: self.id.to_string() }
     }
 }
 
@@ -210,7 +210,7 @@ pub(super) fn limit_value(limit: Option<usize>) -> Value {
     Value::Integer(limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX)))
 }
 
-fn call_where(q: &CallQuery) -> Where {
+fn call_where(q: &Filter) -> Where {
     let mut w = Where::default();
     if let Some(t) = q.from {
         w.add("c.started_us >= ?", [Value::Integer(t.as_micros())]);
@@ -243,7 +243,7 @@ fn call_where(q: &CallQuery) -> Where {
     w
 }
 
-fn violation_where(q: &ViolationQuery) -> Where {
+fn violation_where(q: &Filter) -> Where {
     let mut w = Where::default();
     if let Some(t) = q.from {
         w.add("coalesce(v.call_started_us, v.detected_us) >= ?", [Value::Integer(t.as_micros())]);
@@ -289,7 +289,7 @@ const VIOLATION_FROM: &str =
 
 /// Sum the calls `q` selects into `agg`, each row as it is read, its text borrowed from
 /// SQLite's buffer. Columns the grouping does not use are read as '' (less to decode).
-fn sum_calls(conn: &Connection, by: StatsBy, q: &CallQuery, agg: &mut stats::Aggregator) -> anyhow::Result<()> {
+fn sum_calls(conn: &Connection, by: StatsBy, q: &Filter, agg: &mut stats::Aggregator) -> anyhow::Result<()> {
     let w = call_where(q);
     let col = |name: &'static str, used: bool| if used { name } else { "''" };
     let sql = format!(
@@ -332,8 +332,8 @@ fn sum_calls(conn: &Connection, by: StatsBy, q: &CallQuery, agg: &mut stats::Agg
 /// only when something needs it (its group for `--by group`, a group or class filter):
 /// the join is a lookup per violation, most of the time of a month's violations read
 /// from disk.
-fn sum_violations(conn: &Connection, by: StatsBy, q: &CallQuery, agg: &mut stats::Aggregator) -> anyhow::Result<()> {
-    let vq = ViolationQuery::like_calls(q);
+fn sum_violations(conn: &Connection, by: StatsBy, q: &Filter, agg: &mut stats::Aggregator) -> anyhow::Result<()> {
+    let vq = q.unpaged();
     let w = violation_where(&vq);
     let join = by == StatsBy::Group || vq.group.is_some() || vq.class.is_some();
     let sql = if join {
@@ -414,14 +414,11 @@ impl Reader {
     }
 
     /// Calls matching `q`, ordered by start (then Call-ID).
-    pub fn calls(&self, q: &CallQuery) -> anyhow::Result<Vec<CallRow>> {
+    pub fn calls(&self, q: &Filter) -> anyhow::Result<Vec<CallRow>> {
         let mut w = call_where(q);
         let (cmp, order) = if q.newest_first { ("<", "DESC") } else { (">", "ASC") };
         if let Some(after) = &q.after {
-            w.add(
-                &format!("(c.started_us, c.call_id) {cmp} (?, ?)"),
-                [Value::Integer(after.started_us), text(&after.call_id)],
-            );
+            w.add(&format!("(c.started_us, c.call_id) {cmp} (?, ?)"), [Value::Integer(after.at_us), text(&after.key)]);
         }
         let sql = format!(
             "SELECT c.call_id, c.caller, c.callee, c.dialled, c.number, c.direction, c.class, c.group_name,
@@ -493,10 +490,11 @@ impl Reader {
     }
 
     /// Violations matching `q`, ordered by detection time (then id).
-    pub fn violations(&self, q: &ViolationQuery) -> anyhow::Result<Vec<ViolationRow>> {
+    pub fn violations(&self, q: &Filter) -> anyhow::Result<Vec<ViolationRow>> {
         let mut w = violation_where(q);
-        if let Some(a) = q.after {
-            w.add("(v.detected_us, v.id) > (?, ?)", [Value::Integer(a.detected_us), Value::Integer(a.id)]);
+        if let Some(a) = &q.after {
+            let id: i64 = a.key.parse().map_err(|_| QueryError::Cursor { param: "after", value: a.to_string() })?;
+            w.add("(v.detected_us, v.id) > (?, ?)", [Value::Integer(a.at_us), Value::Integer(id)]);
         }
         let sql =
             format!("SELECT {VIOLATION_COLUMNS} {VIOLATION_FROM} {} ORDER BY v.detected_us, v.id LIMIT ?", w.sql());
@@ -509,7 +507,7 @@ impl Reader {
 
     /// The figures of `stats` for the calls `q` selects (paging fields are ignored), one
     /// row per extension, group, day or month.
-    pub fn stats(&self, by: StatsBy, q: &CallQuery) -> anyhow::Result<Vec<StatsRow>> {
+    pub fn stats(&self, by: StatsBy, q: &Filter) -> anyhow::Result<Vec<StatsRow>> {
         if self.schema < VERDICT_SCHEMA {
             bail!(
                 "the database is at schema version {}: its calls were stored without the verdicts stats count \
@@ -528,7 +526,7 @@ impl Reader {
 
     /// `stats` with the calls of [q.from, q.to) read in `slices` equal time slices (one
     /// when the range is open); the rows are the same for any number of slices.
-    pub(super) fn stats_sliced(&self, by: StatsBy, q: &CallQuery, slices: usize) -> anyhow::Result<Vec<StatsRow>> {
+    pub(super) fn stats_sliced(&self, by: StatsBy, q: &Filter, slices: usize) -> anyhow::Result<Vec<StatsRow>> {
         let only = if by == StatsBy::Ext { q.ext.as_deref() } else { None };
         let bounds = match (q.from, q.to, self.conn.path().filter(|p| !p.is_empty())) {
             (Some(a), Some(b), Some(path)) if slices > 1 && b.as_micros() > a.as_micros() => {
@@ -540,7 +538,7 @@ impl Reader {
             _ => None,
         };
         // A part of the work: the calls of a slice, or (None) the violations of `q`.
-        let sum = |conn: &Connection, part: Option<&CallQuery>, agg: &mut stats::Aggregator| match part {
+        let sum = |conn: &Connection, part: Option<&Filter>, agg: &mut stats::Aggregator| match part {
             Some(calls) => sum_calls(conn, by, calls, agg),
             None => sum_violations(conn, by, q, agg),
         };
@@ -553,7 +551,7 @@ impl Reader {
             // The violations and each slice of calls but the first on a thread and
             // connection of their own; this one reads the first slice.
             Some((ranges, path)) => std::thread::scope(|s| -> anyhow::Result<()> {
-                let slice = |(from, to): (Ts, Ts)| CallQuery { from: Some(from), to: Some(to), ..q.clone() };
+                let slice = |(from, to): (Ts, Ts)| Filter { from: Some(from), to: Some(to), ..q.clone() };
                 let sum = &sum;
                 let others: Vec<_> = std::iter::once(None)
                     .chain(ranges[1..].iter().map(|&r| Some(slice(r))))

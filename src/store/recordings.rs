@@ -10,8 +10,9 @@
 //! `expired`) is never reset to `recording` (evidence is not overwritten); every value
 //! read back goes through a checked conversion.
 
+use super::migrations;
+use super::query::{Cursor, Filter};
 use super::reader::{contains, format_ts, limit_value, text, Reader, Where};
-use super::{migrations, query};
 use anyhow::Context;
 use callwarden_core::Ts;
 use jiff::tz::TimeZone;
@@ -445,60 +446,13 @@ impl RecordingRow {
     }
 
     /// The cursor that continues a listing after this recording.
-    pub fn cursor(&self) -> RecordingCursor {
-        RecordingCursor { started_us: self.call_started_us, id: self.id.clone() }
+    pub fn cursor(&self) -> Cursor {
+        Cursor { at_us: self.call_started_us, key: self.id.clone() }
     }
 
     /// The WAV's place on disk under the recordings folder `dir`.
     pub fn file(&self, dir: &Path) -> std::path::PathBuf {
         dir.join(&self.path)
-    }
-}
-
-/// Position after a recording: they are ordered by (call start, id).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RecordingCursor {
-    pub started_us: i64,
-    pub id: String,
-}
-
-/// Which recordings: every filter that is set must hold. The call filters are those of
-/// `calls` (ext and number match the recording's caller/callee/dialled; class and rule
-/// need the call's record, so recordings still in progress do not match them).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RecordingQuery {
-    /// Calls that started at or after this instant ...
-    pub from: Option<Ts>,
-    /// ... and before this one.
-    pub to: Option<Ts>,
-    pub ext: Option<String>,
-    pub group: Option<String>,
-    pub class: Option<String>,
-    pub rule: Option<String>,
-    pub number: Option<String>,
-    pub status: Option<RecordingStatus>,
-    /// 'YYYY-MM' of the call's start in the site's zone.
-    pub month: Option<String>,
-    pub limit: Option<usize>,
-    pub after: Option<RecordingCursor>,
-    pub newest_first: bool,
-}
-
-impl RecordingQuery {
-    /// The recordings of the calls `q` selects.
-    pub fn like_calls(q: &query::CallQuery) -> RecordingQuery {
-        RecordingQuery {
-            from: q.from,
-            to: q.to,
-            ext: q.ext.clone(),
-            group: q.group.clone(),
-            class: q.class.clone(),
-            rule: q.rule.clone(),
-            number: q.number.clone(),
-            limit: q.limit,
-            newest_first: q.newest_first,
-            ..RecordingQuery::default()
-        }
     }
 }
 
@@ -540,7 +494,7 @@ fn parse_pts(s: Option<String>) -> Vec<u8> {
 
 impl Reader {
     /// Recordings matching `q`, ordered by the call's start (then id).
-    pub fn recordings(&self, q: &RecordingQuery) -> anyhow::Result<Vec<RecordingRow>> {
+    pub fn recordings(&self, q: &Filter) -> anyhow::Result<Vec<RecordingRow>> {
         let mut w = Where::default();
         if let Some(t) = q.from {
             w.add("r.call_started_us >= ?", vec![Value::Integer(t.as_micros())]);
@@ -579,7 +533,7 @@ impl Reader {
         }
         let (cmp, order) = if q.newest_first { ("<", "DESC") } else { (">", "ASC") };
         if let Some(a) = &q.after {
-            w.add(&format!("(r.call_started_us, r.id) {cmp} (?, ?)"), vec![Value::Integer(a.started_us), text(&a.id)]);
+            w.add(&format!("(r.call_started_us, r.id) {cmp} (?, ?)"), vec![Value::Integer(a.at_us), text(&a.key)]);
         }
         let filter = w.sql();
         let sql = format!(
@@ -789,22 +743,19 @@ mod tests {
         begin(&conn, &r3).unwrap();
         set_status(&conn, "r3", RecordingStatus::Expired).unwrap();
         let reader = Reader::open(&path).unwrap();
-        let ids = |q: RecordingQuery| reader.recordings(&q).unwrap().into_iter().map(|r| r.id).collect::<Vec<_>>();
-        assert_eq!(ids(RecordingQuery::default()), ["r1", "r2", "r3"]);
-        assert_eq!(ids(RecordingQuery { group: Some("dispatch".into()), ..Default::default() }), ["r1", "r3"]);
-        assert_eq!(ids(RecordingQuery { ext: Some("8002".into()), ..Default::default() }), ["r2"]);
-        assert_eq!(ids(RecordingQuery { number: Some("168".into()), ..Default::default() }), ["r3"]);
-        assert_eq!(ids(RecordingQuery { status: Some(RecordingStatus::Expired), ..Default::default() }), ["r3"]);
-        assert_eq!(ids(RecordingQuery { month: Some("2026-04".into()), ..Default::default() }), ["r2"]);
-        assert_eq!(
-            ids(RecordingQuery { from: Some(Ts(t0 + day)), to: Some(Ts(t0 + 2 * day)), ..Default::default() }),
-            ["r2"]
-        );
-        assert_eq!(ids(RecordingQuery { newest_first: true, limit: Some(2), ..Default::default() }), ["r3", "r2"]);
-        let first = reader.recordings(&RecordingQuery { limit: Some(1), ..Default::default() }).unwrap();
-        assert_eq!(ids(RecordingQuery { after: Some(first[0].cursor()), ..Default::default() }), ["r2", "r3"]);
+        let ids = |q: Filter| reader.recordings(&q).unwrap().into_iter().map(|r| r.id).collect::<Vec<_>>();
+        assert_eq!(ids(Filter::default()), ["r1", "r2", "r3"]);
+        assert_eq!(ids(Filter { group: Some("dispatch".into()), ..Default::default() }), ["r1", "r3"]);
+        assert_eq!(ids(Filter { ext: Some("8002".into()), ..Default::default() }), ["r2"]);
+        assert_eq!(ids(Filter { number: Some("168".into()), ..Default::default() }), ["r3"]);
+        assert_eq!(ids(Filter { status: Some(RecordingStatus::Expired), ..Default::default() }), ["r3"]);
+        assert_eq!(ids(Filter { month: Some("2026-04".into()), ..Default::default() }), ["r2"]);
+        assert_eq!(ids(Filter { from: Some(Ts(t0 + day)), to: Some(Ts(t0 + 2 * day)), ..Default::default() }), ["r2"]);
+        assert_eq!(ids(Filter { newest_first: true, limit: Some(2), ..Default::default() }), ["r3", "r2"]);
+        let first = reader.recordings(&Filter { limit: Some(1), ..Default::default() }).unwrap();
+        assert_eq!(ids(Filter { after: Some(first[0].cursor()), ..Default::default() }), ["r2", "r3"]);
         // class and rule need the call's record: none is stored here.
-        assert!(ids(RecordingQuery { class: Some("mobile".into()), ..Default::default() }).is_empty());
+        assert!(ids(Filter { class: Some("mobile".into()), ..Default::default() }).is_empty());
     }
 
     #[test]
@@ -818,24 +769,24 @@ mod tests {
         let mut call = super::super::testdata::call("call-r1", t0, "8001", "8002", Direction::Internal);
         call.group = Some("sales".into());
         call.number = "+86139".into();
-        crate::sink::Sink::accept(&mut sink, &Output::Call(CallEvent::Ended(Box::new(call)))).unwrap();
+        sink.take(&Output::Call(CallEvent::Ended(Box::new(call)))).unwrap();
         writer.close().unwrap();
         let conn = open_rw(&path).unwrap();
         let mut r1 = new_rec("r1", t0, "dispatch");
         (r1.callee, r1.dialled) = ("8002".into(), "8002".into());
         begin(&conn, &r1).unwrap();
         let reader = Reader::open(&path).unwrap();
-        let ids = |q: RecordingQuery| reader.recordings(&q).unwrap().into_iter().map(|r| r.id).collect::<Vec<_>>();
-        let sales = RecordingQuery { group: Some("sales".into()), ..Default::default() };
+        let ids = |q: Filter| reader.recordings(&q).unwrap().into_iter().map(|r| r.id).collect::<Vec<_>>();
+        let sales = Filter { group: Some("sales".into()), ..Default::default() };
         assert_eq!(ids(sales), ["r1"], "the call's group matches");
-        let dispatch = RecordingQuery { group: Some("dispatch".into()), ..Default::default() };
+        let dispatch = Filter { group: Some("dispatch".into()), ..Default::default() };
         assert_eq!(ids(dispatch), ["r1"], "the recording's group matches");
-        assert!(ids(RecordingQuery { group: Some("ops".into()), ..Default::default() }).is_empty());
-        let number = RecordingQuery { number: Some("+86".into()), ..Default::default() };
+        assert!(ids(Filter { group: Some("ops".into()), ..Default::default() }).is_empty());
+        let number = Filter { number: Some("+86".into()), ..Default::default() };
         assert_eq!(ids(number), ["r1"], "the call's number matches");
-        let own = RecordingQuery { number: Some("800".into()), ..Default::default() };
+        let own = Filter { number: Some("800".into()), ..Default::default() };
         assert_eq!(ids(own), ["r1"], "the recording's caller matches");
-        assert!(ids(RecordingQuery { number: Some("777".into()), ..Default::default() }).is_empty());
+        assert!(ids(Filter { number: Some("777".into()), ..Default::default() }).is_empty());
     }
 
     #[test]

@@ -23,10 +23,10 @@ fn write(path: &Path, calls: &[CallRecord], violations: &[Violation]) -> WriteSu
     let (mut sink, writer) = open(path, TZ).unwrap();
     for c in calls {
         let c = crate::store::testdata::judged_by_defaults(c.clone());
-        sink.accept(&Output::Call(CallEvent::Ended(Box::new(c)))).unwrap();
+        sink.take(&Output::Call(CallEvent::Ended(Box::new(c)))).unwrap();
     }
     for v in violations {
-        sink.accept(&Output::Violation(v.clone())).unwrap();
+        sink.take(&Output::Violation(v.clone())).unwrap();
     }
     drop(sink);
     writer.close().unwrap()
@@ -37,7 +37,7 @@ fn reader(path: &Path) -> Reader {
 }
 
 fn all_calls(path: &Path) -> Vec<CallRow> {
-    reader(path).calls(&CallQuery::default()).unwrap()
+    reader(path).calls(&Filter::default()).unwrap()
 }
 
 fn count(path: &Path, table: &str) -> i64 {
@@ -106,7 +106,7 @@ fn a_violation_completed_at_the_end_is_one_row() {
     let s = write(&path, std::slice::from_ref(&c), &[at_invite.clone(), slow.clone(), at_end.clone()]);
     assert_eq!(s.violations, 3);
     let r = reader(&path);
-    let rows = r.violations(&ViolationQuery::default()).unwrap();
+    let rows = r.violations(&Filter::default()).unwrap();
     assert_eq!(rows.len(), 2, "{rows:#?}");
     let prem = rows.iter().find(|v| v.rule == "OUT-1").unwrap();
     assert_eq!(prem.fine_fen, Some(6_500));
@@ -114,7 +114,7 @@ fn a_violation_completed_at_the_end_is_one_row() {
     assert_eq!(prem.detected_at, "2026-03-02T07:30:00.000000+08:00", "first detection is kept");
     // A replay raises both again, pending first: nothing is added, the fine stays.
     write(&path, &[c], &[at_invite, at_end.clone(), slow]);
-    let rows = reader(&path).violations(&ViolationQuery::default()).unwrap();
+    let rows = reader(&path).violations(&Filter::default()).unwrap();
     assert_eq!(rows.len(), 2);
     assert_eq!(rows.iter().find(|v| v.rule == "OUT-1").unwrap().fine_fen, Some(6_500));
     // The same rule for another extension of the call is another offence.
@@ -140,7 +140,7 @@ fn violations_about_no_call_are_keyed_by_day() {
     };
     // Two detections on 2026-03-02 (Shanghai), one on the 3rd.
     write(&path, &[], &[day(T0), day(T0 + 3_600_000_000), day(T0 + 86_400_000_000)]);
-    let rows = reader(&path).violations(&ViolationQuery::default()).unwrap();
+    let rows = reader(&path).violations(&Filter::default()).unwrap();
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0].call_id, None);
 }
@@ -161,10 +161,10 @@ fn flush_barrier_returns_after_the_commit() {
     for round in 0..20 {
         let mut v = v.clone();
         v.extension = format!("80{round:02}");
-        sink.accept(&Output::Violation(v)).unwrap();
+        sink.take(&Output::Violation(v)).unwrap();
         sink.flush_barrier().unwrap();
         // Read on another connection, while the writer is still running.
-        let seen = r.violations(&ViolationQuery::default()).unwrap().len();
+        let seen = r.violations(&Filter::default()).unwrap().len();
         assert_eq!(seen, round + 1);
     }
     drop(sink);
@@ -192,14 +192,14 @@ fn a_violation_is_committed_without_waiting_for_the_batch() {
         Output::Call(CallEvent::Ended(Box::new(c)))
     };
     // The writer takes the first call and blocks committing it; the rest queue up behind.
-    sink.accept(&ended(0)).unwrap();
+    sink.take(&ended(0)).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(50));
-    sink.accept(&ended(1)).unwrap();
-    sink.accept(&ended(2)).unwrap();
+    sink.take(&ended(1)).unwrap();
+    sink.take(&ended(2)).unwrap();
     let c = call("v2", T0 + 2_000_000, "8001", "16800123", Direction::Outbound);
-    sink.accept(&Output::Violation(violation(&c, "OUT-1", ViolationKind::PremiumRate, "8001", 0, None))).unwrap();
-    sink.accept(&ended(3)).unwrap();
-    sink.accept(&ended(4)).unwrap();
+    sink.take(&Output::Violation(violation(&c, "OUT-1", ViolationKind::PremiumRate, "8001", 0, None))).unwrap();
+    sink.take(&ended(3)).unwrap();
+    sink.take(&ended(4)).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(50));
     other.execute_batch("COMMIT").unwrap();
     drop(sink);
@@ -225,7 +225,7 @@ fn disk_full_is_reported_and_stored_rows_stay_intact() {
     for i in 0..200 {
         let mut c = call(&format!("full-{i}"), T0 + i * 1_000_000, "8001", "13800138000", Direction::Outbound);
         c.ladder = (0..20).map(|_| c.ladder[0].clone()).collect();
-        sink.accept(&Output::Call(CallEvent::Ended(Box::new(c)))).unwrap();
+        sink.take(&Output::Call(CallEvent::Ended(Box::new(c)))).unwrap();
         if i % 50 == 49 {
             let _ = sink.flush_barrier();
         }
@@ -262,7 +262,7 @@ fn a_lock_held_elsewhere_is_waited_out_by_retrying() {
         other.execute_batch("COMMIT").unwrap();
     });
     locked_rx.recv().unwrap();
-    sink.accept(&Output::Call(CallEvent::Ended(Box::new(call("x", T0, "8001", "110", Direction::Outbound))))).unwrap();
+    sink.take(&Output::Call(CallEvent::Ended(Box::new(call("x", T0, "8001", "110", Direction::Outbound))))).unwrap();
     sink.flush_barrier().unwrap();
     holder.join().unwrap();
     drop(sink);
@@ -294,7 +294,7 @@ fn a_full_queue_blocks_the_sink_and_loses_nothing() {
     let started = std::time::Instant::now();
     for i in 0..50 {
         let c = call(&format!("q{i}"), T0 + i * 1_000_000, "8001", "13800138000", Direction::Outbound);
-        sink.accept(&Output::Call(CallEvent::Ended(Box::new(c)))).unwrap();
+        sink.take(&Output::Call(CallEvent::Ended(Box::new(c)))).unwrap();
     }
     let waited = started.elapsed();
     holder.join().unwrap();
@@ -311,7 +311,7 @@ fn the_sink_reports_a_stopped_writer() {
     let (mut sink, writer) = open(&path, TZ).unwrap();
     writer.close().unwrap();
     let out = Output::Call(CallEvent::Ended(Box::new(call("late", T0, "8001", "110", Direction::Outbound))));
-    assert!(sink.accept(&out).is_err());
+    assert!(sink.take(&out).is_err());
     assert!(sink.flush_barrier().is_err());
 }
 
@@ -356,7 +356,7 @@ fn a_call_at_2330_utc_is_the_next_day_in_shanghai() {
     let r = reader(&path);
     let tz = r.timezone().clone();
     let ids = |from: &str, to: &str| -> Vec<String> {
-        let q = CallQuery {
+        let q = Filter {
             from: Some(query::range_start("from", from, &tz).unwrap()),
             to: Some(query::range_end("to", to, &tz).unwrap()),
             ..Default::default()
@@ -368,12 +368,12 @@ fn a_call_at_2330_utc_is_the_next_day_in_shanghai() {
     assert_eq!(ids("2026-03-01", "2026-03-02"), vec!["early", "late"]);
     // The same instant named in UTC: the 1st at 23:30Z is inside [23:00Z, 24:00Z).
     assert_eq!(ids("2026-03-01T23:00:00Z", "2026-03-02T00:00:00Z"), vec!["late"]);
-    let row = &r.calls(&CallQuery::default()).unwrap()[1];
+    let row = &r.calls(&Filter::default()).unwrap()[1];
     assert_eq!(row.started_at, "2026-03-02T07:30:00.000000+08:00");
     assert_eq!(row.ringing_at.as_deref(), Some("2026-03-02T07:30:00.200000+08:00"));
     // In UTC the same call is on the 1st.
     let utc = Reader::open(&path).unwrap().with_timezone("UTC").unwrap();
-    assert_eq!(utc.calls(&CallQuery::default()).unwrap()[1].started_at, "2026-03-01T23:30:00.000000+00:00");
+    assert_eq!(utc.calls(&Filter::default()).unwrap()[1].started_at, "2026-03-01T23:30:00.000000+00:00");
 }
 
 /// A small day of calls for the query and stats tests.
@@ -407,28 +407,28 @@ fn call_filters_and_paging() {
     let (_d, path) = db();
     sample(&path);
     let r = reader(&path);
-    let ids = |q: CallQuery| -> Vec<String> { r.calls(&q).unwrap().into_iter().map(|c| c.call_id).collect() };
-    let q = CallQuery::default;
+    let ids = |q: Filter| -> Vec<String> { r.calls(&q).unwrap().into_iter().map(|c| c.call_id).collect() };
+    let q = Filter::default;
     assert_eq!(ids(q()), vec!["out-1", "prem-1", "in-1", "in-2", "int-1", "other-1"]);
-    assert_eq!(ids(CallQuery { ext: Some("8002".into()), ..q() }), vec!["in-1", "in-2", "int-1"]);
-    assert_eq!(ids(CallQuery { ext: Some("8001".into()), ..q() }), vec!["out-1", "int-1"]);
-    assert_eq!(ids(CallQuery { ext: Some("02112345678".into()), ..q() }), Vec::<String>::new(), "not ours");
-    assert_eq!(ids(CallQuery { class: Some("premium".into()), ..q() }), vec!["prem-1"]);
-    assert_eq!(ids(CallQuery { rule: Some("OUT-1".into()), ..q() }), vec!["prem-1"]);
-    assert_eq!(ids(CallQuery { rule: Some("slow-answer".into()), ..q() }), vec!["in-1"]);
-    assert_eq!(ids(CallQuery { number: Some("168".into()), ..q() }), vec!["prem-1"]);
-    assert_eq!(ids(CallQuery { number: Some("_%".into()), ..q() }), vec!["other-1"], "LIKE wildcards are literal");
-    assert_eq!(ids(CallQuery { group: Some("dispatch".into()), ..q() }).len(), 5);
-    assert_eq!(ids(CallQuery { direction: Some("inbound".into()), ..q() }), vec!["in-1", "in-2"]);
+    assert_eq!(ids(Filter { ext: Some("8002".into()), ..q() }), vec!["in-1", "in-2", "int-1"]);
+    assert_eq!(ids(Filter { ext: Some("8001".into()), ..q() }), vec!["out-1", "int-1"]);
+    assert_eq!(ids(Filter { ext: Some("02112345678".into()), ..q() }), Vec::<String>::new(), "not ours");
+    assert_eq!(ids(Filter { class: Some("premium".into()), ..q() }), vec!["prem-1"]);
+    assert_eq!(ids(Filter { rule: Some("OUT-1".into()), ..q() }), vec!["prem-1"]);
+    assert_eq!(ids(Filter { rule: Some("slow-answer".into()), ..q() }), vec!["in-1"]);
+    assert_eq!(ids(Filter { number: Some("168".into()), ..q() }), vec!["prem-1"]);
+    assert_eq!(ids(Filter { number: Some("_%".into()), ..q() }), vec!["other-1"], "LIKE wildcards are literal");
+    assert_eq!(ids(Filter { group: Some("dispatch".into()), ..q() }).len(), 5);
+    assert_eq!(ids(Filter { direction: Some("inbound".into()), ..q() }), vec!["in-1", "in-2"]);
     // Keyset paging, both ways.
-    let page1 = r.calls(&CallQuery { limit: Some(4), ..q() }).unwrap();
+    let page1 = r.calls(&Filter { limit: Some(4), ..q() }).unwrap();
     assert_eq!(page1.len(), 4);
     let after = page1.last().unwrap().cursor();
-    assert_eq!(ids(CallQuery { limit: Some(4), after: Some(after.clone()), ..q() }), vec!["int-1", "other-1"]);
-    assert_eq!(ids(CallQuery { limit: Some(2), newest_first: true, ..q() }), vec!["other-1", "int-1"]);
-    assert_eq!(ids(CallQuery { newest_first: true, after: Some(after), ..q() }), vec!["in-1", "prem-1", "out-1"]);
+    assert_eq!(ids(Filter { limit: Some(4), after: Some(after.clone()), ..q() }), vec!["int-1", "other-1"]);
+    assert_eq!(ids(Filter { limit: Some(2), newest_first: true, ..q() }), vec!["other-1", "int-1"]);
+    assert_eq!(ids(Filter { newest_first: true, after: Some(after), ..q() }), vec!["in-1", "prem-1", "out-1"]);
     // Violations listed with their call.
-    let prem = r.calls(&CallQuery { class: Some("premium".into()), ..q() }).unwrap();
+    let prem = r.calls(&Filter { class: Some("premium".into()), ..q() }).unwrap();
     assert_eq!(prem[0].violations, vec![RuleKind { rule: "OUT-1".into(), kind: "premium-rate".into() }]);
     // One call in full.
     let d = r.call("in-1").unwrap().unwrap();
@@ -444,18 +444,18 @@ fn violation_filters() {
     let (_d, path) = db();
     sample(&path);
     let r = reader(&path);
-    let rules = |q: ViolationQuery| -> Vec<String> { r.violations(&q).unwrap().into_iter().map(|v| v.rule).collect() };
-    let q = ViolationQuery::default;
+    let rules = |q: Filter| -> Vec<String> { r.violations(&q).unwrap().into_iter().map(|v| v.rule).collect() };
+    let q = Filter::default;
     assert_eq!(rules(q()), vec!["OUT-1", "ANS-1", "DUR-3"]);
-    assert_eq!(rules(ViolationQuery { ext: Some("8002".into()), ..q() }), vec!["ANS-1"]);
-    assert_eq!(rules(ViolationQuery { class: Some("premium".into()), ..q() }), vec!["OUT-1"]);
-    assert_eq!(rules(ViolationQuery { rule: Some("long-call".into()), ..q() }), vec!["DUR-3"]);
-    assert_eq!(rules(ViolationQuery { number: Some("1680".into()), ..q() }), vec!["OUT-1"]);
-    assert_eq!(rules(ViolationQuery { group: Some("sales".into()), ..q() }), Vec::<String>::new());
-    let first = r.violations(&ViolationQuery { limit: Some(1), ..q() }).unwrap();
-    assert_eq!(rules(ViolationQuery { after: Some(first[0].cursor()), ..q() }), vec!["ANS-1", "DUR-3"]);
+    assert_eq!(rules(Filter { ext: Some("8002".into()), ..q() }), vec!["ANS-1"]);
+    assert_eq!(rules(Filter { class: Some("premium".into()), ..q() }), vec!["OUT-1"]);
+    assert_eq!(rules(Filter { rule: Some("long-call".into()), ..q() }), vec!["DUR-3"]);
+    assert_eq!(rules(Filter { number: Some("1680".into()), ..q() }), vec!["OUT-1"]);
+    assert_eq!(rules(Filter { group: Some("sales".into()), ..q() }), Vec::<String>::new());
+    let first = r.violations(&Filter { limit: Some(1), ..q() }).unwrap();
+    assert_eq!(rules(Filter { after: Some(first[0].cursor()), ..q() }), vec!["ANS-1", "DUR-3"]);
     let tz = r.timezone().clone();
-    let next_day = ViolationQuery { from: Some(query::range_start("from", "2026-03-03", &tz).unwrap()), ..q() };
+    let next_day = Filter { from: Some(query::range_start("from", "2026-03-03", &tz).unwrap()), ..q() };
     assert!(rules(next_day).is_empty());
 }
 
@@ -464,7 +464,7 @@ fn stats_from_the_database() {
     let (_d, path) = db();
     sample(&path);
     let r = reader(&path);
-    let rows = r.stats(StatsBy::Ext, &CallQuery::default()).unwrap();
+    let rows = r.stats(StatsBy::Ext, &Filter::default()).unwrap();
     let keys: Vec<_> = rows.iter().map(|r| r.key.clone().unwrap_or_default()).collect();
     assert_eq!(keys, vec!["8001", "8002", "8003", "8101"]);
     let e8002 = &rows[1];
@@ -476,17 +476,17 @@ fn stats_from_the_database() {
     assert_eq!(e8002.long_calls, 1, "int-1: 200 s > 180 s internal limit");
     let e8003 = &rows[2];
     assert_eq!((e8003.cost_fen, e8003.violations.get("OUT-1")), (300, Some(&1)));
-    let by_day = r.stats(StatsBy::Day, &CallQuery::default()).unwrap();
+    let by_day = r.stats(StatsBy::Day, &Filter::default()).unwrap();
     assert_eq!(by_day.len(), 1);
     assert_eq!(by_day[0].key.as_deref(), Some("2026-03-02"));
     assert_eq!(by_day[0].calls, 6);
     assert_eq!(by_day[0].violations.values().sum::<u64>(), 3);
-    let by_group = r.stats(StatsBy::Group, &CallQuery::default()).unwrap();
+    let by_group = r.stats(StatsBy::Group, &Filter::default()).unwrap();
     assert_eq!(
         by_group.iter().map(|r| (r.key.clone(), r.calls)).collect::<Vec<_>>(),
         vec![(None, 1), (Some("dispatch".into()), 5)]
     );
-    let only = r.stats(StatsBy::Ext, &CallQuery { ext: Some("8001".into()), ..Default::default() }).unwrap();
+    let only = r.stats(StatsBy::Ext, &Filter { ext: Some("8001".into()), ..Default::default() }).unwrap();
     assert_eq!(only.len(), 1);
     assert_eq!(only[0].calls, 2);
 }
@@ -496,7 +496,7 @@ fn json_field_names_are_the_documented_ones() {
     let (_d, path) = db();
     sample(&path);
     let r = reader(&path);
-    let calls = serde_json::to_value(r.calls(&CallQuery::default()).unwrap()).unwrap();
+    let calls = serde_json::to_value(r.calls(&Filter::default()).unwrap()).unwrap();
     let keys: Vec<&str> = calls[0].as_object().unwrap().keys().map(String::as_str).collect();
     let mut want = vec![
         "call_id",
@@ -530,7 +530,7 @@ fn json_field_names_are_the_documented_ones() {
     got.sort_unstable();
     want.sort_unstable();
     assert_eq!(got, want);
-    let v = serde_json::to_value(r.violations(&ViolationQuery::default()).unwrap()).unwrap();
+    let v = serde_json::to_value(r.violations(&Filter::default()).unwrap()).unwrap();
     let mut got: Vec<&str> = v[0].as_object().unwrap().keys().map(String::as_str).collect();
     got.sort_unstable();
     let mut want = vec!["id", "rule", "kind", "call_id", "extension", "number", "detected_at", "fine_fen", "detail"];
@@ -621,9 +621,9 @@ fn stats_streamed_equal_stats_of_full_rows() {
     for by in [StatsBy::Ext, StatsBy::Group, StatsBy::Day, StatsBy::Month] {
         let want = stats::aggregate(by, &calls, &viol, None);
         assert!(!want.is_empty());
-        assert_eq!(r.stats(by, &CallQuery::default()).unwrap(), want, "{by:?}");
+        assert_eq!(r.stats(by, &Filter::default()).unwrap(), want, "{by:?}");
     }
-    let long: u64 = r.stats(StatsBy::Ext, &CallQuery::default()).unwrap().iter().map(|r| r.long_calls).sum();
+    let long: u64 = r.stats(StatsBy::Ext, &Filter::default()).unwrap().iter().map(|r| r.long_calls).sum();
     // int-1 (200 s internal, judged long when it ended) counts for 8001 and 8002.
     assert_eq!(long, 2);
 }
@@ -634,19 +634,19 @@ fn stats_streamed_equal_stats_of_full_rows() {
 fn older_schema_is_read_and_too_old_or_too_new_refused() {
     let (_d, path) = db();
     sample(&path);
-    let want = reader(&path).stats(StatsBy::Ext, &CallQuery::default()).unwrap();
+    let want = reader(&path).stats(StatsBy::Ext, &Filter::default()).unwrap();
     let conn = Connection::open(&path).unwrap();
     conn.execute_batch("DROP INDEX calls_stats_cover").unwrap();
     conn.pragma_update(None, "user_version", 3).unwrap();
     let r = reader(&path);
     // Stats need the verdicts stored from 0006 on: an older database is refused with
     // what to do, not judged with today's config.
-    let e = format!("{:#}", r.stats(StatsBy::Ext, &CallQuery::default()).unwrap_err());
+    let e = format!("{:#}", r.stats(StatsBy::Ext, &Filter::default()).unwrap_err());
     assert!(e.contains("schema version 3") && e.contains("callwarden replay"), "{e}");
     conn.pragma_update(None, "user_version", migrations::latest()).unwrap();
-    assert_eq!(reader(&path).stats(StatsBy::Ext, &CallQuery::default()).unwrap(), want);
+    assert_eq!(reader(&path).stats(StatsBy::Ext, &Filter::default()).unwrap(), want);
     conn.pragma_update(None, "user_version", 3).unwrap();
-    assert_eq!(r.calls(&CallQuery::default()).unwrap().len(), 6);
+    assert_eq!(r.calls(&Filter::default()).unwrap().len(), 6);
     drop(r);
     // A database from before 0005 has no legs columns: its calls read as one dialog each.
     let old = tempfile::tempdir().unwrap();
@@ -668,7 +668,7 @@ fn older_schema_is_read_and_too_old_or_too_new_refused() {
         .unwrap();
         tx.commit().unwrap();
     }
-    let rows = reader(&old_path).calls(&CallQuery::default()).unwrap();
+    let rows = reader(&old_path).calls(&Filter::default()).unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!((rows[0].legs.len(), rows[0].link.as_deref(), rows[0].wait_ms), (1, None, 0));
     assert_eq!(rows[0].legs[0].call_id, "old-1");
@@ -688,7 +688,7 @@ fn stats_in_time_slices_equal_one_scan() {
     let (_d, path) = db();
     sample(&path);
     let r = reader(&path);
-    let q = CallQuery { from: Some(Ts(T0)), to: Some(Ts(T0 + 6 * 60_000_000)), ..CallQuery::default() };
+    let q = Filter { from: Some(Ts(T0)), to: Some(Ts(T0 + 6 * 60_000_000)), ..Filter::default() };
     for by in [StatsBy::Ext, StatsBy::Group, StatsBy::Day, StatsBy::Month] {
         let one = r.stats_sliced(by, &q, 1).unwrap();
         assert_eq!(one.iter().map(|r| r.calls).max().map(|n| n > 0), Some(true), "{by:?}");
@@ -696,14 +696,14 @@ fn stats_in_time_slices_equal_one_scan() {
             assert_eq!(r.stats_sliced(by, &q, slices).unwrap(), one, "{by:?} in {slices} slices");
         }
         let month =
-            CallQuery { from: Some(Ts(T0 - 20 * 86_400_000_000)), to: Some(Ts(T0 + 10 * 86_400_000_000)), ..q.clone() };
+            Filter { from: Some(Ts(T0 - 20 * 86_400_000_000)), to: Some(Ts(T0 + 10 * 86_400_000_000)), ..q.clone() };
         assert_eq!(r.stats(by, &month).unwrap(), one, "{by:?} over a month");
-        // Filters on the call's record (group, class) need the violations joined to it.
-        let premium = CallQuery { class: Some("premium".into()), group: Some("dispatch".into()), ..q.clone() };
+        // FilterParams on the call's record (group, class) need the violations joined to it.
+        let premium = Filter { class: Some("premium".into()), group: Some("dispatch".into()), ..q.clone() };
         let rows = r.stats_sliced(by, &premium, 3).unwrap();
         assert_eq!(rows, r.stats_sliced(by, &premium, 1).unwrap(), "{by:?} premium");
         assert_eq!(rows.iter().map(|r| r.violations.get("OUT-1").copied().unwrap_or(0)).sum::<u64>(), 1, "{by:?}");
-        let only = CallQuery { ext: Some("8002".into()), ..q.clone() };
+        let only = Filter { ext: Some("8002".into()), ..q.clone() };
         assert_eq!(r.stats_sliced(by, &only, 3).unwrap(), r.stats_sliced(by, &only, 1).unwrap(), "{by:?} --ext");
     }
 }
@@ -750,7 +750,9 @@ fn calls_stored_before_verdicts_are_judged_once() {
     let (_, w) = crate::store::open_with(&path, TZ, opts()).unwrap();
     w.close().unwrap();
     let conn = Connection::open(&path).unwrap();
-    let judged = |id: &str| -> (Option<String>, Option<u32>, Option<bool>, Option<String>, Option<bool>, Option<bool>) {
+    // ans_rule, max_rings, within_max_rings, talk_rule, long_call, effective
+    type Verdicts = (Option<String>, Option<u32>, Option<bool>, Option<String>, Option<bool>, Option<bool>);
+    let judged = |id: &str| -> Verdicts {
         conn.query_row(
             "SELECT ans_rule, max_rings, within_max_rings, talk_rule, long_call, effective FROM calls WHERE call_id = ?1",
             [id],
@@ -769,6 +771,6 @@ fn calls_stored_before_verdicts_are_judged_once() {
     let (_, w) = crate::store::open_with(&path, TZ, opts()).unwrap();
     w.close().unwrap();
     assert_eq!(judged("int-long").4, Some(true));
-    let rows = reader(&path).stats(StatsBy::Month, &CallQuery::default()).unwrap();
+    let rows = reader(&path).stats(StatsBy::Month, &Filter::default()).unwrap();
     assert_eq!((rows[0].answered_incoming, rows[0].within_max_rings, rows[0].long_calls), (3, 2, 2));
 }
