@@ -17,35 +17,11 @@
 //! - STA-1 effective: answered calls with talk ≥ the group's `effective_min_talk_s`.
 
 use callwarden_core::config::Config;
+use callwarden_core::policy::groups::AppliedLimits;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 /// The mark migration 0006 leaves when it found calls to backfill.
 const MARK: &str = "verdicts_backfill";
-
-/// Limits as the backfill applies them, for one group (or the defaults).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Limits {
-    max_rings: u32,
-    max_rings_own: bool,
-    max_talk_s: u32,
-    personal_max_talk_s: u32,
-    internal_max_talk_s: u32,
-    effective_min_talk_s: u32,
-}
-
-fn limits_for(cfg: &Config, group: Option<&str>) -> Limits {
-    let l = &cfg.limits;
-    let g = group.and_then(|name| cfg.groups.iter().find(|g| g.name == name));
-    let pick = |own: Option<Option<u32>>, d: u32| own.flatten().unwrap_or(d);
-    Limits {
-        max_rings: pick(g.map(|g| g.max_rings), l.max_rings),
-        max_rings_own: g.is_some_and(|g| g.max_rings.is_some()),
-        max_talk_s: pick(g.map(|g| g.max_talk_s), l.max_talk_s),
-        personal_max_talk_s: pick(g.map(|g| g.personal_max_talk_s), l.personal_max_talk_s),
-        internal_max_talk_s: pick(g.map(|g| g.internal_max_talk_s), l.internal_max_talk_s),
-        effective_min_talk_s: pick(g.map(|g| g.effective_min_talk_s), l.effective_min_talk_s),
-    }
-}
 
 /// Whether the backfill is still to run on this database.
 pub fn pending(conn: &Connection) -> rusqlite::Result<bool> {
@@ -78,7 +54,7 @@ pub fn run(conn: &mut Connection, cfg: &Config) -> rusqlite::Result<u64> {
         while let Some(r) = rows.next()? {
             let (rowid, group, direction, number, rings, talk_ms): (i64, Option<String>, String, String, u32, i64) =
                 (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?);
-            let lim = limits_for(cfg, group.as_deref());
+            let lim = AppliedLimits::resolve(cfg, group.as_deref());
             let incoming = matches!(direction.as_str(), "inbound" | "internal");
             let answer = incoming.then(|| {
                 let rule = if lim.max_rings_own { "ANS-2" } else { "ANS-1" };

@@ -199,7 +199,7 @@ impl ClassSet {
 /// Per-extension limits: the group's, each falling back to `[limits]`. A limit of 0
 /// switches its rule off.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct Limits {
+pub struct AppliedLimits {
     pub max_rings: u32,
     /// `max_rings` is the group's own (ANS-2), not `[limits]`'s (ANS-1): decided by where
     /// the value came from, never by comparing it with the default.
@@ -210,15 +210,38 @@ pub struct Limits {
     pub effective_min_talk_s: u32,
 }
 
-impl Limits {
-    pub fn defaults(l: &config::Limits) -> Limits {
-        Limits {
+impl AppliedLimits {
+    pub fn defaults(l: &config::Limits) -> AppliedLimits {
+        AppliedLimits {
             max_rings: l.max_rings,
             max_rings_own: false,
             max_talk_s: l.max_talk_s,
             personal_max_talk_s: l.personal_max_talk_s,
             internal_max_talk_s: l.internal_max_talk_s,
             effective_min_talk_s: l.effective_min_talk_s,
+        }
+    }
+
+    /// A `[[group]]`'s limits, each it does not set falling back to `defaults`.
+    pub fn of_group(g: &config::Group, defaults: AppliedLimits) -> AppliedLimits {
+        let pick = |o: Option<u32>, d: u32| o.unwrap_or(d);
+        AppliedLimits {
+            max_rings: pick(g.max_rings, defaults.max_rings),
+            max_rings_own: g.max_rings.is_some(),
+            max_talk_s: pick(g.max_talk_s, defaults.max_talk_s),
+            personal_max_talk_s: pick(g.personal_max_talk_s, defaults.personal_max_talk_s),
+            internal_max_talk_s: pick(g.internal_max_talk_s, defaults.internal_max_talk_s),
+            effective_min_talk_s: pick(g.effective_min_talk_s, defaults.effective_min_talk_s),
+        }
+    }
+
+    /// The limits `cfg` gives the group named `group`: `[limits]` for none, or for a name
+    /// the config has no `[[group]]` of (the store's backfill of old calls).
+    pub fn resolve(cfg: &Config, group: Option<&str>) -> AppliedLimits {
+        let defaults = AppliedLimits::defaults(&cfg.limits);
+        match group.and_then(|name| cfg.groups.iter().find(|g| g.name == name)) {
+            Some(g) => AppliedLimits::of_group(g, defaults),
+            None => defaults,
         }
     }
 }
@@ -236,7 +259,7 @@ pub struct GroupPolicy {
     pub may_dial: Option<ClassSet>,
     /// Numbers an alarm-only phone may dial besides emergency numbers.
     pub allow: PrefixSet,
-    pub limits: Limits,
+    pub limits: AppliedLimits,
     pub roster: bool,
     pub shifts: Vec<ShiftRule>,
     /// Empty: no calling windows (WHO-2 off for this group).
@@ -304,7 +327,7 @@ pub struct Groups {
 
 impl Groups {
     pub fn compile(cfg: &Config) -> Result<Groups, String> {
-        let defaults = Limits::defaults(&cfg.limits);
+        let defaults = AppliedLimits::defaults(&cfg.limits);
         let mut list: Vec<GroupPolicy> = Vec::new();
         for (i, g) in cfg.groups.iter().enumerate() {
             let key = format!("group[{i}] \"{}\"", g.name);
@@ -333,7 +356,6 @@ impl Groups {
                 .map(|w| Span::parse(w))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| format!("{key}.windows: {e}"))?;
-            let pick = |o: Option<u32>, d: u32| o.unwrap_or(d);
             list.push(GroupPolicy {
                 name: g.name.clone(),
                 extensions,
@@ -342,14 +364,7 @@ impl Groups {
                 mode: g.mode,
                 may_dial,
                 allow: PrefixSet::new(&g.allow).map_err(|e| format!("{key}.allow: {e}"))?,
-                limits: Limits {
-                    max_rings: pick(g.max_rings, defaults.max_rings),
-                    max_rings_own: g.max_rings.is_some(),
-                    max_talk_s: pick(g.max_talk_s, defaults.max_talk_s),
-                    personal_max_talk_s: pick(g.personal_max_talk_s, defaults.personal_max_talk_s),
-                    internal_max_talk_s: pick(g.internal_max_talk_s, defaults.internal_max_talk_s),
-                    effective_min_talk_s: pick(g.effective_min_talk_s, defaults.effective_min_talk_s),
-                },
+                limits: AppliedLimits::of_group(g, defaults),
                 roster: g.roster,
                 shifts: Vec::new(),
                 windows,

@@ -31,7 +31,7 @@
 //!   the record's `caller`).
 
 use super::cost::{fen, premium_fine_fen, Tariffs};
-use super::groups::{holidays, minute_of, ApprovalRule, GroupPolicy, Groups, Limits, Zone};
+use super::groups::{holidays, minute_of, AppliedLimits, ApprovalRule, GroupPolicy, Groups, Zone};
 use super::numbering::{NumberingPlan, PrefixSet};
 use super::{Class, Violation, ViolationKind};
 use crate::config::{Config, Fines, GroupMode, RecordMode};
@@ -45,7 +45,7 @@ use std::collections::BTreeSet;
 pub struct RuleBook {
     pub plan: NumberingPlan,
     pub groups: Groups,
-    pub defaults: Limits,
+    pub defaults: AppliedLimits,
     pub zone: Zone,
     pub holidays: BTreeSet<Date>,
     pub approvals: Vec<ApprovalRule>,
@@ -135,7 +135,7 @@ impl RuleBook {
         Ok(RuleBook {
             plan: NumberingPlan::new(&cfg.site, &cfg.numbers, &group_extensions)?,
             groups,
-            defaults: Limits::defaults(&cfg.limits),
+            defaults: AppliedLimits::defaults(&cfg.limits),
             holidays: holidays(&cfg.holidays)?,
             approvals,
             zone,
@@ -151,7 +151,7 @@ impl RuleBook {
         !ext.is_empty() && self.plan.is_extension(ext)
     }
 
-    pub fn limits(&self, g: Option<&GroupPolicy>) -> Limits {
+    pub fn limits(&self, g: Option<&GroupPolicy>) -> AppliedLimits {
         g.map_or(self.defaults, |g| g.limits)
     }
 
