@@ -18,7 +18,6 @@
 
 use callwarden::api::{self, AppState};
 use callwarden::settings::Settings;
-use callwarden::sink::Sink;
 use callwarden::store::{self, testdata};
 use callwarden_core::policy::ViolationKind;
 use callwarden_core::track::{CallEvent, Direction, EndReason};
@@ -78,9 +77,9 @@ fn build_db(dir: &Path, n: u64, recordings: &Path) -> anyhow::Result<PathBuf> {
         }
         let v = ((rng >> 54) % 100 == 0)
             .then(|| testdata::violation(&c, "IN-1", ViolationKind::SlowAnswer, &ext.to_string(), 9000, Some(5000)));
-        sink.accept(&Output::Call(CallEvent::Ended(Box::new(c))))?;
+        sink.take(&Output::Call(CallEvent::Ended(Box::new(c))))?;
         if let Some(v) = v {
-            sink.accept(&Output::Violation(v))?;
+            sink.take(&Output::Violation(v))?;
         }
         if i % 100_000 == 0 && i > 0 {
             eprintln!("  {i} calls written ({:.0} s)", t.elapsed().as_secs_f64());

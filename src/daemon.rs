@@ -82,7 +82,7 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
         frames: frame_rx,
         ctl: ctl_rx,
         metrics: metrics.clone(),
-        store: Some(pipeline.store.clone()),
+        store: Some(pipeline.store),
         db: Some(settings.db_path.clone()),
     };
     let driver = pipeline.driver;

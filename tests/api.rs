@@ -8,7 +8,6 @@
 mod api_support;
 
 use api_support::*;
-use callwarden::sink::Sink;
 use callwarden::store::{self, testdata};
 use callwarden_core::track::{CallEvent, Direction};
 use callwarden_core::Output;
@@ -37,7 +36,7 @@ fn site() -> Site {
         c.number = c.callee.clone();
         c.class = Some((*class).into());
         c.cost_fen = Some(90);
-        sink.accept(&Output::Call(CallEvent::Ended(Box::new(c)))).unwrap();
+        sink.take(&Output::Call(CallEvent::Ended(Box::new(c)))).unwrap();
     }
     writer.close().unwrap();
     s

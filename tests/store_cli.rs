@@ -3,7 +3,6 @@
 //! it (`calls`, `stats`, `violations`, `config check`): the tables, the JSON field names
 //! and values, and the exit codes for a bad database and a broken config.
 
-use callwarden::sink::Sink;
 use callwarden::store;
 use callwarden_core::policy::ViolationKind;
 use callwarden_core::track::{CallEvent, Direction, EndReason};
@@ -80,7 +79,7 @@ fn fixture() -> Fixture {
         Output::Violation(long),
     ];
     for o in &outputs {
-        sink.accept(o).unwrap();
+        sink.take(o).unwrap();
     }
     drop(sink);
     let s = writer.close().unwrap();

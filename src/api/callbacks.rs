@@ -21,7 +21,7 @@ pub async fn get_callbacks(State(state): State<AppState>, Query(p): Query<Params
     let group = p.group.filter(|g| !g.trim().is_empty());
     let report = state
         .with_db(move |db, cfg| {
-            callbacks::report(&db.reader, &cfg.config, &month, group.as_deref(), None, ("month", "group"))
+            callbacks::report(&*db.reader, &cfg.config, &month, group.as_deref(), None, ("month", "group"))
                 .map_err(ApiError::from)
         })
         .await?;

@@ -35,7 +35,7 @@ pub use auth::Principal;
 pub use events::{EventsSink, LiveCall, LiveEvent, LiveViolation};
 
 use crate::settings::Settings;
-use crate::store::{QueryError, Reader};
+use crate::store::{QueryError, Reader, Store};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -70,10 +70,10 @@ pub(crate) struct ApiConfig {
     pub recordings_dir: PathBuf,
 }
 
-/// A reader of the store and a plain read-only connection (for the approvals' queries,
-/// which take a connection rather than a `Reader`).
+/// A reader of the store (asked through the `Store` interface) and a plain read-only
+/// connection (for the approvals' queries, which take a connection).
 pub(crate) struct Db {
-    pub reader: Reader,
+    pub reader: Box<dyn Store>,
     pub conn: Connection,
 }
 
@@ -342,7 +342,7 @@ fn open_db(path: &Path, cfg: &ApiConfig) -> Result<Db, ApiError> {
     )
     .map_err(|e| ApiError::unavailable(format!("{}: cannot read the database: {e}", path.display())))?;
     conn.busy_timeout(Duration::from_secs(5)).map_err(ApiError::db)?;
-    Ok(Db { reader, conn })
+    Ok(Db { reader: Box::new(reader), conn })
 }
 
 /// An error answer: a status and one line saying what was wrong.

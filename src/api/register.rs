@@ -75,7 +75,7 @@ pub async fn get_register(
     let csv = p.csv()?;
     let bom = p.bom();
     let unanswered = matches!(opts.unanswered.as_deref(), Some("1" | "true"));
-    let calls = state.with_db(move |db, _| report::calls(&db.reader, &q).map_err(ApiError::from)).await?;
+    let calls = state.with_db(move |db, _| report::calls(&*db.reader, &q).map_err(ApiError::from)).await?;
     if !csv {
         let rows: Vec<RegisterRow> =
             calls.into_iter().filter(|c| c.answered || unanswered).map(RegisterRow::of).collect();

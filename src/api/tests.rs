@@ -3,7 +3,6 @@
 //! on 127.0.0.1 with replayed captures are in tests/api*.rs.
 
 use super::*;
-use crate::sink::Sink;
 use crate::store::{self, testdata};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -44,7 +43,7 @@ fn fixture() -> Fx {
     let db = dir.path().join("calls.db");
     let (mut sink, writer) = store::open(&db, "Asia/Shanghai").unwrap();
     let c = testdata::call("c-1", testdata::T0, "8001", "13800138000", Direction::Outbound);
-    sink.accept(&Output::Call(CallEvent::Ended(Box::new(c)))).unwrap();
+    sink.take(&Output::Call(CallEvent::Ended(Box::new(c)))).unwrap();
     writer.close().unwrap();
     std::fs::create_dir_all(dir.path().join("recordings")).unwrap();
     let settings = Settings::load(Some(&cfg_path), Some(&db)).unwrap();
@@ -235,7 +234,7 @@ async fn stats_answers_are_cached_until_the_database_changes() {
     let db = fx.state.db_path().to_path_buf();
     let (mut sink, writer) = store::open(&db, "Asia/Shanghai").unwrap();
     let c = testdata::call("c-2", testdata::T0 + 60_000_000, "8002", "13800138001", Direction::Outbound);
-    sink.accept(&Output::Call(CallEvent::Ended(Box::new(c)))).unwrap();
+    sink.take(&Output::Call(CallEvent::Ended(Box::new(c)))).unwrap();
     writer.close().unwrap();
     let (_, after) = get(&fx.state, "/api/stats?by=day", Some("sup-token")).await;
     assert_eq!(calls_of(&after), 2, "{after}");

@@ -50,7 +50,7 @@ pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let plan = plan.as_ref().map(|(file, p)| (file.as_str(), p.as_slice()));
-    let report = match callbacks::report(&reader, cfg, &a.month, a.group.as_deref(), plan, ("--month", "--group")) {
+    let report = match callbacks::report(&*reader, cfg, &a.month, a.group.as_deref(), plan, ("--month", "--group")) {
         Ok(r) => r,
         Err(ReportError::Db(e)) => return Err(e),
         Err(e) => return Ok(usage_error(&e)),

@@ -5,7 +5,7 @@
 
 pub use crate::report::{table_time, yuan};
 use crate::settings::Settings;
-use crate::store::{query, Filter, QueryError, Reader};
+use crate::store::{query, Filter, QueryError, Reader, Store};
 use jiff::tz::TimeZone;
 use std::io::Write;
 use std::process::ExitCode;
@@ -69,10 +69,12 @@ pub fn known_group(group: Option<&str>, cfg: &callwarden_core::config::Config) -
 }
 
 /// Open the database of `settings` read-only, in the site's zone; an error names the file.
-pub fn open_reader(settings: &Settings) -> anyhow::Result<Reader> {
+/// The subcommands ask it through the `Store` interface only.
+pub fn open_reader(settings: &Settings) -> anyhow::Result<Box<dyn Store>> {
     let path = &settings.db_path;
     Reader::open(path)
         .and_then(|r| r.with_timezone(&settings.config.site.timezone))
+        .map(|r| Box::new(r) as Box<dyn Store>)
         .map_err(|e| crate::store::reader::open_error(path, e))
 }
 

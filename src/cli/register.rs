@@ -59,7 +59,7 @@ pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
         class: a.class.clone(),
         ..Filter::default()
     };
-    let calls = register::calls(&reader, &q)?;
+    let calls = register::calls(&*reader, &q)?;
     let rows = register::rows(&calls, None, a.unanswered);
     match &a.out {
         Some(path) => {

@@ -41,7 +41,7 @@ pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
     if let Some((from, to)) = month {
         (q.from, q.to) = (Some(from), Some(to));
     }
-    let rows = report::stats::rows(&reader, by, &q, month.is_some(), &settings.config)?;
+    let rows = report::stats::rows(&*reader, by, &q, month.is_some(), &settings.config)?;
     let budgets = by == StatsBy::Group && month.is_some();
     if a.json {
         print_json(&rows)?;

@@ -12,7 +12,7 @@ use super::{feed_approvals, Driver};
 use crate::capture::live::OwnedFrame;
 use crate::metrics::{MetricsHandle, Snapshot};
 use crate::reload::ReloadResult;
-use crate::store::StoreSink;
+use crate::store::StoreInput;
 use callwarden_core::track::EndReason;
 use callwarden_core::{Dur, Ts};
 use crossbeam_channel::{select, Receiver};
@@ -51,7 +51,7 @@ pub struct LiveIo {
     pub ctl: Receiver<Ctl>,
     pub metrics: MetricsHandle,
     /// For the store's queue depth.
-    pub store: Option<StoreSink>,
+    pub store: Option<Box<dyn StoreInput>>,
     /// The database, to re-read the stored approvals on a config reload.
     pub db: Option<std::path::PathBuf>,
 }
@@ -123,13 +123,13 @@ pub fn run(mut driver: Driver, io: LiveIo, clock: &dyn Fn() -> Ts) -> Driver {
         }
         if last_publish.elapsed() >= PUBLISH_EVERY {
             last_publish = std::time::Instant::now();
-            publish(&driver, &io.metrics, io.store.as_ref(), frames.len(), lag, reloads);
+            publish(&driver, &io.metrics, io.store.as_deref(), frames.len(), lag, reloads);
             lag = 0;
             trim.after(driver.engine().active_calls());
         }
     }
     driver.finish(EndReason::Shutdown);
-    publish(&driver, &io.metrics, io.store.as_ref(), 0, lag, reloads);
+    publish(&driver, &io.metrics, io.store.as_deref(), 0, lag, reloads);
     driver
 }
 
@@ -167,13 +167,20 @@ fn feed_live(driver: &mut Driver, f: &OwnedFrame, wall: Ts) {
     driver.feed(f.as_frame());
 }
 
-fn publish(d: &Driver, m: &MetricsHandle, store: Option<&StoreSink>, queue: usize, lag_us: i64, reloads: (u64, u64)) {
+fn publish(
+    d: &Driver,
+    m: &MetricsHandle,
+    store: Option<&dyn StoreInput>,
+    queue: usize,
+    lag_us: i64,
+    reloads: (u64, u64),
+) {
     let e = d.engine();
     m.publish(Snapshot {
         counters: e.counters().clone(),
         active_calls: e.active_calls(),
         active_recordings: e.active_recordings(),
-        store_queue: store.map_or(0, StoreSink::queue_depth),
+        store_queue: store.map_or(0, |s| s.queue_depth()),
         capture_queue: queue,
         lag_seconds: lag_us.max(0) as f64 / 1e6,
         reloads_ok: reloads.0,

@@ -16,8 +16,8 @@ pub use driver::Driver;
 
 use crate::settings::Settings;
 use crate::sink::alerts::{AlertCounters, AlertStats, AlertsCloser, AlertsOptions, AlertsSink};
-use crate::sink::{recorder, Sink};
-use crate::store::{self, StoreOptions, StoreSink, StoreWriter, WriteSummary};
+use crate::sink::{database::Database, recorder, Sink};
+use crate::store::{self, StoreInput, StoreOptions, StoreWriter, WriteSummary};
 use anyhow::Context;
 use callwarden_core::Engine;
 use std::path::{Path, PathBuf};
@@ -44,8 +44,8 @@ const RECORDER_WAIT: Duration = Duration::from_millis(20);
 pub struct Pipeline {
     pub driver: Driver,
     pub closer: Closer,
-    /// The store's queue, for its depth in `/metrics`.
-    pub store: StoreSink,
+    /// The store's input, for its queue depth in `/metrics`.
+    pub store: Box<dyn StoreInput>,
     /// The alerts' delivery counters (`/metrics`).
     pub alert_counters: Arc<AlertCounters>,
     /// What the recorder repaired and expired when it opened.
@@ -98,7 +98,7 @@ impl Pipeline {
         )
         .with_context(|| format!("{}: cannot open the recordings folder", settings.recordings_dir.display()))?;
         let mut sinks: Vec<Box<dyn Sink + Send>> =
-            vec![Box::new(store_sink.clone()), Box::new(alerts), Box::new(rec_sink)];
+            vec![Box::new(Database(Box::new(store_sink.clone()))), Box::new(alerts), Box::new(rec_sink)];
         sinks.extend(more);
         Ok(Pipeline {
             driver: Driver::new(engine, sinks),
@@ -109,7 +109,7 @@ impl Pipeline {
                 db: settings.db_path.clone(),
                 recordings: settings.recordings_dir.clone(),
             },
-            store: store_sink,
+            store: Box::new(store_sink),
             alert_counters,
             recordings_start,
         })

@@ -25,7 +25,7 @@
 
 use super::ReportError;
 use crate::store::query;
-use crate::store::{CallRow, Filter, Reader};
+use crate::store::{CallRow, Filter, Store};
 use callwarden_core::config::Config;
 use serde::Serialize;
 use std::collections::HashSet;
@@ -34,7 +34,7 @@ use std::collections::HashSet;
 /// numbers) checked against each group's calls. `param` names the parameters in errors
 /// (`--month`/`--group` for the CLI, `month`/`group` for the API).
 pub fn report(
-    reader: &Reader,
+    reader: &dyn Store,
     cfg: &Config,
     month: &str,
     group: Option<&str>,

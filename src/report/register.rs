@@ -15,7 +15,7 @@
 //! --direction outbound --class C` lists for each of the four classes, merged by start.
 
 use super::{yuan, ReportError};
-use crate::store::{CallRow, Filter, Reader};
+use crate::store::{CallRow, Filter, Store};
 use std::io::Write;
 
 /// Classes the register lists: every call that leaves the local and mobile network.
@@ -33,7 +33,7 @@ pub const HEADER_ZH: [&str; 10] =
 
 /// The register's calls for the filters in `q` (its class, if set, must be a register
 /// class), oldest first, unanswered ones included (the caller filters).
-pub fn calls(reader: &Reader, q: &Filter) -> Result<Vec<CallRow>, ReportError> {
+pub fn calls(reader: &dyn Store, q: &Filter) -> Result<Vec<CallRow>, ReportError> {
     let classes: Vec<&str> = match q.class.as_deref() {
         None => REGISTER_CLASSES.to_vec(),
         Some(c) if REGISTER_CLASSES.contains(&c) => vec![c],

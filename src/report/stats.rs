@@ -4,12 +4,18 @@
 //! config rather than a verdict about a call.
 //! May use: the store's reader and rows, core's `Config`.
 
-use crate::store::{Filter, Reader, StatsBy, StatsRow};
+use crate::store::{Filter, StatsBy, StatsRow, Store};
 use callwarden_core::config::Config;
 
 /// The rows of `stats --by by` for `q`; `one_month`: `q` is one month (`--month`), so
 /// rows by group carry each group's budget and what was spent over it.
-pub fn rows(reader: &Reader, by: StatsBy, q: &Filter, one_month: bool, cfg: &Config) -> anyhow::Result<Vec<StatsRow>> {
+pub fn rows(
+    reader: &dyn Store,
+    by: StatsBy,
+    q: &Filter,
+    one_month: bool,
+    cfg: &Config,
+) -> anyhow::Result<Vec<StatsRow>> {
     let mut rows = reader.stats(by, q)?;
     if by == StatsBy::Group && one_month {
         apply_budgets(&mut rows, |g| {

@@ -5,7 +5,7 @@
 
 pub mod alerts;
 pub mod console;
-mod database;
+pub mod database;
 pub mod log;
 pub mod recorder;
 

@@ -1,9 +1,12 @@
-//! The SQLite store: schema and numbered migrations (`migrations`), the writer thread (one
-//! connection, batched transactions, fed by a bounded channel: `writer`), and the read
-//! queries the CLI and the HTTP API share (`query` for the query types and date filters,
-//! `reader` for the read-only connection, `stats` for the figures). Times are integer
+//! The store: its interface (`Store` for what readers ask, `StoreInput` for what the
+//! pipeline writes: `interface`) and the SQLite backend behind it — schema and numbered
+//! migrations (`migrations`), the writer thread (one connection, batched transactions,
+//! fed by a bounded channel: `writer`), and the read side (`query` for the one `Filter`
+//! and `Cursor` and date ranges, `reader` for the read-only connection, `stats` for the
+//! figures, `recordings` and `approvals` for their tables). Times are integer
 //! microseconds with indexed day/month columns in the site's zone; money in fen.
-//! May use: core types (CallRecord, Violation, Config), rusqlite, jiff, serde_json.
+//! May use: core types (CallRecord, Violation, Config), rusqlite, jiff, serde_json; nothing
+//! above it (no sink, pipeline, report, cli or api).
 //! Invariants: a call is committed when it ends, a violation as soon as it is raised
 //! (the writer commits whenever its queue is empty); a call is identified by
 //! (call_id, started_at), so replaying a file twice stores it once; a violation by its
@@ -13,6 +16,7 @@
 
 pub mod approvals;
 pub mod backfill;
+mod interface;
 pub mod migrations;
 pub mod query;
 pub mod reader;
@@ -20,6 +24,7 @@ pub mod recordings;
 pub mod stats;
 mod writer;
 
+pub use interface::{Store, StoreInput};
 pub use query::{Cursor, Filter, QueryError, StatsBy};
 pub use reader::{CallRow, Reader, ViolationRow};
 pub use stats::StatsRow;
