@@ -421,7 +421,8 @@ fn kill_child(root: &str) {
         recorder::RecorderOptions { flush_interval: std::time::Duration::from_millis(200), ..Default::default() };
     let (rec_sink, rec, _) =
         recorder::open(&recorder::RecorderConfig::from_settings(&settings), opts, recorder::wall_clock()).unwrap();
-    let sinks: Vec<Box<dyn Sink + Send>> = vec![Box::new(callwarden::sink::database::Database(Box::new(store_sink))), Box::new(rec_sink)];
+    let sinks: Vec<Box<dyn Sink + Send>> =
+        vec![Box::new(callwarden::sink::database::Database(Box::new(store_sink))), Box::new(rec_sink)];
     let mut driver = Driver::new(engine, sinks);
     let mut cap = callwarden::capture::file::FileCapture::open(&Path::new(SIPP).join("ring-7s.pcap")).unwrap();
     let stop = callwarden_core::Ts(std::env::var("CALLWARDEN_KILL_AT").unwrap().parse().unwrap());

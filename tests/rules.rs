@@ -209,7 +209,13 @@ fn out_1_premium_rate_stored_before_the_answer() {
         invite_at: c.invite_at,
         checked: false,
     };
-    let (_, driver) = replay_with("outbound.pcap", &config(SITE), |_| {}, vec![Box::new(callwarden::sink::database::Database(Box::new(sink)))], &mut step);
+    let (_, driver) = replay_with(
+        "outbound.pcap",
+        &config(SITE),
+        |_| {},
+        vec![Box::new(callwarden::sink::database::Database(Box::new(sink)))],
+        &mut step,
+    );
     assert!(step.checked);
     drop(driver);
     drop(step);
