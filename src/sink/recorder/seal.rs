@@ -56,6 +56,13 @@ impl SealSummary {
     }
 }
 
+/// Each folder holding a file of the batch, once. A recording with no file (status
+/// `empty`: no audio ever came) names a day folder that may not exist: it is no folder
+/// to sync (syncing it warned "No such file or directory" on the first empty call of a day).
+fn folders_to_sync(jobs: &[Box<Sealed>]) -> BTreeSet<&PathBuf> {
+    jobs.iter().filter(|j| !j.files.is_empty()).map(|j| &j.dir).collect()
+}
+
 pub(super) fn run(conn: Connection, rx: Receiver<SealMsg>) -> SealSummary {
     let mut summary = SealSummary::default();
     while let Ok(first) = rx.recv() {
@@ -83,16 +90,14 @@ fn seal_batch(conn: &Connection, jobs: &[Box<Sealed>], summary: &mut SealSummary
     if jobs.is_empty() {
         return;
     }
-    let mut dirs = BTreeSet::new();
     for job in jobs {
         for f in &job.files {
             if let Err(e) = wav::sync_path(f) {
                 summary.error(format!("recording {}: fsync {}: {e}", job.fin.id, f.display()), false);
             }
         }
-        dirs.insert(&job.dir);
     }
-    for d in dirs {
+    for d in folders_to_sync(jobs) {
         // Only a power cut could lose the names; the data is synced.
         if let Err(e) = wav::sync_dir(d) {
             tracing::warn!(error = %e, dir = %d.display(), "cannot fsync the recordings folder");
@@ -111,5 +116,29 @@ fn seal_batch(conn: &Connection, jobs: &[Box<Sealed>], summary: &mut SealSummary
     match stored {
         Ok(()) => summary.sealed += jobs.len() as u64,
         Err(e) => summary.error(format!("storing {} finished recording(s): {e}", jobs.len()), true),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(dir: &str, files: &[&str]) -> Box<Sealed> {
+        Box::new(Sealed {
+            fin: Finished::default(),
+            files: files.iter().map(PathBuf::from).collect(),
+            dir: PathBuf::from(dir),
+        })
+    }
+
+    #[test]
+    fn only_folders_with_files_are_synced() {
+        let jobs = vec![
+            job("/r/2026/12/07", &[]),
+            job("/r/2026/12/06", &["/r/2026/12/06/a.wav"]),
+            job("/r/2026/12/06", &["/r/2026/12/06/b.wav"]),
+        ];
+        let dirs: Vec<_> = folders_to_sync(&jobs).into_iter().collect();
+        assert_eq!(dirs, vec![&PathBuf::from("/r/2026/12/06")]);
     }
 }
