@@ -797,3 +797,49 @@ fn live_vxlan_mirror_of_the_calls_gives_every_call() {
     drop(_lock);
     check_scenario(&stored_calls(&cfg));
 }
+
+/// Poll `calls --json` until `n` calls are stored (committed), at most `limit`.
+fn wait_for_calls(cfg: &Path, n: usize, limit: Duration) -> Vec<Value> {
+    let t = Instant::now();
+    loop {
+        let calls = stored_calls(cfg);
+        if calls.len() >= n || t.elapsed() > limit {
+            return calls;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_committed_call_survives_kill_9_in_each_durability_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let replayed = replayed_kamailio_hep(d);
+    assert!(!replayed.is_empty());
+    let _lock = lo_lock();
+    for mode in ["full", "normal"] {
+        let cfg = write_config(d, &format!("{mode}.toml"), "hep_listen = \"127.0.0.1:0\"", &format!("{mode}.db"));
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        std::fs::write(&cfg, text.replace("[recordings]", &format!("durability = {mode:?}\n[recordings]"))).unwrap();
+        let mut daemon = Daemon::start(&cfg, d);
+        let hep = daemon.logged_addr("receiving HEP", "listen=");
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for p in hep_datagrams() {
+            tx.send_to(&p, &hep).unwrap();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        // Committed: another process reads them from the database.
+        let before = wait_for_calls(&cfg, replayed.len(), Duration::from_secs(20));
+        assert_eq!(before.len(), replayed.len(), "{mode}: calls committed before the kill:\n{}", daemon.log_text());
+        let mut child = daemon.child.take().unwrap();
+        child.kill().unwrap(); // SIGKILL: no shutdown, no flush, no checkpoint
+        child.wait().unwrap();
+        let after = stored_calls(&cfg);
+        assert_eq!(after, before, "{mode}: every committed call is there after kill -9, once");
+        // And a daemon started on it again goes on from there.
+        let mut again = Daemon::start(&cfg, d);
+        let (st, _) = again.term();
+        assert!(st.success(), "{mode}: {st}:\n{}", again.log_text());
+        assert_eq!(stored_calls(&cfg), before, "{mode}");
+    }
+}

@@ -351,12 +351,28 @@ pub struct Holidays {
 pub struct Store {
     /// Relative paths are relative to the config file's folder.
     pub path: String,
+    /// What a commit survives (README, "Durability").
+    pub durability: Durability,
 }
 
 impl Default for Store {
     fn default() -> Self {
-        Store { path: "callwarden.db".into() }
+        Store { path: "callwarden.db".into(), durability: Durability::Full }
     }
+}
+
+/// What a committed call or violation survives. Both survive the process being killed
+/// (`kill -9`, a crash): SQLite's write-ahead log has the commit before it returns.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Durability {
+    /// Every commit is on the disk before it returns (the log is fsynced each time): a
+    /// power cut loses nothing committed.
+    #[default]
+    Full,
+    /// The log is fsynced at checkpoints, not at each commit: a power cut (or a kernel
+    /// crash) may lose the last commits, never corrupts the database. Faster on a slow disk.
+    Normal,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -76,7 +76,11 @@ impl Pipeline {
     pub fn open(settings: &Settings, mode: Mode, more: Vec<Box<dyn Sink + Send>>) -> anyhow::Result<Pipeline> {
         let cfg = &settings.config;
         let mut engine = Engine::new(cfg)?;
-        let opts = StoreOptions { judge_old_calls: Some(Arc::new(cfg.clone())), ..StoreOptions::default() };
+        let opts = StoreOptions {
+            durability: cfg.store.durability,
+            judge_old_calls: Some(Arc::new(cfg.clone())),
+            ..StoreOptions::default()
+        };
         let (store_sink, writer) = store::open_with(&settings.db_path, &cfg.site.timezone, opts)
             .with_context(|| format!("{}: cannot open the database", settings.db_path.display()))?;
         feed_approvals(&mut engine, &settings.db_path)?;

@@ -30,6 +30,7 @@ pub use reader::{CallRow, Reader, ViolationRow};
 pub use stats::StatsRow;
 
 use anyhow::{anyhow, Context};
+use callwarden_core::config::Durability;
 use callwarden_core::track::CallEvent;
 use callwarden_core::Output;
 use rusqlite::Connection;
@@ -89,6 +90,8 @@ pub struct StoreOptions {
     /// the items are written one by one and what still fails is counted as lost.
     pub retries: u32,
     pub retry_pause: Duration,
+    /// What a commit survives (`[store] durability`): `PRAGMA synchronous` FULL or NORMAL.
+    pub durability: Durability,
     /// Test hook: cap the database size (`PRAGMA max_page_count`) to provoke "disk full".
     pub max_page_count: Option<u32>,
     /// The config that judges calls stored before migration 0006 (`backfill`), once;
@@ -105,6 +108,7 @@ impl Default for StoreOptions {
             busy_timeout: Duration::from_secs(5),
             retries: 5,
             retry_pause: Duration::from_millis(100),
+            durability: Durability::Full,
             max_page_count: None,
             judge_old_calls: None,
         }
@@ -152,7 +156,13 @@ fn configure(conn: &Connection, opts: &StoreOptions) -> rusqlite::Result<()> {
     if !mode.eq_ignore_ascii_case("wal") {
         tracing::warn!(mode, "the database could not be put in WAL mode");
     }
-    conn.pragma_update(None, "synchronous", "FULL")?;
+    // In WAL mode both keep every commit through a process crash; FULL also through a
+    // power cut (the log is fsynced at each commit), NORMAL only up to the last checkpoint.
+    let sync = match opts.durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", sync)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     if let Some(pages) = opts.max_page_count {
         conn.pragma_update(None, "max_page_count", pages)?;

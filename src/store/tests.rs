@@ -774,3 +774,14 @@ fn calls_stored_before_verdicts_are_judged_once() {
     let rows = reader(&path).stats(StatsBy::Month, &Filter::default()).unwrap();
     assert_eq!((rows[0].answered_incoming, rows[0].within_max_rings, rows[0].long_calls), (3, 2, 2));
 }
+
+#[test]
+fn durability_sets_how_often_the_log_is_synced() {
+    let dir = tempfile::tempdir().unwrap();
+    for (mode, want) in [(Durability::Full, 2), (Durability::Normal, 1)] {
+        let conn = Connection::open(dir.path().join("d.db")).unwrap();
+        configure(&conn, &StoreOptions { durability: mode, ..Default::default() }).unwrap();
+        let got: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+        assert_eq!(got, want, "{mode:?}");
+    }
+}
