@@ -103,20 +103,41 @@ fn seal_batch(conn: &Connection, jobs: &[Box<Sealed>], summary: &mut SealSummary
             tracing::warn!(error = %e, dir = %d.display(), "cannot fsync the recordings folder");
         }
     }
+    // A busy database is tried again, as the store's writer does: given up at once, a
+    // finished recording stayed `recording` until the next start's repair (seen once in a
+    // 30-minute soak, "database is locked" while the writer committed).
+    let mut pause = RETRY_PAUSE;
+    for attempt in 1..=RETRIES {
+        match store_rows(conn, jobs) {
+            Ok(()) => {
+                summary.sealed += jobs.len() as u64;
+                return;
+            }
+            Err(e) if attempt < RETRIES => {
+                tracing::warn!(error = %e, attempt, recordings = jobs.len(), "storing finished recordings failed; retrying");
+                std::thread::sleep(pause);
+                pause = pause.saturating_mul(2);
+            }
+            Err(e) => summary.error(format!("storing {} finished recording(s): {e}", jobs.len()), true),
+        }
+    }
+}
+
+/// Tries of a batch's transaction, and the first pause between them (doubling).
+const RETRIES: u32 = 6;
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+
+fn store_rows(conn: &Connection, jobs: &[Box<Sealed>]) -> rusqlite::Result<()> {
     // IMMEDIATE: take the write lock at once (waiting out the writer thread's batch with
     // the busy timeout) rather than fail on upgrading a read transaction.
-    let stored = conn.execute_batch("BEGIN IMMEDIATE").and_then(|()| {
+    conn.execute_batch("BEGIN IMMEDIATE").and_then(|()| {
         let done =
             jobs.iter().try_for_each(|job| rows::finish(conn, &job.fin)).and_then(|()| conn.execute_batch("COMMIT"));
         if done.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }
         done
-    });
-    match stored {
-        Ok(()) => summary.sealed += jobs.len() as u64,
-        Err(e) => summary.error(format!("storing {} finished recording(s): {e}", jobs.len()), true),
-    }
+    })
 }
 
 #[cfg(test)]
@@ -129,6 +150,25 @@ mod tests {
             files: files.iter().map(PathBuf::from).collect(),
             dir: PathBuf::from(dir),
         })
+    }
+
+    #[test]
+    fn a_busy_database_is_tried_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("r.db");
+        let conn = rows::open_rw(&db).unwrap();
+        // No waiting in SQLite itself: only the retries can get past the other writer.
+        conn.busy_timeout(std::time::Duration::ZERO).unwrap();
+        let other = Connection::open(&db).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let holder = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(120));
+            other.execute_batch("COMMIT").unwrap();
+        });
+        let mut summary = SealSummary::default();
+        seal_batch(&conn, &[job("/nonexistent", &[])], &mut summary);
+        holder.join().unwrap();
+        assert_eq!((summary.sealed, summary.db_errors), (1, 0), "{:?}", summary.last_error);
     }
 
     #[test]
