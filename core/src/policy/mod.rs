@@ -287,7 +287,7 @@ impl Policy {
         };
         out.extend(open.book.at_end(rec, &open.verdict));
         if let Some(effective) = open.book.effective(rec, &open.verdict) {
-            let cut = matches!(rec.end_reason, EndReason::CaptureEnded | EndReason::Shutdown);
+            let cut = matches!(rec.end_reason, EndReason::CaptureEnded | EndReason::Shutdown | EndReason::Evicted);
             self.daily.closed(&open.book, open.day, &rec.caller, rec.started_at, effective, cut, rec.ended_at, out);
         }
     }
