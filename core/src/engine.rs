@@ -235,6 +235,10 @@ impl Engine {
     pub fn active_calls(&self) -> usize {
         self.pipe.tracker.active_calls()
     }
+    /// Calls tracked, in progress or lingering after their end (cheap, unlike `track_stats`).
+    pub fn tracked_calls(&self) -> usize {
+        self.pipe.tracker.tracked_calls()
+    }
     pub fn track_stats(&self) -> TrackStats {
         self.pipe.tracker.stats()
     }

@@ -629,6 +629,11 @@ impl Tracker {
         self.active
     }
 
+    /// Calls tracked (in progress or lingering): what holds the tracker's memory.
+    pub fn tracked_calls(&self) -> usize {
+        self.calls.len()
+    }
+
     /// RTP packets that arrived for calls already ended (cheap, for the engine's counters).
     pub fn late_rtp(&self) -> u64 {
         self.stats.late_rtp
