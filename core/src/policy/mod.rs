@@ -265,7 +265,10 @@ impl Policy {
     /// Judge a finished call: fill `number`, `class`, `group`, `cost_fen`; raise the
     /// violations that needed the whole call; complete fines that depend on the charge.
     pub fn on_end(&mut self, rec: &mut CallRecord, out: &mut Vec<Violation>) {
-        let open = match self.open.remove(&rec.key) {
+        let open = self.open.remove(&rec.key);
+        // After a flood the map would keep room for its peak.
+        crate::track::shrink_sparse(&mut self.open);
+        let open = match open {
             Some(o) => o,
             None => {
                 // No `Started` was seen for it: judge the INVITE now, at its own time.
