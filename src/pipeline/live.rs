@@ -168,6 +168,22 @@ impl Trim {
     }
 }
 
+/// Fix glibc's mmap and trim thresholds at their defaults (128 KiB). Left alone, glibc
+/// raises both each time a large block is freed (up to 32 MiB and 64 MiB): after a flood
+/// has freed the tracker's tables, a thread arena then keeps up to 64 MiB of free memory
+/// at its top, which `malloc_trim` does not release for arenas other than the main one
+/// (measured with scripts/flood-invite: ~30 MB of free memory kept). With the thresholds
+/// fixed, large blocks are mmapped and given back when freed, and arena tops are trimmed
+/// as they are freed. Costs an mmap/munmap per large buffer, which the daemon rarely makes.
+pub fn fix_malloc_thresholds() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets the allocator's parameters; called before other threads.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 * 1024);
+    }
+}
+
 /// Feed a live frame with the wall clock as its horizon: no frame is believed to come from
 /// further ahead than `MAX_AHEAD` past now (a HEP agent's stamp is checked against the
 /// frame's, so this bounds both).
