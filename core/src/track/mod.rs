@@ -346,8 +346,9 @@ pub struct TrackStats {
 pub const MAX_LADDER: usize = 500;
 
 /// Default of `[capture].max_calls`: tracked calls (active + lingering) at once; a new
-/// call past it evicts the oldest. ~2.5 KB each while tracked: 50,000 is ~125 MB, room
-/// for 10,000 calls in progress plus the ones lingering after they ended.
+/// call past it evicts the oldest. ~4.5 KB each while tracked over the whole daemon
+/// (scripts/flood-invite: ~250 MB at 50,000), room for 10,000 calls in progress plus the
+/// ones lingering after they ended.
 pub const MAX_CALLS: usize = 50_000;
 
 /// What payload type `pt` carries toward `receiver`: the SDPs of the call, else the static
