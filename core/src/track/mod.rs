@@ -423,8 +423,11 @@ impl Tracker {
     }
 
     /// Replace the knobs (config reload). Calls in progress keep their direction; a new
-    /// `call_timeout` applies to every call from now on.
-    pub fn set_config(&mut self, cfg: TrackConfig) {
+    /// `call_timeout` applies to every call from now on. The memory caps stay as started:
+    /// they come from `[capture]`, which takes effect only after a restart.
+    pub fn set_config(&mut self, mut cfg: TrackConfig) {
+        cfg.max_calls = self.cfg.max_calls;
+        cfg.link.max_pending = self.cfg.link.max_pending;
         self.link.set_config(cfg.link.clone(), cfg.extensions.clone(), cfg.cycle_ms);
         self.cfg = cfg;
         for call in self.calls.iter() {

@@ -1324,6 +1324,8 @@ fn of_two_answering_forks_the_acked_one_is_the_answer() {
 #[test]
 fn a_full_call_table_evicts_the_oldest_call() {
     let mut h = H::with_config(TrackConfig { max_calls: 3, ..cfg(7200) });
+    // A reload keeps the cap the tracker started with ([capture] is restart-only).
+    h.tr.set_config(cfg(7200));
     let d: Vec<Dialog> = (0..6).map(|i| Dialog::new(&format!("c{i}@10.0.0.1"), "8001", "13800138000")).collect();
     // c0 ends (BYE) and lingers; c1 rings; c2 is a bare INVITE.
     answered_call(&mut h, &d[0], 100, 200);

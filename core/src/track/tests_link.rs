@@ -17,6 +17,10 @@ const PHONE: &str = "10.0.1.1:5060";
 const PBX: &str = "10.0.0.2:5060";
 
 fn tracker(linking: bool) -> H {
+    tracker_with(linking, link::MAX_RECENT)
+}
+
+fn tracker_with(linking: bool, max_pending: usize) -> H {
     let pbx = if linking { vec!["10.0.0.2".to_string()] } else { Vec::new() };
     H::with_config(TrackConfig {
         cycle_ms: 5000,
@@ -27,7 +31,7 @@ fn tracker(linking: bool) -> H {
             headers: Vec::new(),
             window: Dur::from_millis(2000),
             pickup_codes: Vec::new(),
-            ..LinkConfig::default()
+            max_pending,
         },
         max_calls: crate::track::MAX_CALLS,
     })
@@ -195,10 +199,7 @@ proptest! {
 /// newest still links.
 #[test]
 fn a_full_candidate_table_evicts_the_oldest_arriving_leg() {
-    let mut r = tracker(true);
-    let mut cfg = r.tr.cfg.clone();
-    cfg.link.max_pending = 2;
-    r.tr.set_config(cfg);
+    let mut r = tracker_with(true, 2);
     let arrive: Vec<Dialog> =
         (0..3).map(|i| Dialog::new(&format!("a{i}@phone"), &format!("800{i}"), &format!("810{i}"))).collect();
     for (i, d) in arrive.iter().enumerate() {
