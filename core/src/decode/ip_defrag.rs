@@ -11,7 +11,7 @@
 //! (`FragmentTimeout`, or `BadFragment` for a fragment that conflicts with the ones before it).
 
 use super::deadlines::Deadlines;
-use crate::counters::{Counters, Drop};
+use crate::counters::{Counters, DropReason};
 use crate::time::{Dur, Ts};
 use etherparse::defrag::{IpDefragBuf, IpFragRange};
 use etherparse::{IpFragOffset, IpNumber};
@@ -84,7 +84,7 @@ impl DefragPool {
         payload: &[u8],
         proto: u8,
         counters: &mut Counters,
-    ) -> Result<Option<Reassembled>, Drop> {
+    ) -> Result<Option<Reassembled>, DropReason> {
         if !self.active.contains_key(&key) {
             while self.active.len() >= self.max_entries || (self.bytes > MAX_BYTES && !self.active.is_empty()) {
                 if !self.evict_oldest(counters) {
@@ -100,7 +100,7 @@ impl DefragPool {
             self.deadlines.arm(deadline, gen, key);
         }
         let Some(entry) = self.active.get_mut(&key) else {
-            return Err(Drop::BadFragment);
+            return Err(DropReason::BadFragment);
         };
         let before = entry.buf.data().len();
         let added = entry.buf.add(offset, more, payload);
@@ -109,7 +109,7 @@ impl DefragPool {
         let complete = entry.buf.is_complete();
         if added.is_err() || complete {
             let Some(entry) = self.active.remove(&key) else {
-                return Err(Drop::BadFragment);
+                return Err(DropReason::BadFragment);
             };
             self.bytes = self.bytes.saturating_sub(entry.buf.data().len());
             let proto = entry.buf.ip_number().0;
@@ -117,7 +117,7 @@ impl DefragPool {
             self.trim();
             if added.is_err() {
                 self.keep(data, sections);
-                return Err(Drop::BadFragment);
+                return Err(DropReason::BadFragment);
             }
             return Ok(Some(Reassembled { data, proto, sections }));
         }
@@ -157,7 +157,7 @@ impl DefragPool {
             self.bytes = self.bytes.saturating_sub(entry.buf.data().len());
             let (data, sections) = entry.buf.take_bufs();
             self.keep(data, sections);
-            counters.drop(Drop::FragmentTimeout);
+            counters.drop(DropReason::FragmentTimeout);
         }
         self.trim();
     }
@@ -223,10 +223,10 @@ mod tests {
         // The last fragment already said the datagram ends at 8 bytes.
         // (offset 0 + no more fragments completes at once, so use a fresh id)
         p.add(Ts(0), key(2), off(1), false, &[0u8; 8], 17, &mut c).unwrap();
-        assert_eq!(p.add(Ts(0), key(2), off(2), true, &[0u8; 8], 17, &mut c).err(), Some(Drop::BadFragment));
+        assert_eq!(p.add(Ts(0), key(2), off(2), true, &[0u8; 8], 17, &mut c).err(), Some(DropReason::BadFragment));
         assert_eq!(p.len(), 0);
         // Unaligned middle fragment.
-        assert_eq!(p.add(Ts(0), key(3), off(0), true, &[0u8; 7], 17, &mut c).err(), Some(Drop::BadFragment));
+        assert_eq!(p.add(Ts(0), key(3), off(0), true, &[0u8; 7], 17, &mut c).err(), Some(DropReason::BadFragment));
     }
 
     #[test]
@@ -240,12 +240,12 @@ mod tests {
         assert_eq!(p.len(), 2);
         p.expire(Ts(31_000_000), &mut c);
         assert_eq!(p.len(), 1);
-        assert_eq!(c.dropped(Drop::FragmentTimeout), 1);
+        assert_eq!(c.dropped(DropReason::FragmentTimeout), 1);
         let next = p.next_expiry().unwrap();
         assert!(next > Ts(31_000_000));
         p.expire(next, &mut c);
         assert_eq!(p.next_expiry(), None);
-        assert_eq!(c.dropped(Drop::FragmentTimeout), 2);
+        assert_eq!(c.dropped(DropReason::FragmentTimeout), 2);
     }
 
     #[test]
@@ -258,7 +258,7 @@ mod tests {
             p.add(Ts(10 + i64::from(id)), key(id), off(0), true, &[0u8; 8], 17, &mut c).unwrap();
         }
         assert_eq!(p.len(), 16);
-        assert_eq!(c.dropped(Drop::FragmentTimeout), 11);
+        assert_eq!(c.dropped(DropReason::FragmentTimeout), 11);
         assert_eq!(c.evictions.fragments, 11);
         assert!(p.active.contains_key(&key(10)) && !p.active.contains_key(&key(9)));
         assert!(!p.active.contains_key(&key(1000)));
