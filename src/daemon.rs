@@ -58,6 +58,8 @@ const ALERTS_GRACE: Duration = Duration::from_secs(3);
 /// failure to store what was captured.
 pub fn run(settings: Settings) -> anyhow::Result<()> {
     let cfg = &settings.config;
+    // First: the thresholds are process-wide and hold for every allocation after.
+    live::fix_malloc_thresholds();
     let metrics = MetricsHandle::new();
     let sources = Sources::open(cfg)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -325,6 +325,12 @@ impl Collector for Collect {
         counter_family(&mut enc, "callwarden_drops", "Packets not used, by reason.", drops)?;
         counter_family(
             &mut enc,
+            "callwarden_evictions",
+            "Entries evicted from a full table (oldest first; [capture].max_*), by table.",
+            c.evictions.by_table().into_iter().map(|(t, n)| (vec![("table", t.to_string())], n)),
+        )?;
+        counter_family(
+            &mut enc,
             "callwarden_tunnels",
             "Encapsulation layers removed (GRE, ERSPAN, VXLAN, TZSP, IP-in-IP, MPLS, Q-in-Q), by kind.",
             Tunnel::ALL.iter().map(|k| (vec![("kind", k.as_str().to_string())], c.tunnelled(*k))),
@@ -515,6 +521,7 @@ mod tests {
         c.drop(DropReason::BadHep);
         c.drop(DropReason::BadHep);
         c.tunnel(Tunnel::ErspanIII);
+        c.evictions.calls = 5;
         c.sip_by_kind.insert("INVITE".into(), 4);
         c.sip_by_kind.insert("180".into(), 3);
         h.publish(Snapshot { counters: c, active_calls: 7, lag_seconds: 0.25, ..Snapshot::default() });
@@ -540,6 +547,8 @@ mod tests {
         assert!(text.contains("callwarden_drops_total{reason=\"bad-hep\"} 2\n"));
         assert!(text.contains("callwarden_tunnels_total{kind=\"erspan-iii\"} 1\n"), "{text}");
         assert!(text.contains("callwarden_tunnels_total{kind=\"vxlan\"} 0\n"));
+        assert!(text.contains("callwarden_evictions_total{table=\"calls\"} 5\n"), "{text}");
+        assert!(text.contains("callwarden_evictions_total{table=\"fragments\"} 0\n"), "{text}");
         assert!(text.contains("callwarden_drops_total{reason=\"queue-full\"} 2\n"));
         assert!(text.contains("callwarden_drops_total{reason=\"kernel\"} 3\n"));
         assert_eq!(sample_lines(&text, "callwarden_drops_total").len(), DropReason::ALL.len() + 2);

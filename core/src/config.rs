@@ -109,6 +109,18 @@ pub struct Capture {
     pub mirror_dedupe_ms: u32,
     /// TCP ports on which SIP over WebSocket (RFC 7118) is read.
     pub ws_ports: Vec<u16>,
+    /// Memory caps: past each, the oldest entry is evicted and counted
+    /// (`callwarden_evictions_total{table}`). Calls tracked at once, in progress or
+    /// lingering after their end; an evicted call in progress ends `evicted`.
+    pub max_calls: usize,
+    /// Legs arriving at the PBX kept as candidates for leg linking.
+    pub max_pending_legs: usize,
+    /// TCP streams followed at once.
+    pub max_tcp_streams: usize,
+    /// Bytes buffered over all TCP streams, MiB.
+    pub max_tcp_buffer_mib: u32,
+    /// Datagrams in IP fragment reassembly at once.
+    pub max_fragments: usize,
 }
 
 impl Default for Capture {
@@ -129,6 +141,11 @@ impl Default for Capture {
             tzsp_ports: vec![37008],
             mirror_dedupe_ms: 10,
             ws_ports: vec![80, 5066, 8080, 8088],
+            max_calls: crate::track::MAX_CALLS,
+            max_pending_legs: crate::track::link::MAX_RECENT,
+            max_tcp_streams: 16 * 1024,
+            max_tcp_buffer_mib: 64,
+            max_fragments: 1024,
         }
     }
 }

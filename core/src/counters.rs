@@ -202,6 +202,37 @@ impl Tunnel {
     }
 }
 
+/// Entries pushed out of a full table (oldest first) to keep memory bounded
+/// (`[capture].max_*`). Not packet drops: an eviction frees state, and whatever packets
+/// it costs later are counted under their own drop reason.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Evictions {
+    /// Tracked calls (active or lingering) pushed out of the full call table.
+    pub calls: u64,
+    /// Legs arriving at the PBX pushed out of the full table of link candidates before
+    /// their window ended.
+    pub pending_legs: u64,
+    /// TCP streams pushed out by the stream or byte cap.
+    pub tcp_streams: u64,
+    /// Datagrams in IP reassembly pushed out by the entry or byte cap.
+    pub fragments: u64,
+}
+
+impl Evictions {
+    /// (table name as exported, count), in a stable order.
+    pub fn by_table(&self) -> [(&'static str, u64); 4] {
+        [
+            ("calls", self.calls),
+            ("pending-legs", self.pending_legs),
+            ("tcp-streams", self.tcp_streams),
+            ("fragments", self.fragments),
+        ]
+    }
+    pub fn total(&self) -> u64 {
+        self.calls + self.pending_legs + self.tcp_streams + self.fragments
+    }
+}
+
 /// Running totals for one engine.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Counters {
@@ -229,6 +260,8 @@ pub struct Counters {
     /// TLS connections seen (by their ClientHello), by server address "ip:port": SIP
     /// over TLS or WSS that only HEP from the PBX can show.
     pub tls_servers: BTreeMap<String, u64>,
+    /// Entries evicted from full tables, by table.
+    pub evictions: Evictions,
 }
 
 fn is_zero(n: &u64) -> bool {

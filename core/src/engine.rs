@@ -83,6 +83,9 @@ fn decode_config(cfg: &Config) -> DecodeConfig {
         tzsp_ports: cfg.capture.tzsp_ports.clone(),
         mirror_dedupe: Dur::from_millis(i64::from(cfg.capture.mirror_dedupe_ms)),
         ws_ports: cfg.capture.ws_ports.clone(),
+        max_tcp_streams: cfg.capture.max_tcp_streams,
+        max_tcp_bytes: (cfg.capture.max_tcp_buffer_mib as usize).saturating_mul(1024 * 1024),
+        max_fragments: cfg.capture.max_fragments,
         ..DecodeConfig::default()
     }
 }
@@ -98,7 +101,9 @@ fn track_config(cfg: &Config) -> Result<TrackConfig, EngineError> {
             headers: cfg.site.correlation_headers.iter().map(|h| h.trim().to_ascii_lowercase()).collect(),
             window: Dur::from_millis(i64::from(cfg.site.link_window_ms)),
             pickup_codes: cfg.site.pickup_codes.clone(),
+            max_pending: cfg.capture.max_pending_legs,
         },
+        max_calls: cfg.capture.max_calls,
     })
 }
 
@@ -230,6 +235,10 @@ impl Engine {
     pub fn active_calls(&self) -> usize {
         self.pipe.tracker.active_calls()
     }
+    /// Calls tracked, in progress or lingering after their end (cheap, unlike `track_stats`).
+    pub fn tracked_calls(&self) -> usize {
+        self.pipe.tracker.tracked_calls()
+    }
     pub fn track_stats(&self) -> TrackStats {
         self.pipe.tracker.stats()
     }
@@ -295,6 +304,7 @@ impl Pipeline {
 
     /// Pass the tracker's events through policy, in order, into the output queue.
     fn flush(&mut self, counters: &mut Counters) {
+        (counters.evictions.calls, counters.evictions.pending_legs) = self.tracker.evictions();
         for ev in std::mem::take(&mut self.events) {
             match ev {
                 CallEvent::Started(start) => {

@@ -376,6 +376,15 @@ fn print_summary(
     for (server, n) in &c.tls_servers {
         println!("  TLS connections to {server}: {n} (encrypted: not readable; send HEP from the PBX)");
     }
+    if c.evictions.total() > 0 {
+        let tables: Vec<String> =
+            c.evictions.by_table().iter().filter(|(_, n)| *n > 0).map(|(t, n)| format!("{t} {n}")).collect();
+        println!(
+            "  evicted          {:>10}  ({}; a table was full: see [capture] max_*)",
+            c.evictions.total(),
+            tables.join(", ")
+        );
+    }
     let total: u64 = c.total_drops();
     println!("  dropped          {:>10}", total);
     for (why, n) in &c.drops {
@@ -412,6 +421,7 @@ fn print_json(
         "dropped": c.total_drops(),
         "drops": drops,
         "tls_servers": c.tls_servers,
+        "evictions": c.evictions,
         "tunnels": c.tunnels.iter().map(|(k, v)| (k.as_str().to_string(), (*v).into())).collect::<serde_json::Map<String, serde_json::Value>>(),
         "recordings": r,
         "recordings_start": rs,

@@ -480,6 +480,20 @@ impl Checker<'_> {
                 format!("{} bytes is too small: at least 1024 (a SIP INVITE with SDP is ~1 KiB)", c.tcp_max_message),
             );
         }
+        // Memory caps: 0 would evict every entry at once; past the upper bounds the cap no
+        // longer bounds anything a host can hold.
+        let caps: [(&str, usize, usize, usize, &str); 5] = [
+            ("capture.max_calls", c.max_calls, 1_000, 10_000_000, "default 50000"),
+            ("capture.max_pending_legs", c.max_pending_legs, 100, 10_000_000, "default 65536"),
+            ("capture.max_tcp_streams", c.max_tcp_streams, 16, 1_000_000, "default 16384"),
+            ("capture.max_tcp_buffer_mib", c.max_tcp_buffer_mib as usize, 1, 16_384, "default 64"),
+            ("capture.max_fragments", c.max_fragments, 16, 1_000_000, "default 1024"),
+        ];
+        for (key, v, lo, hi, default) in caps {
+            if !(lo..=hi).contains(&v) {
+                self.err(key, format!("{v} is out of range: {lo} to {hi} ({default})"));
+            }
+        }
         if c.mirror_dedupe_ms > 1000 {
             self.err(
                 "capture.mirror_dedupe_ms",
@@ -880,6 +894,14 @@ name = \"a\"
             ("[capture]", "snaplen = 0", "capture.snaplen"),
             ("[capture]", "batch_ms = 1001", "capture.batch_ms"),
             ("[capture]", "mirror_dedupe_ms = 1001", "capture.mirror_dedupe_ms"),
+            ("[capture]", "max_calls = 0", "capture.max_calls"),
+            ("[capture]", "max_calls = 100000000", "capture.max_calls"),
+            ("[capture]", "max_pending_legs = 0", "capture.max_pending_legs"),
+            ("[capture]", "max_tcp_streams = 0", "capture.max_tcp_streams"),
+            ("[capture]", "max_tcp_buffer_mib = 0", "capture.max_tcp_buffer_mib"),
+            ("[capture]", "max_tcp_buffer_mib = 1000000", "capture.max_tcp_buffer_mib"),
+            ("[capture]", "max_fragments = 0", "capture.max_fragments"),
+            ("[capture]", "max_fragments = 2000000", "capture.max_fragments"),
             ("[capture]", "interfaces = [\"\"]", "capture.interfaces[0]"),
             ("[capture]", "hep_allow = [\"::1\", \"10.0.0.0/40\"]", "capture.hep_allow[1]"),
             ("[tariffs]", "unit_s = 0", "tariffs.unit_s"),
@@ -897,6 +919,8 @@ name = \"a\"
             assert_eq!((k.as_str(), l), (key, 4), "{line}");
         }
         assert!(Config::parse("[capture]\ntcp_max_message = 1024\nhep_listen = \"127.0.0.1:9060\"\n").is_ok());
+        let caps = "[capture]\nmax_calls = 1000\nmax_pending_legs = 100\nmax_tcp_streams = 16\nmax_tcp_buffer_mib = 1\nmax_fragments = 16\n";
+        assert!(Config::parse(caps).is_ok(), "the smallest caps are allowed");
         // Any address is fine once there are tokens.
         let with_token =
             "[api]\nlisten = \"0.0.0.0:8080\"\n[[api.token]]\nname = \"a\"\ntoken = \"t\"\nrole = \"admin\"\n";

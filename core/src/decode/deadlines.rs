@@ -34,6 +34,11 @@ impl<K: Ord + Copy> Deadlines<K> {
         }
     }
 
+    /// Take the earliest entry, due or not: (deadline, generation, key).
+    pub fn pop(&mut self) -> Option<(Ts, u64, K)> {
+        self.heap.pop().map(|Reverse(e)| e)
+    }
+
     /// Drop stale entries from the front, so `next()` is a live owner's deadline.
     pub fn trim(&mut self, live: impl Fn(&K, u64) -> bool) {
         while let Some(Reverse((_, gen, key))) = self.heap.peek() {

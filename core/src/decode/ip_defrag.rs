@@ -3,10 +3,12 @@
 //! ours because `etherparse::defrag::IpDefragPool` has no bound on entries or bytes, no
 //! way to ask for the earliest deadline (the driver needs `next_expiry`), restarts an
 //! entry's clock on every fragment, and keeps an entry after a conflicting fragment.
-//! May use: etherparse. Invariants: at most `MAX_ENTRIES` datagrams and `MAX_BYTES` bytes
-//! in reassembly; an entry lives at most `timeout` after its first fragment; every entry
-//! that is given up counts exactly one drop (`FragmentTimeout`, or `BadFragment` for a
-//! fragment that conflicts with the ones before it).
+//! May use: etherparse. Invariants: at most `max_entries` (`[capture].max_fragments`)
+//! datagrams and `MAX_BYTES` bytes in reassembly, the oldest evicted past either (found
+//! through the deadline queue: deadlines are first fragment + timeout, so earliest is
+//! oldest) and counted in `Evictions::fragments`; an entry lives at most `timeout` after
+//! its first fragment; every entry that is given up counts exactly one drop
+//! (`FragmentTimeout`, or `BadFragment` for a fragment that conflicts with the ones before it).
 
 use super::deadlines::Deadlines;
 use crate::counters::{Counters, DropReason};
@@ -15,8 +17,6 @@ use etherparse::defrag::{IpDefragBuf, IpFragRange};
 use etherparse::{IpFragOffset, IpNumber};
 use std::collections::HashMap;
 
-/// Datagrams in reassembly at once.
-const MAX_ENTRIES: usize = 1024;
 /// Bytes held in reassembly at once (a datagram is at most 64 KiB).
 const MAX_BYTES: usize = 32 * 1024 * 1024;
 /// Buffers kept for reuse after a reassembly completes.
@@ -39,12 +39,13 @@ pub(crate) struct Reassembled {
 
 struct Entry {
     buf: IpDefragBuf,
-    deadline: Ts,
     gen: u64,
 }
 
 pub(crate) struct DefragPool {
     timeout: Dur,
+    /// Datagrams in reassembly at once.
+    max_entries: usize,
     active: HashMap<FragKey, Entry>,
     /// When each entry gives up (stale once the entry completed).
     deadlines: Deadlines<FragKey>,
@@ -55,9 +56,10 @@ pub(crate) struct DefragPool {
 }
 
 impl DefragPool {
-    pub fn new(timeout: Dur) -> DefragPool {
+    pub fn new(timeout: Dur, max_entries: usize) -> DefragPool {
         DefragPool {
             timeout,
+            max_entries: max_entries.max(1),
             active: HashMap::new(),
             deadlines: Deadlines::new(),
             next_gen: 0,
@@ -84,15 +86,17 @@ impl DefragPool {
         counters: &mut Counters,
     ) -> Result<Option<Reassembled>, DropReason> {
         if !self.active.contains_key(&key) {
-            while self.active.len() >= MAX_ENTRIES || (self.bytes > MAX_BYTES && !self.active.is_empty()) {
-                self.evict_oldest(counters);
+            while self.active.len() >= self.max_entries || (self.bytes > MAX_BYTES && !self.active.is_empty()) {
+                if !self.evict_oldest(counters) {
+                    break;
+                }
             }
             let data = self.free_data.pop().unwrap_or_default();
             let sections = self.free_sections.pop().unwrap_or_default();
             let gen = self.next_gen;
             self.next_gen += 1;
             let deadline = ts.saturating_add(self.timeout);
-            self.active.insert(key, Entry { buf: IpDefragBuf::new(IpNumber(proto), data, sections), deadline, gen });
+            self.active.insert(key, Entry { buf: IpDefragBuf::new(IpNumber(proto), data, sections), gen });
             self.deadlines.arm(deadline, gen, key);
         }
         let Some(entry) = self.active.get_mut(&key) else {
@@ -136,11 +140,16 @@ impl DefragPool {
         }
     }
 
-    fn evict_oldest(&mut self, counters: &mut Counters) {
-        let oldest = self.active.iter().min_by_key(|(_, e)| (e.deadline, e.gen)).map(|(k, _)| *k);
-        if let Some(key) = oldest {
-            self.discard(key, counters);
+    /// Give up the oldest datagram (the earliest live deadline). `false`: none left.
+    fn evict_oldest(&mut self, counters: &mut Counters) -> bool {
+        while let Some((gen, key)) = self.deadlines.pop_due(Ts::MAX) {
+            if self.active.get(&key).is_some_and(|e| e.gen == gen) {
+                self.discard(key, counters);
+                counters.evictions.fragments += 1;
+                return true;
+            }
         }
+        false
     }
 
     fn discard(&mut self, key: FragKey, counters: &mut Counters) {
@@ -189,7 +198,7 @@ mod tests {
     #[test]
     fn reassembles_out_of_order() {
         let mut c = Counters::default();
-        let mut p = DefragPool::new(Dur::from_secs(30));
+        let mut p = DefragPool::new(Dur::from_secs(30), 1024);
         let a = [1u8; 16];
         let b = [2u8; 16];
         let z = [3u8; 5];
@@ -209,7 +218,7 @@ mod tests {
     #[test]
     fn conflicting_end_is_bad_fragment() {
         let mut c = Counters::default();
-        let mut p = DefragPool::new(Dur::from_secs(30));
+        let mut p = DefragPool::new(Dur::from_secs(30), 1024);
         p.add(Ts(0), key(1), off(0), false, &[0u8; 8], 17, &mut c).unwrap();
         // The last fragment already said the datagram ends at 8 bytes.
         // (offset 0 + no more fragments completes at once, so use a fresh id)
@@ -223,7 +232,7 @@ mod tests {
     #[test]
     fn expires_on_packet_time() {
         let mut c = Counters::default();
-        let mut p = DefragPool::new(Dur::from_secs(30));
+        let mut p = DefragPool::new(Dur::from_secs(30), 1024);
         p.add(Ts(1_000_000), key(1), off(0), true, &[0u8; 8], 17, &mut c).unwrap();
         p.add(Ts(5_000_000), key(2), off(0), true, &[0u8; 8], 17, &mut c).unwrap();
         assert_eq!(p.next_expiry(), Some(Ts(31_000_000)));
@@ -242,12 +251,17 @@ mod tests {
     #[test]
     fn bounded_entries_evict_the_oldest() {
         let mut c = Counters::default();
-        let mut p = DefragPool::new(Dur::from_secs(30));
-        for id in 0..(MAX_ENTRIES as u16 + 10) {
-            p.add(Ts(i64::from(id)), key(id), off(0), true, &[0u8; 8], 17, &mut c).unwrap();
+        let mut p = DefragPool::new(Dur::from_secs(30), 16);
+        // Stamps out of order: the oldest is the earliest first fragment, not the first added.
+        p.add(Ts(5), key(1000), off(0), true, &[0u8; 8], 17, &mut c).unwrap();
+        for id in 0..(16 + 10) {
+            p.add(Ts(10 + i64::from(id)), key(id), off(0), true, &[0u8; 8], 17, &mut c).unwrap();
         }
-        assert_eq!(p.len(), MAX_ENTRIES);
-        assert_eq!(c.dropped(DropReason::FragmentTimeout), 10);
+        assert_eq!(p.len(), 16);
+        assert_eq!(c.dropped(DropReason::FragmentTimeout), 11);
+        assert_eq!(c.evictions.fragments, 11);
+        assert!(p.active.contains_key(&key(10)) && !p.active.contains_key(&key(9)));
+        assert!(!p.active.contains_key(&key(1000)));
         // The oldest ten went; id 10 is still there and completes.
         assert!(p.add(Ts(99), key(10), off(1), false, &[1u8; 3], 17, &mut c).unwrap().is_some());
     }

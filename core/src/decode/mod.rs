@@ -164,6 +164,12 @@ pub struct DecodeConfig {
     pub mirror_dedupe: crate::time::Dur,
     /// TCP ports on which a stream may be SIP over WebSocket (HTTP Upgrade, then frames).
     pub ws_ports: Vec<u16>,
+    /// TCP streams followed at once; more evicts the least recently seen.
+    pub max_tcp_streams: usize,
+    /// Bytes buffered over all TCP streams; more evicts the least recently seen.
+    pub max_tcp_bytes: usize,
+    /// Datagrams in IP reassembly at once; more evicts the oldest.
+    pub max_fragments: usize,
 }
 
 impl Default for DecodeConfig {
@@ -179,6 +185,9 @@ impl Default for DecodeConfig {
             tzsp_ports: vec![37008],
             mirror_dedupe: Dur::from_millis(10),
             ws_ports: vec![80, 5066, 8080, 8088],
+            max_tcp_streams: 16 * 1024,
+            max_tcp_bytes: 64 * 1024 * 1024,
+            max_fragments: 1024,
         }
     }
 }
@@ -212,7 +221,7 @@ pub struct Decoder {
 impl Decoder {
     pub fn new(cfg: DecodeConfig) -> Decoder {
         Decoder {
-            defrag: ip_defrag::DefragPool::new(cfg.fragment_timeout),
+            defrag: ip_defrag::DefragPool::new(cfg.fragment_timeout, cfg.max_fragments),
             tcp: tcp_stream::TcpStreams::new(),
             hep_buf: Vec::new(),
             inflater: flate2::Decompress::new(true),

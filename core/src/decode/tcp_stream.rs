@@ -16,8 +16,9 @@
 //! unreadable and counted (`TlsNotReadable`, and the flow under its server's address).
 //! May use: `sip_frame`, `websocket`. Invariants: a stream buffers at most one partial message
 //! (≤ `tcp_max_message` plus one segment) and 2 × `tcp_max_message` of out-of-order data;
-//! at most `MAX_STREAMS` streams and `MAX_BUFFERED` bytes overall (least recently seen
-//! streams are evicted past that); each segment that delivers nothing but discards bytes
+//! at most `max_tcp_streams` streams and `max_tcp_bytes` bytes overall (`[capture]`; the
+//! least recently seen stream is evicted past either, found through the idle deadline
+//! queue, and counted in `Evictions::tcp_streams`); each segment that delivers nothing but discards bytes
 //! counts one drop (`TcpNotSip` before the stream has shown a SIP start line, `TcpStream`
 //! after; `TlsNotReadable` on a TLS stream); the HTTP Upgrade of a WebSocket stream counts
 //! nothing, like a TCP handshake; a stream freed (FIN, RST, idle, eviction) while it still held undelivered
@@ -33,10 +34,6 @@ use etherparse::TcpHeaderSlice;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
-/// Streams followed at once.
-const MAX_STREAMS: usize = 16 * 1024;
-/// Bytes buffered over all streams.
-const MAX_BUFFERED: usize = 64 * 1024 * 1024;
 /// Out-of-order segments held per stream.
 const MAX_OOO_SEGMENTS: usize = 64;
 /// A segment this far ahead of what we expect means we lost track: resynchronise on it.
@@ -239,7 +236,7 @@ impl TcpStreams {
                 // An ACK or FIN of a stream we do not follow: nothing to keep.
                 return Ok(());
             }
-            self.make_room(sink.counters);
+            self.make_room(cfg, sink.counters);
             let ws = cfg.ws_ports.contains(&key.src.port()) || cfg.ws_ports.contains(&key.dst.port());
             let (next, mode) = match (seg.syn, ws) {
                 (_, true) => (if seg.syn { seg.seq.wrapping_add(1) } else { seg.seq }, Mode::Http),
@@ -283,8 +280,8 @@ impl TcpStreams {
             // Counts the unfinished message, if one is left, for the stream.
             self.remove(key, sink.counters);
         }
-        while self.buffered > MAX_BUFFERED && !self.streams.is_empty() {
-            self.evict_lru(sink.counters);
+        while self.buffered > cfg.max_tcp_bytes && !self.streams.is_empty() {
+            self.evict_lru(cfg.tcp_idle, sink.counters);
         }
         match lost {
             Some(why) if sink.emitted == emitted_before => Err(why),
@@ -308,16 +305,35 @@ impl TcpStreams {
         self.deadlines.trim(|key, gen| streams.get(key).is_some_and(|s| s.gen == gen));
     }
 
-    fn make_room(&mut self, counters: &mut Counters) {
-        while self.streams.len() >= MAX_STREAMS {
-            self.evict_lru(counters);
+    fn make_room(&mut self, cfg: &DecodeConfig, counters: &mut Counters) {
+        while self.streams.len() >= cfg.max_tcp_streams.max(1) && !self.streams.is_empty() {
+            self.evict_lru(cfg.tcp_idle, counters);
         }
     }
 
-    fn evict_lru(&mut self, counters: &mut Counters) {
+    /// Evict the least recently seen stream. Each live stream has one idle deadline armed
+    /// at or before `last_seen + idle` (re-armed lazily), so the earliest entry whose
+    /// deadline is still exact is the stream seen longest ago; an entry of a stream seen
+    /// since is re-armed at its real deadline on the way (amortised: each re-arm follows
+    /// a segment).
+    fn evict_lru(&mut self, idle: Dur, counters: &mut Counters) {
+        while let Some((at, gen, key)) = self.deadlines.pop() {
+            let Some(st) = self.streams.get(&key).filter(|s| s.gen == gen) else { continue };
+            let due = st.last_seen.saturating_add(idle);
+            if due > at {
+                self.deadlines.arm(due, gen, key);
+                continue;
+            }
+            self.remove(key, counters);
+            counters.evictions.tcp_streams += 1;
+            return;
+        }
+        // Not reached while every stream has its deadline armed; a scan keeps the bound
+        // if that ever stops being so.
         let oldest = self.streams.iter().min_by_key(|(_, s)| (s.last_seen, s.gen)).map(|(k, _)| *k);
         if let Some(key) = oldest {
             self.remove(key, counters);
+            counters.evictions.tcp_streams += 1;
         }
     }
 
@@ -665,6 +681,10 @@ mod tests {
     const A: [u8; 4] = [10, 0, 0, 1];
     const B: [u8; 4] = [10, 0, 0, 2];
 
+    fn sa(ip: [u8; 4], port: u16) -> SocketAddr {
+        SocketAddr::from((ip, port))
+    }
+
     fn msg(n: usize, body: &str) -> Vec<u8> {
         format!("MESSAGE sip:u{n}@example.com SIP/2.0\r\nCall-ID: c{n}\r\nl: {}\r\n\r\n{body}", body.len()).into_bytes()
     }
@@ -693,6 +713,30 @@ mod tests {
             );
             at = end;
         }
+    }
+
+    /// Past `max_tcp_streams` the least recently seen stream goes (counted): a stream
+    /// opened early but seen since stays.
+    #[test]
+    fn a_full_stream_table_evicts_the_least_recently_seen() {
+        let mut h = Harness::with_config(DecodeConfig { max_tcp_streams: 16, ..DecodeConfig::default() });
+        let syn = |h: &mut Harness, port: u16, ts: i64| {
+            h.feed(LinkType::Ipv4, ts, &ipv4_tcp(A, B, port, 5060, 1000, TcpFlags::SYN, b""));
+        };
+        for i in 0..16 {
+            syn(&mut h, 10_000 + i, i64::from(i));
+        }
+        h.feed(LinkType::Ipv4, 100, &ipv4_tcp(A, B, 10_000, 5060, 1001, TcpFlags::ACK, &msg(1, "x")));
+        assert_eq!(h.out.len(), 1);
+        for i in 16..20 {
+            syn(&mut h, 10_000 + i, 200 + i64::from(i));
+        }
+        let has = |h: &Harness, port: u16| {
+            h.decoder.tcp.streams.contains_key(&FlowKey { src: sa(A, port), dst: sa(B, 5060) })
+        };
+        assert_eq!((h.decoder.tcp.len(), h.counters.evictions.tcp_streams), (16, 4));
+        assert!(has(&h, 10_000), "seen at 100: not the least recent");
+        assert!((10_001..=10_004).all(|p| !has(&h, p)) && (10_005..10_020).all(|p| has(&h, p)));
     }
 
     #[test]

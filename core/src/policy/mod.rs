@@ -265,7 +265,10 @@ impl Policy {
     /// Judge a finished call: fill `number`, `class`, `group`, `cost_fen`; raise the
     /// violations that needed the whole call; complete fines that depend on the charge.
     pub fn on_end(&mut self, rec: &mut CallRecord, out: &mut Vec<Violation>) {
-        let open = match self.open.remove(&rec.key) {
+        let open = self.open.remove(&rec.key);
+        // After a flood the map would keep room for its peak.
+        crate::track::shrink_sparse(&mut self.open);
+        let open = match open {
             Some(o) => o,
             None => {
                 // No `Started` was seen for it: judge the INVITE now, at its own time.
@@ -287,7 +290,7 @@ impl Policy {
         };
         out.extend(open.book.at_end(rec, &open.verdict));
         if let Some(effective) = open.book.effective(rec, &open.verdict) {
-            let cut = matches!(rec.end_reason, EndReason::CaptureEnded | EndReason::Shutdown);
+            let cut = matches!(rec.end_reason, EndReason::CaptureEnded | EndReason::Shutdown | EndReason::Evicted);
             self.daily.closed(&open.book, open.day, &rec.caller, rec.started_at, effective, cut, rec.ended_at, out);
         }
     }

@@ -19,6 +19,11 @@ pub(crate) struct Dialogs {
 }
 
 impl Dialogs {
+    /// Give memory back after a flood (see `shrink_sparse`).
+    pub(crate) fn shrink(&mut self) {
+        super::shrink_sparse(&mut self.by_call_id);
+    }
+
     /// The call whose caller tag is the message's From tag (a caller request, or a
     /// response to one), else its To tag (a callee request, or a response to one). The
     /// newest call wins: a new attempt with the same tags replaces a lingering one.
@@ -53,6 +58,11 @@ impl Dialogs {
                 self.by_call_id.remove(call_id);
             }
         }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.by_call_id.capacity()
     }
 
     /// Number of Call-IDs indexed.

@@ -37,7 +37,8 @@ use serde::Serialize;
 use foldhash::{HashMap as FastMap, HashSet as FastSet};
 use std::collections::{HashMap, VecDeque};
 
-/// Recent arriving legs kept as candidates for inference; more evicts the oldest (counted).
+/// Default of `[capture].max_pending_legs`: recent arriving legs kept as candidates for
+/// inference; more evicts the oldest (counted).
 pub const MAX_RECENT: usize = 65_536;
 /// Values (Call-IDs, header values, UUIDs) indexed per call at most.
 const MAX_VALUES_PER_CALL: usize = 16;
@@ -142,14 +143,28 @@ pub struct LinkStats {
     pub linked_calls: u64,
 }
 
-/// Linking knobs, from `[site]`.
-#[derive(Clone, Debug, Default)]
+/// Linking knobs, from `[site]` (and `[capture].max_pending_legs`).
+#[derive(Clone, Debug)]
 pub struct LinkConfig {
     pub pbx: NetSet,
     /// Lower-case header names.
     pub headers: Vec<String>,
     pub window: Dur,
     pub pickup_codes: Vec<String>,
+    /// Recent arriving legs kept as candidates at most (the oldest is evicted).
+    pub max_pending: usize,
+}
+
+impl Default for LinkConfig {
+    fn default() -> Self {
+        LinkConfig {
+            pbx: NetSet::default(),
+            headers: Vec::new(),
+            window: Dur::default(),
+            pickup_codes: Vec::new(),
+            max_pending: MAX_RECENT,
+        }
+    }
 }
 
 impl LinkConfig {
@@ -338,6 +353,23 @@ pub(crate) fn session_uuids(v: &str) -> Vec<String> {
 impl Linker {
     pub(crate) fn new(cfg: LinkConfig, extensions: ExtensionSet, cycle_ms: u32) -> Linker {
         Linker { cfg, extensions, cycle_ms, ..Linker::default() }
+    }
+
+    /// Give memory back after a flood (see `shrink_sparse`).
+    pub(crate) fn shrink(&mut self) {
+        super::shrink_sparse(&mut self.leg_call);
+        super::shrink_sparse(&mut self.calls);
+        super::shrink_sparse(&mut self.by_value);
+        super::shrink_sparse(&mut self.by_number);
+        super::shrink_sparse(&mut self.evidence);
+        if self.recent.capacity() > super::SHRINK_FROM && self.recent.len() < self.recent.capacity() / 8 {
+            self.recent.shrink_to(self.recent.len() * 2);
+        }
+    }
+
+    /// Arriving legs evicted from the full candidate table (cheap, for the engine's counters).
+    pub(crate) fn evicted(&self) -> u64 {
+        self.stats.evicted
     }
 
     /// A reload: calls in progress keep their legs; new legs are linked by the new rules.
@@ -577,7 +609,7 @@ impl Linker {
     }
 
     fn push_recent(&mut self, at: Ts, call: CallKey) {
-        if self.recent.len() >= MAX_RECENT {
+        while self.recent.len() >= self.cfg.max_pending.max(1) {
             if let Some((t, old)) = self.recent.pop_front() {
                 if t + self.cfg.window > at {
                     self.stats.evicted += 1;

@@ -361,6 +361,14 @@ pub(crate) struct MediaMap {
 }
 
 impl MediaMap {
+    /// Give memory back after a flood (see `shrink_sparse`).
+    pub(crate) fn shrink(&mut self) {
+        for t in [&mut self.addrs.live, &mut self.addrs.ended] {
+            super::shrink_sparse(&mut t.v4);
+            super::shrink_sparse(&mut t.other);
+        }
+    }
+
     pub(crate) fn lookup(&self, src: SocketAddr, dst: SocketAddr) -> Option<(Owner, Matched)> {
         if let Some(&o) = self.addrs.get(&dst) {
             return Some((o, Matched::Receiver));

@@ -83,6 +83,8 @@ pub enum EndReason {
     Timeout,
     CaptureEnded,
     Shutdown,
+    /// Pushed out of the full call table (`[capture].max_calls`) by newer calls.
+    Evicted,
 }
 
 impl EndReason {
@@ -97,6 +99,7 @@ impl EndReason {
             EndReason::Timeout => "timeout",
             EndReason::CaptureEnded => "capture-ended",
             EndReason::Shutdown => "shutdown",
+            EndReason::Evicted => "evicted",
         }
     }
 }
@@ -287,6 +290,9 @@ pub struct TrackConfig {
     pub extensions: crate::config::ExtensionSet,
     /// Leg linking (`[site].pbx`, `correlation_headers`, ...); default: off.
     pub link: LinkConfig,
+    /// Calls tracked at once (active + lingering, `[capture].max_calls`); a new call past
+    /// it evicts the oldest.
+    pub max_calls: usize,
 }
 
 /// `rings = floor(ring_ms / cycle_ms) + 1` when there was a ringing phase, else 0.
@@ -314,8 +320,11 @@ pub struct TrackStats {
     pub duplicate_messages: u64,
     /// Ladder steps not kept because a call already had `MAX_LADDER` of them.
     pub ladder_steps_dropped: u64,
-    /// Initial INVITEs refused because the call table (or one Call-ID) was full.
+    /// Initial INVITEs refused because one Call-ID already had `MAX_CALLS_PER_CALL_ID` calls.
     pub refused_calls: u64,
+    /// Calls (active or lingering) evicted from the full call table, oldest first; the
+    /// active ones ended `evicted`.
+    pub evicted_calls: u64,
     /// Calls in progress.
     pub active_calls: u64,
     /// Ended calls still absorbing retransmissions and late RTP.
@@ -336,8 +345,11 @@ pub struct TrackStats {
 /// Ladder steps kept per call; the rest are counted in `CallRecord::ladder_dropped`.
 pub const MAX_LADDER: usize = 500;
 
-/// More tracked calls (active + lingering) than this and new INVITEs are refused and counted.
-pub const MAX_CALLS: usize = 200_000;
+/// Default of `[capture].max_calls`: tracked calls (active + lingering) at once; a new
+/// call past it evicts the oldest. ~4.5 KB each while tracked over the whole daemon
+/// (scripts/flood-invite: ~250 MB at 50,000), room for 10,000 calls in progress plus the
+/// ones lingering after they ended.
+pub const MAX_CALLS: usize = 50_000;
 
 /// What payload type `pt` carries toward `receiver`: the SDPs of the call, else the static
 /// table. A leg's receiver is fixed, so the answer is cached in the leg until an SDP comes.
@@ -352,6 +364,21 @@ fn payload_kind(call: &mut Call, statics: &StaticPayloads, receiver: media_bind:
     };
     call.legs[leg].cache_kind(pt, k.clone());
     k
+}
+
+/// Maps smaller than this (in capacity) are never shrunk: not worth a rehash.
+pub(crate) const SHRINK_FROM: usize = 1024;
+
+/// Give a map's memory back once it holds far fewer entries than it has room for (the
+/// calls of a flood have gone): hash maps never shrink by themselves, and a table sized
+/// for 100,000 calls kept tens of MB after they timed out. Amortised: after a shrink the
+/// map must fall to an eighth again before the next one.
+pub(crate) fn shrink_sparse<K: Eq + std::hash::Hash, V, S: std::hash::BuildHasher>(
+    m: &mut std::collections::HashMap<K, V, S>,
+) {
+    if m.capacity() > SHRINK_FROM && m.len() < m.capacity() / 8 {
+        m.shrink_to(m.len() * 2);
+    }
 }
 
 /// A request INVITE without To tag: the start of a call (or a copy or retry of it).
@@ -396,8 +423,11 @@ impl Tracker {
     }
 
     /// Replace the knobs (config reload). Calls in progress keep their direction; a new
-    /// `call_timeout` applies to every call from now on.
-    pub fn set_config(&mut self, cfg: TrackConfig) {
+    /// `call_timeout` applies to every call from now on. The memory caps stay as started:
+    /// they come from `[capture]`, which takes effect only after a restart.
+    pub fn set_config(&mut self, mut cfg: TrackConfig) {
+        cfg.max_calls = self.cfg.max_calls;
+        cfg.link.max_pending = self.cfg.link.max_pending;
         self.link.set_config(cfg.link.clone(), cfg.extensions.clone(), cfg.cycle_ms);
         self.cfg = cfg;
         for call in self.calls.iter() {
@@ -603,6 +633,11 @@ impl Tracker {
         self.active
     }
 
+    /// Calls tracked (in progress or lingering): what holds the tracker's memory.
+    pub fn tracked_calls(&self) -> usize {
+        self.calls.len()
+    }
+
     /// RTP packets that arrived for calls already ended (cheap, for the engine's counters).
     pub fn late_rtp(&self) -> u64 {
         self.stats.late_rtp
@@ -638,9 +673,14 @@ impl Tracker {
     ) {
         let method = msg.method().unwrap_or(&msg.cseq.method);
         if is_initial_invite(msg) {
-            if self.calls.len() >= MAX_CALLS || self.dialogs.calls_with(&msg.call_id) >= MAX_CALLS_PER_CALL_ID {
+            if self.dialogs.calls_with(&msg.call_id) >= MAX_CALLS_PER_CALL_ID {
                 self.stats.refused_calls += 1;
                 return;
+            }
+            while self.calls.len() >= self.cfg.max_calls.max(1) {
+                if !self.evict_oldest(at, out) {
+                    break;
+                }
             }
             let key = CallKey(self.next_key);
             self.next_key += 1;
@@ -715,6 +755,20 @@ impl Tracker {
         out.push(CallEvent::Ended(Box::new(rec)));
     }
 
+    /// Make room in the full call table: forget the oldest tracked call. One in progress
+    /// first ends `evicted` (or cancelled/rejected, as at shutdown), so every `Started`
+    /// still gets its `Ended` and nothing downstream waits for it. `false`: table empty.
+    fn evict_oldest(&mut self, now: Ts, out: &mut Vec<CallEvent>) -> bool {
+        let Some(key) = self.calls.oldest() else { return false };
+        if let Some(call) = self.calls.get(key).filter(|c| !c.is_ended()) {
+            let ending = call.ending_at_shutdown(now, EndReason::Evicted);
+            self.end(key, ending, now, out);
+        }
+        self.free(key);
+        self.stats.evicted_calls += 1;
+        true
+    }
+
     /// Forget an ended call and everything that points to it.
     fn free(&mut self, key: CallKey) {
         self.timers.set(key, None);
@@ -722,6 +776,16 @@ impl Tracker {
             self.dialogs.remove(&call.call_id, key);
             self.media.release(key, &mut call.sides);
         }
+        self.dialogs.shrink();
+        self.timers.shrink();
+        self.media.shrink();
+        self.link.shrink();
+    }
+
+    /// (calls evicted from the full call table, arriving legs evicted from the linker's
+    /// full candidate table), cheap, for the engine's counters.
+    pub fn evictions(&self) -> (u64, u64) {
+        (self.stats.evicted_calls, self.link.evicted())
     }
 
     #[cfg(test)]

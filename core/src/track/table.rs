@@ -1,18 +1,26 @@
 //! The call table: every tracked call (active or lingering) in a slab, found by its slot
 //! (what the address map keeps, so an RTP packet costs one hash probe, not two) or by
 //! its key (SIP, timers).
+//! Keys are handed out in increasing order, so the insertion order (`order`, a queue of
+//! keys with lazy deletion) is also start order: the oldest call is found in amortised
+//! O(1) when the table is full and one must go.
 //! May use: `call`. Invariants: `index` maps exactly the keys of the occupied slots, each
-//! to its own slot; a call's `slot` field is the slot it is in; freed slots are reused.
+//! to its own slot; a call's `slot` field is the slot it is in; freed slots are reused;
+//! `order` holds every key of `index`, ascending, plus at most about as many removed ones.
 
 use super::call::Call;
 use super::CallKey;
 use foldhash::HashMap;
+use std::collections::VecDeque;
 
 #[derive(Default)]
 pub(crate) struct CallTable {
     slots: Vec<Option<Call>>,
     free: Vec<u32>,
     index: HashMap<CallKey, u32>,
+    /// Keys in insertion order; removed keys stay until they reach the front or the queue
+    /// is compacted.
+    order: VecDeque<CallKey>,
 }
 
 impl CallTable {
@@ -26,6 +34,8 @@ impl CallTable {
         debug_assert_eq!(call.slot, self.vacant());
         let slot = call.slot;
         self.index.insert(call.key, slot);
+        debug_assert!(self.order.back().is_none_or(|&k| k < call.key));
+        self.order.push_back(call.key);
         match self.slots.get_mut(slot as usize) {
             Some(entry) => {
                 if self.free.last() == Some(&slot) {
@@ -62,8 +72,27 @@ impl CallTable {
         // than keep room for the peak. Stale slots elsewhere fail `at_mut`'s key check.
         if self.index.is_empty() && self.slots.len() > 1024 {
             *self = CallTable::default();
+        } else if self.order.len() > 2 * self.index.len() + 64 {
+            // Removed keys outnumber the live ones: drop them (amortised over as many
+            // removals as the queue is long).
+            let index = &self.index;
+            self.order.retain(|k| index.contains_key(k));
+            if self.order.capacity() > 4 * self.order.len() + 1024 {
+                self.order.shrink_to_fit();
+            }
         }
         call
+    }
+
+    /// The oldest call tracked (the first inserted of those still here).
+    pub(crate) fn oldest(&mut self) -> Option<CallKey> {
+        while let Some(&key) = self.order.front() {
+            if self.index.contains_key(&key) {
+                return Some(key);
+            }
+            self.order.pop_front();
+        }
+        None
     }
 
     /// Slots held (occupied or free), for the memory test.

@@ -30,6 +30,7 @@ fn cfg(call_timeout_s: i64) -> TrackConfig {
         call_timeout: Dur::from_secs(call_timeout_s),
         extensions: ExtensionSet::parse(&["8000-8999".to_string()]).unwrap(),
         link: LinkConfig::default(),
+        max_calls: MAX_CALLS,
     }
 }
 
@@ -1315,4 +1316,59 @@ fn of_two_answering_forks_the_acked_one_is_the_answer() {
     assert_eq!(r.to_tag.as_deref(), Some("fork-2"));
     assert_eq!((r.answered_at, r.talk_ms), (Some(t(6000)), 10_500));
     h.drain_all(t(200_000));
+}
+
+/// Past `max_calls` the oldest tracked call goes to make room: a lingering one without a
+/// second `Ended`, one in progress (here ringing) with an `Ended` that says `evicted`;
+/// every eviction is counted, the newest calls stay, and nothing is left behind.
+#[test]
+fn a_full_call_table_evicts_the_oldest_call() {
+    let mut h = H::with_config(TrackConfig { max_calls: 3, ..cfg(7200) });
+    // A reload keeps the cap the tracker started with ([capture] is restart-only).
+    h.tr.set_config(cfg(7200));
+    let d: Vec<Dialog> = (0..6).map(|i| Dialog::new(&format!("c{i}@10.0.0.1"), "8001", "13800138000")).collect();
+    // c0 ends (BYE) and lingers; c1 rings; c2 is a bare INVITE.
+    answered_call(&mut h, &d[0], 100, 200);
+    h.up(2000, d[1].invite(1));
+    h.down(2100, d[1].r(180, 1).to_tag("t1"));
+    h.up(3000, d[2].invite(1));
+    assert_eq!((h.tr.calls.len(), h.tr.active_calls(), h.records().len()), (3, 2, 1));
+    // c3 evicts the lingering c0: no event, counted.
+    h.up(4000, d[3].invite(1));
+    assert_eq!((h.tr.calls.len(), h.records().len(), h.tr.stats().evicted_calls), (3, 1, 1));
+    // c4 evicts the ringing c1, which ends `evicted` at c4's time; c5 evicts c2 alike.
+    h.up(5000, d[4].invite(1));
+    h.up(6000, d[5].invite(1));
+    let recs = h.records();
+    assert_eq!(recs.len(), 3);
+    assert_eq!(
+        (recs[1].call_id.as_str(), recs[1].end_reason, recs[1].ended_at),
+        ("c1@10.0.0.1", EndReason::Evicted, t(5000))
+    );
+    assert!(recs[1].ringing_at.is_some());
+    assert_eq!((recs[2].call_id.as_str(), recs[2].end_reason), ("c2@10.0.0.1", EndReason::Evicted));
+    assert_eq!((h.tr.stats().evicted_calls, h.tr.calls.len(), h.tr.active_calls()), (3, 3, 3));
+    assert_eq!(h.tr.evictions(), (3, 0));
+    // The evicted dialogs are forgotten: their BYE is an orphan; the newest calls go on.
+    h.up(7000, d[1].req(Method::Bye, 2).to_tag("t1"));
+    assert_eq!(h.tr.stats().orphan_messages, 1);
+    h.down(7100, d[5].r(486, 1).to_tag("t5"));
+    assert_eq!(h.records().last().map(|r| (r.call_id.as_str(), r.end_reason)), Some(("c5@10.0.0.1", EndReason::Busy)));
+    h.drain_all(t(10_000));
+    assert_eq!(h.count(|e| matches!(e, CallEvent::Started(_))), 6);
+    assert_eq!(h.count(|e| matches!(e, CallEvent::Ended(_))), 6, "one Ended per Started");
+}
+
+/// The maps of a flood's calls are shrunk once they have gone, not kept at their peak.
+#[test]
+fn the_tracker_indexes_shrink_once_a_flood_has_gone() {
+    let mut h = H::new();
+    for i in 0..5000 {
+        h.up(i, Dialog::new(&format!("flood-{i}@10.0.0.1"), "8001", "13800138000").invite(1));
+    }
+    let peak = (h.tr.dialogs.capacity(), h.tr.timers.capacity());
+    assert!(peak.0 >= 5000 && peak.1 >= 5000, "{peak:?}");
+    h.drain_all(t(3_600_000));
+    let after = (h.tr.dialogs.capacity(), h.tr.timers.capacity());
+    assert!(after.0 <= SHRINK_FROM && after.1 <= SHRINK_FROM, "{after:?}");
 }

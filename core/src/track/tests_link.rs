@@ -17,6 +17,10 @@ const PHONE: &str = "10.0.1.1:5060";
 const PBX: &str = "10.0.0.2:5060";
 
 fn tracker(linking: bool) -> H {
+    tracker_with(linking, link::MAX_RECENT)
+}
+
+fn tracker_with(linking: bool, max_pending: usize) -> H {
     let pbx = if linking { vec!["10.0.0.2".to_string()] } else { Vec::new() };
     H::with_config(TrackConfig {
         cycle_ms: 5000,
@@ -27,7 +31,9 @@ fn tracker(linking: bool) -> H {
             headers: Vec::new(),
             window: Dur::from_millis(2000),
             pickup_codes: Vec::new(),
+            max_pending,
         },
+        max_calls: crate::track::MAX_CALLS,
     })
 }
 
@@ -187,4 +193,23 @@ proptest! {
         prop_assert_eq!(r.tr.index_sizes(), (0, 0, 0, 0));
         prop_assert_eq!(r.tr.link.open_calls(), 0, "the linker holds no call after the drain");
     }
+}
+
+/// Past `max_pending_legs` the oldest arriving leg leaves the candidates (counted); the
+/// newest still links.
+#[test]
+fn a_full_candidate_table_evicts_the_oldest_arriving_leg() {
+    let mut r = tracker_with(true, 2);
+    let arrive: Vec<Dialog> =
+        (0..3).map(|i| Dialog::new(&format!("a{i}@phone"), &format!("800{i}"), &format!("810{i}"))).collect();
+    for (i, d) in arrive.iter().enumerate() {
+        r.sip_at(t(10 * i as i64), &phone_of(i), PBX, d.invite(1));
+    }
+    assert_eq!(r.tr.evictions(), (0, 1));
+    assert_eq!(r.tr.stats().link.evicted, 1);
+    // The PBX's onward legs: the newest arrival's links; the evicted one's does not.
+    r.sip_at(t(100), PBX, &phone_of(9), Dialog::new("b2@pbx", "8002", "8102").invite(1));
+    r.sip_at(t(110), PBX, &phone_of(8), Dialog::new("b0@pbx", "8000", "8100").invite(1));
+    let starts = r.ev.iter().filter(|e| matches!(e, CallEvent::Started(_))).count();
+    assert_eq!((starts, r.tr.stats().link.by_inference), (4, 1), "{:#?}", r.ev);
 }

@@ -19,6 +19,11 @@ pub(crate) struct TimerTable {
 }
 
 impl TimerTable {
+    /// Give memory back after a flood (see `shrink_sparse`).
+    pub(crate) fn shrink(&mut self) {
+        super::shrink_sparse(&mut self.by_key);
+    }
+
     /// Arm (or re-arm, or with `None` disarm) the call's one deadline.
     pub(crate) fn set(&mut self, key: CallKey, at: Option<Ts>) {
         if let Some(old) = self.by_key.remove(&key) {
@@ -46,6 +51,11 @@ impl TimerTable {
         self.by_key.remove(&key);
         self.first = self.by_time.first().copied();
         Some((at, key))
+    }
+
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.by_key.capacity()
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -342,7 +342,13 @@ impl Writer {
                 if self.skipped.remove(&key) {
                     return;
                 }
-                match self.active.remove(&key) {
+                let active = self.active.remove(&key);
+                // After a flood of recorded calls the map would keep room for its peak.
+                let (len, cap) = (self.active.len(), self.active.capacity());
+                if cap > 1024 && len < cap / 8 {
+                    self.active.shrink_to(len * 2);
+                }
+                match active {
                     Some(a) => self.finish(a, Some(ended_at), Some(&counters), undecodable, dtmf, lost),
                     None => tracing::warn!(?key, "recording end without a beginning; ignored"),
                 }
