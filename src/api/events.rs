@@ -338,6 +338,7 @@ mod tests {
         CallEvent::Started(CallStart {
             key: CallKey(key),
             call_id: id.into(),
+            from_tag: "t".into(),
             at: Ts(at),
             caller: "8001".into(),
             caller_display: None,
@@ -361,6 +362,7 @@ mod tests {
             kind: ViolationKind::PremiumRate,
             call_id: Some("a".into()),
             call_started_at: Some(Ts(1_772_407_800_000_000)),
+            call_from_tag: None,
             extension: "8001".into(),
             number: "16800123".into(),
             detected_at: Ts(1_772_407_800_000_000),

@@ -18,6 +18,7 @@ pub fn call(call_id: &str, started_us: i64, caller: &str, callee: &str, directio
     CallRecord {
         key: CallKey(1),
         call_id: call_id.into(),
+        from_tag: "caller-tag".into(),
         caller: caller.into(),
         caller_display: Some("Zhang San".into()),
         callee: callee.into(),
@@ -110,6 +111,7 @@ pub fn violation(
         kind,
         call_id: Some(call.call_id.clone()),
         call_started_at: Some(call.started_at),
+        call_from_tag: Some(call.from_tag.clone()).filter(|t| !t.is_empty()),
         extension: ext.into(),
         number: call.number.clone(),
         detected_at: call.started_at + Dur::from_millis(after_ms),

@@ -89,6 +89,8 @@ pub(crate) struct Call {
     pub slot: u32,
     pub call_id: String,
     pub caller_tag: String,
+    /// The first INVITE's From tag: `caller_tag` may change on an auth retry, this not.
+    from_tag: String,
     started_at: Ts,
     caller: String,
     caller_display: Option<String>,
@@ -156,6 +158,7 @@ impl Call {
             slot: h.slot,
             call_id: msg.call_id.clone(),
             caller_tag: tag(&msg.from).unwrap_or("").to_string(),
+            from_tag: tag(&msg.from).unwrap_or("").to_string(),
             started_at: at,
             caller,
             caller_display,
@@ -190,6 +193,7 @@ impl Call {
         let start = CallStart {
             key,
             call_id: call.call_id.clone(),
+            from_tag: call.from_tag.clone(),
             at,
             caller: call.caller.clone(),
             caller_display: call.caller_display.clone(),
@@ -477,6 +481,7 @@ impl Call {
         CallRecord {
             key: self.key,
             call_id: self.call_id.clone(),
+            from_tag: self.from_tag.clone(),
             caller: std::mem::take(&mut self.caller),
             caller_display: self.caller_display.take(),
             callee: std::mem::take(&mut self.callee),

@@ -116,6 +116,9 @@ pub enum Leg {
 pub struct CallStart {
     pub key: CallKey,
     pub call_id: String,
+    /// From tag of the first INVITE (empty if it had none): with the Call-ID and the start,
+    /// the call's identity in the store (two callers may send the same Call-ID).
+    pub from_tag: String,
     pub at: Ts,
     /// From user (or P-Asserted-Identity user when From is anonymous).
     pub caller: String,
@@ -159,6 +162,9 @@ pub struct MediaStats {
 pub struct CallRecord {
     pub key: CallKey,
     pub call_id: String,
+    /// From tag of the first INVITE (empty if none); kept when an SBC retries a challenged
+    /// INVITE with a new tag, so every copy of the traffic names the call alike.
+    pub from_tag: String,
     pub caller: String,
     pub caller_display: Option<String>,
     pub callee: String,
