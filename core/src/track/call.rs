@@ -70,6 +70,18 @@ fn millis(d: Dur) -> i64 {
     d.as_micros().max(0).saturating_add(500) / 1000
 }
 
+/// What was dialled: the Request-URI's user part; for a name (`sip:alice@pbx.example`)
+/// with its host, by which policy tells one of the site's domains from the internet.
+fn dialled_of(uri: &crate::sip::Uri) -> String {
+    let user = uri.user.as_deref().unwrap_or("");
+    let name = user.bytes().any(|b| !(b.is_ascii_digit() || matches!(b, b'*' | b'#' | b'+')));
+    match uri.host.as_deref().filter(|h| name && !h.is_empty()) {
+        Some(h) if h.contains(':') => format!("{user}@[{h}]"),
+        Some(h) => format!("{user}@{h}"),
+        None => user.to_string(),
+    }
+}
+
 fn user(na: &NameAddr) -> &str {
     na.uri.user.as_deref().unwrap_or("")
 }
@@ -141,7 +153,7 @@ impl Call {
         .to_string();
         let callee = user(&msg.to).to_string();
         let dialled = match &msg.start {
-            StartLine::Request { uri, .. } => uri.user.clone().unwrap_or_default(),
+            StartLine::Request { uri, .. } => dialled_of(uri),
             StartLine::Response { .. } => String::new(),
         };
         let ext = &cfg.extensions;

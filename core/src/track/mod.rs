@@ -125,7 +125,8 @@ pub struct CallStart {
     pub caller_display: Option<String>,
     /// To user.
     pub callee: String,
-    /// Request-URI user of the first INVITE: the digits as dialled.
+    /// Request-URI user of the first INVITE: the digits as dialled; a name with its host
+    /// (`alice@pbx.example`), which classifies it by `[site].domains`.
     pub dialled: String,
     pub direction: Direction,
     pub src: SocketAddr,
