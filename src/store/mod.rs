@@ -17,6 +17,7 @@ pub mod migrations;
 pub mod query;
 pub mod reader;
 pub mod recordings;
+pub mod replay_open;
 pub mod stats;
 mod writer;
 

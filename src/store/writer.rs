@@ -8,7 +8,7 @@
 
 use super::{StoreOptions, WriteSummary};
 use callwarden_core::policy::Violation;
-use callwarden_core::track::{CallRecord, Direction, Judged};
+use callwarden_core::track::{CallRecord, Direction, EndReason, Judged};
 use callwarden_core::Ts;
 use jiff::tz::TimeZone;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -312,6 +312,18 @@ fn write_call(tx: &rusqlite::Transaction<'_>, tz: &TimeZone, rec: &CallRecord) -
         .optional()?
         .is_some();
     let started = placed_start(tx, &rec.call_id, tag, at)?;
+    // A call cut by the end of a capture is the beginning of one already stored whole
+    // (its file replayed again after the files that complete it): keep the whole one.
+    if existed && rec.end_reason == EndReason::CaptureEnded {
+        let whole = tx
+            .prepare_cached(
+                "SELECT 1 FROM calls WHERE call_id = ?1 AND started_us = ?2 AND end_reason <> 'capture-ended'",
+            )?
+            .exists(params![rec.call_id, started])?;
+        if whole {
+            return Ok(false);
+        }
+    }
     let (day, month) = day_month(rec.started_at, tz);
     let (caller_ext, callee_ext) = our_extensions(rec);
     let mut stmt = tx.prepare_cached(
