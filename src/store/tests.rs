@@ -822,7 +822,7 @@ fn same_call_id_other_from_tag_is_another_call_and_clock_jitter_is_not() {
 fn a_row_without_from_tag_matches_any_tag() {
     let (_d, path) = db();
     let a = call("old@pbx", T0, "8001", "13800138000", Direction::Outbound);
-    write(&path, &[a.clone()], &[]);
+    write(&path, std::slice::from_ref(&a), &[]);
     Connection::open(&path).unwrap().execute("UPDATE calls SET from_tag = NULL", []).unwrap();
     let mut again = a.clone();
     again.started_at = Ts(T0 + 40);
