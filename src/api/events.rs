@@ -344,6 +344,7 @@ mod tests {
             caller_display: None,
             callee: "16800123".into(),
             dialled: "016800123".into(),
+            dialled_domain: None,
             direction: Direction::Outbound,
             src: "127.0.0.1:5060".parse().unwrap(),
             dst: "127.0.0.1:5080".parse().unwrap(),

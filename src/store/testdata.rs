@@ -23,6 +23,7 @@ pub fn call(call_id: &str, started_us: i64, caller: &str, callee: &str, directio
         caller_display: Some("Zhang San".into()),
         callee: callee.into(),
         dialled: callee.into(),
+        dialled_domain: None,
         number: callee.into(),
         direction,
         class: Some(if direction == Direction::Internal { "internal" } else { "mobile" }.into()),

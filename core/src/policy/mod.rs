@@ -179,7 +179,7 @@ impl Policy {
     /// Would `from` dialling `to` at `at` break a rule known at the INVITE? For the HTTP
     /// API's `/api/policy/check`; changes no state.
     pub fn check(&self, from: &str, to: &str, at: Ts) -> Check {
-        let inv = Invite { call_id: "", from_tag: "", at, caller: from, callee: to, dialled: to };
+        let inv = Invite { call_id: "", from_tag: "", at, caller: from, callee: to, dialled: to, dialled_domain: None };
         let v = self.book.at_invite(&inv, &self.approvals);
         Check { number: v.number, class: v.class, group: v.group, violations: v.violations }
     }
@@ -246,6 +246,7 @@ impl Policy {
             caller: &start.caller,
             callee: &start.callee,
             dialled: &start.dialled,
+            dialled_domain: start.dialled_domain.as_deref(),
         };
         let verdict = book.at_invite(&inv, &self.approvals);
         out.extend(verdict.violations.iter().cloned());
@@ -281,6 +282,7 @@ impl Policy {
                     caller: &rec.caller,
                     callee: &rec.callee,
                     dialled: &rec.dialled,
+                    dialled_domain: rec.dialled_domain.as_deref(),
                 };
                 let verdict = book.at_invite(&inv, &self.approvals);
                 let pending = verdict.premium;

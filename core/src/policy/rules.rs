@@ -67,6 +67,8 @@ pub struct Invite<'a> {
     pub caller: &'a str,
     pub callee: &'a str,
     pub dialled: &'a str,
+    /// The Request-URI's host when `dialled` is a name (`[site].domains` classes it).
+    pub dialled_domain: Option<&'a str>,
 }
 
 /// The INVITE's verdict, kept with the call until it ends.
@@ -186,7 +188,17 @@ impl RuleBook {
             started_at: inv.at,
         };
         let caller_ours = self.is_ours(inv.caller);
-        let cl = self.plan.classify_as(inv.dialled, caller_ours);
+        // A name is classed with its host: put them together for the plan (names only,
+        // so numbers never allocate here).
+        let with_host;
+        let dialled = match inv.dialled_domain {
+            Some(h) => {
+                with_host = format!("{}@{h}", inv.dialled);
+                with_host.as_str()
+            }
+            None => inv.dialled,
+        };
+        let cl = self.plan.classify_as(dialled, caller_ours);
         let number = cl.number_string();
         let caller_group = if caller_ours { self.groups.of(inv.caller) } else { None };
         let group = caller_group.or_else(|| self.our_callee(inv.callee, inv.dialled).and_then(|e| self.groups.of(e)));

@@ -116,6 +116,7 @@ fn start(key: u64, caller: &str, dialled: &str, t: Ts) -> CallStart {
         caller_display: None,
         callee: dialled.into(),
         dialled: dialled.into(),
+        dialled_domain: None,
         direction,
         src: "10.0.0.1:5060".parse().unwrap(),
         dst: "10.0.0.2:5060".parse().unwrap(),
@@ -143,6 +144,7 @@ fn record(
         caller_display: None,
         callee: s.callee.clone(),
         dialled: s.dialled.clone(),
+        dialled_domain: s.dialled_domain.clone(),
         number: s.dialled.clone(),
         direction: s.direction,
         class: None,
@@ -1058,4 +1060,23 @@ proptest! {
         prop_assert_eq!(p.poll_timeout(), None);
         prop_assert_eq!(p.open_calls(), 0);
     }
+}
+
+/// Issue 19 point 5, through the policy: a name dialled at one of `[site].domains` is
+/// internal, at another domain `sip-uri` (judged at the INVITE and kept on the record).
+#[test]
+fn a_dialled_name_is_classed_by_the_sites_domains() {
+    let mut c = cfg();
+    c.site.domains = vec!["pbx.example".into()];
+    let mut p = Policy::new(&c).unwrap();
+    for (n, domain, class) in [(1, "pbx.example", "internal"), (2, "evil.example", "sip-uri")] {
+        let mut s = start(n, "8001", "alice", mon(9, 0));
+        s.dialled_domain = Some(domain.into());
+        let (_, rec, _) = call(&mut p, &s, |s| answered(s, 1_000, 20_000));
+        assert_eq!((rec.number.as_str(), rec.class.as_deref()), ("alice", Some(class)), "{domain}");
+    }
+    let mut s = start(3, "8001", "alice", mon(9, 0));
+    s.dialled_domain = Some("pbx.example".into());
+    let (_, rec, _) = call(&mut Policy::new(&cfg()).unwrap(), &s, |s| answered(s, 1_000, 20_000));
+    assert_eq!(rec.class.as_deref(), Some("sip-uri"), "no domains configured: never internal");
 }

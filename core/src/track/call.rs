@@ -70,16 +70,12 @@ fn millis(d: Dur) -> i64 {
     d.as_micros().max(0).saturating_add(500) / 1000
 }
 
-/// What was dialled: the Request-URI's user part; for a name (`sip:alice@pbx.example`)
-/// with its host, by which policy tells one of the site's domains from the internet.
-fn dialled_of(uri: &crate::sip::Uri) -> String {
+/// The Request-URI's host when its user part is a name (`sip:alice@pbx.example`), not a
+/// number or a feature code: policy classes such a call by `[site].domains`.
+fn name_domain(uri: &crate::sip::Uri) -> Option<String> {
     let user = uri.user.as_deref().unwrap_or("");
     let name = user.bytes().any(|b| !(b.is_ascii_digit() || matches!(b, b'*' | b'#' | b'+')));
-    match uri.host.as_deref().filter(|h| name && !h.is_empty()) {
-        Some(h) if h.contains(':') => format!("{user}@[{h}]"),
-        Some(h) => format!("{user}@{h}"),
-        None => user.to_string(),
-    }
+    uri.host.clone().filter(|h| name && !h.is_empty())
 }
 
 fn user(na: &NameAddr) -> &str {
@@ -108,6 +104,7 @@ pub(crate) struct Call {
     caller_display: Option<String>,
     callee: String,
     dialled: String,
+    dialled_domain: Option<String>,
     direction: Direction,
     /// CSeq of the latest initial INVITE: its final response is the one that counts.
     invite_cseq: u32,
@@ -153,8 +150,12 @@ impl Call {
         .to_string();
         let callee = user(&msg.to).to_string();
         let dialled = match &msg.start {
-            StartLine::Request { uri, .. } => dialled_of(uri),
+            StartLine::Request { uri, .. } => uri.user.clone().unwrap_or_default(),
             StartLine::Response { .. } => String::new(),
+        };
+        let dialled_domain = match &msg.start {
+            StartLine::Request { uri, .. } => name_domain(uri),
+            StartLine::Response { .. } => None,
         };
         let ext = &cfg.extensions;
         let direction = match (ext.contains(&caller), ext.contains(&callee) || ext.contains(&dialled)) {
@@ -176,6 +177,7 @@ impl Call {
             caller_display,
             callee,
             dialled,
+            dialled_domain,
             direction,
             invite_cseq: msg.cseq.seq,
             invite_at: at,
@@ -211,6 +213,7 @@ impl Call {
             caller_display: call.caller_display.clone(),
             callee: call.callee.clone(),
             dialled: call.dialled.clone(),
+            dialled_domain: call.dialled_domain.clone(),
             direction,
             src,
             dst,
@@ -499,6 +502,7 @@ impl Call {
             callee: std::mem::take(&mut self.callee),
             number: self.dialled.clone(),
             dialled: std::mem::take(&mut self.dialled),
+            dialled_domain: self.dialled_domain.take(),
             direction: self.direction,
             class: None,
             group: None,

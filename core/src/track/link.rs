@@ -1015,6 +1015,7 @@ fn compose(c: Linked, ext: &ExtensionSet, cycle_ms: u32) -> Option<Box<CallRecor
         caller_display: a.caller_display.clone(),
         callee,
         dialled: a.dialled.clone(),
+        dialled_domain: a.dialled_domain.clone(),
         number: a.number.clone(),
         direction,
         class: None,

@@ -125,9 +125,11 @@ pub struct CallStart {
     pub caller_display: Option<String>,
     /// To user.
     pub callee: String,
-    /// Request-URI user of the first INVITE: the digits as dialled; a name with its host
-    /// (`alice@pbx.example`), which classifies it by `[site].domains`.
+    /// Request-URI user of the first INVITE: the digits as dialled.
     pub dialled: String,
+    /// Its host when that user is a name (`sip:alice@pbx.example`): policy classes the
+    /// call by `[site].domains`.
+    pub dialled_domain: Option<String>,
     pub direction: Direction,
     pub src: SocketAddr,
     pub dst: SocketAddr,
@@ -170,6 +172,8 @@ pub struct CallRecord {
     pub caller_display: Option<String>,
     pub callee: String,
     pub dialled: String,
+    /// The Request-URI's host when `dialled` is a name (see `CallStart`).
+    pub dialled_domain: Option<String>,
     /// Normalised number (policy fills it; the dialled digits until then).
     pub number: String,
     pub direction: Direction,

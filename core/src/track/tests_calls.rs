@@ -352,13 +352,18 @@ fn retry_with_a_new_from_tag_keeps_the_first_tag_as_the_calls_identity() {
 }
 
 #[test]
-fn a_name_is_dialled_with_its_host_and_a_number_without() {
+fn a_name_keeps_its_host_beside_what_was_dialled_and_a_number_not() {
     let mut h = H::new();
     h.up(0, Dialog::new("name@h", "8001", "alice").invite(1));
     h.up(10, Dialog::new("num@h", "8001", "013800138000").invite(1));
     h.up(20, Dialog::new("code@h", "8001", "*72").invite(1));
-    let dialled: Vec<&str> = h.starts().iter().map(|s| s.dialled.as_str()).collect();
-    assert_eq!(dialled, ["alice@pbx.example", "013800138000", "*72"], "the host classes a name by [site].domains");
+    let dialled: Vec<(&str, Option<&str>)> =
+        h.starts().iter().map(|s| (s.dialled.as_str(), s.dialled_domain.as_deref())).collect();
+    assert_eq!(
+        dialled,
+        [("alice", Some("pbx.example")), ("013800138000", None), ("*72", None)],
+        "the host classes a name by [site].domains"
+    );
 }
 
 #[test]
