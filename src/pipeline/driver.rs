@@ -138,3 +138,61 @@ impl WarmUp {
         self.held.contains(&key)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testdata::{call, violation, T0};
+    use callwarden_core::policy::ViolationKind;
+    use callwarden_core::track::{CallKey, Direction};
+
+    /// Of what happened before `from`, only the resumed call passes; after it, everything.
+    #[test]
+    fn warm_up_passes_only_the_resumed_calls_and_what_follows() {
+        let from = Ts(T0 + 60_000_000);
+        let mut resumed = call("open@h", T0 + 10_000_000, "8001", "13800138000", Direction::Outbound);
+        resumed.key = CallKey(1);
+        let mut stored = call("done@h", T0 + 20_000_000, "8002", "13800138000", Direction::Outbound);
+        stored.key = CallKey(2);
+        let mut w = WarmUp {
+            from,
+            resumed: HashSet::from([(
+                resumed.call_id.clone(),
+                resumed.from_tag.clone(),
+                resumed.started_at.as_micros(),
+            )]),
+            held: HashSet::new(),
+        };
+        let started = |r: &callwarden_core::track::CallRecord| {
+            Output::Call(CallEvent::Started(callwarden_core::track::CallStart {
+                key: r.key,
+                call_id: r.call_id.clone(),
+                from_tag: r.from_tag.clone(),
+                at: r.started_at,
+                caller: r.caller.clone(),
+                caller_display: None,
+                callee: r.callee.clone(),
+                dialled: r.dialled.clone(),
+                dialled_domain: None,
+                direction: r.direction,
+                src: "127.0.0.1:5060".parse().unwrap(),
+                dst: "127.0.0.1:5080".parse().unwrap(),
+            }))
+        };
+        assert!(!w.holds(&started(&resumed)));
+        assert!(w.holds(&started(&stored)));
+        assert!(w.holds(&Output::Call(CallEvent::Answered { key: stored.key, at: from })));
+        assert!(!w.holds(&Output::Call(CallEvent::Answered { key: resumed.key, at: from })));
+        // A violation the earlier replay raised already; one raised now, at the end.
+        assert!(w.holds(&Output::Violation(violation(&resumed, "OUT-1", ViolationKind::PremiumRate, "8001", 0, None))));
+        let late = violation(&resumed, "ANS-1", ViolationKind::SlowAnswer, "8001", 60_000, Some(100));
+        assert!(!w.holds(&Output::Violation(late)));
+        assert!(w.holds(&Output::Call(CallEvent::Ended(Box::new(stored.clone())))));
+        assert!(!w.holds(&Output::Call(CallEvent::Ended(Box::new(resumed)))));
+        // A call that starts after `from` is the new files' own.
+        let mut new = call("new@h", from.as_micros() + 1, "8003", "13800138000", Direction::Outbound);
+        new.key = CallKey(3);
+        assert!(!w.holds(&started(&new)));
+        assert!(!w.holds(&Output::Call(CallEvent::Ended(Box::new(new)))));
+    }
+}
