@@ -14,7 +14,7 @@ use crate::sink::Sink;
 use callwarden_core::counters::Tunnel;
 use callwarden_core::media::{MediaOut, RecordingEvent};
 use callwarden_core::track::CallEvent;
-use callwarden_core::{Counters, Drop, Output};
+use callwarden_core::{Counters, DropReason, Output};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -313,10 +313,10 @@ impl Collector for Collect {
         let queue_full: u64 = sources.iter().map(|s| load(&s.queue_full)).sum();
         let kernel: u64 = sources.iter().map(|s| load(&s.kernel_dropped)).sum();
         let iface: u64 = sources.iter().map(|s| load(&s.if_dropped)).sum();
-        let mut drops: Vec<(Labels, u64)> = Drop::ALL
+        let mut drops: Vec<(Labels, u64)> = DropReason::ALL
             .iter()
             .map(|d| {
-                let extra = if *d == Drop::QueueFull { queue_full } else { 0 };
+                let extra = if *d == DropReason::QueueFull { queue_full } else { 0 };
                 (vec![("reason", d.as_str().to_string())], c.dropped(*d) + extra)
             })
             .collect();
@@ -512,8 +512,8 @@ mod tests {
         h.add_source(hep);
 
         let mut c = Counters { frames: 8, ..Counters::default() };
-        c.drop(Drop::BadHep);
-        c.drop(Drop::BadHep);
+        c.drop(DropReason::BadHep);
+        c.drop(DropReason::BadHep);
         c.tunnel(Tunnel::ErspanIII);
         c.sip_by_kind.insert("INVITE".into(), 4);
         c.sip_by_kind.insert("180".into(), 3);
@@ -542,7 +542,7 @@ mod tests {
         assert!(text.contains("callwarden_tunnels_total{kind=\"vxlan\"} 0\n"));
         assert!(text.contains("callwarden_drops_total{reason=\"queue-full\"} 2\n"));
         assert!(text.contains("callwarden_drops_total{reason=\"kernel\"} 3\n"));
-        assert_eq!(sample_lines(&text, "callwarden_drops_total").len(), Drop::ALL.len() + 2);
+        assert_eq!(sample_lines(&text, "callwarden_drops_total").len(), DropReason::ALL.len() + 2);
         assert!(text.contains("callwarden_sip_requests_total{method=\"INVITE\"} 4\n"));
         assert!(text.contains("callwarden_sip_responses_total{status=\"180\"} 3\n"));
         assert!(text.contains("callwarden_active_calls 7\n"));

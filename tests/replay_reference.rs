@@ -15,7 +15,7 @@ use callwarden::pipeline::Driver;
 use callwarden::sink::Sink;
 use callwarden_core::config::Config;
 use callwarden_core::track::{CallEvent, CallRecord, EndReason};
-use callwarden_core::{Counters, Drop, Engine, Output, Ts};
+use callwarden_core::{Counters, DropReason, Engine, Output, Ts};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -207,7 +207,7 @@ fn tcp_64k_invite_with_a_larger_cap() {
     // Default cap: the oversized INVITE is skipped and counted, never half-read.
     let (ours, counters) = replay(&path, &Config::default());
     assert!(ours.is_empty());
-    assert!(counters.dropped(Drop::TcpStream) > 0, "{counters:?}");
+    assert!(counters.dropped(DropReason::TcpStream) > 0, "{counters:?}");
     // With room for it, it is one call, as tshark reads it.
     let mut cfg = Config::default();
     cfg.capture.tcp_max_message = 128 * 1024;
@@ -334,12 +334,12 @@ fn two_mirrors_of_each_packet_are_one() {
     assert_eq!(summary(&ours), summary(&plain));
     assert_eq!((c.sip_messages, c.rtp_packets), (pc.sip_messages, pc.rtp_packets));
     assert_eq!(c.frames, 2 * pc.frames);
-    assert_eq!(c.dropped(Drop::MirrorDuplicate), pc.frames);
+    assert_eq!(c.dropped(DropReason::MirrorDuplicate), pc.frames);
 
     let mut off = Config::default();
     off.capture.mirror_dedupe_ms = 0;
     let (_, c) = replay(&path, &off);
-    assert_eq!(c.dropped(Drop::MirrorDuplicate), 0);
+    assert_eq!(c.dropped(DropReason::MirrorDuplicate), 0);
     assert!(c.rtp_packets > pc.rtp_packets, "without deduplication the RTP is counted twice: {c:?}");
 }
 

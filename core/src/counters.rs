@@ -1,5 +1,5 @@
 //! What the engine saw and what it could not use. Every stage that drops or ignores a
-//! packet bumps exactly one `Drop` reason here, so "nothing is lost silently" can be
+//! packet bumps exactly one `DropReason` here, so "nothing is lost silently" can be
 //! checked: packets in = packets used + sum of drops. Names are stable (kebab-case),
 //! since `/metrics`, the replay summary and scripts print them.
 //! Plain counters, no atomics: the engine is single-threaded and the driver copies a
@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 /// Why a packet (or a message inside one) was not used.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Drop {
+pub enum DropReason {
     /// Frame shorter than its link header, or cut short by the snap length.
     Truncated,
     /// A link type we do not decode.
@@ -79,74 +79,74 @@ pub enum Drop {
     SipTruncated,
 }
 
-impl Drop {
-    pub const ALL: [Drop; 31] = [
-        Drop::Truncated,
-        Drop::UnknownLink,
-        Drop::NotIp,
-        Drop::BadIp,
-        Drop::OtherProtocol,
-        Drop::BadFragment,
-        Drop::FragmentTimeout,
-        Drop::BadUdp,
-        Drop::BadTcp,
-        Drop::TcpStream,
-        Drop::TcpNotSip,
-        Drop::BadHep,
-        Drop::HepOtherPayload,
-        Drop::HepCaptureId,
-        Drop::BadSip,
-        Drop::SipMissingHeader,
-        Drop::NotSipOrRtp,
-        Drop::RtpNoCall,
-        Drop::RtpAfterEnd,
-        Drop::TimeBackwards,
-        Drop::TimeClamped,
-        Drop::QueueFull,
-        Drop::BadGre,
-        Drop::BadErspan,
-        Drop::BadVxlan,
-        Drop::BadTzsp,
-        Drop::BadMpls,
-        Drop::TunnelTooDeep,
-        Drop::MirrorDuplicate,
-        Drop::TlsNotReadable,
-        Drop::SipTruncated,
+impl DropReason {
+    pub const ALL: [DropReason; 31] = [
+        DropReason::Truncated,
+        DropReason::UnknownLink,
+        DropReason::NotIp,
+        DropReason::BadIp,
+        DropReason::OtherProtocol,
+        DropReason::BadFragment,
+        DropReason::FragmentTimeout,
+        DropReason::BadUdp,
+        DropReason::BadTcp,
+        DropReason::TcpStream,
+        DropReason::TcpNotSip,
+        DropReason::BadHep,
+        DropReason::HepOtherPayload,
+        DropReason::HepCaptureId,
+        DropReason::BadSip,
+        DropReason::SipMissingHeader,
+        DropReason::NotSipOrRtp,
+        DropReason::RtpNoCall,
+        DropReason::RtpAfterEnd,
+        DropReason::TimeBackwards,
+        DropReason::TimeClamped,
+        DropReason::QueueFull,
+        DropReason::BadGre,
+        DropReason::BadErspan,
+        DropReason::BadVxlan,
+        DropReason::BadTzsp,
+        DropReason::BadMpls,
+        DropReason::TunnelTooDeep,
+        DropReason::MirrorDuplicate,
+        DropReason::TlsNotReadable,
+        DropReason::SipTruncated,
     ];
 
     pub fn as_str(self) -> &'static str {
         match self {
-            Drop::Truncated => "truncated",
-            Drop::UnknownLink => "unknown-link",
-            Drop::NotIp => "not-ip",
-            Drop::BadIp => "bad-ip",
-            Drop::OtherProtocol => "other-protocol",
-            Drop::BadFragment => "bad-fragment",
-            Drop::FragmentTimeout => "fragment-timeout",
-            Drop::BadUdp => "bad-udp",
-            Drop::BadTcp => "bad-tcp",
-            Drop::TcpStream => "tcp-stream",
-            Drop::TcpNotSip => "tcp-not-sip",
-            Drop::BadHep => "bad-hep",
-            Drop::HepOtherPayload => "hep-other-payload",
-            Drop::HepCaptureId => "hep-capture-id",
-            Drop::BadSip => "bad-sip",
-            Drop::SipMissingHeader => "sip-missing-header",
-            Drop::NotSipOrRtp => "not-sip-or-rtp",
-            Drop::RtpNoCall => "rtp-no-call",
-            Drop::RtpAfterEnd => "rtp-after-end",
-            Drop::TimeBackwards => "time-backwards",
-            Drop::TimeClamped => "time-clamped",
-            Drop::QueueFull => "queue-full",
-            Drop::BadGre => "bad-gre",
-            Drop::BadErspan => "bad-erspan",
-            Drop::BadVxlan => "bad-vxlan",
-            Drop::BadTzsp => "bad-tzsp",
-            Drop::BadMpls => "bad-mpls",
-            Drop::TunnelTooDeep => "tunnel-too-deep",
-            Drop::MirrorDuplicate => "mirror-duplicate",
-            Drop::TlsNotReadable => "tls-not-readable",
-            Drop::SipTruncated => "sip-truncated",
+            DropReason::Truncated => "truncated",
+            DropReason::UnknownLink => "unknown-link",
+            DropReason::NotIp => "not-ip",
+            DropReason::BadIp => "bad-ip",
+            DropReason::OtherProtocol => "other-protocol",
+            DropReason::BadFragment => "bad-fragment",
+            DropReason::FragmentTimeout => "fragment-timeout",
+            DropReason::BadUdp => "bad-udp",
+            DropReason::BadTcp => "bad-tcp",
+            DropReason::TcpStream => "tcp-stream",
+            DropReason::TcpNotSip => "tcp-not-sip",
+            DropReason::BadHep => "bad-hep",
+            DropReason::HepOtherPayload => "hep-other-payload",
+            DropReason::HepCaptureId => "hep-capture-id",
+            DropReason::BadSip => "bad-sip",
+            DropReason::SipMissingHeader => "sip-missing-header",
+            DropReason::NotSipOrRtp => "not-sip-or-rtp",
+            DropReason::RtpNoCall => "rtp-no-call",
+            DropReason::RtpAfterEnd => "rtp-after-end",
+            DropReason::TimeBackwards => "time-backwards",
+            DropReason::TimeClamped => "time-clamped",
+            DropReason::QueueFull => "queue-full",
+            DropReason::BadGre => "bad-gre",
+            DropReason::BadErspan => "bad-erspan",
+            DropReason::BadVxlan => "bad-vxlan",
+            DropReason::BadTzsp => "bad-tzsp",
+            DropReason::BadMpls => "bad-mpls",
+            DropReason::TunnelTooDeep => "tunnel-too-deep",
+            DropReason::MirrorDuplicate => "mirror-duplicate",
+            DropReason::TlsNotReadable => "tls-not-readable",
+            DropReason::SipTruncated => "sip-truncated",
         }
     }
 }
@@ -223,7 +223,7 @@ pub struct Counters {
     pub calls_started: u64,
     pub calls_ended: u64,
     pub violations: u64,
-    pub drops: BTreeMap<Drop, u64>,
+    pub drops: BTreeMap<DropReason, u64>,
     /// Encapsulation layers removed, by kind.
     pub tunnels: BTreeMap<Tunnel, u64>,
     /// TLS connections seen (by their ClientHello), by server address "ip:port": SIP
@@ -236,10 +236,10 @@ fn is_zero(n: &u64) -> bool {
 }
 
 impl Counters {
-    pub fn drop(&mut self, why: Drop) {
+    pub fn drop(&mut self, why: DropReason) {
         *self.drops.entry(why).or_default() += 1;
     }
-    pub fn dropped(&self, why: Drop) -> u64 {
+    pub fn dropped(&self, why: DropReason) -> u64 {
         self.drops.get(&why).copied().unwrap_or(0)
     }
     pub fn tunnel(&mut self, kind: Tunnel) {

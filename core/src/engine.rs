@@ -8,14 +8,14 @@
 //! end of file:    finish(EndReason::CaptureEnded); drain
 //! ```
 //! May use: every core module. Invariants: the engine's time is `max(packet times seen)`;
-//! a packet stamped earlier is counted (`Drop::TimeBackwards`) and still used; outputs are
+//! a packet stamped earlier is counted (`DropReason::TimeBackwards`) and still used; outputs are
 //! queued in the order they became known. Time is not taken on trust: a frame stamped past
 //! the horizon the driver gives (live: the wall clock) and a datagram whose own stamp (HEP)
 //! is far from its frame's are given the trusted time instead and counted
-//! (`Drop::TimeClamped`), so one forged stamp cannot fire every call's timeout at once.
+//! (`DropReason::TimeClamped`), so one forged stamp cannot fire every call's timeout at once.
 
 use crate::config::{Config, ExtensionSet, NetSet, RecordMode};
-use crate::counters::{Counters, Drop};
+use crate::counters::{Counters, DropReason};
 use crate::decode::{Datagram, DecodeConfig, Decoder, Frame, PayloadHint, Transport};
 use crate::media::{recording_id, CallAudio, Codec, MediaOut, RecordingEvent, RecordingInfo};
 use crate::policy::{Policy, Violation};
@@ -160,7 +160,7 @@ impl Engine {
         self.counters.bytes += f.bytes.len() as u64;
         self.pipe.frame_ts = f.ts;
         if f.ts < self.now {
-            self.counters.drop(Drop::TimeBackwards);
+            self.counters.drop(DropReason::TimeBackwards);
         } else {
             self.now = f.ts;
         }
@@ -181,7 +181,7 @@ impl Engine {
     /// stamp past the horizon cannot fire them either. Taking a frame twice counts it once.
     pub fn believe<'a>(&mut self, mut f: Frame<'a>) -> Frame<'a> {
         if let Some(h) = self.horizon.filter(|&h| f.ts > h) {
-            self.counters.drop(Drop::TimeClamped);
+            self.counters.drop(DropReason::TimeClamped);
             f.ts = h;
         }
         f
@@ -252,7 +252,7 @@ impl Pipeline {
         counters.datagrams += 1;
         // Only a carrier with its own stamp (HEP) makes these differ.
         if d.ts > self.frame_ts.saturating_add(MAX_AHEAD) || d.ts < self.frame_ts.saturating_sub(MAX_BEHIND) {
-            counters.drop(Drop::TimeClamped);
+            counters.drop(DropReason::TimeClamped);
             d.ts = self.frame_ts;
         }
         let sip_like = match d.hint {
@@ -270,8 +270,8 @@ impl Pipeline {
                     *counters.sip_by_kind.entry(msg.kind_label()).or_default() += 1;
                     self.tracker.on_sip_hep(d.ts, d.src, d.dst, &msg, d.correlation, &mut self.events);
                 }
-                Err(SipError::MissingHeader(_)) => counters.drop(Drop::SipMissingHeader),
-                Err(_) => counters.drop(Drop::BadSip),
+                Err(SipError::MissingHeader(_)) => counters.drop(DropReason::SipMissingHeader),
+                Err(_) => counters.drop(DropReason::BadSip),
             }
         } else {
             match rtp::classify(d.payload) {
@@ -282,12 +282,12 @@ impl Pipeline {
                         // A relayed copy of media already taken from another leg is not recorded.
                         Some(bound) if bound.primary => self.record(d.ts, &bound, &pkt),
                         Some(_) => counters.rtp_relayed_copies += 1,
-                        None if self.tracker.late_rtp() > late_before => counters.drop(Drop::RtpAfterEnd),
-                        None => counters.drop(Drop::RtpNoCall),
+                        None if self.tracker.late_rtp() > late_before => counters.drop(DropReason::RtpAfterEnd),
+                        None => counters.drop(DropReason::RtpNoCall),
                     }
                 }
                 Media::Rtcp { .. } => counters.rtcp_packets += 1,
-                Media::Neither => counters.drop(Drop::NotSipOrRtp),
+                Media::Neither => counters.drop(DropReason::NotSipOrRtp),
             }
         }
         self.flush(counters);
@@ -526,18 +526,18 @@ mod tests {
         assert!(ended(&outs).is_empty(), "no call ended: {:?}", ended(&outs));
         assert_eq!(e.active_calls(), 2, "the live call goes on, the forged INVITE is a call at its receipt time");
         assert_eq!(started_at(&outs), vec![T0, at], "the forged call is dated when it was received, not 2106");
-        assert_eq!(e.counters().dropped(Drop::TimeClamped), 1);
+        assert_eq!(e.counters().dropped(DropReason::TimeClamped), 1);
         assert!(e.poll_timeout().is_some_and(|d| d < Ts(T0.0 + 86_400_000_000)), "no timer moved to 2106");
         // A stamp from 1970 is not believed either.
         outs = feed(&mut e, at, &hep_sip(Ts(1_000_000), &invite("forged-2")));
         assert_eq!(started_at(&outs), vec![at]);
         assert!(ended(&outs).is_empty());
-        assert_eq!(e.counters().dropped(Drop::TimeClamped), 2);
+        assert_eq!(e.counters().dropped(DropReason::TimeClamped), 2);
         // A believable agent clock (a little behind its receipt) is kept as it is.
         let honest = at - Dur::from_millis(30);
         outs = feed(&mut e, at + Dur::from_millis(1), &hep_sip(honest, &invite("honest-1")));
         assert_eq!(started_at(&outs), vec![honest]);
-        assert_eq!(e.counters().dropped(Drop::TimeClamped), 2);
+        assert_eq!(e.counters().dropped(DropReason::TimeClamped), 2);
     }
 
     #[test]
@@ -553,7 +553,7 @@ mod tests {
         assert!(ended(&outs).is_empty(), "{:?}", ended(&outs));
         assert_eq!(e.now(), horizon);
         assert_eq!(started_at(&outs), vec![T0, horizon]);
-        assert_eq!(e.counters().dropped(Drop::TimeClamped), 2, "the frame and its datagram");
+        assert_eq!(e.counters().dropped(DropReason::TimeClamped), 2, "the frame and its datagram");
     }
 
     use crate::policy::tests::cfg as policy_cfg;

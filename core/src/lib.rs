@@ -13,7 +13,7 @@
 //! Invariants the whole crate keeps:
 //! - No I/O: no files, sockets, database, tokio, or clock. `Ts` comes from the capture;
 //!   timeouts fire only through `Engine::handle_timeout(now)`.
-//! - Never panics on input: every packet that is not used bumps one `counters::Drop`.
+//! - Never panics on input: every packet that is not used bumps one `counters::DropReason`.
 //! - Data flows one way: a module only uses the modules to its left in the diagram
 //!   (and `config`, `time`, `counters`).
 
@@ -29,7 +29,7 @@ pub mod sip;
 pub mod time;
 pub mod track;
 
-pub use counters::{Counters, Drop};
+pub use counters::{Counters, DropReason};
 pub use decode::{Frame, LinkType};
 pub use engine::{Engine, Output};
 pub use time::{Dur, Ts};

@@ -5,7 +5,7 @@
 //! Invariants: a page is `limit` rows and `next` is set exactly when more rows follow
 //! (one extra row is read to know); the CSV pages through the store with the same cursor.
 
-use super::csv_out::{csv_response, opt, CsvSink};
+use super::csv_out::{csv_response, opt, CsvBody};
 use super::params::{FilterParams, Paging};
 use super::{ApiError, AppState, Db};
 use crate::store::query::Cursor;
@@ -122,7 +122,7 @@ pub fn csv_row(c: &CallRow) -> [String; 26] {
 }
 
 /// Every call `q` selects (up to `limit`), page by page into the CSV.
-fn export(db: &Db, mut q: Filter, limit: Option<usize>, mut sink: CsvSink) -> Result<(), ApiError> {
+fn export(db: &Db, mut q: Filter, limit: Option<usize>, mut sink: CsvBody) -> Result<(), ApiError> {
     if !sink.row(CSV_HEADER) {
         return Ok(());
     }

@@ -22,19 +22,19 @@ fn writer(buf: Vec<u8>) -> csv::Writer<Vec<u8>> {
 }
 
 /// The writing end, used on a blocking thread.
-pub struct CsvSink {
+pub struct CsvBody {
     tx: mpsc::Sender<Chunk>,
     w: csv::Writer<Vec<u8>>,
 }
 
 /// A CSV download response named `filename`, and the sink that fills it.
-pub fn csv_response(filename: &str, bom: bool) -> (CsvSink, Response) {
+pub fn csv_response(filename: &str, bom: bool) -> (CsvBody, Response) {
     let (tx, rx) = mpsc::channel::<Chunk>(8);
     let mut buf = Vec::with_capacity(CHUNK + 1024);
     if bom {
         buf.extend_from_slice("\u{feff}".as_bytes());
     }
-    let sink = CsvSink { tx, w: writer(buf) };
+    let sink = CsvBody { tx, w: writer(buf) };
     let mut res = Body::from_stream(ReceiverStream::new(rx)).into_response();
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
@@ -45,7 +45,7 @@ pub fn csv_response(filename: &str, bom: bool) -> (CsvSink, Response) {
     (sink, res)
 }
 
-impl CsvSink {
+impl CsvBody {
     /// Write one row; `false` when the client has gone (stop producing).
     pub fn row<I, S>(&mut self, fields: I) -> bool
     where

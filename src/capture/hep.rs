@@ -2,7 +2,7 @@
 //! PBX or proxy (Kamailio/OpenSIPS siptrace, FreeSWITCH, Asterisk res_hep, captagent) and
 //! hands each one, unparsed, to the driver as a `LinkType::Hep` frame. The engine's own
 //! decoder (core `decode::hep`, written to be panic-free on any input) unwraps it, checks
-//! the capture-id allow-list and counts what is malformed (`Drop::BadHep`), so a flood of
+//! the capture-id allow-list and counts what is malformed (`DropReason::BadHep`), so a flood of
 //! garbage costs one copy per packet and never stops the listener.
 //! HEP carries no authentication of its own, so the listener decides who may send it: only
 //! senders inside `[capture].hep_allow` (default loopback) and, when `hep_auth_key` is set,

@@ -4,7 +4,7 @@
 
 use super::test_util::{Harness, Owned};
 use super::{DecodeConfig, LinkType, PayloadHint, Transport};
-use crate::counters::Drop;
+use crate::counters::DropReason;
 use crate::time::Ts;
 use pcap_file::pcap::PcapReader;
 use pcap_file::pcapng::{Block, PcapNgReader};
@@ -135,7 +135,7 @@ fn tcp_64k_invite_and_the_cap() {
     let h = run("sip-tcp-invite-64k-body-segmented.pcap", DecodeConfig::default());
     assert_eq!(h.out.len(), 1);
     assert!(h.out[0].payload.starts_with(b"SIP/2.0 100"));
-    assert_eq!(h.counters.dropped(Drop::TcpStream), 5);
+    assert_eq!(h.counters.dropped(DropReason::TcpStream), 5);
 
     let cfg = DecodeConfig { tcp_max_message: 128 * 1024, ..DecodeConfig::default() };
     let h = run("sip-tcp-invite-64k-body-segmented.pcap", cfg);
@@ -160,7 +160,7 @@ fn sipp_over_tcp_one_datagram_per_message() {
     let got: Vec<String> = tcp.iter().map(|d| cseq(d)).collect();
     assert_eq!(got.join("|"), SIPP_TCP_CSEQ);
     assert!(tcp.iter().all(|d| is_sip_start(d) && d.hint == PayloadHint::Sip));
-    assert_eq!(h.counters.dropped(Drop::TcpStream) + h.counters.dropped(Drop::TcpNotSip), 0);
+    assert_eq!(h.counters.dropped(DropReason::TcpStream) + h.counters.dropped(DropReason::TcpNotSip), 0);
 }
 
 #[test]
@@ -187,13 +187,13 @@ fn hep3_sample_with_logs_and_reports() {
     let h = run("hep3-sip-rtcp-log-udp9060.pcap", DecodeConfig::default());
     assert_eq!(h.out.len(), 6);
     assert!(h.out.iter().all(|d| d.hint == PayloadHint::Sip));
-    assert_eq!(h.counters.dropped(Drop::HepOtherPayload), 2);
+    assert_eq!(h.counters.dropped(DropReason::HepOtherPayload), 2);
     assert_eq!(h.out[0].ts, Ts(1_481_455_196_000_100));
     assert_eq!(h.out[0].src.to_string(), "192.168.1.1:5060");
     // Only capture id 2001 is in this file.
     let cfg = DecodeConfig { hep_capture_ids: vec![1], ..DecodeConfig::default() };
     let h = run("hep3-sip-rtcp-log-udp9060.pcap", cfg);
-    assert_eq!(h.counters.dropped(Drop::HepCaptureId), 8);
+    assert_eq!(h.counters.dropped(DropReason::HepCaptureId), 8);
 }
 
 #[test]
@@ -217,7 +217,7 @@ fn classic_capture_counts() {
     // nothing; every UDP datagram is delivered (SIP, DNS, NBNS, RTP, ...).
     let h = run("sip-register-invite-cancel-auth-g711a.pcap", DecodeConfig::default());
     assert_eq!(h.out.iter().filter(|d| is_sip_start(d)).count(), 81);
-    assert_eq!(h.counters.dropped(Drop::NotIp), 44);
+    assert_eq!(h.counters.dropped(DropReason::NotIp), 44);
     let h = run("gen-synth-100-calls.pcap", DecodeConfig::default());
     assert_eq!(h.out.len(), 2700);
     assert_eq!(h.out.iter().filter(|d| is_sip_start(d)).count(), 700);

@@ -20,8 +20,8 @@
 //! time header in host order (Kamailio: explicitly little-endian), so it is read
 //! little-endian unless that gives an impossible microsecond value and big-endian does not.
 
-use super::{Datagram, Decoder, PayloadHint, Sink, Transport};
-use crate::counters::Drop;
+use super::{Datagram, DatagramOut, Decoder, PayloadHint, Transport};
+use crate::counters::DropReason;
 use crate::time::Ts;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -65,33 +65,33 @@ pub(crate) fn may_be_hep2(b: &[u8]) -> bool {
 }
 
 /// Check and view one HEP packet. `allow_v2`: also accept the HEPv1/v2 header.
-pub(crate) fn parse(b: &[u8], allow_v2: bool) -> Result<Hep<'_>, Drop> {
+pub(crate) fn parse(b: &[u8], allow_v2: bool) -> Result<Hep<'_>, DropReason> {
     if b.starts_with(HEP3_MAGIC) {
         parse_v3(b)
     } else if allow_v2 && may_be_hep2(b) {
         parse_v2(b)
     } else {
-        Err(Drop::BadHep)
+        Err(DropReason::BadHep)
     }
 }
 
-fn be16(s: &[u8]) -> Result<u16, Drop> {
-    Ok(u16::from_be_bytes(s.try_into().map_err(|_| Drop::BadHep)?))
+fn be16(s: &[u8]) -> Result<u16, DropReason> {
+    Ok(u16::from_be_bytes(s.try_into().map_err(|_| DropReason::BadHep)?))
 }
-fn be32(s: &[u8]) -> Result<u32, Drop> {
-    Ok(u32::from_be_bytes(s.try_into().map_err(|_| Drop::BadHep)?))
+fn be32(s: &[u8]) -> Result<u32, DropReason> {
+    Ok(u32::from_be_bytes(s.try_into().map_err(|_| DropReason::BadHep)?))
 }
-fn one(s: &[u8]) -> Result<u8, Drop> {
+fn one(s: &[u8]) -> Result<u8, DropReason> {
     match s {
         [v] => Ok(*v),
-        _ => Err(Drop::BadHep),
+        _ => Err(DropReason::BadHep),
     }
 }
 
-fn parse_v3(b: &[u8]) -> Result<Hep<'_>, Drop> {
-    let total = usize::from(be16(b.get(4..6).ok_or(Drop::BadHep)?)?);
+fn parse_v3(b: &[u8]) -> Result<Hep<'_>, DropReason> {
+    let total = usize::from(be16(b.get(4..6).ok_or(DropReason::BadHep)?)?);
     if total < 6 || total > b.len() {
-        return Err(Drop::BadHep);
+        return Err(DropReason::BadHep);
     }
     let mut family = None;
     let mut ip_proto = None;
@@ -105,12 +105,12 @@ fn parse_v3(b: &[u8]) -> Result<Hep<'_>, Drop> {
 
     let mut at = 6usize;
     while at < total {
-        let head = b.get(at..at + 6).ok_or(Drop::BadHep)?;
+        let head = b.get(at..at + 6).ok_or(DropReason::BadHep)?;
         let vendor = be16(&head[..2])?;
         let kind = be16(&head[2..4])?;
         let len = usize::from(be16(&head[4..6])?);
-        let end = at.checked_add(len).filter(|&e| len >= 6 && e <= total).ok_or(Drop::BadHep)?;
-        let body = b.get(at + 6..end).ok_or(Drop::BadHep)?;
+        let end = at.checked_add(len).filter(|&e| len >= 6 && e <= total).ok_or(DropReason::BadHep)?;
+        let body = b.get(at + 6..end).ok_or(DropReason::BadHep)?;
         at = end;
         if vendor != 0 {
             continue;
@@ -120,8 +120,8 @@ fn parse_v3(b: &[u8]) -> Result<Hep<'_>, Drop> {
             2 => ip_proto = Some(one(body)?),
             3 => src4 = Some(Ipv4Addr::from(be32(body)?)),
             4 => dst4 = Some(Ipv4Addr::from(be32(body)?)),
-            5 => src6 = Some(Ipv6Addr::from(<[u8; 16]>::try_from(body).map_err(|_| Drop::BadHep)?)),
-            6 => dst6 = Some(Ipv6Addr::from(<[u8; 16]>::try_from(body).map_err(|_| Drop::BadHep)?)),
+            5 => src6 = Some(Ipv6Addr::from(<[u8; 16]>::try_from(body).map_err(|_| DropReason::BadHep)?)),
+            6 => dst6 = Some(Ipv6Addr::from(<[u8; 16]>::try_from(body).map_err(|_| DropReason::BadHep)?)),
             7 => sport = Some(be16(body)?),
             8 => dport = Some(be16(body)?),
             9 => secs = Some(be32(body)?),
@@ -144,15 +144,15 @@ fn parse_v3(b: &[u8]) -> Result<Hep<'_>, Drop> {
         (Some(AF_INET6), _, _, Some(s), Some(d)) => (s.into(), d.into()),
         (_, Some(s), Some(d), _, _) => (s.into(), d.into()),
         (_, _, _, Some(s), Some(d)) => (s.into(), d.into()),
-        _ => return Err(Drop::BadHep),
+        _ => return Err(DropReason::BadHep),
     };
     let (Some(sport), Some(dport)) = (sport, dport) else {
-        return Err(Drop::BadHep);
+        return Err(DropReason::BadHep);
     };
     let payload = match (plain, compressed) {
         (Some(p), _) => Payload::Plain(p),
         (None, Some(z)) => Payload::Compressed(z),
-        (None, None) => return Err(Drop::BadHep),
+        (None, None) => return Err(DropReason::BadHep),
     };
     let ts = match (secs, usecs) {
         (Some(s), Some(us)) => Some(Ts(i64::from(s) * 1_000_000 + i64::from(us))),
@@ -179,25 +179,25 @@ fn transport(ip_proto: Option<u8>) -> Transport {
     }
 }
 
-fn parse_v2(b: &[u8]) -> Result<Hep<'_>, Drop> {
-    let head: &[u8; 8] = b.get(..8).and_then(|h| h.try_into().ok()).ok_or(Drop::BadHep)?;
+fn parse_v2(b: &[u8]) -> Result<Hep<'_>, DropReason> {
+    let head: &[u8; 8] = b.get(..8).and_then(|h| h.try_into().ok()).ok_or(DropReason::BadHep)?;
     let version = head[0];
     let hdr_len = usize::from(head[1]);
     let ip_len = if head[2] == AF_INET { 8 } else { 32 };
     if hdr_len < 8 + ip_len {
-        return Err(Drop::BadHep);
+        return Err(DropReason::BadHep);
     }
-    let addrs = b.get(8..8 + ip_len).ok_or(Drop::BadHep)?;
+    let addrs = b.get(8..8 + ip_len).ok_or(DropReason::BadHep)?;
     let (src, dst): (IpAddr, IpAddr) = if ip_len == 8 {
         (Ipv4Addr::from(be32(&addrs[..4])?).into(), Ipv4Addr::from(be32(&addrs[4..])?).into())
     } else {
-        let s: [u8; 16] = addrs[..16].try_into().map_err(|_| Drop::BadHep)?;
-        let d: [u8; 16] = addrs[16..].try_into().map_err(|_| Drop::BadHep)?;
+        let s: [u8; 16] = addrs[..16].try_into().map_err(|_| DropReason::BadHep)?;
+        let d: [u8; 16] = addrs[16..].try_into().map_err(|_| DropReason::BadHep)?;
         (Ipv6Addr::from(s).into(), Ipv6Addr::from(d).into())
     };
     let (mut ts, mut capture_id, mut at) = (None, None, hdr_len);
     if version == 2 {
-        let t: &[u8; 12] = b.get(hdr_len..hdr_len + 12).and_then(|t| t.try_into().ok()).ok_or(Drop::BadHep)?;
+        let t: &[u8; 12] = b.get(hdr_len..hdr_len + 12).and_then(|t| t.try_into().ok()).ok_or(DropReason::BadHep)?;
         let le = (u32::from_le_bytes([t[0], t[1], t[2], t[3]]), u32::from_le_bytes([t[4], t[5], t[6], t[7]]));
         let be = (u32::from_be_bytes([t[0], t[1], t[2], t[3]]), u32::from_be_bytes([t[4], t[5], t[6], t[7]]));
         let big = le.1 >= 1_000_000 && be.1 < 1_000_000;
@@ -207,7 +207,7 @@ fn parse_v2(b: &[u8]) -> Result<Hep<'_>, Drop> {
         capture_id = Some(u32::from(id));
         at += 12;
     }
-    let payload = b.get(at..).filter(|p| !p.is_empty()).ok_or(Drop::BadHep)?;
+    let payload = b.get(at..).filter(|p| !p.is_empty()).ok_or(DropReason::BadHep)?;
     Ok(Hep {
         src: SocketAddr::new(src, be16(&head[4..6])?),
         dst: SocketAddr::new(dst, be16(&head[6..8])?),
@@ -224,46 +224,57 @@ fn parse_v2(b: &[u8]) -> Result<Hep<'_>, Drop> {
 /// The payload hint for a HEP protocol type, or `HepOtherPayload` for what we do not use.
 /// Type 4 is RTP and 5 RTCP, but many agents send JSON reports under them: only payloads
 /// that look like RTP version 2 (and for RTCP a packet type 200..=204) are kept.
-pub(crate) fn hint(proto_type: Option<u8>, payload: &[u8]) -> Result<PayloadHint, Drop> {
+pub(crate) fn hint(proto_type: Option<u8>, payload: &[u8]) -> Result<PayloadHint, DropReason> {
     let rtp_v2 = payload.first().is_some_and(|b| b & 0xc0 == 0x80);
     match proto_type {
         None => Ok(PayloadHint::Unknown),
         Some(PT_SIP) => Ok(PayloadHint::Sip),
         Some(PT_RTP) if rtp_v2 => Ok(PayloadHint::Rtp),
         Some(PT_RTCP) if rtp_v2 && payload.get(1).is_some_and(|pt| (200..=204).contains(pt)) => Ok(PayloadHint::Rtcp),
-        Some(_) => Err(Drop::HepOtherPayload),
+        Some(_) => Err(DropReason::HepOtherPayload),
     }
 }
 
 /// Decompress a chunk-16 payload into `out` (zlib, or gzip by its magic), at most `cap`
 /// bytes; anything else, a truncated stream or more output is `BadHep`.
-pub(crate) fn inflate(z: &mut flate2::Decompress, input: &[u8], out: &mut Vec<u8>, cap: usize) -> Result<(), Drop> {
+pub(crate) fn inflate(
+    z: &mut flate2::Decompress,
+    input: &[u8],
+    out: &mut Vec<u8>,
+    cap: usize,
+) -> Result<(), DropReason> {
     out.clear();
     if input.starts_with(&[0x1f, 0x8b]) {
         // gzip is rare in HEP; the reader allocates its own state, which is fine here.
         use std::io::Read;
         let mut r = flate2::read::GzDecoder::new(input).take(cap as u64 + 1);
-        r.read_to_end(out).map_err(|_| Drop::BadHep)?;
-        return if out.len() > cap { Err(Drop::BadHep) } else { Ok(()) };
+        r.read_to_end(out).map_err(|_| DropReason::BadHep)?;
+        return if out.len() > cap { Err(DropReason::BadHep) } else { Ok(()) };
     }
     z.reset(true);
     out.reserve(cap);
-    let status = z.decompress_vec(input, out, flate2::FlushDecompress::Finish).map_err(|_| Drop::BadHep)?;
+    let status = z.decompress_vec(input, out, flate2::FlushDecompress::Finish).map_err(|_| DropReason::BadHep)?;
     match status {
         flate2::Status::StreamEnd if out.len() <= cap => Ok(()),
-        _ => Err(Drop::BadHep),
+        _ => Err(DropReason::BadHep),
     }
 }
 
 impl Decoder {
     /// Unwrap one HEP packet; `ts` is used when it carries no timestamp.
-    pub(super) fn hep(&mut self, ts: Ts, bytes: &[u8], allow_v2: bool, sink: &mut Sink<'_>) -> Result<(), Drop> {
+    pub(super) fn hep(
+        &mut self,
+        ts: Ts,
+        bytes: &[u8],
+        allow_v2: bool,
+        sink: &mut DatagramOut<'_>,
+    ) -> Result<(), DropReason> {
         let h = parse(bytes, allow_v2)?;
         sink.counters.hep_packets += 1;
         if !self.cfg.hep_capture_ids.is_empty()
             && !h.capture_id.is_some_and(|id| self.cfg.hep_capture_ids.contains(&id))
         {
-            return Err(Drop::HepCaptureId);
+            return Err(DropReason::HepCaptureId);
         }
         let payload: &[u8] = match h.payload {
             Payload::Plain(p) => p,
@@ -374,21 +385,21 @@ mod tests {
     fn hep3_malformed() {
         let good = hep3_v4(1, 1, chunk(15, SIP));
         // Length field larger than the packet.
-        assert_eq!(parse(&good[..good.len() - 1], false), Err(Drop::BadHep));
+        assert_eq!(parse(&good[..good.len() - 1], false), Err(DropReason::BadHep));
         // A chunk whose length is below its own header.
         let mut bad = good.clone();
         bad[10..12].copy_from_slice(&3u16.to_be_bytes());
-        assert_eq!(parse(&bad, false), Err(Drop::BadHep));
+        assert_eq!(parse(&bad, false), Err(DropReason::BadHep));
         // An IPv4 address chunk of the wrong size.
         let p = hep3(&[chunk(3, &[1, 2, 3]), chunk(4, &[1, 2, 3, 4])]);
-        assert_eq!(parse(&p, false), Err(Drop::BadHep));
+        assert_eq!(parse(&p, false), Err(DropReason::BadHep));
         // Missing payload / addresses / ports.
         let p = hep3(&[chunk(3, &[1, 2, 3, 4]), chunk(4, &[1, 2, 3, 4]), chunk(7, &[0, 1]), chunk(8, &[0, 2])]);
-        assert_eq!(parse(&p, false), Err(Drop::BadHep));
+        assert_eq!(parse(&p, false), Err(DropReason::BadHep));
         let p = hep3(&[chunk(7, &[0, 1]), chunk(8, &[0, 2]), chunk(15, SIP)]);
-        assert_eq!(parse(&p, false), Err(Drop::BadHep));
+        assert_eq!(parse(&p, false), Err(DropReason::BadHep));
         let p = hep3(&[chunk(3, &[1, 2, 3, 4]), chunk(4, &[1, 2, 3, 4]), chunk(15, SIP)]);
-        assert_eq!(parse(&p, false), Err(Drop::BadHep));
+        assert_eq!(parse(&p, false), Err(DropReason::BadHep));
     }
 
     fn hep2(version: u8, le_time: bool) -> Vec<u8> {
@@ -428,10 +439,10 @@ mod tests {
         assert_eq!(h.ts, None);
         assert_eq!(h.payload, Payload::Plain(SIP));
         // Not accepted where v2 is not allowed, and a header length too small is bad.
-        assert_eq!(parse(&hep2(2, true), false), Err(Drop::BadHep));
+        assert_eq!(parse(&hep2(2, true), false), Err(DropReason::BadHep));
         let mut p = hep2(2, true);
         p[1] = 10;
-        assert_eq!(parse(&p, true), Err(Drop::BadHep));
+        assert_eq!(parse(&p, true), Err(DropReason::BadHep));
     }
 
     #[test]
@@ -440,9 +451,9 @@ mod tests {
         assert_eq!(hint(None, b"x"), Ok(PayloadHint::Unknown));
         assert_eq!(hint(Some(4), &[0x80, 8]), Ok(PayloadHint::Rtp));
         assert_eq!(hint(Some(5), &[0x81, 200]), Ok(PayloadHint::Rtcp));
-        assert_eq!(hint(Some(5), b"{\"type\":200}"), Err(Drop::HepOtherPayload));
-        assert_eq!(hint(Some(100), b"log line"), Err(Drop::HepOtherPayload));
-        assert_eq!(hint(Some(4), b"{}"), Err(Drop::HepOtherPayload));
+        assert_eq!(hint(Some(5), b"{\"type\":200}"), Err(DropReason::HepOtherPayload));
+        assert_eq!(hint(Some(100), b"log line"), Err(DropReason::HepOtherPayload));
+        assert_eq!(hint(Some(4), b"{}"), Err(DropReason::HepOtherPayload));
     }
 
     fn zlib(data: &[u8]) -> Vec<u8> {
@@ -462,10 +473,10 @@ mod tests {
         assert_eq!(out, b"second");
         // Over the cap (a small bomb) and truncated streams are refused.
         let big = zlib(&vec![b'a'; 100_000]);
-        assert_eq!(inflate(&mut z, &big, &mut out, 1000), Err(Drop::BadHep));
+        assert_eq!(inflate(&mut z, &big, &mut out, 1000), Err(DropReason::BadHep));
         let good = zlib(SIP);
-        assert_eq!(inflate(&mut z, &good[..good.len() / 2], &mut out, 1024), Err(Drop::BadHep));
-        assert_eq!(inflate(&mut z, b"not zlib", &mut out, 1024), Err(Drop::BadHep));
+        assert_eq!(inflate(&mut z, &good[..good.len() / 2], &mut out, 1024), Err(DropReason::BadHep));
+        assert_eq!(inflate(&mut z, b"not zlib", &mut out, 1024), Err(DropReason::BadHep));
         // gzip by its magic.
         let mut g = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         g.write_all(SIP).unwrap();
@@ -499,8 +510,8 @@ mod tests {
         // Other payloads and malformed packets are counted.
         h.feed(LinkType::Hep, 9, &hep3_v4(100, 1, chunk(15, b"a log line")));
         h.feed(LinkType::Hep, 10, b"HEP3\x00\x07x");
-        assert_eq!(h.counters.dropped(Drop::HepOtherPayload), 1);
-        assert_eq!(h.counters.dropped(Drop::BadHep), 1);
+        assert_eq!(h.counters.dropped(DropReason::HepOtherPayload), 1);
+        assert_eq!(h.counters.dropped(DropReason::BadHep), 1);
     }
 
     #[test]
@@ -510,7 +521,7 @@ mod tests {
         h.feed(LinkType::Hep, 1, &hep3_v4(1, 2001, chunk(15, SIP)));
         h.feed(LinkType::Hep, 2, &hep3_v4(1, 7, chunk(15, SIP)));
         assert_eq!(h.out.len(), 1);
-        assert_eq!(h.counters.dropped(Drop::HepCaptureId), 1);
+        assert_eq!(h.counters.dropped(DropReason::HepCaptureId), 1);
     }
 
     proptest! {

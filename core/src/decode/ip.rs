@@ -12,8 +12,8 @@
 use super::ip_defrag::FragKey;
 use super::link::{IpVersion, L3};
 use super::tunnel::Via;
-use super::{Decoder, Sink};
-use crate::counters::{Drop, Tunnel};
+use super::{DatagramOut, Decoder};
+use crate::counters::{DropReason, Tunnel};
 use crate::time::Ts;
 use etherparse::err::{ipv4, ipv6};
 use etherparse::{IpFragOffset, Ipv4HeaderSlice, Ipv6Header, Ipv6HeaderSlice};
@@ -27,15 +27,15 @@ const PROTO_GRE: u8 = 47;
 
 impl Decoder {
     /// Decode an IP packet (the version nibble must agree with what the link announced).
-    pub(super) fn ip(&mut self, ts: Ts, l3: L3<'_>, via: Via, sink: &mut Sink<'_>) -> Result<(), Drop> {
-        let first = *l3.bytes.first().ok_or(Drop::Truncated)?;
+    pub(super) fn ip(&mut self, ts: Ts, l3: L3<'_>, via: Via, sink: &mut DatagramOut<'_>) -> Result<(), DropReason> {
+        let first = *l3.bytes.first().ok_or(DropReason::Truncated)?;
         let version = match first >> 4 {
             4 => IpVersion::V4,
             6 => IpVersion::V6,
-            _ => return Err(if l3.version.is_none() { Drop::NotIp } else { Drop::BadIp }),
+            _ => return Err(if l3.version.is_none() { DropReason::NotIp } else { DropReason::BadIp }),
         };
         if l3.version.is_some_and(|v| v != version) {
-            return Err(Drop::BadIp);
+            return Err(DropReason::BadIp);
         }
         match version {
             IpVersion::V4 => self.ipv4(ts, l3.bytes, via, sink),
@@ -43,10 +43,10 @@ impl Decoder {
         }
     }
 
-    fn ipv4(&mut self, ts: Ts, bytes: &[u8], via: Via, sink: &mut Sink<'_>) -> Result<(), Drop> {
+    fn ipv4(&mut self, ts: Ts, bytes: &[u8], via: Via, sink: &mut DatagramOut<'_>) -> Result<(), DropReason> {
         let h = Ipv4HeaderSlice::from_slice(bytes).map_err(|e| match e {
-            ipv4::HeaderSliceError::Len(_) => Drop::Truncated,
-            ipv4::HeaderSliceError::Content(_) => Drop::BadIp,
+            ipv4::HeaderSliceError::Len(_) => DropReason::Truncated,
+            ipv4::HeaderSliceError::Content(_) => DropReason::BadIp,
         })?;
         let header_len = h.slice().len();
         let total = usize::from(h.total_len());
@@ -54,17 +54,17 @@ impl Decoder {
             // Captured before the NIC filled the length in (TSO): the frame is the packet.
             bytes.len()
         } else if total < header_len {
-            return Err(Drop::BadIp);
+            return Err(DropReason::BadIp);
         } else if total > bytes.len() {
             return Err(cut_short(h.protocol().0, bytes.get(header_len..).unwrap_or_default()));
         } else {
             total
         };
-        let payload = bytes.get(header_len..end).ok_or(Drop::Truncated)?;
+        let payload = bytes.get(header_len..end).ok_or(DropReason::Truncated)?;
         if !self.carries_tunnel(h.protocol().0, payload)
             && self.mirror_duplicate(ts, bytes.get(..end).unwrap_or(bytes), via)
         {
-            return Err(Drop::MirrorDuplicate);
+            return Err(DropReason::MirrorDuplicate);
         }
         let (src, dst) = (IpAddr::V4(h.source_addr()), IpAddr::V4(h.destination_addr()));
         let proto = h.protocol().0;
@@ -83,10 +83,10 @@ impl Decoder {
         self.ip_payload(ts, src, dst, proto, payload, via, sink)
     }
 
-    fn ipv6(&mut self, ts: Ts, bytes: &[u8], via: Via, sink: &mut Sink<'_>) -> Result<(), Drop> {
+    fn ipv6(&mut self, ts: Ts, bytes: &[u8], via: Via, sink: &mut DatagramOut<'_>) -> Result<(), DropReason> {
         let h = Ipv6HeaderSlice::from_slice(bytes).map_err(|e| match e {
-            ipv6::HeaderSliceError::Len(_) => Drop::Truncated,
-            ipv6::HeaderSliceError::Content(_) => Drop::BadIp,
+            ipv6::HeaderSliceError::Len(_) => DropReason::Truncated,
+            ipv6::HeaderSliceError::Content(_) => DropReason::BadIp,
         })?;
         let len = usize::from(h.payload_length());
         let end = if len == 0 {
@@ -100,22 +100,22 @@ impl Decoder {
                 None => return Err(cut_short(h.next_header().0, bytes.get(Ipv6Header::LEN..).unwrap_or_default())),
             }
         };
-        let body = bytes.get(Ipv6Header::LEN..end).ok_or(Drop::Truncated)?;
+        let body = bytes.get(Ipv6Header::LEN..end).ok_or(DropReason::Truncated)?;
         if !self.carries_tunnel(h.next_header().0, body)
             && self.mirror_duplicate(ts, bytes.get(..end).unwrap_or(bytes), via)
         {
-            return Err(Drop::MirrorDuplicate);
+            return Err(DropReason::MirrorDuplicate);
         }
         let (src, dst) = (IpAddr::V6(h.source_addr()), IpAddr::V6(h.destination_addr()));
         match walk_extensions(h.next_header().0, body)? {
             Ext::Upper { proto, start } => {
-                let payload = body.get(start..).ok_or(Drop::BadIp)?;
+                let payload = body.get(start..).ok_or(DropReason::BadIp)?;
                 self.ip_payload(ts, src, dst, proto, payload, via, sink)
             }
             Ext::Fragment { next, start, offset, more, id } => {
-                let data = body.get(start..).ok_or(Drop::BadIp)?;
+                let data = body.get(start..).ok_or(DropReason::BadIp)?;
                 let key = FragKey::V6 { src: h.source(), dst: h.destination(), id };
-                let offset = IpFragOffset::try_new(offset).map_err(|_| Drop::BadFragment)?;
+                let offset = IpFragOffset::try_new(offset).map_err(|_| DropReason::BadFragment)?;
                 match self.defrag.add(ts, key, offset, more, data, next, sink.counters)? {
                     None => Ok(()),
                     Some(whole) => {
@@ -124,9 +124,9 @@ impl Decoder {
                         let r = match walk_extensions(whole.proto, &whole.data) {
                             Ok(Ext::Upper { proto, start }) => match whole.data.get(start..) {
                                 Some(p) => self.ip_payload(ts, src, dst, proto, p, via, sink),
-                                None => Err(Drop::BadIp),
+                                None => Err(DropReason::BadIp),
                             },
-                            Ok(Ext::Fragment { .. }) => Err(Drop::BadFragment),
+                            Ok(Ext::Fragment { .. }) => Err(DropReason::BadFragment),
                             Err(e) => Err(e),
                         };
                         self.defrag.recycle(whole);
@@ -161,8 +161,8 @@ impl Decoder {
         proto: u8,
         payload: &[u8],
         via: Via,
-        sink: &mut Sink<'_>,
-    ) -> Result<(), Drop> {
+        sink: &mut DatagramOut<'_>,
+    ) -> Result<(), DropReason> {
         match proto {
             PROTO_UDP => self.udp(ts, src, dst, payload, via, sink),
             PROTO_TCP => self.tcp(ts, src, dst, payload, sink),
@@ -176,7 +176,7 @@ impl Decoder {
                 self.ip(ts, L3::new(Some(version), payload), via, sink)
             }
             PROTO_GRE => self.gre(ts, (src, dst), payload, via, sink),
-            _ => Err(Drop::OtherProtocol),
+            _ => Err(DropReason::OtherProtocol),
         }
     }
 }
@@ -184,18 +184,18 @@ impl Decoder {
 /// Why an IP packet longer than the captured bytes is dropped: `SipTruncated` when what
 /// was captured of its UDP or TCP payload starts with a SIP start line (the snap length cut
 /// a SIP message), otherwise `Truncated`.
-fn cut_short(proto: u8, l4: &[u8]) -> Drop {
+fn cut_short(proto: u8, l4: &[u8]) -> DropReason {
     let start = match proto {
         PROTO_UDP => 8,
         PROTO_TCP => l4.get(12).map_or(usize::MAX, |b| usize::from(b >> 4) * 4),
-        _ => return Drop::Truncated,
+        _ => return DropReason::Truncated,
     };
     let payload = l4.get(start..).unwrap_or_default();
     let line = payload.split(|&c| c == b'\n').next().unwrap_or_default();
     if !line.is_empty() && super::sip_frame::is_start_line(line) {
-        Drop::SipTruncated
+        DropReason::SipTruncated
     } else {
-        Drop::Truncated
+        DropReason::Truncated
     }
 }
 
@@ -221,20 +221,20 @@ const EXT_SHIM6: u8 = 140;
 /// Walk IPv6 extension headers from `next` over `data`. Every step advances at least 8
 /// bytes, so the walk ends; a header running past the data is `BadIp` (the IPv6 payload
 /// length was already checked against the frame).
-pub(crate) fn walk_extensions(mut next: u8, data: &[u8]) -> Result<Ext, Drop> {
+pub(crate) fn walk_extensions(mut next: u8, data: &[u8]) -> Result<Ext, DropReason> {
     let mut at = 0usize;
     loop {
         let len = match next {
             EXT_HOP_BY_HOP | EXT_ROUTING | EXT_DEST_OPTS | EXT_MOBILITY | EXT_HIP | EXT_SHIM6 => {
-                let hdr_len = *data.get(at + 1).ok_or(Drop::BadIp)?;
+                let hdr_len = *data.get(at + 1).ok_or(DropReason::BadIp)?;
                 (usize::from(hdr_len) + 1) * 8
             }
             EXT_AUTH => {
-                let hdr_len = *data.get(at + 1).ok_or(Drop::BadIp)?;
+                let hdr_len = *data.get(at + 1).ok_or(DropReason::BadIp)?;
                 (usize::from(hdr_len) + 2) * 4
             }
             EXT_FRAGMENT => {
-                let f: &[u8; 8] = data.get(at..at + 8).and_then(|s| s.try_into().ok()).ok_or(Drop::BadIp)?;
+                let f: &[u8; 8] = data.get(at..at + 8).and_then(|s| s.try_into().ok()).ok_or(DropReason::BadIp)?;
                 let off_flags = u16::from_be_bytes([f[2], f[3]]);
                 let offset = off_flags >> 3;
                 let more = off_flags & 1 == 1;
@@ -247,10 +247,10 @@ pub(crate) fn walk_extensions(mut next: u8, data: &[u8]) -> Result<Ext, Drop> {
             }
             proto => return Ok(Ext::Upper { proto, start: at }),
         };
-        next = *data.get(at).ok_or(Drop::BadIp)?;
+        next = *data.get(at).ok_or(DropReason::BadIp)?;
         at += len;
         if at > data.len() {
-            return Err(Drop::BadIp);
+            return Err(DropReason::BadIp);
         }
     }
 }
@@ -279,8 +279,8 @@ mod tests {
         let f = [6, 0, 0, 0, 0, 0, 0, 9];
         assert_eq!(walk_extensions(EXT_FRAGMENT, &f), Ok(Ext::Upper { proto: 6, start: 8 }));
         // Header longer than the data.
-        assert_eq!(walk_extensions(EXT_ROUTING, &[17, 4, 0, 0]), Err(Drop::BadIp));
-        assert_eq!(walk_extensions(EXT_AUTH, &[17]), Err(Drop::BadIp));
+        assert_eq!(walk_extensions(EXT_ROUTING, &[17, 4, 0, 0]), Err(DropReason::BadIp));
+        assert_eq!(walk_extensions(EXT_AUTH, &[17]), Err(DropReason::BadIp));
     }
 
     #[test]
@@ -293,7 +293,7 @@ mod tests {
         assert_eq!(h.payloads(), vec![b"hello".to_vec()]);
         // Cut short by the snap length.
         h.feed(LinkType::RawIp, 2, &pkt[..25]);
-        assert_eq!(h.counters.dropped(Drop::Truncated), 1);
+        assert_eq!(h.counters.dropped(DropReason::Truncated), 1);
         // A SIP message cut short, over UDP, TCP and IPv6, is counted as such.
         let invite = b"INVITE sip:8001@pbx SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1\r\n\r\n";
         let udp = ipv4_udp([10, 0, 0, 1], [10, 0, 0, 2], 5060, 5060, invite);
@@ -302,8 +302,8 @@ mod tests {
         h.feed(LinkType::RawIp, 3, &udp[..60]);
         h.feed(LinkType::RawIp, 4, &tcp[..70]);
         h.feed(LinkType::RawIp, 5, &six[..80]);
-        assert_eq!(h.counters.dropped(Drop::SipTruncated), 3);
-        assert_eq!(h.counters.dropped(Drop::Truncated), 1);
+        assert_eq!(h.counters.dropped(DropReason::SipTruncated), 3);
+        assert_eq!(h.counters.dropped(DropReason::Truncated), 1);
         // total_len 0 (offload): the frame is the packet.
         let mut tso = ipv4_udp([10, 0, 0, 1], [10, 0, 0, 2], 5060, 5060, b"abc");
         tso[2] = 0;
@@ -314,13 +314,13 @@ mod tests {
         let mut bad = ipv4_udp([10, 0, 0, 1], [10, 0, 0, 2], 5060, 5060, b"abc");
         bad[3] = 10;
         h.feed(LinkType::RawIp, 4, &bad);
-        assert_eq!(h.counters.dropped(Drop::BadIp), 1);
+        assert_eq!(h.counters.dropped(DropReason::BadIp), 1);
         // A version nibble that is neither 4 nor 6 on raw IP is not IP at all.
         h.feed(LinkType::RawIp, 5, &[0x55; 30]);
-        assert_eq!(h.counters.dropped(Drop::NotIp), 1);
+        assert_eq!(h.counters.dropped(DropReason::NotIp), 1);
         // The link said IPv6 but the packet is IPv4.
         h.feed(LinkType::Ipv6, 6, &pkt);
-        assert_eq!(h.counters.dropped(Drop::BadIp), 2);
+        assert_eq!(h.counters.dropped(DropReason::BadIp), 2);
     }
 
     #[test]
@@ -329,7 +329,7 @@ mod tests {
         let mut icmp = ipv4_udp([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, b"x");
         icmp[9] = 1;
         h.feed(LinkType::Ipv4, 1, &icmp);
-        assert_eq!(h.counters.dropped(Drop::OtherProtocol), 1);
+        assert_eq!(h.counters.dropped(DropReason::OtherProtocol), 1);
         assert!(h.out.is_empty());
     }
 
@@ -351,7 +351,7 @@ mod tests {
             p = ipv4_wrap([1, 1, 1, 1], [2, 2, 2, 2], 4, &p);
         }
         h.feed(LinkType::RawIp, 3_000_000, &p);
-        assert_eq!(h.counters.dropped(Drop::TunnelTooDeep), 1);
+        assert_eq!(h.counters.dropped(DropReason::TunnelTooDeep), 1);
         assert_eq!(h.counters.tunnelled(Tunnel::IpInIp), 1 + 4);
         assert_eq!(h.counters.tunnelled(Tunnel::Ipv6InIp), 1);
     }
@@ -372,7 +372,7 @@ mod tests {
         assert_eq!(h.out[0].src.ip().to_string(), "2020:2020:2020:2020:2020:2020:2020:2020");
         // Payload length larger than the frame.
         h.feed(LinkType::Ipv6, 2, &with_ext[..with_ext.len() - 1]);
-        assert_eq!(h.counters.dropped(Drop::Truncated), 1);
+        assert_eq!(h.counters.dropped(DropReason::Truncated), 1);
     }
 
     #[test]
@@ -407,7 +407,7 @@ mod tests {
         h.feed(LinkType::Ipv6, 1_000_000, &frags[0]);
         assert_eq!(h.decoder.next_expiry(), Some(Ts(31_000_000)));
         h.decoder.expire(Ts(31_000_000), &mut h.counters);
-        assert_eq!(h.counters.dropped(Drop::FragmentTimeout), 1);
+        assert_eq!(h.counters.dropped(DropReason::FragmentTimeout), 1);
         assert_eq!(h.decoder.next_expiry(), None);
     }
 

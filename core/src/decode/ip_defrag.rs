@@ -9,7 +9,7 @@
 //! fragment that conflicts with the ones before it).
 
 use super::deadlines::Deadlines;
-use crate::counters::{Counters, Drop};
+use crate::counters::{Counters, DropReason};
 use crate::time::{Dur, Ts};
 use etherparse::defrag::{IpDefragBuf, IpFragRange};
 use etherparse::{IpFragOffset, IpNumber};
@@ -82,7 +82,7 @@ impl DefragPool {
         payload: &[u8],
         proto: u8,
         counters: &mut Counters,
-    ) -> Result<Option<Reassembled>, Drop> {
+    ) -> Result<Option<Reassembled>, DropReason> {
         if !self.active.contains_key(&key) {
             while self.active.len() >= MAX_ENTRIES || (self.bytes > MAX_BYTES && !self.active.is_empty()) {
                 self.evict_oldest(counters);
@@ -96,7 +96,7 @@ impl DefragPool {
             self.deadlines.arm(deadline, gen, key);
         }
         let Some(entry) = self.active.get_mut(&key) else {
-            return Err(Drop::BadFragment);
+            return Err(DropReason::BadFragment);
         };
         let before = entry.buf.data().len();
         let added = entry.buf.add(offset, more, payload);
@@ -105,7 +105,7 @@ impl DefragPool {
         let complete = entry.buf.is_complete();
         if added.is_err() || complete {
             let Some(entry) = self.active.remove(&key) else {
-                return Err(Drop::BadFragment);
+                return Err(DropReason::BadFragment);
             };
             self.bytes = self.bytes.saturating_sub(entry.buf.data().len());
             let proto = entry.buf.ip_number().0;
@@ -113,7 +113,7 @@ impl DefragPool {
             self.trim();
             if added.is_err() {
                 self.keep(data, sections);
-                return Err(Drop::BadFragment);
+                return Err(DropReason::BadFragment);
             }
             return Ok(Some(Reassembled { data, proto, sections }));
         }
@@ -148,7 +148,7 @@ impl DefragPool {
             self.bytes = self.bytes.saturating_sub(entry.buf.data().len());
             let (data, sections) = entry.buf.take_bufs();
             self.keep(data, sections);
-            counters.drop(Drop::FragmentTimeout);
+            counters.drop(DropReason::FragmentTimeout);
         }
         self.trim();
     }
@@ -214,10 +214,10 @@ mod tests {
         // The last fragment already said the datagram ends at 8 bytes.
         // (offset 0 + no more fragments completes at once, so use a fresh id)
         p.add(Ts(0), key(2), off(1), false, &[0u8; 8], 17, &mut c).unwrap();
-        assert_eq!(p.add(Ts(0), key(2), off(2), true, &[0u8; 8], 17, &mut c).err(), Some(Drop::BadFragment));
+        assert_eq!(p.add(Ts(0), key(2), off(2), true, &[0u8; 8], 17, &mut c).err(), Some(DropReason::BadFragment));
         assert_eq!(p.len(), 0);
         // Unaligned middle fragment.
-        assert_eq!(p.add(Ts(0), key(3), off(0), true, &[0u8; 7], 17, &mut c).err(), Some(Drop::BadFragment));
+        assert_eq!(p.add(Ts(0), key(3), off(0), true, &[0u8; 7], 17, &mut c).err(), Some(DropReason::BadFragment));
     }
 
     #[test]
@@ -231,12 +231,12 @@ mod tests {
         assert_eq!(p.len(), 2);
         p.expire(Ts(31_000_000), &mut c);
         assert_eq!(p.len(), 1);
-        assert_eq!(c.dropped(Drop::FragmentTimeout), 1);
+        assert_eq!(c.dropped(DropReason::FragmentTimeout), 1);
         let next = p.next_expiry().unwrap();
         assert!(next > Ts(31_000_000));
         p.expire(next, &mut c);
         assert_eq!(p.next_expiry(), None);
-        assert_eq!(c.dropped(Drop::FragmentTimeout), 2);
+        assert_eq!(c.dropped(DropReason::FragmentTimeout), 2);
     }
 
     #[test]
@@ -247,7 +247,7 @@ mod tests {
             p.add(Ts(i64::from(id)), key(id), off(0), true, &[0u8; 8], 17, &mut c).unwrap();
         }
         assert_eq!(p.len(), MAX_ENTRIES);
-        assert_eq!(c.dropped(Drop::FragmentTimeout), 10);
+        assert_eq!(c.dropped(DropReason::FragmentTimeout), 10);
         // The oldest ten went; id 10 is still there and completes.
         assert!(p.add(Ts(99), key(10), off(1), false, &[1u8; 3], 17, &mut c).unwrap().is_some());
     }

@@ -10,7 +10,7 @@
 //! are followed at most `MAX_LINK_STEPS` times, so a hostile frame cannot loop.
 
 use super::LinkType;
-use crate::counters::Drop;
+use crate::counters::DropReason;
 use etherparse::{EtherType, Ethernet2Header, Ethernet2HeaderSlice, SingleVlanHeader, SingleVlanHeaderSlice};
 
 /// The IP version the link header announced (None: read it from the version nibble).
@@ -46,7 +46,7 @@ const ETHERTYPE_MPLS: EtherType = EtherType(0x8847);
 const ETHERTYPE_MPLS_MULTICAST: EtherType = EtherType(0x8848);
 
 /// Strip the link header of `link` (never `Hep` or `Other`: the caller handles those).
-pub(crate) fn parse(link: LinkType, bytes: &[u8]) -> Result<L3<'_>, Drop> {
+pub(crate) fn parse(link: LinkType, bytes: &[u8]) -> Result<L3<'_>, DropReason> {
     match link {
         LinkType::Ethernet => ethernet(bytes),
         LinkType::LinuxSll => sll(bytes),
@@ -56,18 +56,18 @@ pub(crate) fn parse(link: LinkType, bytes: &[u8]) -> Result<L3<'_>, Drop> {
         LinkType::Ipv6 => Ok(L3::new(Some(IpVersion::V6), bytes)),
         LinkType::Null => null_family(bytes, false),
         LinkType::Loop => null_family(bytes, true),
-        LinkType::Hep | LinkType::Other(_) => Err(Drop::UnknownLink),
+        LinkType::Hep | LinkType::Other(_) => Err(DropReason::UnknownLink),
     }
 }
 
-fn ethernet(bytes: &[u8]) -> Result<L3<'_>, Drop> {
-    let eth = Ethernet2HeaderSlice::from_slice(bytes).map_err(|_| Drop::Truncated)?;
+fn ethernet(bytes: &[u8]) -> Result<L3<'_>, DropReason> {
+    let eth = Ethernet2HeaderSlice::from_slice(bytes).map_err(|_| DropReason::Truncated)?;
     after_ethertype(eth.ether_type(), bytes.get(Ethernet2Header::LEN..).unwrap_or(&[]))
 }
 
 /// Follow VLAN tags and MPLS label stacks, then map the EtherType to an IP version. Also
 /// used for the protocol field of GRE, which is an EtherType too.
-pub(crate) fn after_ethertype(mut ether_type: EtherType, mut rest: &[u8]) -> Result<L3<'_>, Drop> {
+pub(crate) fn after_ethertype(mut ether_type: EtherType, mut rest: &[u8]) -> Result<L3<'_>, DropReason> {
     let (mut qinq, mut mpls) = (false, false);
     for _ in 0..=MAX_LINK_STEPS {
         let version = match ether_type {
@@ -75,9 +75,9 @@ pub(crate) fn after_ethertype(mut ether_type: EtherType, mut rest: &[u8]) -> Res
             EtherType::IPV6 => Some(IpVersion::V6),
             EtherType::VLAN_TAGGED_FRAME | EtherType::PROVIDER_BRIDGING | EtherType::VLAN_DOUBLE_TAGGED_FRAME => {
                 qinq |= ether_type != EtherType::VLAN_TAGGED_FRAME;
-                let tag = SingleVlanHeaderSlice::from_slice(rest).map_err(|_| Drop::Truncated)?;
+                let tag = SingleVlanHeaderSlice::from_slice(rest).map_err(|_| DropReason::Truncated)?;
                 ether_type = tag.ether_type();
-                rest = rest.get(SingleVlanHeader::LEN..).ok_or(Drop::Truncated)?;
+                rest = rest.get(SingleVlanHeader::LEN..).ok_or(DropReason::Truncated)?;
                 continue;
             }
             ETHERTYPE_MPLS | ETHERTYPE_MPLS_MULTICAST => {
@@ -85,18 +85,18 @@ pub(crate) fn after_ethertype(mut ether_type: EtherType, mut rest: &[u8]) -> Res
                 match mpls_stack(rest)? {
                     MplsInner::Ip(bytes) => return Ok(L3 { version: None, bytes, qinq, mpls }),
                     MplsInner::Ethernet(frame) => {
-                        let eth = Ethernet2HeaderSlice::from_slice(frame).map_err(|_| Drop::Truncated)?;
+                        let eth = Ethernet2HeaderSlice::from_slice(frame).map_err(|_| DropReason::Truncated)?;
                         ether_type = eth.ether_type();
                         rest = frame.get(Ethernet2Header::LEN..).unwrap_or(&[]);
                         continue;
                     }
                 }
             }
-            _ => return Err(Drop::NotIp),
+            _ => return Err(DropReason::NotIp),
         };
         return Ok(L3 { version, bytes: rest, qinq, mpls });
     }
-    Err(Drop::NotIp)
+    Err(DropReason::NotIp)
 }
 
 /// What an MPLS label stack carries.
@@ -110,40 +110,40 @@ pub(crate) enum MplsInner<'a> {
 
 /// Walk an MPLS label stack to its bottom (S bit), at most `MAX_MPLS_LABELS` labels. The
 /// stack does not say what it carries: the first nibble after it does (RFC 4385).
-pub(crate) fn mpls_stack(bytes: &[u8]) -> Result<MplsInner<'_>, Drop> {
+pub(crate) fn mpls_stack(bytes: &[u8]) -> Result<MplsInner<'_>, DropReason> {
     let mut at = 0usize;
     for _ in 0..MAX_MPLS_LABELS {
-        let entry = bytes.get(at..at + 4).ok_or(Drop::BadMpls)?;
+        let entry = bytes.get(at..at + 4).ok_or(DropReason::BadMpls)?;
         at += 4;
         if entry[2] & 1 == 1 {
             let rest = bytes.get(at..).unwrap_or(&[]);
             return match rest.first().map(|b| b >> 4) {
                 Some(4 | 6) => Ok(MplsInner::Ip(rest)),
-                Some(0) => rest.get(4..).map(MplsInner::Ethernet).ok_or(Drop::BadMpls),
-                _ => Err(Drop::BadMpls),
+                Some(0) => rest.get(4..).map(MplsInner::Ethernet).ok_or(DropReason::BadMpls),
+                _ => Err(DropReason::BadMpls),
             };
         }
     }
-    Err(Drop::BadMpls)
+    Err(DropReason::BadMpls)
 }
 
 /// Linux cooked capture v1: 16 bytes, protocol (an EtherType for IP) at offset 14.
-fn sll(bytes: &[u8]) -> Result<L3<'_>, Drop> {
-    let header: &[u8; 16] = bytes.get(..16).and_then(|h| h.try_into().ok()).ok_or(Drop::Truncated)?;
+fn sll(bytes: &[u8]) -> Result<L3<'_>, DropReason> {
+    let header: &[u8; 16] = bytes.get(..16).and_then(|h| h.try_into().ok()).ok_or(DropReason::Truncated)?;
     let hatype = u16::from_be_bytes([header[2], header[3]]);
     if hatype == ARPHRD_NETLINK {
-        return Err(Drop::NotIp);
+        return Err(DropReason::NotIp);
     }
     let proto = EtherType(u16::from_be_bytes([header[14], header[15]]));
     after_ethertype(proto, bytes.get(16..).unwrap_or(&[]))
 }
 
 /// Linux cooked capture v2: 20 bytes, protocol (EtherType) at offset 0.
-fn sll2(bytes: &[u8]) -> Result<L3<'_>, Drop> {
-    let header: &[u8; 20] = bytes.get(..20).and_then(|h| h.try_into().ok()).ok_or(Drop::Truncated)?;
+fn sll2(bytes: &[u8]) -> Result<L3<'_>, DropReason> {
+    let header: &[u8; 20] = bytes.get(..20).and_then(|h| h.try_into().ok()).ok_or(DropReason::Truncated)?;
     let hatype = u16::from_be_bytes([header[8], header[9]]);
     if hatype == ARPHRD_NETLINK {
-        return Err(Drop::NotIp);
+        return Err(DropReason::NotIp);
     }
     let proto = EtherType(u16::from_be_bytes([header[0], header[1]]));
     after_ethertype(proto, bytes.get(20..).unwrap_or(&[]))
@@ -155,8 +155,8 @@ const ARPHRD_NETLINK: u16 = 824;
 /// order (unknown to us), LOOP in network order. The families we accept are small
 /// numbers, so a value read in the wrong order is ≥ 2^24 and cannot be mistaken: for NULL
 /// both orders are tried.
-fn null_family(bytes: &[u8], network_order: bool) -> Result<L3<'_>, Drop> {
-    let head: [u8; 4] = bytes.get(..4).and_then(|h| h.try_into().ok()).ok_or(Drop::Truncated)?;
+fn null_family(bytes: &[u8], network_order: bool) -> Result<L3<'_>, DropReason> {
+    let head: [u8; 4] = bytes.get(..4).and_then(|h| h.try_into().ok()).ok_or(DropReason::Truncated)?;
     let rest = bytes.get(4..).unwrap_or(&[]);
     let be = u32::from_be_bytes(head);
     let family = if network_order { be } else { be.min(u32::from_le_bytes(head)) };
@@ -165,7 +165,7 @@ fn null_family(bytes: &[u8], network_order: bool) -> Result<L3<'_>, Drop> {
         2 => Ok(L3::new(Some(IpVersion::V4), rest)),
         // AF_INET6: OpenBSD/NetBSD 24, FreeBSD 28, macOS 30.
         24 | 28 | 30 => Ok(L3::new(Some(IpVersion::V6), rest)),
-        _ => Err(Drop::NotIp),
+        _ => Err(DropReason::NotIp),
     }
 }
 
@@ -190,21 +190,21 @@ mod tests {
 
     #[test]
     fn ethernet_errors() {
-        assert_eq!(parse(LinkType::Ethernet, &[0u8; 13]).unwrap_err(), Drop::Truncated);
+        assert_eq!(parse(LinkType::Ethernet, &[0u8; 13]).unwrap_err(), DropReason::Truncated);
         let mut arp = vec![0u8; 12];
         arp.extend_from_slice(&[0x08, 0x06, 0, 0]);
-        assert_eq!(parse(LinkType::Ethernet, &arp).unwrap_err(), Drop::NotIp);
+        assert_eq!(parse(LinkType::Ethernet, &arp).unwrap_err(), DropReason::NotIp);
         // A VLAN tag cut short.
         let mut f = vec![0u8; 12];
         f.extend_from_slice(&[0x81, 0x00, 0x00]);
-        assert_eq!(parse(LinkType::Ethernet, &f).unwrap_err(), Drop::Truncated);
+        assert_eq!(parse(LinkType::Ethernet, &f).unwrap_err(), DropReason::Truncated);
         // Ten nested tags is more than we follow.
         let mut f = vec![0u8; 12];
         for _ in 0..10 {
             f.extend_from_slice(&[0x81, 0x00, 0x00, 0x01]);
         }
         f.extend_from_slice(&[0x08, 0x00]);
-        assert_eq!(parse(LinkType::Ethernet, &f).unwrap_err(), Drop::NotIp);
+        assert_eq!(parse(LinkType::Ethernet, &f).unwrap_err(), DropReason::NotIp);
     }
 
     #[test]
@@ -213,17 +213,17 @@ mod tests {
         f.extend_from_slice(&[0x86, 0xdd, 0x60, 0x01]);
         let l3 = parse(LinkType::LinuxSll, &f).unwrap();
         assert_eq!((l3.version, l3.bytes), (Some(IpVersion::V6), &[0x60u8, 0x01][..]));
-        assert_eq!(parse(LinkType::LinuxSll, &f[..15]).unwrap_err(), Drop::Truncated);
+        assert_eq!(parse(LinkType::LinuxSll, &f[..15]).unwrap_err(), DropReason::Truncated);
 
         let mut f = vec![0x08, 0x00];
         f.extend_from_slice(&[0u8; 18]);
         f.push(0x45);
         let l3 = parse(LinkType::LinuxSll2, &f).unwrap();
         assert_eq!((l3.version, l3.bytes), (Some(IpVersion::V4), &[0x45u8][..]));
-        assert_eq!(parse(LinkType::LinuxSll2, &f[..19]).unwrap_err(), Drop::Truncated);
+        assert_eq!(parse(LinkType::LinuxSll2, &f[..19]).unwrap_err(), DropReason::Truncated);
         // Netlink monitor frames are not IP whatever the protocol says.
         f[8..10].copy_from_slice(&824u16.to_be_bytes());
-        assert_eq!(parse(LinkType::LinuxSll2, &f).unwrap_err(), Drop::NotIp);
+        assert_eq!(parse(LinkType::LinuxSll2, &f).unwrap_err(), DropReason::NotIp);
     }
 
     #[test]
@@ -241,9 +241,9 @@ mod tests {
             assert_eq!(parse(LinkType::Loop, &f).unwrap().version, Some(IpVersion::V6));
         }
         // LOOP is network order only: a little-endian 2 is family 0x02000000.
-        assert_eq!(parse(LinkType::Loop, &[2, 0, 0, 0, 0x45]).unwrap_err(), Drop::NotIp);
-        assert_eq!(parse(LinkType::Null, &[7, 0, 0, 0]).unwrap_err(), Drop::NotIp);
-        assert_eq!(parse(LinkType::Null, &[2, 0, 0]).unwrap_err(), Drop::Truncated);
+        assert_eq!(parse(LinkType::Loop, &[2, 0, 0, 0, 0x45]).unwrap_err(), DropReason::NotIp);
+        assert_eq!(parse(LinkType::Null, &[7, 0, 0, 0]).unwrap_err(), DropReason::NotIp);
+        assert_eq!(parse(LinkType::Null, &[2, 0, 0]).unwrap_err(), DropReason::Truncated);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! VXLAN) and also through a SPAN port, or from two switches, hands us every packet twice.
 //! This remembers a fingerprint of each whole IP packet for a short window of packet time
 //! and reports a copy that arrives again within the window *by another path* (`Via::path`)
-//! so the decoder drops it (`Drop::MirrorDuplicate`) before it can double a call's SIP, RTP
+//! so the decoder drops it (`DropReason::MirrorDuplicate`) before it can double a call's SIP, RTP
 //! counts or recording samples.
 //! May use: `time`, foldhash. Invariants: a packet seen again by the same path is never a
 //! duplicate (UDP retransmissions, `tcpdump -i any` seeing lo twice, TCP retransmissions

@@ -10,7 +10,7 @@
 //! Invariants:
 //! - Never panics on any input: every view checks its lengths once, then reads with
 //!   checked accessors.
-//! - Each frame either yields datagrams or bumps exactly one `Drop` counter, with these
+//! - Each frame either yields datagrams or bumps exactly one `DropReason` counter, with these
 //!   documented exceptions, none of which loses data:
 //!   * a TCP segment without payload (handshake, pure ACK, FIN) or whose bytes were all
 //!     seen before (a retransmission) counts nothing;
@@ -42,7 +42,7 @@ mod fixtures_test;
 #[cfg(test)]
 mod test_util;
 
-use crate::counters::{Counters, Drop};
+use crate::counters::{Counters, DropReason};
 use crate::time::{Dur, Ts};
 use std::net::SocketAddr;
 
@@ -68,7 +68,7 @@ pub enum LinkType {
     /// A HEPv2/v3 packet as received by the HEP listener (not from a capture file).
     Hep,
     /// Any other pcap link type: returned by capture sources so the engine can count it
-    /// (`Drop::UnknownLink`); carries the LINKTYPE_* number.
+    /// (`DropReason::UnknownLink`); carries the LINKTYPE_* number.
     Other(u32),
 }
 
@@ -142,7 +142,7 @@ pub enum PayloadHint {
 /// Knobs of the decoder (from `[capture]` in the config).
 #[derive(Clone, Debug)]
 pub struct DecodeConfig {
-    /// Largest SIP message accepted on a TCP stream; more is dropped (`Drop::TcpStream`).
+    /// Largest SIP message accepted on a TCP stream; more is dropped (`DropReason::TcpStream`).
     pub tcp_max_message: usize,
     /// Idle time after which a TCP stream's state is freed.
     pub tcp_idle: crate::time::Dur,
@@ -160,7 +160,7 @@ pub struct DecodeConfig {
     /// UDP destination ports carrying TZSP (MikroTik packet sniffer streaming).
     pub tzsp_ports: Vec<u16>,
     /// Window within which the same IP packet arriving by another mirror path is a copy
-    /// (`Drop::MirrorDuplicate`); zero turns the deduplication off.
+    /// (`DropReason::MirrorDuplicate`); zero turns the deduplication off.
     pub mirror_dedupe: crate::time::Dur,
     /// TCP ports on which a stream may be SIP over WebSocket (HTTP Upgrade, then frames).
     pub ws_ports: Vec<u16>,
@@ -185,13 +185,13 @@ impl Default for DecodeConfig {
 
 /// Where decoded datagrams go: the caller's callback plus a count of what this frame
 /// produced, so a stage can tell "delivered something" from "dropped".
-pub(crate) struct Sink<'s> {
+pub(crate) struct DatagramOut<'s> {
     counters: &'s mut Counters,
     out: &'s mut dyn FnMut(&mut Counters, Datagram<'_>),
     emitted: usize,
 }
 
-impl Sink<'_> {
+impl DatagramOut<'_> {
     fn emit(&mut self, d: Datagram<'_>) {
         self.emitted += 1;
         (self.out)(self.counters, d);
@@ -230,16 +230,16 @@ impl Decoder {
         counters: &mut Counters,
         out: &mut dyn FnMut(&mut Counters, Datagram<'_>),
     ) {
-        let mut sink = Sink { counters, out, emitted: 0 };
+        let mut sink = DatagramOut { counters, out, emitted: 0 };
         if let Err(why) = self.decode_frame(frame, &mut sink) {
             sink.counters.drop(why);
         }
     }
 
-    fn decode_frame(&mut self, frame: Frame<'_>, sink: &mut Sink<'_>) -> Result<(), Drop> {
+    fn decode_frame(&mut self, frame: Frame<'_>, sink: &mut DatagramOut<'_>) -> Result<(), DropReason> {
         match frame.link {
             LinkType::Hep => self.hep(frame.ts, frame.bytes, true, sink),
-            LinkType::Other(_) => Err(Drop::UnknownLink),
+            LinkType::Other(_) => Err(DropReason::UnknownLink),
             link => self.link_ip(frame.ts, link, frame.bytes, tunnel::Via::OUTSIDE, sink),
         }
     }
@@ -291,7 +291,7 @@ mod tests {
         let mut h = Harness::default();
         h.feed(LinkType::Other(147), 1, &[1, 2, 3]);
         assert!(h.out.is_empty());
-        assert_eq!(h.counters.dropped(Drop::UnknownLink), 1);
+        assert_eq!(h.counters.dropped(DropReason::UnknownLink), 1);
     }
 
     /// One valid frame per link type (and per interesting payload) to mutate.

@@ -26,8 +26,8 @@
 use super::deadlines::Deadlines;
 use super::sip_frame::{self, Framing};
 use super::websocket::{self, WsFrame};
-use super::{Datagram, DecodeConfig, Decoder, PayloadHint, Sink, Transport};
-use crate::counters::{Counters, Drop};
+use super::{Datagram, DatagramOut, DecodeConfig, Decoder, PayloadHint, Transport};
+use crate::counters::{Counters, DropReason};
 use crate::time::{Dur, Ts};
 use etherparse::TcpHeaderSlice;
 use std::collections::HashMap;
@@ -97,13 +97,13 @@ struct FrameState {
 }
 
 impl FrameState {
-    fn discard_reason(&self) -> Drop {
+    fn discard_reason(&self) -> DropReason {
         if self.mode == Mode::Tls {
-            Drop::TlsNotReadable
+            DropReason::TlsNotReadable
         } else if self.sip_seen {
-            Drop::TcpStream
+            DropReason::TcpStream
         } else {
-            Drop::TcpNotSip
+            DropReason::TcpNotSip
         }
     }
 }
@@ -177,7 +177,7 @@ pub(crate) struct TcpStreams {
 
 /// Where a stream's framed messages go.
 struct Emit<'a, 's> {
-    sink: &'a mut Sink<'s>,
+    sink: &'a mut DatagramOut<'s>,
     ts: Ts,
     key: FlowKey,
 }
@@ -224,8 +224,8 @@ impl TcpStreams {
         key: FlowKey,
         seg: Segment<'_>,
         cfg: &DecodeConfig,
-        sink: &mut Sink<'_>,
-    ) -> Result<(), Drop> {
+        sink: &mut DatagramOut<'_>,
+    ) -> Result<(), DropReason> {
         let emitted_before = sink.emitted;
         if seg.rst {
             // The connection is gone in both directions. A RST's payload, if any, is a
@@ -260,7 +260,7 @@ impl TcpStreams {
         if seg.syn && st.next_seq != seg.seq.wrapping_add(1) {
             // A new connection on the same ports (the old one's state is stale).
             if st.has_undelivered() {
-                lost = Some(Drop::TcpStream);
+                lost = Some(DropReason::TcpStream);
             }
             let mode = if st.fr.ws || st.fr.mode == Mode::Http { Mode::Http } else { Mode::Synced };
             st.reset(seg.seq.wrapping_add(1), mode);
@@ -296,7 +296,7 @@ impl TcpStreams {
         if let Some(st) = self.streams.remove(&key) {
             self.buffered = self.buffered.saturating_sub(st.mem());
             if st.has_undelivered() {
-                counters.drop(Drop::TcpStream);
+                counters.drop(DropReason::TcpStream);
             }
         }
         self.trim();
@@ -343,7 +343,7 @@ impl TcpStreams {
 }
 
 /// Place a segment's bytes; frame what became contiguous. Returns why bytes were lost.
-fn data(st: &mut Stream, seq: u32, payload: &[u8], cfg: &DecodeConfig, emit: &mut Emit<'_, '_>) -> Option<Drop> {
+fn data(st: &mut Stream, seq: u32, payload: &[u8], cfg: &DecodeConfig, emit: &mut Emit<'_, '_>) -> Option<DropReason> {
     let len = payload.len() as i64;
     let ooo_cap = cfg.tcp_max_message.saturating_mul(2);
     let mut lost = None;
@@ -362,7 +362,7 @@ fn data(st: &mut Stream, seq: u32, payload: &[u8], cfg: &DecodeConfig, emit: &mu
         }
         if off > MAX_WINDOW {
             // Far ahead of anything plausible: we lost track of this stream.
-            lost = Some(Drop::TcpStream);
+            lost = Some(DropReason::TcpStream);
             st.reset(seq, Mode::Hunting);
             continue;
         }
@@ -388,7 +388,7 @@ fn data(st: &mut Stream, seq: u32, payload: &[u8], cfg: &DecodeConfig, emit: &mu
         // Over the out-of-order bounds: give up the hole in front.
         lost = lost.or(if st.ooo.is_empty() {
             st.reset(seq, Mode::Hunting);
-            Some(Drop::TcpStream)
+            Some(DropReason::TcpStream)
         } else {
             skip_gap(st, cfg, emit)
         });
@@ -397,7 +397,7 @@ fn data(st: &mut Stream, seq: u32, payload: &[u8], cfg: &DecodeConfig, emit: &mu
 }
 
 /// Deliver out-of-order segments that became contiguous.
-fn drain_ooo(st: &mut Stream, cfg: &DecodeConfig, emit: &mut Emit<'_, '_>) -> Option<Drop> {
+fn drain_ooo(st: &mut Stream, cfg: &DecodeConfig, emit: &mut Emit<'_, '_>) -> Option<DropReason> {
     let mut lost = None;
     let mut progressed = false;
     while let Some((seq, _)) = st.ooo.first() {
@@ -423,7 +423,7 @@ fn drain_ooo(st: &mut Stream, cfg: &DecodeConfig, emit: &mut Emit<'_, '_>) -> Op
 
 /// Give up the hole in front of the first out-of-order segment: what was in it is lost,
 /// so the message being framed is broken and the stream hunts for a start line.
-fn skip_gap(st: &mut Stream, cfg: &DecodeConfig, emit: &mut Emit<'_, '_>) -> Option<Drop> {
+fn skip_gap(st: &mut Stream, cfg: &DecodeConfig, emit: &mut Emit<'_, '_>) -> Option<DropReason> {
     let Some((seq, _)) = st.ooo.first() else {
         st.gap_since = None;
         return None;
@@ -433,11 +433,11 @@ fn skip_gap(st: &mut Stream, cfg: &DecodeConfig, emit: &mut Emit<'_, '_>) -> Opt
     st.fr.mode = Mode::Hunting;
     st.fr.total = None;
     st.gap_since = None;
-    drain_ooo(st, cfg, emit).or(Some(Drop::TcpStream))
+    drain_ooo(st, cfg, emit).or(Some(DropReason::TcpStream))
 }
 
 /// Append in-order bytes and frame every complete message.
-fn feed(st: &mut Stream, data: &[u8], max: usize, emit: &mut Emit<'_, '_>) -> Option<Drop> {
+fn feed(st: &mut Stream, data: &[u8], max: usize, emit: &mut Emit<'_, '_>) -> Option<DropReason> {
     if st.buf.is_empty() {
         // Fast path: frame straight from the segment, keep only the unfinished tail.
         let (used, lost) = frame_all(&mut st.fr, data, max, emit);
@@ -453,7 +453,7 @@ fn feed(st: &mut Stream, data: &[u8], max: usize, emit: &mut Emit<'_, '_>) -> Op
 
 /// Frame messages from the start of `b`; returns the bytes consumed (delivered, skipped
 /// or discarded) and why bytes were discarded, if they were.
-fn frame_all(fr: &mut FrameState, b: &[u8], max: usize, emit: &mut Emit<'_, '_>) -> (usize, Option<Drop>) {
+fn frame_all(fr: &mut FrameState, b: &[u8], max: usize, emit: &mut Emit<'_, '_>) -> (usize, Option<DropReason>) {
     let mut at = 0usize;
     let mut lost = None;
     loop {
@@ -467,7 +467,7 @@ fn frame_all(fr: &mut FrameState, b: &[u8], max: usize, emit: &mut Emit<'_, '_>)
         match fr.mode {
             Mode::Tls => {
                 // Unreadable to the end of the stream; the bytes are counted, not kept.
-                return (b.len(), if rest.is_empty() { lost } else { Some(Drop::TlsNotReadable) });
+                return (b.len(), if rest.is_empty() { lost } else { Some(DropReason::TlsNotReadable) });
             }
             Mode::Http => {
                 if rest.is_empty() {
@@ -509,7 +509,7 @@ fn frame_all(fr: &mut FrameState, b: &[u8], max: usize, emit: &mut Emit<'_, '_>)
                 let k = n.min(rest.len());
                 at += k;
                 if k > 0 {
-                    lost = Some(Drop::TcpStream);
+                    lost = Some(DropReason::TcpStream);
                 }
                 if k < n {
                     fr.mode = Mode::Skipping(n - k);
@@ -552,14 +552,14 @@ fn frame_all(fr: &mut FrameState, b: &[u8], max: usize, emit: &mut Emit<'_, '_>)
                         fr.sip_seen = true;
                         fr.mode = Mode::Skipping(total);
                         fr.total = None;
-                        lost = Some(Drop::TcpStream);
+                        lost = Some(DropReason::TcpStream);
                     }
                     Framing::TooBig(None) => {
                         // Even the header block is over the cap: hunt past this start line.
                         fr.mode = Mode::Hunting;
                         fr.total = None;
                         at += 1;
-                        lost = Some(Drop::TcpStream);
+                        lost = Some(DropReason::TcpStream);
                     }
                     Framing::NotSip => {
                         lost = lost.or(Some(fr.discard_reason()));
@@ -576,7 +576,7 @@ fn frame_all(fr: &mut FrameState, b: &[u8], max: usize, emit: &mut Emit<'_, '_>)
 /// What one step over a WebSocket stream did.
 enum WsStep {
     /// Consumed this many bytes (a frame, or what was skipped), losing some if `Some`.
-    Used(usize, Option<Drop>),
+    Used(usize, Option<DropReason>),
     /// The frame is not complete yet.
     Wait,
 }
@@ -590,7 +590,7 @@ fn ws_frame(fr: &mut FrameState, rest: &[u8], max: usize, emit: &mut Emit<'_, '_
         WsFrame::Bad => {
             // Lost the frame boundaries (or an extension we cannot read): give the rest up.
             fr.ws_msg.clear();
-            return WsStep::Used(rest.len(), Some(Drop::TcpStream));
+            return WsStep::Used(rest.len(), Some(DropReason::TcpStream));
         }
         WsFrame::Frame { fin, opcode, header, len, mask } => (fin, opcode, header, len, mask),
     };
@@ -598,7 +598,7 @@ fn ws_frame(fr: &mut FrameState, rest: &[u8], max: usize, emit: &mut Emit<'_, '_
     let Some(total) = total.filter(|_| len <= max as u64) else {
         fr.ws_msg.clear();
         fr.mode = Mode::Skipping(usize::try_from(len).unwrap_or(usize::MAX).saturating_add(header));
-        return WsStep::Used(0, Some(Drop::TcpStream));
+        return WsStep::Used(0, Some(DropReason::TcpStream));
     };
     let Some(payload) = rest.get(header..total) else { return WsStep::Wait };
     if opcode >= 8 {
@@ -609,7 +609,7 @@ fn ws_frame(fr: &mut FrameState, rest: &[u8], max: usize, emit: &mut Emit<'_, '_
     }
     if fr.ws_msg.len() + payload.len() > max {
         fr.ws_msg.clear();
-        return WsStep::Used(total, Some(Drop::TcpStream));
+        return WsStep::Used(total, Some(DropReason::TcpStream));
     }
     match mask {
         Some(k) => websocket::unmask_into(payload, k, &mut fr.ws_msg),
@@ -644,10 +644,10 @@ impl Decoder {
         src: IpAddr,
         dst: IpAddr,
         bytes: &[u8],
-        sink: &mut Sink<'_>,
-    ) -> Result<(), Drop> {
-        let h = TcpHeaderSlice::from_slice(bytes).map_err(|_| Drop::BadTcp)?;
-        let payload = bytes.get(h.slice().len()..).ok_or(Drop::BadTcp)?;
+        sink: &mut DatagramOut<'_>,
+    ) -> Result<(), DropReason> {
+        let h = TcpHeaderSlice::from_slice(bytes).map_err(|_| DropReason::BadTcp)?;
+        let payload = bytes.get(h.slice().len()..).ok_or(DropReason::BadTcp)?;
         let key =
             FlowKey { src: SocketAddr::new(src, h.source_port()), dst: SocketAddr::new(dst, h.destination_port()) };
         let seg = Segment { seq: h.sequence_number(), syn: h.syn(), fin: h.fin(), rst: h.rst(), payload };
@@ -725,7 +725,7 @@ mod tests {
         let mut h = Harness::default();
         feed_cut(&mut h, (50000, 9999), 7, &c, &[], 0);
         assert!(h.out.is_empty());
-        assert_eq!(h.counters.dropped(Drop::TcpNotSip), 1);
+        assert_eq!(h.counters.dropped(DropReason::TcpNotSip), 1);
     }
 
     #[test]
@@ -742,13 +742,13 @@ mod tests {
         let first = frame(true, 1, None, &msg(3, ""));
         feed_cut(&mut h, (50002, 5066), 1, &[&first[..], &c[..]].concat(), &[first.len()], 10);
         assert_eq!(h.payloads(), vec![msg(1, ""), msg(3, "")]);
-        assert_eq!(h.counters.dropped(Drop::TcpStream), 1);
+        assert_eq!(h.counters.dropped(DropReason::TcpStream), 1);
         // Plain SIP over TCP on a WebSocket port still works, and so does plain HTTP (not SIP).
         feed_cut(&mut h, (50003, 8080), 1, &msg(5, ""), &[], 20);
         feed_cut(&mut h, (50004, 80), 1, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", &[], 30);
         assert_eq!(h.out.len(), 3);
         assert_eq!(h.out[2].transport, Transport::Tcp);
-        assert_eq!(h.counters.dropped(Drop::TcpNotSip), 1);
+        assert_eq!(h.counters.dropped(DropReason::TcpNotSip), 1);
     }
 
     #[test]
@@ -763,7 +763,7 @@ mod tests {
         }
         feed_cut(&mut h, (50012, 7443), 1, &hello, &[], 300);
         assert!(h.out.is_empty());
-        assert_eq!(h.counters.dropped(Drop::TlsNotReadable), 5);
+        assert_eq!(h.counters.dropped(DropReason::TlsNotReadable), 5);
         let servers: Vec<(String, u64)> = h.counters.tls_servers.clone().into_iter().collect();
         assert_eq!(servers, vec![("10.0.0.2:5061".to_string(), 2), ("10.0.0.2:7443".to_string(), 1)]);
     }
@@ -814,7 +814,7 @@ mod tests {
         assert_eq!(h.payloads(), vec![msg(5, "body")]);
         // A lone tail before any start line is "not SIP" (yet).
         h.feed(LinkType::Ipv4, 2, &ipv4_tcp(B, A, 5060, 5060, 1, TcpFlags::ACK, b"tail only\r\n"));
-        assert_eq!(h.counters.dropped(Drop::TcpNotSip), 1);
+        assert_eq!(h.counters.dropped(DropReason::TcpNotSip), 1);
     }
 
     #[test]
@@ -826,7 +826,7 @@ mod tests {
             &[(0, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"), (27, b"more bytes\r\n"), (39, b"\x16\x03")],
         );
         assert!(h.out.is_empty());
-        assert_eq!(h.counters.dropped(Drop::TcpNotSip), 3);
+        assert_eq!(h.counters.dropped(DropReason::TcpNotSip), 3);
     }
 
     #[test]
@@ -842,7 +842,7 @@ mod tests {
         assert_eq!(h.payloads(), vec![small]);
         // Every segment that only carried skipped bytes counts once.
         let skipped_only = segs.len() - 1;
-        assert_eq!(h.counters.dropped(Drop::TcpStream), skipped_only as u64);
+        assert_eq!(h.counters.dropped(DropReason::TcpStream), skipped_only as u64);
     }
 
     #[test]
@@ -882,7 +882,7 @@ mod tests {
         h.decoder.expire(t2, &mut h.counters);
         assert_eq!(h.decoder.pending().1, 0);
         assert_eq!(h.decoder.next_expiry(), None);
-        assert_eq!(h.counters.dropped(Drop::TcpStream), 1);
+        assert_eq!(h.counters.dropped(DropReason::TcpStream), 1);
     }
 
     #[test]
@@ -897,7 +897,7 @@ mod tests {
         h.feed(LinkType::Ipv4, 9, &ipv4_tcp(B, A, 5060, 5060, 77, TcpFlags::RST, b""));
         assert_eq!(h.decoder.pending().1, 0);
         // The half message held when the RST came is lost, and counted.
-        assert_eq!(h.counters.dropped(Drop::TcpStream), 1);
+        assert_eq!(h.counters.dropped(DropReason::TcpStream), 1);
         assert_eq!(h.out.len(), 1);
         // Pure ACKs of unknown streams create nothing and count nothing.
         h.feed(LinkType::Ipv4, 10, &ipv4_tcp(A, B, 1, 1, 1, TcpFlags::ACK, b""));
@@ -907,7 +907,7 @@ mod tests {
         feed_stream(&mut h, 500, &[(0, &m[..12])]);
         h.feed(LinkType::Ipv4, 11, &ipv4_tcp(A, B, 5060, 5060, 501 + 12, TcpFlags::FIN, b""));
         assert_eq!(h.decoder.pending().1, 0);
-        assert_eq!(h.counters.dropped(Drop::TcpStream), 2);
+        assert_eq!(h.counters.dropped(DropReason::TcpStream), 2);
         // A FIN out of order (bytes still missing before it) keeps the stream.
         feed_stream(&mut h, 900, &[(0, &m[..12])]);
         h.feed(LinkType::Ipv4, 12, &ipv4_tcp(A, B, 5060, 5060, 901 + 20, TcpFlags::FIN, b""));
@@ -929,7 +929,7 @@ mod tests {
         let mut p = ipv4_tcp(A, B, 1, 2, 1, TcpFlags::ACK, b"");
         p[20 + 12] = 0x20; // data offset 2 words
         h.feed(LinkType::Ipv4, 1, &p);
-        assert_eq!(h.counters.dropped(Drop::BadTcp), 1);
+        assert_eq!(h.counters.dropped(DropReason::BadTcp), 1);
     }
 
     /// The stream used by the property tests: messages with bodies, keep-alives between.

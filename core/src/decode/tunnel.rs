@@ -7,11 +7,11 @@
 //! May use: `link`, `ip` (through `Decoder::ip`), `counters`. Invariants: every parser is a
 //! checked view that never panics; a malformed header is one `Bad*` drop for its kind; each
 //! layer removed is counted once in `Counters::tunnels` and deepens `Via`, so nesting is
-//! bounded by `MAX_TUNNEL_DEPTH` (`Drop::TunnelTooDeep`).
+//! bounded by `MAX_TUNNEL_DEPTH` (`DropReason::TunnelTooDeep`).
 
 use super::link::{self, L3};
-use super::{Decoder, LinkType, Sink};
-use crate::counters::{Drop, Tunnel};
+use super::{DatagramOut, Decoder, LinkType};
+use crate::counters::{DropReason, Tunnel};
 use crate::time::Ts;
 use etherparse::EtherType;
 use std::hash::BuildHasher;
@@ -42,10 +42,10 @@ impl Decoder {
         kind: Tunnel,
         outer: (IpAddr, IpAddr),
         tag: u32,
-        sink: &mut Sink<'_>,
-    ) -> Result<Via, Drop> {
+        sink: &mut DatagramOut<'_>,
+    ) -> Result<Via, DropReason> {
         if via.depth >= MAX_TUNNEL_DEPTH {
-            return Err(Drop::TunnelTooDeep);
+            return Err(DropReason::TunnelTooDeep);
         }
         sink.counters.tunnel(kind);
         let h = foldhash::fast::FixedState::with_seed(0x7e11).hash_one((via.path, kind, outer, tag));
@@ -61,13 +61,13 @@ impl Decoder {
         link: LinkType,
         bytes: &[u8],
         via: Via,
-        sink: &mut Sink<'_>,
-    ) -> Result<(), Drop> {
+        sink: &mut DatagramOut<'_>,
+    ) -> Result<(), DropReason> {
         let l3 = link::parse(link, bytes)?;
         self.l3(ts, l3, via, sink)
     }
 
-    fn l3(&mut self, ts: Ts, l3: L3<'_>, via: Via, sink: &mut Sink<'_>) -> Result<(), Drop> {
+    fn l3(&mut self, ts: Ts, l3: L3<'_>, via: Via, sink: &mut DatagramOut<'_>) -> Result<(), DropReason> {
         if l3.qinq {
             sink.counters.tunnel(Tunnel::Qinq);
         }
@@ -84,8 +84,8 @@ impl Decoder {
         outer: (IpAddr, IpAddr),
         bytes: &[u8],
         via: Via,
-        sink: &mut Sink<'_>,
-    ) -> Result<(), Drop> {
+        sink: &mut DatagramOut<'_>,
+    ) -> Result<(), DropReason> {
         let g = parse_gre(bytes)?;
         match g.proto {
             GRE_ERSPAN_II => {
@@ -122,8 +122,8 @@ impl Decoder {
         dport: u16,
         payload: &[u8],
         via: Via,
-        sink: &mut Sink<'_>,
-    ) -> Result<bool, Drop> {
+        sink: &mut DatagramOut<'_>,
+    ) -> Result<bool, DropReason> {
         if self.cfg.vxlan_ports.contains(&dport) {
             if let Some((vni, frame)) = parse_vxlan(payload)? {
                 let via = self.enter(via, Tunnel::Vxlan, outer, vni, sink)?;
@@ -157,40 +157,40 @@ pub(crate) struct Gre<'a> {
 /// GRE (RFC 2784, RFC 2890). Version 1 is PPTP's enhanced GRE, which carries PPP, not a
 /// mirror: `OtherProtocol`. The routing bit belongs to the obsolete RFC 1701 source routes,
 /// which RFC 2784 receivers discard: `BadGre`, as are the other versions.
-pub(crate) fn parse_gre(bytes: &[u8]) -> Result<Gre<'_>, Drop> {
-    let head: [u8; 4] = bytes.get(..4).and_then(|h| h.try_into().ok()).ok_or(Drop::BadGre)?;
+pub(crate) fn parse_gre(bytes: &[u8]) -> Result<Gre<'_>, DropReason> {
+    let head: [u8; 4] = bytes.get(..4).and_then(|h| h.try_into().ok()).ok_or(DropReason::BadGre)?;
     let flags = u16::from_be_bytes([head[0], head[1]]);
     let proto = u16::from_be_bytes([head[2], head[3]]);
     match flags & 0x0007 {
         0 => {}
-        1 => return Err(Drop::OtherProtocol),
-        _ => return Err(Drop::BadGre),
+        1 => return Err(DropReason::OtherProtocol),
+        _ => return Err(DropReason::BadGre),
     }
     if flags & 0x4000 != 0 {
-        return Err(Drop::BadGre);
+        return Err(DropReason::BadGre);
     }
     let mut at = 4usize;
-    let mut word = |present: bool| -> Result<Option<u32>, Drop> {
+    let mut word = |present: bool| -> Result<Option<u32>, DropReason> {
         if !present {
             return Ok(None);
         }
-        let w = bytes.get(at..at + 4).ok_or(Drop::BadGre)?;
+        let w = bytes.get(at..at + 4).ok_or(DropReason::BadGre)?;
         at += 4;
         Ok(Some(u32::from_be_bytes([w[0], w[1], w[2], w[3]])))
     };
     word(flags & 0x8000 != 0)?; // checksum + reserved1: not verified (see udp.rs)
     let key = word(flags & 0x2000 != 0)?;
     let seq = word(flags & 0x1000 != 0)?;
-    let payload = bytes.get(at..).ok_or(Drop::BadGre)?;
+    let payload = bytes.get(at..).ok_or(DropReason::BadGre)?;
     Ok(Gre { proto, key, seq, payload })
 }
 
 /// ERSPAN type II: 8 bytes (version 1, VLAN, CoS, encapsulation, truncated bit, 10-bit
 /// session id, index), then the mirrored Ethernet frame. Returns (session, frame).
-pub(crate) fn parse_erspan2(bytes: &[u8]) -> Result<(u32, &[u8]), Drop> {
-    let h = bytes.get(..8).ok_or(Drop::BadErspan)?;
+pub(crate) fn parse_erspan2(bytes: &[u8]) -> Result<(u32, &[u8]), DropReason> {
+    let h = bytes.get(..8).ok_or(DropReason::BadErspan)?;
     if h[0] >> 4 != 1 {
-        return Err(Drop::BadErspan);
+        return Err(DropReason::BadErspan);
     }
     let session = u32::from(u16::from_be_bytes([h[2], h[3]]) & 0x03ff);
     Ok((session, bytes.get(8..).unwrap_or(&[])))
@@ -208,33 +208,33 @@ pub(crate) struct Erspan3<'a> {
 /// ERSPAN type III: 12 bytes (version 2, VLAN, CoS, BSO, T, session, timestamp, SGT, P,
 /// frame type, hardware id, D, granularity, O), then an 8-byte platform-specific
 /// sub-header when O is set, then the frame: Ethernet (frame type 0) or IP (2).
-pub(crate) fn parse_erspan3(bytes: &[u8]) -> Result<Erspan3<'_>, Drop> {
-    let h = bytes.get(..12).ok_or(Drop::BadErspan)?;
+pub(crate) fn parse_erspan3(bytes: &[u8]) -> Result<Erspan3<'_>, DropReason> {
+    let h = bytes.get(..12).ok_or(DropReason::BadErspan)?;
     if h[0] >> 4 != 2 {
-        return Err(Drop::BadErspan);
+        return Err(DropReason::BadErspan);
     }
     let session = u32::from(u16::from_be_bytes([h[2], h[3]]) & 0x03ff);
     let frame_type = (h[10] >> 2) & 0x1f;
     let start = if h[11] & 1 == 1 { 20 } else { 12 };
-    let frame = bytes.get(start..).ok_or(Drop::BadErspan)?;
+    let frame = bytes.get(start..).ok_or(DropReason::BadErspan)?;
     match frame_type {
         0 => Ok(Erspan3 { session, ip: false, frame }),
         2 => Ok(Erspan3 { session, ip: true, frame }),
-        _ => Err(Drop::BadErspan),
+        _ => Err(DropReason::BadErspan),
     }
 }
 
 /// VXLAN (RFC 7348): flags (I = 0x08), reserved, 24-bit VNI, reserved, then Ethernet.
 /// `Ok(None)` when the first byte looks like RTP/RTCP version 2 instead (an RTCP port may
 /// be 4789 by chance); any other first byte without the I flag is `BadVxlan`.
-pub(crate) fn parse_vxlan(bytes: &[u8]) -> Result<Option<(u32, &[u8])>, Drop> {
-    let first = *bytes.first().ok_or(Drop::BadVxlan)?;
+pub(crate) fn parse_vxlan(bytes: &[u8]) -> Result<Option<(u32, &[u8])>, DropReason> {
+    let first = *bytes.first().ok_or(DropReason::BadVxlan)?;
     if first >> 6 == 2 {
         return Ok(None);
     }
-    let h = bytes.get(..8).ok_or(Drop::BadVxlan)?;
+    let h = bytes.get(..8).ok_or(DropReason::BadVxlan)?;
     if first & 0x08 == 0 {
-        return Err(Drop::BadVxlan);
+        return Err(DropReason::BadVxlan);
     }
     let vni = u32::from_be_bytes([0, h[4], h[5], h[6]]);
     Ok(Some((vni, bytes.get(8..).unwrap_or(&[]))))
@@ -251,24 +251,24 @@ const TZSP_TAG_END: u8 = 1;
 /// tag, then the frame. `Ok(None)` when the version is not 1 (not TZSP: treat as ordinary
 /// UDP). Control messages (keepalive, port opener) carry no frame: `NotIp`. Encapsulations
 /// other than Ethernet (802.11 radio headers) are `UnknownLink`.
-pub(crate) fn parse_tzsp(bytes: &[u8]) -> Result<Option<&[u8]>, Drop> {
+pub(crate) fn parse_tzsp(bytes: &[u8]) -> Result<Option<&[u8]>, DropReason> {
     if bytes.first() != Some(&1) {
         return Ok(None);
     }
-    let h = bytes.get(..4).ok_or(Drop::BadTzsp)?;
+    let h = bytes.get(..4).ok_or(DropReason::BadTzsp)?;
     if h[1] != TZSP_RECEIVED && h[1] != TZSP_TRANSMIT {
-        return Err(Drop::NotIp);
+        return Err(DropReason::NotIp);
     }
     if u16::from_be_bytes([h[2], h[3]]) != TZSP_ENCAP_ETHERNET {
-        return Err(Drop::UnknownLink);
+        return Err(DropReason::UnknownLink);
     }
     let mut at = 4usize;
     loop {
-        match *bytes.get(at).ok_or(Drop::BadTzsp)? {
+        match *bytes.get(at).ok_or(DropReason::BadTzsp)? {
             TZSP_TAG_END => return Ok(Some(bytes.get(at + 1..).unwrap_or(&[]))),
             TZSP_TAG_PADDING => at += 1,
             _ => {
-                let len = *bytes.get(at + 1).ok_or(Drop::BadTzsp)?;
+                let len = *bytes.get(at + 1).ok_or(DropReason::BadTzsp)?;
                 at += 2 + usize::from(len);
             }
         }
@@ -413,15 +413,15 @@ mod tests {
         for g in [routed, v7, cut, vec![0x00]] {
             h.feed(LinkType::RawIp, 1, &outer(47, &g));
         }
-        assert_eq!(h.counters.dropped(Drop::BadGre), 4);
+        assert_eq!(h.counters.dropped(DropReason::BadGre), 4);
         // PPTP's enhanced GRE is another protocol, not a malformed mirror.
         let mut pptp = build::gre(0x880b, false, None, None, b"ppp");
         pptp[1] = 1;
         h.feed(LinkType::RawIp, 2, &outer(47, &pptp));
-        assert_eq!(h.counters.dropped(Drop::OtherProtocol), 1);
+        assert_eq!(h.counters.dropped(DropReason::OtherProtocol), 1);
         // A keepalive or other non-IP GRE payload.
         h.feed(LinkType::RawIp, 3, &outer(47, &build::gre(0x0806, false, None, None, b"arp")));
-        assert_eq!(h.counters.dropped(Drop::NotIp), 1);
+        assert_eq!(h.counters.dropped(DropReason::NotIp), 1);
         assert!(h.out.is_empty());
     }
 
@@ -457,7 +457,7 @@ mod tests {
         ] {
             h.feed(LinkType::RawIp, 9, &outer(47, &f));
         }
-        assert_eq!(h.counters.dropped(Drop::BadErspan), 4);
+        assert_eq!(h.counters.dropped(DropReason::BadErspan), 4);
         assert_eq!(h.out.len(), 5);
     }
 
@@ -483,7 +483,12 @@ mod tests {
         h.feed(LinkType::RawIp, 8, &ipv4_udp([1; 4], [2; 4], 1, 37008, &[1, 0, 0, 18, 1]));
         let c = &h.counters;
         assert_eq!(
-            (c.dropped(Drop::BadVxlan), c.dropped(Drop::BadTzsp), c.dropped(Drop::NotIp), c.dropped(Drop::UnknownLink)),
+            (
+                c.dropped(DropReason::BadVxlan),
+                c.dropped(DropReason::BadTzsp),
+                c.dropped(DropReason::NotIp),
+                c.dropped(DropReason::UnknownLink)
+            ),
             (1, 1, 1, 1)
         );
         // Other ports, configured.
@@ -512,7 +517,7 @@ mod tests {
         // No bottom of stack within the limit; a payload that is neither IP nor a control word.
         h.feed(LinkType::Ethernet, 4, &ethernet(0x8847, &[0, 0, 0, 64].repeat(20)));
         h.feed(LinkType::Ethernet, 5, &ethernet(0x8847, &build::mpls(&[1], &[0x99, 0, 0])));
-        assert_eq!(h.counters.dropped(Drop::BadMpls), 2);
+        assert_eq!(h.counters.dropped(DropReason::BadMpls), 2);
     }
 
     #[test]
@@ -524,7 +529,7 @@ mod tests {
         }
         let mut h = Harness::default();
         h.feed(LinkType::RawIp, 1, &p);
-        assert_eq!(h.counters.dropped(Drop::TunnelTooDeep), 1);
+        assert_eq!(h.counters.dropped(DropReason::TunnelTooDeep), 1);
         assert_eq!(h.counters.tunnelled(Tunnel::Gre), u64::from(MAX_TUNNEL_DEPTH));
         let mut p = inner_v4();
         for _ in 0..MAX_TUNNEL_DEPTH {
@@ -550,7 +555,7 @@ mod tests {
         h.feed(LinkType::Ethernet, 1_003_000, &span);
         h.feed(LinkType::RawIp, 1_004_000, &vx);
         assert_eq!(h.out.len(), 1);
-        assert_eq!(h.counters.dropped(Drop::MirrorDuplicate), 2);
+        assert_eq!(h.counters.dropped(DropReason::MirrorDuplicate), 2);
         // The SPAN copy sent again 500 ms later (a SIP retransmission) is used.
         h.feed(LinkType::Ethernet, 1_503_000, &span);
         // And the same packet twice by the same path within the window too.

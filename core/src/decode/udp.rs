@@ -7,8 +7,8 @@
 //! are not verified (locally sent packets are often captured before the NIC fills them).
 
 use super::tunnel::Via;
-use super::{hep, Datagram, Decoder, PayloadHint, Sink, Transport};
-use crate::counters::Drop;
+use super::{hep, Datagram, DatagramOut, Decoder, PayloadHint, Transport};
+use crate::counters::DropReason;
 use crate::time::Ts;
 use etherparse::{UdpHeader, UdpHeaderSlice};
 use std::net::{IpAddr, SocketAddr};
@@ -21,16 +21,16 @@ impl Decoder {
         dst: IpAddr,
         bytes: &[u8],
         via: Via,
-        sink: &mut Sink<'_>,
-    ) -> Result<(), Drop> {
-        let h = UdpHeaderSlice::from_slice(bytes).map_err(|_| Drop::BadUdp)?;
+        sink: &mut DatagramOut<'_>,
+    ) -> Result<(), DropReason> {
+        let h = UdpHeaderSlice::from_slice(bytes).map_err(|_| DropReason::BadUdp)?;
         let len = usize::from(h.length());
         let end = match len {
             0 => bytes.len(),
-            l if l < UdpHeader::LEN || l > bytes.len() => return Err(Drop::BadUdp),
+            l if l < UdpHeader::LEN || l > bytes.len() => return Err(DropReason::BadUdp),
             l => l,
         };
-        let payload = bytes.get(UdpHeader::LEN..end).ok_or(Drop::BadUdp)?;
+        let payload = bytes.get(UdpHeader::LEN..end).ok_or(DropReason::BadUdp)?;
         let (sport, dport) = (h.source_port(), h.destination_port());
         if self.udp_tunnel(ts, (src, dst), dport, payload, via, sink)? {
             return Ok(());
@@ -57,7 +57,7 @@ impl Decoder {
 #[cfg(test)]
 mod tests {
     use super::super::test_util::*;
-    use crate::counters::Drop;
+    use crate::counters::DropReason;
     use crate::decode::{LinkType, Transport};
 
     #[test]
@@ -87,12 +87,12 @@ mod tests {
         h.feed(LinkType::Ipv4, 2, &pkt);
         pkt[24..26].copy_from_slice(&7u16.to_be_bytes());
         h.feed(LinkType::Ipv4, 3, &pkt);
-        assert_eq!(h.counters.dropped(Drop::BadUdp), 2);
+        assert_eq!(h.counters.dropped(DropReason::BadUdp), 2);
         // IP payload too short for a UDP header.
         let mut short = ipv4_udp([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, b"");
         short.truncate(24);
         short[3] = 24;
         h.feed(LinkType::Ipv4, 4, &short);
-        assert_eq!(h.counters.dropped(Drop::BadUdp), 3);
+        assert_eq!(h.counters.dropped(DropReason::BadUdp), 3);
     }
 }
