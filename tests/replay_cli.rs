@@ -344,6 +344,69 @@ fn rotated_set_as_a_folder_or_files_equals_the_whole_capture() {
     assert_eq!(call_summaries(&files.calls()), want);
 }
 
+/// Issue 19: the parts of a rotated set replayed one at a time, each in a run of its own
+/// into the same database, give the records of one run over the whole capture: a call cut
+/// by the end of one part is stored capture-ended, then completed (same identity, not
+/// duplicated) by the run over the part that holds its rest.
+#[test]
+fn parts_replayed_in_separate_runs_equal_the_whole_capture() {
+    let whole = fixture("sipp/kamailio-proxy.pcap");
+    let one = Site::new();
+    let out = one.replay(&[&whole]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let want = call_summaries(&one.calls());
+    assert_eq!(want.len(), 5);
+    assert!(one.calls().iter().all(|c| c["end_reason"] != "capture-ended"));
+
+    let runs = Site::new();
+    let parts = rotate(&std::fs::read(&whole).expect("fixture"), 210);
+    assert_eq!(parts.len(), 4);
+    let mut cut_seen = false;
+    for (i, (bytes, _)) in parts.iter().enumerate() {
+        let p = runs.dir.path().join(format!("part-{i}.pcap"));
+        std::fs::write(&p, bytes).expect("write part");
+        let out = runs.replay(&[&p]);
+        assert!(out.status.success(), "part {i}: {}", String::from_utf8_lossy(&out.stderr));
+        let cut = runs.calls().iter().filter(|c| c["end_reason"] == "capture-ended").count();
+        cut_seen |= cut > 0;
+    }
+    assert!(cut_seen, "no call spans a cut: the test would prove nothing");
+    let got = runs.calls();
+    assert_eq!(got.iter().filter(|c| c["end_reason"] == "capture-ended").count(), 0);
+    assert_eq!(call_summaries(&got), want);
+
+    // Replaying the first part again changes nothing: the calls it cuts are stored whole.
+    let again = runs.replay(&[&runs.dir.path().join("part-0.pcap")]);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert_eq!(call_summaries(&runs.calls()), want);
+}
+
+/// A call left open whose rest never comes stays capture-ended: the next replay starts
+/// more than the call timeout (2 h) after it, so nothing is resumed or re-read.
+#[test]
+fn open_calls_beyond_the_call_timeout_are_not_resumed() {
+    let whole = std::fs::read(fixture("sipp/kamailio-proxy.pcap")).expect("fixture");
+    let parts = rotate(&whole, 210);
+    let site = Site::new();
+    let first = site.dir.path().join("part-0.pcap");
+    std::fs::write(&first, &parts[0].0).expect("write");
+    let late = site.dir.path().join("late.pcap");
+    let tail = site.dir.path().join("tail.pcap");
+    std::fs::write(&tail, &parts[1].0).expect("write");
+    let st = Command::new("editcap").args(["-t", "10800"]).arg(&tail).arg(&late).status().expect("editcap");
+    assert!(st.success());
+    assert!(site.replay(&[&first]).status.success());
+    let cut = |s: &Site| s.calls().iter().filter(|c| c["end_reason"] == "capture-ended").count();
+    assert_eq!(cut(&site), 4);
+    let out = site.replay(&[&late]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("resuming"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(cut(&site), 4, "their rest never came");
+    // The next in time, replayed now, no longer resumes them either (handed over once).
+    let out = site.replay(&[&tail]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("resuming"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 /// A capture taken with a 200-byte snap length: said once on stderr, and every SIP message
 /// it cut (all of kamailio-proxy's are longer) counted as sip-truncated, not lost silently.
 #[test]

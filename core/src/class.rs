@@ -20,10 +20,13 @@ pub enum Class {
     Mobile,
     LongDistance,
     Local,
+    /// A SIP URI whose user part is a name, not a number (`sip:alice@example.org`), at a
+    /// domain that is not one of `[site].domains`: a call out over the internet.
+    SipUri,
 }
 
 impl Class {
-    pub const ALL: [Class; 10] = [
+    pub const ALL: [Class; 11] = [
         Class::Internal,
         Class::Emergency,
         Class::Premium,
@@ -34,6 +37,7 @@ impl Class {
         Class::Mobile,
         Class::LongDistance,
         Class::Local,
+        Class::SipUri,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -48,6 +52,7 @@ impl Class {
             Class::Mobile => "mobile",
             Class::LongDistance => "long-distance",
             Class::Local => "local",
+            Class::SipUri => "sip-uri",
         }
     }
 

@@ -55,6 +55,9 @@ pub struct Site {
     /// Feature codes that pick up a ringing call (e.g. "*8"): an INVITE to one, while a
     /// call rings, continues that call.
     pub pickup_codes: Vec<String>,
+    /// The site's own SIP domains (host names, lower case): a call to a name at one of
+    /// them (`sip:alice@pbx.example`) is `internal`, to a name anywhere else `sip-uri`.
+    pub domains: Vec<String>,
 }
 
 impl Default for Site {
@@ -69,6 +72,7 @@ impl Default for Site {
             correlation_headers: Vec::new(),
             link_window_ms: 2000,
             pickup_codes: Vec::new(),
+            domains: Vec::new(),
         }
     }
 }

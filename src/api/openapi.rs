@@ -23,7 +23,7 @@ fn filters() -> Vec<Value> {
         param("group", "a [[group]] name"),
         param(
             "class",
-            "internal, emergency, premium, toll-free, hk-macau, taiwan, international, mobile, long-distance, local",
+            "internal, emergency, premium, toll-free, hk-macau, taiwan, international, mobile, long-distance, local, sip-uri",
         ),
         param("rule", "a rule id (OUT-1) or violation kind (premium-rate)"),
         param("number", "dialled or normalised number contains this"),

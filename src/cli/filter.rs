@@ -25,7 +25,7 @@ pub struct FilterArgs {
     #[arg(long)]
     pub group: Option<String>,
     /// A class name: internal, emergency, premium, toll-free, hk-macau, taiwan,
-    /// international, mobile, long-distance, local.
+    /// international, mobile, long-distance, local, sip-uri.
     #[arg(long)]
     pub class: Option<String>,
     /// A rule id (OUT-1) or violation kind (premium-rate).

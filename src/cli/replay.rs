@@ -2,7 +2,13 @@
 //! Several files — or a folder of them, such as a rotated capture set — are merged by
 //! packet time (like mergecap), whatever their names, so captures of the same period
 //! taken at two points make one timeline and a call open at the end of one rotated file
-//! continues in the next. A damaged file stops at the damage: the
+//! continues in the next. Files replayed one at a time, in separate runs into the same
+//! database, give the same records: the calls still open when a replay's capture ends are
+//! stored `capture-ended` and handed over (`store::replay_open`); the next replay whose
+//! first packet follows within the call timeout re-reads the earlier files from the
+//! first such call's start, passing on only those calls (`Driver::warm_up`), so a call
+//! whose rest is in its files is completed under the same identity, and one whose rest
+//! never comes stays capture-ended. A damaged file stops at the damage: the
 //! calls completed before it are still stored, the error names the file and frame, and
 //! the exit code is 1.
 
@@ -12,13 +18,15 @@ use crate::pipeline::{Driver, Mode, Pipeline};
 use crate::settings::Settings;
 use crate::sink::{console::ConsoleSink, recorder, Sink};
 use crate::store;
+use crate::store::replay_open::{self, OpenCall};
 use anyhow::Context;
-use callwarden_core::track::{EndReason, LinkStats};
-use callwarden_core::{Counters, Frame, LinkType, Ts};
-use std::path::PathBuf;
+use callwarden_core::track::{CallEvent, EndReason, LinkStats};
+use callwarden_core::{Counters, Dur, Frame, LinkType, Output, Ts};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -52,22 +60,25 @@ struct Head {
     next: Option<(Ts, LinkType)>,
     buf: Vec<u8>,
     error: Option<CaptureError>,
+    /// Frames before this are skipped (an earlier replay's file re-read from here).
+    from: Option<Ts>,
 }
 
 impl Head {
     fn advance(&mut self) {
         self.next = None;
-        if self.error.is_some() {
-            return;
-        }
-        match self.cap.next_frame() {
-            Ok(Some(f)) => {
-                self.buf.clear();
-                self.buf.extend_from_slice(f.bytes);
-                self.next = Some((f.ts, f.link));
+        while self.error.is_none() {
+            match self.cap.next_frame() {
+                Ok(Some(f)) if self.from.is_some_and(|from| f.ts < from) => continue,
+                Ok(Some(f)) => {
+                    self.buf.clear();
+                    self.buf.extend_from_slice(f.bytes);
+                    self.next = Some((f.ts, f.link));
+                    return;
+                }
+                Ok(None) => return,
+                Err(e) => self.error = Some(e),
             }
-            Ok(None) => {}
-            Err(e) => self.error = Some(e),
         }
     }
 }
@@ -77,6 +88,8 @@ impl Head {
 struct Source {
     path: PathBuf,
     first: Option<Ts>,
+    /// Read from this packet time on (a file of an earlier replay, re-read to resume).
+    from: Option<Ts>,
 }
 
 /// The files named on the command line, a folder standing for every capture file in it
@@ -117,7 +130,86 @@ fn sources(args: &[PathBuf]) -> anyhow::Result<Vec<Source>> {
 fn probe(path: &std::path::Path) -> Result<Source, CaptureError> {
     let mut cap = FileCapture::open(path)?;
     let first = cap.next_frame().ok().flatten().map(|f| f.ts);
-    Ok(Source { path: path.to_path_buf(), first })
+    Ok(Source { path: path.to_path_buf(), first, from: None })
+}
+
+/// A path as stored for a later replay: absolute, so it is found from any folder.
+fn absolute(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// The calls left open by earlier replays that this one continues, and what it re-reads
+/// for them.
+#[derive(Default)]
+struct Resume {
+    /// Rows to delete when this replay is done: resumed (left open again, they are stored
+    /// anew) or too old ever to be resumed.
+    consumed: Vec<OpenCall>,
+    /// Call-ID, From tag, start (µs) of the calls resumed.
+    resumed: HashSet<(String, String, i64)>,
+    /// The earlier files to re-read, from the first resumed call's start.
+    prefix: Vec<Source>,
+}
+
+/// Which open calls this replay, whose first packet is at `first`, continues: those left
+/// by a replay that ended before `first` and no more than `horizon` (the call timeout)
+/// before it — later than that the engine would have timed them out. A call whose
+/// earlier files are gone is not resumed (said once), and stays capture-ended.
+fn plan_resume(db: &Path, srcs: &[Source], first: Ts, horizon: Dur) -> anyhow::Result<Resume> {
+    let mut r = Resume::default();
+    let ours: HashSet<PathBuf> = srcs.iter().map(|s| absolute(&s.path)).collect();
+    let mut files: Vec<PathBuf> = Vec::new();
+    let mut from = Ts::MAX;
+    for c in replay_open::load(db)? {
+        let end = Ts::from_micros(c.capture_end_us);
+        if end < first - horizon {
+            r.consumed.push(c);
+            continue;
+        }
+        if end > first || c.started_us > first.as_micros() {
+            continue; // not before this capture: left for the replay of what follows it
+        }
+        if let Some(gone) = c.files.iter().find(|f| !f.is_file()) {
+            eprintln!(
+                "callwarden: call {} left open by an earlier replay is not resumed: {} is gone; it stays capture-ended",
+                c.call_id,
+                gone.display()
+            );
+            r.consumed.push(c);
+            continue;
+        }
+        for f in &c.files {
+            if !ours.contains(f) && !files.contains(f) {
+                files.push(f.clone());
+            }
+        }
+        from = from.min(Ts::from_micros(c.started_us));
+        r.resumed.insert((c.call_id.clone(), c.from_tag.clone().unwrap_or_default(), c.started_us));
+        r.consumed.push(c);
+    }
+    for f in files {
+        let mut s = probe(&f)?;
+        s.first = s.first.map(|t| t.max(from));
+        s.from = Some(from);
+        r.prefix.push(s);
+    }
+    Ok(r)
+}
+
+/// Takes the records of the calls the capture's end cut (`capture-ended`).
+struct CutCalls(Arc<Mutex<Vec<(String, String, Ts)>>>);
+
+impl Sink for CutCalls {
+    fn accept(&mut self, out: &Output) -> anyhow::Result<()> {
+        if let Output::Call(CallEvent::Ended(r)) = out {
+            if r.end_reason == EndReason::CaptureEnded {
+                if let Ok(mut v) = self.0.lock() {
+                    v.push((r.call_id.clone(), r.from_tag.clone(), r.started_at));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Feed one file to its end (or its damage) straight from the reader's buffer, no copy.
@@ -127,10 +219,12 @@ fn feed_file(
     errors: &mut Vec<CaptureError>,
     progress: &mut super::progress::Progress,
     index: usize,
+    last: &mut Option<Ts>,
 ) {
     loop {
         match cap.next_frame() {
             Ok(Some(frame)) => {
+                *last = Some(frame.ts);
                 driver.feed(frame);
                 progress.frame(index, driver.engine().counters());
             }
@@ -211,7 +305,7 @@ fn follow(
                 }
             };
             read += 1;
-            feed_file(&mut cap, driver, errors, progress, usize::MAX);
+            feed_file(&mut cap, driver, errors, progress, usize::MAX, &mut None);
         }
         if stopping {
             return Ok(read);
@@ -242,21 +336,44 @@ pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
     };
     // Before anything is opened, so a signal during the set-up is not lost.
     let stop = if a.follow { Some(stop_on_signal()?) } else { None };
-    let console: Vec<Box<dyn Sink + Send>> =
+    let mut more: Vec<Box<dyn Sink + Send>> =
         if a.quiet || a.json { Vec::new() } else { vec![Box::new(ConsoleSink::new(&settings.config.site.timezone))] };
-    let pipeline = Pipeline::open(&settings, Mode::Replay { webhooks: !a.no_webhooks }, console)?;
+    let cut_calls = Arc::new(Mutex::new(Vec::new()));
+    more.push(Box::new(CutCalls(cut_calls.clone())));
+    let pipeline = Pipeline::open(&settings, Mode::Replay { webhooks: !a.no_webhooks }, more)?;
     let (mut driver, rec_start) = (pipeline.driver, pipeline.recordings_start);
     let webhooks = if a.no_webhooks { &[][..] } else { &settings.config.alerts.webhooks[..] };
 
+    // Calls earlier replays left open that this one may complete (not with --follow,
+    // which reads a rotated set in one run anyway).
+    let first = srcs.iter().filter_map(|s| s.first).min();
+    let horizon = Dur::from_secs(i64::from(settings.config.limits.call_timeout_s));
+    let resume = match first {
+        Some(first) if !a.follow => plan_resume(&settings.db_path, &srcs, first, horizon)?,
+        _ => Resume::default(),
+    };
+    if let (Some(first), false) = (first, resume.resumed.is_empty()) {
+        eprintln!(
+            "callwarden: resuming {} call(s) left open by an earlier replay: re-reading {}",
+            resume.resumed.len(),
+            resume.prefix.iter().map(|s| s.path.display().to_string()).collect::<Vec<_>>().join(", ")
+        );
+        driver.warm_up(first, resume.resumed.clone());
+    }
+    let n_prefix = resume.prefix.len();
+    srcs.splice(0..0, resume.prefix);
+
     let mut errors: Vec<CaptureError> = Vec::new();
-    let mut n_files = srcs.len();
+    let mut n_files = srcs.len() - n_prefix;
     let paths: Vec<PathBuf> = srcs.iter().map(|s| s.path.clone()).collect();
+    // The last packet time read from each file, to know which files hold a cut call.
+    let mut lasts: Vec<Option<Ts>> = vec![None; srcs.len()];
     let mut progress = super::progress::Progress::new(&paths);
     if let (Some(stop), [dir]) = (&stop, a.files.as_slice()) {
         n_files = follow(dir, stop, &mut driver, &mut errors, &mut progress)?;
-    } else if let [only] = srcs.as_slice() {
+    } else if let ([only], [last]) = (srcs.as_slice(), lasts.as_mut_slice()) {
         // One file: feed its frames straight from the reader's buffer, no copy.
-        feed_file(&mut FileCapture::open(&only.path)?, &mut driver, &mut errors, &mut progress, 0);
+        feed_file(&mut FileCapture::open(&only.path)?, &mut driver, &mut errors, &mut progress, 0, last);
     } else {
         // k-way merge by packet time; ties go to the earlier file on the command line. A
         // file is opened when the merge reaches its first frame and closed at its end, so a
@@ -272,7 +389,13 @@ pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
                 .is_some_and(|(i, p)| active.is_none_or(|(ts, j, _)| (p.first.unwrap_or(Ts::MIN), *i) <= (ts, j)));
             if open_next {
                 if let Some((i, p)) = pending.pop_front() {
-                    let mut h = Head { cap: FileCapture::open(&p.path)?, next: None, buf: Vec::new(), error: None };
+                    let mut h = Head {
+                        cap: FileCapture::open(&p.path)?,
+                        next: None,
+                        buf: Vec::new(),
+                        error: None,
+                        from: p.from,
+                    };
                     h.advance();
                     heads.push((i, h));
                 }
@@ -282,6 +405,9 @@ pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
             let file_index = heads[k].0;
             let h = &mut heads[k].1;
             if let Some((ts, link)) = h.next {
+                if let Some(last) = lasts.get_mut(file_index) {
+                    *last = Some(ts);
+                }
                 driver.feed(Frame { ts, link, bytes: &h.buf });
                 progress.frame(file_index, driver.engine().counters());
             }
@@ -304,6 +430,33 @@ pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
     let link = driver.engine().track_stats().link;
     let sink_errors = driver.sink_errors;
     let closed = pipeline.closer.close(driver, WEBHOOK_GRACE)?;
+    if !a.follow {
+        // After the store's writer closed: the open calls are handed over on a connection
+        // of their own.
+        let cut = cut_calls.lock().map(|v| v.clone()).unwrap_or_default();
+        let end = lasts.iter().flatten().max().copied();
+        let left: Vec<OpenCall> = match end {
+            Some(end) => cut
+                .into_iter()
+                .map(|(call_id, tag, at)| OpenCall {
+                    call_id,
+                    from_tag: (!tag.is_empty()).then_some(tag),
+                    started_us: at.as_micros(),
+                    files: paths
+                        .iter()
+                        .zip(&lasts)
+                        .filter(|(_, l)| l.is_some_and(|l| l >= at))
+                        .map(|(p, _)| absolute(p))
+                        .collect(),
+                    capture_end_us: end.as_micros(),
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        if !left.is_empty() || !resume.consumed.is_empty() {
+            replay_open::hand_over(&settings.db_path, &resume.consumed, &left)?;
+        }
+    }
     let (written, recorded, alert_stats) = (closed.written, closed.recorded, closed.alerts);
     if !webhooks.is_empty() && alert_stats.delivered < alert_stats.raised * webhooks.len() as u64 {
         eprintln!(

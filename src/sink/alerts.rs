@@ -448,6 +448,7 @@ mod tests {
             kind: ViolationKind::PremiumRate,
             call_id: Some("abc@host".into()),
             call_started_at: Some(Ts(1_772_407_800_000_000)),
+            call_from_tag: None,
             extension: "8001".into(),
             number: "16800001234".into(),
             detected_at: Ts(1_772_407_800_000_000),

@@ -14,6 +14,8 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (4, "0004_stats_index", include_str!("migrations/0004_stats_index.sql")),
     (5, "0005_legs", include_str!("migrations/0005_legs.sql")),
     (6, "0006_verdicts", include_str!("migrations/0006_verdicts.sql")),
+    (7, "0007_from_tag", include_str!("migrations/0007_from_tag.sql")),
+    (8, "0008_replay_open", include_str!("migrations/0008_replay_open.sql")),
 ];
 
 /// The schema version this build writes and reads.

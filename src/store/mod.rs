@@ -21,6 +21,7 @@ pub mod migrations;
 pub mod query;
 pub mod reader;
 pub mod recordings;
+pub mod replay_open;
 pub mod stats;
 mod writer;
 

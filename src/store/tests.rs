@@ -132,6 +132,7 @@ fn violations_about_no_call_are_keyed_by_day() {
         kind: ViolationKind::BelowTarget,
         call_id: None,
         call_started_at: None,
+        call_from_tag: None,
         extension: "8001".into(),
         number: String::new(),
         detected_at: Ts(us),
@@ -784,4 +785,61 @@ fn durability_sets_how_often_the_log_is_synced() {
         let got: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
         assert_eq!(got, want, "{mode:?}");
     }
+}
+
+/// Issue 16: a call is its Call-ID, its first From tag and its start within a second.
+#[test]
+fn same_call_id_other_from_tag_is_another_call_and_clock_jitter_is_not() {
+    let (_d, path) = db();
+    let a = call("shared@pbx", T0, "8001", "13800138000", Direction::Outbound);
+    // Another caller (or a B2BUA's onward leg) under the same Call-ID, 5 ms later.
+    let mut b = call("shared@pbx", T0 + 5_000, "8002", "13900139000", Direction::Outbound);
+    b.from_tag = "other-caller".into();
+    let vb = violation(&b, "OUT-1", ViolationKind::PremiumRate, "8002", 0, None);
+    let s = write(&path, &[a.clone(), b.clone()], &[vb]);
+    assert_eq!((s.calls, s.calls_new), (2, 2));
+    assert_eq!(count(&path, "calls"), 2, "same Call-ID, other From tag: two records");
+    // The same two calls seen through other clocks (a HEP copy, a tcpdump): one row each.
+    let mut a2 = a.clone();
+    a2.started_at = Ts(T0 + 7_123);
+    a2.end_reason = EndReason::CalleeBye;
+    let mut b2 = b.clone();
+    b2.started_at = Ts(T0 - 2_345);
+    let s = write(&path, &[a2, b2], &[]);
+    assert_eq!((s.calls, s.calls_new), (2, 0));
+    let rows = all_calls(&path);
+    assert_eq!(rows.len(), 2, "clock jitter is the same call");
+    let by_caller = |c: &str| rows.iter().find(|r| r.caller == c).unwrap();
+    assert_eq!((by_caller("8001").started_us, by_caller("8001").end_reason.as_str()), (T0, "callee-bye"));
+    assert_eq!(by_caller("8002").started_us, T0 + 5_000, "b keeps its own start");
+    // b's violation is b's, not a's (a started nearer to nothing: it has none).
+    assert_eq!(by_caller("8001").violations.len(), 0);
+    assert_eq!(by_caller("8002").violations.len(), 1);
+    // Two tags in the very same microsecond stay two rows.
+    let mut c = a.clone();
+    c.from_tag = "third".into();
+    write(&path, &[c], &[]);
+    assert_eq!(count(&path, "calls"), 3);
+    let mut c2 = a.clone();
+    c2.from_tag = "third".into();
+    c2.started_at = Ts(T0 + 300);
+    assert_eq!(write(&path, &[c2], &[]).calls_new, 0, "and the moved one is found again");
+    assert_eq!(count(&path, "calls"), 3);
+}
+
+/// Rows stored before migration 0007 have no From tag: they match any tag, and the
+/// replay that completes them fills it in.
+#[test]
+fn a_row_without_from_tag_matches_any_tag() {
+    let (_d, path) = db();
+    let a = call("old@pbx", T0, "8001", "13800138000", Direction::Outbound);
+    write(&path, std::slice::from_ref(&a), &[]);
+    Connection::open(&path).unwrap().execute("UPDATE calls SET from_tag = NULL", []).unwrap();
+    let mut again = a.clone();
+    again.started_at = Ts(T0 + 40);
+    assert_eq!(write(&path, &[again], &[]).calls_new, 0);
+    assert_eq!(count(&path, "calls"), 1);
+    let conn = Connection::open(&path).unwrap();
+    let tag: Option<String> = conn.query_row("SELECT from_tag FROM calls", [], |r| r.get(0)).unwrap();
+    assert_eq!(tag.as_deref(), Some("caller-tag"));
 }

@@ -8,7 +8,7 @@
 
 use super::{StoreOptions, WriteSummary};
 use callwarden_core::policy::Violation;
-use callwarden_core::track::{CallRecord, Direction, Judged};
+use callwarden_core::track::{CallRecord, Direction, EndReason, Judged};
 use callwarden_core::Ts;
 use jiff::tz::TimeZone;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -244,43 +244,95 @@ fn stored_legs(rec: &CallRecord) -> Vec<StoredLeg<'_>> {
 
 /// How far apart two sightings of one call's start may be and still be one call: a live
 /// capture, a HEP copy and a tcpdump of the same packets are stamped by different clocks
-/// (µs to ms apart); two calls never share a Call-ID within a second.
+/// (µs to ms apart). Within it the From tag tells calls apart that share a Call-ID.
 pub const SAME_CALL_WINDOW_US: i64 = 1_000_000;
 
-/// The start under which a call with this Call-ID starting at `started_us` (± the window)
-/// is already stored — as a call or through its violations — the nearest one. That start
+/// How many microseconds on a call may be moved to avoid another call's key (same
+/// Call-ID, other From tag, same start): far more than real traffic ever needs.
+const MAX_NUDGE_US: i64 = 1_000;
+
+/// A From tag as a key part: none (empty) is unknown, NULL, which matches any tag.
+fn tag_key(tag: &str) -> Option<&str> {
+    (!tag.is_empty()).then_some(tag)
+}
+
+/// The start under which this call (Call-ID, From tag, start within the window) is
+/// already stored — as a call or through its violations — the nearest one. That start
 /// stays the call's key, so another copy of the same traffic updates it, not adds to it.
-pub(super) fn stored_start(conn: &Connection, call_id: &str, started_us: i64) -> rusqlite::Result<Option<i64>> {
+/// A NULL tag on either side (rows from before migration 0007, a From without tag)
+/// matches any tag.
+pub(super) fn stored_start(
+    conn: &Connection,
+    call_id: &str,
+    tag: Option<&str>,
+    started_us: i64,
+) -> rusqlite::Result<Option<i64>> {
     conn.prepare_cached(
         "SELECT s FROM (
              SELECT started_us AS s FROM calls WHERE call_id = ?1 AND started_us BETWEEN ?2 - ?3 AND ?2 + ?3
+                 AND (?4 IS NULL OR from_tag IS NULL OR from_tag = ?4)
              UNION ALL
              SELECT call_started_us FROM violations
-                 WHERE call_id = ?1 AND call_started_us BETWEEN ?2 - ?3 AND ?2 + ?3)
+                 WHERE call_id = ?1 AND call_started_us BETWEEN ?2 - ?3 AND ?2 + ?3
+                 AND (?4 IS NULL OR call_from_tag IS NULL OR call_from_tag = ?4))
          ORDER BY abs(s - ?2) LIMIT 1",
     )?
-    .query_row(params![call_id, started_us, SAME_CALL_WINDOW_US], |r| r.get(0))
+    .query_row(params![call_id, started_us, SAME_CALL_WINDOW_US, tag], |r| r.get(0))
     .optional()
+}
+
+/// The start a call is stored under: the one it already has, else its own — moved on a
+/// microsecond at a time while another call of the same Call-ID (another tag) holds that
+/// exact key, since (call_id, started_us) is the row key every table joins on.
+fn placed_start(conn: &Connection, call_id: &str, tag: Option<&str>, started_us: i64) -> rusqlite::Result<i64> {
+    if let Some(s) = stored_start(conn, call_id, tag, started_us)? {
+        return Ok(s);
+    }
+    let mut taken = conn.prepare_cached(
+        "SELECT 1 FROM calls WHERE call_id = ?1 AND started_us = ?2
+         UNION ALL SELECT 1 FROM violations WHERE call_id = ?1 AND call_started_us = ?2 LIMIT 1",
+    )?;
+    let mut at = started_us;
+    while at - started_us < MAX_NUDGE_US && taken.exists(params![call_id, at])? {
+        at = at.saturating_add(1);
+    }
+    Ok(at)
 }
 
 /// Insert or replace the call; `true` when it was not there before.
 fn write_call(tx: &rusqlite::Transaction<'_>, tz: &TimeZone, rec: &CallRecord) -> rusqlite::Result<bool> {
     let at = rec.started_at.as_micros();
+    let tag = tag_key(&rec.from_tag);
     let existed = tx
-        .prepare_cached("SELECT 1 FROM calls WHERE call_id = ?1 AND started_us BETWEEN ?2 - ?3 AND ?2 + ?3 LIMIT 1")?
-        .query_row(params![rec.call_id, at, SAME_CALL_WINDOW_US], |_| Ok(()))
+        .prepare_cached(
+            "SELECT 1 FROM calls WHERE call_id = ?1 AND started_us BETWEEN ?2 - ?3 AND ?2 + ?3
+                 AND (?4 IS NULL OR from_tag IS NULL OR from_tag = ?4) LIMIT 1",
+        )?
+        .query_row(params![rec.call_id, at, SAME_CALL_WINDOW_US, tag], |_| Ok(()))
         .optional()?
         .is_some();
-    let started = stored_start(tx, &rec.call_id, at)?.unwrap_or(at);
+    let started = placed_start(tx, &rec.call_id, tag, at)?;
+    // A call cut by the end of a capture is the beginning of one already stored whole
+    // (its file replayed again after the files that complete it): keep the whole one.
+    if existed && rec.end_reason == EndReason::CaptureEnded {
+        let whole = tx
+            .prepare_cached(
+                "SELECT 1 FROM calls WHERE call_id = ?1 AND started_us = ?2 AND end_reason <> 'capture-ended'",
+            )?
+            .exists(params![rec.call_id, started])?;
+        if whole {
+            return Ok(false);
+        }
+    }
     let (day, month) = day_month(rec.started_at, tz);
     let (caller_ext, callee_ext) = our_extensions(rec);
     let mut stmt = tx.prepare_cached(
         "INSERT INTO calls (call_id, started_us, caller, caller_display, callee, dialled, number, direction,
              class, group_name, caller_ext, callee_ext, ringing_us, answered_us, ended_us, rings, ring_ms,
              talk_ms, answered, end_reason, sip_status, cost_fen, dtmf, media_caller, media_callee, ladder,
-             day, month, answered_by, transferred_to, wait_ms, link, legs)
+             day, month, answered_by, transferred_to, wait_ms, link, legs, from_tag)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
-             ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33)
+             ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34)
          ON CONFLICT (call_id, started_us) DO UPDATE SET
              caller = excluded.caller, caller_display = excluded.caller_display, callee = excluded.callee,
              dialled = excluded.dialled, number = excluded.number, direction = excluded.direction,
@@ -293,7 +345,7 @@ fn write_call(tx: &rusqlite::Transaction<'_>, tz: &TimeZone, rec: &CallRecord) -
              media_callee = excluded.media_callee, ladder = excluded.ladder, day = excluded.day,
              month = excluded.month, answered_by = excluded.answered_by,
              transferred_to = excluded.transferred_to, wait_ms = excluded.wait_ms, link = excluded.link,
-             legs = excluded.legs",
+             legs = excluded.legs, from_tag = coalesce(excluded.from_tag, from_tag)",
     )?;
     stmt.execute(params![
         rec.call_id,
@@ -329,6 +381,7 @@ fn write_call(tx: &rusqlite::Transaction<'_>, tz: &TimeZone, rec: &CallRecord) -
         rec.linking.wait_ms,
         rec.linking.link.map(|k| k.as_str()),
         json(&stored_legs(rec))?,
+        tag,
     ])?;
     write_judged(tx, &rec.call_id, started, &rec.judged)?;
     Ok(!existed)
@@ -375,13 +428,15 @@ fn write_violation(tx: &rusqlite::Transaction<'_>, tz: &TimeZone, v: &Violation)
     // Keyed to the start its call is stored under (another copy of the traffic is the same call).
     let snapped;
     let v = match (&v.call_id, v.call_started_at) {
-        (Some(id), Some(at)) => match stored_start(tx, id, at.as_micros())? {
-            Some(s) if s != at.as_micros() => {
-                snapped = Violation { call_started_at: Some(Ts::from_micros(s)), ..v.clone() };
-                &snapped
+        (Some(id), Some(at)) => {
+            match placed_start(tx, id, v.call_from_tag.as_deref().and_then(tag_key), at.as_micros())? {
+                s if s != at.as_micros() => {
+                    snapped = Violation { call_started_at: Some(Ts::from_micros(s)), ..v.clone() };
+                    &snapped
+                }
+                _ => v,
             }
-            _ => v,
-        },
+        }
         _ => v,
     };
     let (day, month) = day_month(v.call_started_at.unwrap_or(v.detected_at), tz);
@@ -390,10 +445,11 @@ fn write_violation(tx: &rusqlite::Transaction<'_>, tz: &TimeZone, v: &Violation)
     // never overwritten by a pending one (a replay raises the INVITE version again).
     tx.prepare_cached(
         "INSERT INTO violations (natural_key, rule, kind, call_id, call_started_us, extension, number,
-             detected_us, fine_fen, detail, day, month)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+             detected_us, fine_fen, detail, day, month, call_from_tag)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
          ON CONFLICT (natural_key) DO UPDATE SET
              detected_us = min(detected_us, excluded.detected_us),
+             call_from_tag = coalesce(excluded.call_from_tag, call_from_tag),
              number = CASE WHEN excluded.fine_fen IS NOT NULL OR fine_fen IS NULL
                            THEN excluded.number ELSE number END,
              detail = CASE WHEN excluded.fine_fen IS NOT NULL OR fine_fen IS NULL
@@ -413,6 +469,7 @@ fn write_violation(tx: &rusqlite::Transaction<'_>, tz: &TimeZone, v: &Violation)
         v.detail,
         day,
         month,
+        v.call_from_tag.as_deref().and_then(tag_key),
     ])?;
     Ok(())
 }

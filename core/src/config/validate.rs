@@ -470,6 +470,11 @@ impl Checker<'_> {
                 self.err(format!("site.pickup_codes[{i}]"), format!("{c:?} is not a feature code (digits, * and #)"));
             }
         }
+        for (i, d) in s.domains.iter().enumerate() {
+            if let Err(e) = check_domain(d) {
+                self.err(format!("site.domains[{i}]"), e);
+            }
+        }
     }
 
     fn capture(&mut self) {
@@ -746,6 +751,22 @@ impl Checker<'_> {
 }
 
 /// Each pattern on its own, so the error names the element.
+/// A host name as `[site].domains` takes it: lower case letters, digits, '-' and '.',
+/// labels not empty (what a Request-URI's host is compared with, case-insensitively).
+fn check_domain(d: &str) -> Result<(), String> {
+    if d.is_empty() {
+        return Err("an empty domain".to_string());
+    }
+    if d.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(format!("{d:?}: write it in lower case ({:?})", d.to_ascii_lowercase()));
+    }
+    let ok = |l: &str| !l.is_empty() && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !d.split('.').all(ok) {
+        return Err(format!("{d:?} is not a host name (letters, digits, '-', labels joined by '.')"));
+    }
+    Ok(())
+}
+
 fn ext_errors(patterns: &[String], at: &str) -> Vec<(String, String)> {
     patterns
         .iter()
@@ -861,6 +882,16 @@ name = \"a\"
         assert_eq!((key.as_str(), line), ("api.token[0]", 2), "missing role");
         let (key, line, _) = one("group = 3\n");
         assert_eq!((key.as_str(), line), ("group", 1));
+    }
+
+    #[test]
+    fn site_domains_are_lower_case_host_names() {
+        assert!(Config::parse("[site]\ndomains = [\"pbx.example\", \"sip-1.corp.example\"]\n").is_ok());
+        assert!(Config::parse("[site]\ndomains = []\n").is_ok());
+        for bad in ["\"\"", "\"PBX.example\"", "\"pbx..example\"", "\"pbx example\"", "\"pbx.example:5060\""] {
+            let (key, line, _) = one(&format!("[site]\ndomains = [\"ok.example\", {bad}]\n"));
+            assert_eq!((key.as_str(), line), ("site.domains[1]", 2), "{bad}");
+        }
     }
 
     #[test]

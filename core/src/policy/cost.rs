@@ -26,7 +26,8 @@ impl Tariffs {
         let mut per_minute = [0u32; Class::ALL.len()];
         for c in Class::ALL {
             per_minute[c as usize] = match c {
-                Class::Internal | Class::Emergency | Class::TollFree => 0,
+                // A SIP URI goes over the internet, not a carrier: no tariff applies.
+                Class::Internal | Class::Emergency | Class::TollFree | Class::SipUri => 0,
                 Class::Premium => t.premium,
                 Class::HkMacau => t.hk_macau,
                 Class::Taiwan => t.taiwan,

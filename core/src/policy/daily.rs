@@ -169,6 +169,7 @@ impl Daily {
                     kind: ViolationKind::BelowTarget,
                     call_id: None,
                     call_started_at: None,
+                    call_from_tag: None,
                     extension: ext.clone(),
                     number: String::new(),
                     detected_at,

@@ -65,6 +65,9 @@ pub struct Violation {
     pub call_id: Option<String>,
     /// Start of that call: with `call_id`, the call's identity in the store.
     pub call_started_at: Option<crate::time::Ts>,
+    /// From tag of that call's first INVITE (`None` for no call, or a call without one):
+    /// tells apart two calls that share a Call-ID.
+    pub call_from_tag: Option<String>,
     pub extension: String,
     pub number: String,
     /// Packet time at which it became known (the INVITE's time for premium-rate).
@@ -176,7 +179,7 @@ impl Policy {
     /// Would `from` dialling `to` at `at` break a rule known at the INVITE? For the HTTP
     /// API's `/api/policy/check`; changes no state.
     pub fn check(&self, from: &str, to: &str, at: Ts) -> Check {
-        let inv = Invite { call_id: "", at, caller: from, callee: to, dialled: to };
+        let inv = Invite { call_id: "", from_tag: "", at, caller: from, callee: to, dialled: to, dialled_domain: None };
         let v = self.book.at_invite(&inv, &self.approvals);
         Check { number: v.number, class: v.class, group: v.group, violations: v.violations }
     }
@@ -238,10 +241,12 @@ impl Policy {
         let book = Arc::clone(&self.book);
         let inv = Invite {
             call_id: &start.call_id,
+            from_tag: &start.from_tag,
             at: start.at,
             caller: &start.caller,
             callee: &start.callee,
             dialled: &start.dialled,
+            dialled_domain: start.dialled_domain.as_deref(),
         };
         let verdict = book.at_invite(&inv, &self.approvals);
         out.extend(verdict.violations.iter().cloned());
@@ -275,10 +280,12 @@ impl Policy {
                 let book = Arc::clone(&self.book);
                 let inv = Invite {
                     call_id: &rec.call_id,
+                    from_tag: &rec.from_tag,
                     at: rec.started_at,
                     caller: &rec.caller,
                     callee: &rec.callee,
                     dialled: &rec.dialled,
+                    dialled_domain: rec.dialled_domain.as_deref(),
                 };
                 let verdict = book.at_invite(&inv, &self.approvals);
                 let pending = verdict.premium;

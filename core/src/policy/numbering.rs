@@ -10,8 +10,11 @@
 //!    and a trailing `#` / `%23` "dial now" key removed);
 //! 2. an extension of ours (`[site].extensions` or any group's) is `internal`, before any
 //!    stripping — so an extension that starts with the outside prefix stays internal;
-//! 3. what is not a telephone number cannot reach the PSTN and so stays on the PBX:
-//!    SIP user names, `*`/`#` feature codes and the empty user are `internal` (cost 0);
+//! 3. what is not a telephone number cannot reach the PSTN: `*`/`#` feature codes and
+//!    the empty user stay on the PBX and are `internal` (cost 0); a SIP user name
+//!    (`sip:alice@pbx.example`) is `internal` only when its host is one of
+//!    `[site].domains`, otherwise — another domain, no host, or no domains configured —
+//!    `sip-uri` (a call out over the internet; never internal by default);
 //! 4. `+cc…` is absolute (no prefix is stripped); otherwise the outside-line prefix is
 //!    stripped once, only when the number starts with it, something follows it, and the
 //!    caller is one of our extensions (only our phones dial it: on a trunk leg a leading
@@ -246,6 +249,8 @@ pub struct NumberingPlan {
     restricted: PrefixSet,
     allowed: PrefixSet,
     toll_free: PrefixSet,
+    /// `[site].domains`, lower case: the hosts at which a SIP user name is ours.
+    domains: Vec<String>,
 }
 
 fn digits_only(s: &str) -> bool {
@@ -254,6 +259,20 @@ fn digits_only(s: &str) -> bool {
 
 fn is_mobile(n: &Num<'_>) -> bool {
     n.len() == 11 && n.byte(0) == Some(b'1') && matches!(n.byte(1), Some(b'3'..=b'9'))
+}
+
+/// A user part that is a name, not a number or a feature code: it has a character no
+/// dial pad has.
+fn is_name(user: &str) -> bool {
+    user.bytes().any(|b| !(b.is_ascii_digit() || matches!(b, b'*' | b'#' | b'+')))
+}
+
+/// The host of a dialled string (`alice@pbx.example;transport=tcp` → `pbx.example`), if
+/// it has one: after the '@', before any port, parameters or headers.
+fn host_part(dialled: &str) -> Option<&str> {
+    let (_, rest) = dialled.trim().split_once('@')?;
+    let end = rest.bytes().position(|b| matches!(b, b';' | b'?' | b'>' | b':')).unwrap_or(rest.len());
+    rest.get(..end).filter(|h| !h.is_empty())
 }
 
 /// The user part of a dialled string: no scheme, host, parameters or "dial now" key.
@@ -323,11 +342,21 @@ impl NumberingPlan {
             restricted: digit_list("numbers.restricted_prefixes", &numbers.restricted_prefixes)?,
             allowed: digit_list("numbers.allowed", &numbers.allowed)?,
             toll_free: digit_list("numbers.toll_free", &numbers.toll_free)?,
+            domains: site.domains.iter().map(|d| d.trim().to_ascii_lowercase()).filter(|d| !d.is_empty()).collect(),
         })
     }
 
     pub fn is_extension(&self, s: &str) -> bool {
         self.ext_lengths & (1u64 << s.len().min(63)) != 0 && self.extensions.contains(s)
+    }
+
+    /// A host (IPv6 brackets included or not) at which a SIP user name is ours; no host
+    /// is nobody's.
+    fn is_our_domain(&self, host: Option<&str>) -> bool {
+        host.is_some_and(|h| {
+            let h = h.trim_start_matches('[').trim_end_matches(']').trim_end_matches('.');
+            self.domains.iter().any(|d| d.eq_ignore_ascii_case(h))
+        })
     }
 
     pub fn is_emergency(&self, n: &Num<'_>) -> bool {
@@ -354,7 +383,11 @@ impl NumberingPlan {
             None => (false, user),
         };
         if digits.is_empty() || !digits_only(digits) {
-            // A name, a feature code, or nothing: not routable to the PSTN.
+            // Not routable to the PSTN: a name is ours only at one of our domains; a
+            // feature code or nothing stays on the PBX.
+            if is_name(user) && !self.is_our_domain(host_part(dialled)) {
+                return Classified { class: Class::SipUri, number: Num::plain(user), premium_prefix: None };
+            }
             return internal(Num::plain(user));
         }
         let mut n = Num::plain(digits);
@@ -540,19 +573,56 @@ mod tests {
         assert_ne!(c(&p, "7999").1, Class::Internal);
     }
 
+    fn plan_for_domains(domains: &[&str]) -> NumberingPlan {
+        let site = Site { domains: domains.iter().map(|d| d.to_string()).collect(), ..Site::default() };
+        NumberingPlan::new(&site, &Numbers::default(), &[]).unwrap()
+    }
+
     #[test]
-    fn not_a_telephone_number_is_internal() {
+    fn feature_codes_and_the_empty_user_are_internal() {
         let p = plan();
         assert_eq!(c(&p, ""), s("", Class::Internal));
         assert_eq!(c(&p, "   "), s("", Class::Internal));
-        assert_eq!(c(&p, "alice"), s("alice", Class::Internal));
-        assert_eq!(c(&p, "sip:francisco@bestel.com:55060"), s("francisco", Class::Internal));
         assert_eq!(c(&p, "*72"), s("*72", Class::Internal));
         assert_eq!(c(&p, "#31#13912345678"), s("#31#13912345678", Class::Internal));
         assert_eq!(c(&p, "+"), s("+", Class::Internal));
-        assert_eq!(c(&p, "1391234567x"), s("1391234567x", Class::Internal));
-        assert_eq!(c(&p, "061963177-ikhuuep5bi123"), s("061963177-ikhuuep5bi123", Class::Internal));
-        assert_eq!(c(&p, "1391２345678"), s("1391２345678", Class::Internal), "full-width digits are not digits");
+    }
+
+    /// Issue 19 point 5: a name is never internal by default.
+    #[test]
+    fn a_name_without_our_domains_is_a_sip_uri() {
+        let p = plan();
+        assert_eq!(c(&p, "alice"), s("alice", Class::SipUri), "no host: nobody's");
+        assert_eq!(c(&p, "alice@pbx.example"), s("alice", Class::SipUri), "no domains configured");
+        assert_eq!(c(&p, "sip:francisco@bestel.com:55060"), s("francisco", Class::SipUri));
+        assert_eq!(c(&p, "1391234567x"), s("1391234567x", Class::SipUri));
+        assert_eq!(c(&p, "061963177-ikhuuep5bi123"), s("061963177-ikhuuep5bi123", Class::SipUri));
+        assert_eq!(c(&p, "1391２345678"), s("1391２345678", Class::SipUri), "full-width digits are not digits");
+    }
+
+    #[test]
+    fn a_name_is_internal_at_our_domain_and_a_sip_uri_elsewhere() {
+        let p = plan_for_domains(&["pbx.example", "corp.example"]);
+        assert_eq!(c(&p, "alice@pbx.example"), s("alice", Class::Internal));
+        assert_eq!(c(&p, "sip:bob@PBX.Example;transport=tcp"), s("bob", Class::Internal), "hosts compare in any case");
+        assert_eq!(c(&p, "sip:bob@corp.example:5060"), s("bob", Class::Internal));
+        assert_eq!(c(&p, "alice@pbx.example."), s("alice", Class::Internal), "a rooted name is the same host");
+        assert_eq!(c(&p, "alice@evil.example"), s("alice", Class::SipUri));
+        assert_eq!(c(&p, "alice@sub.pbx.example"), s("alice", Class::SipUri), "a subdomain is another domain");
+        assert_eq!(c(&p, "alice"), s("alice", Class::SipUri), "a name without host is not ours");
+        assert_eq!(c(&p, "*72@pbx.example"), s("*72", Class::Internal));
+    }
+
+    #[test]
+    fn numbers_are_classed_by_digits_whatever_the_domain() {
+        let ours = plan_for_domains(&["pbx.example"]);
+        let none = plan();
+        for p in [&ours, &none] {
+            assert_eq!(c(p, "sip:8001@evil.example"), s("8001", Class::Internal));
+            assert_eq!(c(p, "sip:013912345678@pbx.example"), s("13912345678", Class::Mobile));
+            assert_eq!(c(p, "sip:016800123@evil.example"), s("16800123", Class::Premium));
+            assert_eq!(c(p, "sip:+85223456789@pbx.example"), s("0085223456789", Class::HkMacau));
+        }
     }
 
     #[test]
@@ -760,9 +830,10 @@ mod tests {
         want("16800123", "16800123", Class::Premium);
         want("2001", "2001", Class::Local);
         want("+3908351673002", "003908351673002", Class::International);
-        want("francisco", "francisco", Class::Internal);
+        // Names without their host (cut at '@' above) and no [site].domains: never internal.
+        want("francisco", "francisco", Class::SipUri);
         want("061963177", "61963177", Class::Local);
-        want("unavailable", "unavailable", Class::Internal);
+        want("unavailable", "unavailable", Class::SipUri);
         assert!(seen.len() >= 8, "{seen:?}");
     }
 

@@ -61,10 +61,14 @@ pub struct RuleBook {
 pub struct Invite<'a> {
     /// Empty for a hypothetical call (`Policy::check`).
     pub call_id: &'a str,
+    /// From tag of the INVITE (empty if none).
+    pub from_tag: &'a str,
     pub at: Ts,
     pub caller: &'a str,
     pub callee: &'a str,
     pub dialled: &'a str,
+    /// The Request-URI's host when `dialled` is a name (`[site].domains` classes it).
+    pub dialled_domain: Option<&'a str>,
 }
 
 /// The INVITE's verdict, kept with the call until it ends.
@@ -84,6 +88,7 @@ pub struct Verdict {
 /// The call a violation is about: its identity in the store.
 struct Ctx {
     call_id: Option<String>,
+    from_tag: Option<String>,
     started_at: Ts,
 }
 
@@ -104,6 +109,7 @@ impl Ctx {
             kind,
             call_id: self.call_id.clone(),
             call_started_at: self.call_id.as_ref().map(|_| self.started_at),
+            call_from_tag: self.call_id.as_ref().and(self.from_tag.clone()),
             extension: extension.to_string(),
             number: number.to_string(),
             detected_at,
@@ -176,9 +182,23 @@ impl RuleBook {
 
     /// The violations knowable at the INVITE, and what the end will need.
     pub fn at_invite(&self, inv: &Invite<'_>, more_approvals: &[ApprovalRule]) -> Verdict {
-        let ctx = Ctx { call_id: (!inv.call_id.is_empty()).then(|| inv.call_id.to_string()), started_at: inv.at };
+        let ctx = Ctx {
+            call_id: (!inv.call_id.is_empty()).then(|| inv.call_id.to_string()),
+            from_tag: (!inv.from_tag.is_empty()).then(|| inv.from_tag.to_string()),
+            started_at: inv.at,
+        };
         let caller_ours = self.is_ours(inv.caller);
-        let cl = self.plan.classify_as(inv.dialled, caller_ours);
+        // A name is classed with its host: put them together for the plan (names only,
+        // so numbers never allocate here).
+        let with_host;
+        let dialled = match inv.dialled_domain {
+            Some(h) => {
+                with_host = format!("{}@{h}", inv.dialled);
+                with_host.as_str()
+            }
+            None => inv.dialled,
+        };
+        let cl = self.plan.classify_as(dialled, caller_ours);
         let number = cl.number_string();
         let caller_group = if caller_ours { self.groups.of(inv.caller) } else { None };
         let group = caller_group.or_else(|| self.our_callee(inv.callee, inv.dialled).and_then(|e| self.groups.of(e)));
@@ -309,7 +329,11 @@ impl RuleBook {
     pub fn at_end(&self, rec: &mut CallRecord, verdict: &Verdict) -> Vec<Violation> {
         rec.number = verdict.number.clone();
         rec.class = Some(verdict.class.as_str().to_string());
-        let ctx = Ctx { call_id: (!rec.call_id.is_empty()).then(|| rec.call_id.clone()), started_at: rec.started_at };
+        let ctx = Ctx {
+            call_id: (!rec.call_id.is_empty()).then(|| rec.call_id.clone()),
+            from_tag: (!rec.from_tag.is_empty()).then(|| rec.from_tag.clone()),
+            started_at: rec.started_at,
+        };
         // A call through a B2BUA may reach one of ours only on a later leg (an inbound call
         // to the DID rings a group's phones): who answered, else the first phone that rang,
         // is the callee the answering rules judge — one call, one judgement.

@@ -110,11 +110,13 @@ fn start(key: u64, caller: &str, dialled: &str, t: Ts) -> CallStart {
     CallStart {
         key: CallKey(key),
         call_id: format!("call-{key}@test"),
+        from_tag: format!("tag-{key}"),
         at: t,
         caller: caller.into(),
         caller_display: None,
         callee: dialled.into(),
         dialled: dialled.into(),
+        dialled_domain: None,
         direction,
         src: "10.0.0.1:5060".parse().unwrap(),
         dst: "10.0.0.2:5060".parse().unwrap(),
@@ -137,10 +139,12 @@ fn record(
     CallRecord {
         key: s.key,
         call_id: s.call_id.clone(),
+        from_tag: s.from_tag.clone(),
         caller: s.caller.clone(),
         caller_display: None,
         callee: s.callee.clone(),
         dialled: s.dialled.clone(),
+        dialled_domain: s.dialled_domain.clone(),
         number: s.dialled.clone(),
         direction: s.direction,
         class: None,
@@ -215,6 +219,7 @@ fn ans_1_slow_answer() {
             kind: ViolationKind::SlowAnswer,
             call_id: Some("call-1@test".into()),
             call_started_at: Some(s.at),
+            call_from_tag: Some(s.from_tag.clone()),
             extension: "8300".into(),
             number: "13912345678".into(),
             detected_at: rec.ended_at,
@@ -292,6 +297,7 @@ fn ans_3_missed() {
             kind: ViolationKind::Missed,
             call_id: Some("call-1@test".into()),
             call_started_at: Some(s.at),
+            call_from_tag: Some(s.from_tag.clone()),
             extension: "8300".into(),
             number: "13912345678".into(),
             detected_at: rec.ended_at,
@@ -388,6 +394,7 @@ fn out_1_premium_rate_at_invite() {
         kind: ViolationKind::PremiumRate,
         call_id: Some("call-1@test".into()),
         call_started_at: Some(s.at),
+        call_from_tag: Some(s.from_tag.clone()),
         extension: "8500".into(),
         number: "16800123".into(),
         detected_at: s.at,
@@ -504,6 +511,7 @@ fn out_4_alarm_only() {
             kind: ViolationKind::AlarmOnly,
             call_id: Some("call-1@test".into()),
             call_started_at: Some(s.at),
+            call_from_tag: Some(s.from_tag.clone()),
             extension: "8100".into(),
             number: "13912345678".into(),
             detected_at: s.at,
@@ -598,6 +606,7 @@ fn who_1_off_duty_use() {
             kind: ViolationKind::OffDutyUse,
             call_id: Some("call-1@test".into()),
             call_started_at: Some(s.at),
+            call_from_tag: Some(s.from_tag.clone()),
             extension: "8001".into(),
             number: "12345678".into(),
             detected_at: s.at,
@@ -672,6 +681,7 @@ fn who_2_outside_window() {
             kind: ViolationKind::OutsideWindow,
             call_id: Some("call-1@test".into()),
             call_started_at: Some(s.at),
+            call_from_tag: Some(s.from_tag.clone()),
             extension: "8400".into(),
             number: "13912345678".into(),
             detected_at: s.at,
@@ -774,6 +784,7 @@ fn sta_1_below_target_day_roll_over() {
             kind: ViolationKind::BelowTarget,
             call_id: None,
             call_started_at: None,
+            call_from_tag: None,
             extension: "8302".into(),
             number: String::new(),
             detected_at: day_end,
@@ -1049,4 +1060,23 @@ proptest! {
         prop_assert_eq!(p.poll_timeout(), None);
         prop_assert_eq!(p.open_calls(), 0);
     }
+}
+
+/// Issue 19 point 5, through the policy: a name dialled at one of `[site].domains` is
+/// internal, at another domain `sip-uri` (judged at the INVITE and kept on the record).
+#[test]
+fn a_dialled_name_is_classed_by_the_sites_domains() {
+    let mut c = cfg();
+    c.site.domains = vec!["pbx.example".into()];
+    let mut p = Policy::new(&c).unwrap();
+    for (n, domain, class) in [(1, "pbx.example", "internal"), (2, "evil.example", "sip-uri")] {
+        let mut s = start(n, "8001", "alice", mon(9, 0));
+        s.dialled_domain = Some(domain.into());
+        let (_, rec, _) = call(&mut p, &s, |s| answered(s, 1_000, 20_000));
+        assert_eq!((rec.number.as_str(), rec.class.as_deref()), ("alice", Some(class)), "{domain}");
+    }
+    let mut s = start(3, "8001", "alice", mon(9, 0));
+    s.dialled_domain = Some("pbx.example".into());
+    let (_, rec, _) = call(&mut Policy::new(&cfg()).unwrap(), &s, |s| answered(s, 1_000, 20_000));
+    assert_eq!(rec.class.as_deref(), Some("sip-uri"), "no domains configured: never internal");
 }

@@ -70,6 +70,14 @@ fn millis(d: Dur) -> i64 {
     d.as_micros().max(0).saturating_add(500) / 1000
 }
 
+/// The Request-URI's host when its user part is a name (`sip:alice@pbx.example`), not a
+/// number or a feature code: policy classes such a call by `[site].domains`.
+fn name_domain(uri: &crate::sip::Uri) -> Option<String> {
+    let user = uri.user.as_deref().unwrap_or("");
+    let name = user.bytes().any(|b| !(b.is_ascii_digit() || matches!(b, b'*' | b'#' | b'+')));
+    uri.host.clone().filter(|h| name && !h.is_empty())
+}
+
 fn user(na: &NameAddr) -> &str {
     na.uri.user.as_deref().unwrap_or("")
 }
@@ -89,11 +97,14 @@ pub(crate) struct Call {
     pub slot: u32,
     pub call_id: String,
     pub caller_tag: String,
+    /// The first INVITE's From tag: `caller_tag` may change on an auth retry, this not.
+    from_tag: String,
     started_at: Ts,
     caller: String,
     caller_display: Option<String>,
     callee: String,
     dialled: String,
+    dialled_domain: Option<String>,
     direction: Direction,
     /// CSeq of the latest initial INVITE: its final response is the one that counts.
     invite_cseq: u32,
@@ -142,6 +153,10 @@ impl Call {
             StartLine::Request { uri, .. } => uri.user.clone().unwrap_or_default(),
             StartLine::Response { .. } => String::new(),
         };
+        let dialled_domain = match &msg.start {
+            StartLine::Request { uri, .. } => name_domain(uri),
+            StartLine::Response { .. } => None,
+        };
         let ext = &cfg.extensions;
         let direction = match (ext.contains(&caller), ext.contains(&callee) || ext.contains(&dialled)) {
             (true, true) => Direction::Internal,
@@ -156,11 +171,13 @@ impl Call {
             slot: h.slot,
             call_id: msg.call_id.clone(),
             caller_tag: tag(&msg.from).unwrap_or("").to_string(),
+            from_tag: tag(&msg.from).unwrap_or("").to_string(),
             started_at: at,
             caller,
             caller_display,
             callee,
             dialled,
+            dialled_domain,
             direction,
             invite_cseq: msg.cseq.seq,
             invite_at: at,
@@ -190,11 +207,13 @@ impl Call {
         let start = CallStart {
             key,
             call_id: call.call_id.clone(),
+            from_tag: call.from_tag.clone(),
             at,
             caller: call.caller.clone(),
             caller_display: call.caller_display.clone(),
             callee: call.callee.clone(),
             dialled: call.dialled.clone(),
+            dialled_domain: call.dialled_domain.clone(),
             direction,
             src,
             dst,
@@ -477,11 +496,13 @@ impl Call {
         CallRecord {
             key: self.key,
             call_id: self.call_id.clone(),
+            from_tag: self.from_tag.clone(),
             caller: std::mem::take(&mut self.caller),
             caller_display: self.caller_display.take(),
             callee: std::mem::take(&mut self.callee),
             number: self.dialled.clone(),
             dialled: std::mem::take(&mut self.dialled),
+            dialled_domain: self.dialled_domain.take(),
             direction: self.direction,
             class: None,
             group: None,

@@ -1042,10 +1042,12 @@ fn compose(c: Linked, ext: &ExtensionSet, cycle_ms: u32) -> Option<Box<CallRecor
     Some(Box::new(CallRecord {
         key: a.key,
         call_id: a.call_id.clone(),
+        from_tag: a.from_tag.clone(),
         caller: a.caller.clone(),
         caller_display: a.caller_display.clone(),
         callee,
         dialled: a.dialled.clone(),
+        dialled_domain: a.dialled_domain.clone(),
         number: a.number.clone(),
         direction,
         class: None,

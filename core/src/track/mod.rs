@@ -119,6 +119,9 @@ pub enum Leg {
 pub struct CallStart {
     pub key: CallKey,
     pub call_id: String,
+    /// From tag of the first INVITE (empty if it had none): with the Call-ID and the start,
+    /// the call's identity in the store (two callers may send the same Call-ID).
+    pub from_tag: String,
     pub at: Ts,
     /// From user (or P-Asserted-Identity user when From is anonymous).
     pub caller: String,
@@ -127,6 +130,9 @@ pub struct CallStart {
     pub callee: String,
     /// Request-URI user of the first INVITE: the digits as dialled.
     pub dialled: String,
+    /// Its host when that user is a name (`sip:alice@pbx.example`): policy classes the
+    /// call by `[site].domains`.
+    pub dialled_domain: Option<String>,
     pub direction: Direction,
     pub src: SocketAddr,
     pub dst: SocketAddr,
@@ -162,10 +168,15 @@ pub struct MediaStats {
 pub struct CallRecord {
     pub key: CallKey,
     pub call_id: String,
+    /// From tag of the first INVITE (empty if none); kept when an SBC retries a challenged
+    /// INVITE with a new tag, so every copy of the traffic names the call alike.
+    pub from_tag: String,
     pub caller: String,
     pub caller_display: Option<String>,
     pub callee: String,
     pub dialled: String,
+    /// The Request-URI's host when `dialled` is a name (see `CallStart`).
+    pub dialled_domain: Option<String>,
     /// Normalised number (policy fills it; the dialled digits until then).
     pub number: String,
     pub direction: Direction,
@@ -255,6 +266,10 @@ pub struct EffectiveJudged {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one Started per call (not per packet); the per-packet outputs are media, not call events"
+)]
 pub enum CallEvent {
     Started(CallStart),
     Ringing {

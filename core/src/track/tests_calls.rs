@@ -330,6 +330,44 @@ fn challenge_then_retry_is_one_call_started_at_the_first_invite() {
 }
 
 #[test]
+fn retry_with_a_new_from_tag_keeps_the_first_tag_as_the_calls_identity() {
+    let mut h = H::new();
+    let d = dlg();
+    let mut retry = d.clone();
+    retry.caller_tag = "sbc-retry".into();
+    h.up(0, d.invite(1));
+    h.down(20, d.r(407, 1));
+    h.up(30, d.req(Method::Ack, 1).no_to_tag());
+    h.up(100, retry.invite(2).via("z9hG4bK-retry"));
+    h.down(5500, retry.r(200, 2));
+    h.up(5510, retry.req(Method::Ack, 2));
+    h.up(9000, retry.req(Method::Bye, 3));
+    assert_eq!(h.starts().len(), 1);
+    assert_eq!(h.starts()[0].from_tag, "a");
+    let r = h.one();
+    assert_eq!(
+        (r.from_tag.as_str(), r.end_reason),
+        ("a", EndReason::CallerBye),
+        "every copy names it by its first tag"
+    );
+}
+
+#[test]
+fn a_name_keeps_its_host_beside_what_was_dialled_and_a_number_not() {
+    let mut h = H::new();
+    h.up(0, Dialog::new("name@h", "8001", "alice").invite(1));
+    h.up(10, Dialog::new("num@h", "8001", "013800138000").invite(1));
+    h.up(20, Dialog::new("code@h", "8001", "*72").invite(1));
+    let dialled: Vec<(&str, Option<&str>)> =
+        h.starts().iter().map(|s| (s.dialled.as_str(), s.dialled_domain.as_deref())).collect();
+    assert_eq!(
+        dialled,
+        [("alice", Some("pbx.example")), ("013800138000", None), ("*72", None)],
+        "the host classes a name by [site].domains"
+    );
+}
+
+#[test]
 fn challenge_with_no_retry_is_rejected_at_the_challenge() {
     let mut h = H::new();
     let d = dlg();
@@ -826,6 +864,8 @@ fn b2bua_legs_with_their_own_from_tags_are_two_calls() {
     h.down(1000, leg2.r(200, 1));
     h.up(1010, leg1.r(200, 1));
     assert_eq!(h.starts().len(), 2);
+    let tags: Vec<&str> = h.starts().iter().map(|s| s.from_tag.as_str()).collect();
+    assert_eq!(tags, ["a", "pbx-leg"], "the From tag tells the two legs apart in the store");
     assert_eq!(h.count(|e| matches!(e, CallEvent::Answered { .. })), 2);
 }
 

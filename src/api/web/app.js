@@ -81,7 +81,7 @@ const I18N = {
   },
 };
 
-const CLASSES = ['internal', 'emergency', 'premium', 'toll-free', 'hk-macau', 'taiwan', 'international', 'mobile', 'long-distance', 'local'];
+const CLASSES = ['internal', 'emergency', 'premium', 'toll-free', 'hk-macau', 'taiwan', 'international', 'mobile', 'long-distance', 'local', 'sip-uri'];
 const ROLES = { supervisor: 1, auditor: 2, admin: 3 };
 
 let lang = localStorage.getItem('cw-lang') || ((navigator.language || '').startsWith('zh') ? 'zh' : 'en');
