@@ -694,7 +694,7 @@ mod tests {
         assert_eq!(cfg.approvals, d.approvals);
         assert_eq!(cfg.holidays, d.holidays);
         // The shipped file points at the repository's top level (it lives in config/).
-        assert_eq!(cfg.store, Store { path: "../callwarden.db".into() });
+        assert_eq!(cfg.store, Store { path: "../callwarden.db".into(), durability: Durability::Full });
         assert_eq!(cfg.recordings, Recordings { dir: "../recordings".into(), ..d.recordings.clone() });
         assert_eq!(cfg.api, d.api);
         assert_eq!(cfg.alerts, d.alerts);
