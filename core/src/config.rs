@@ -127,6 +127,15 @@ pub struct Capture {
     pub max_fragments: usize,
 }
 
+/// Default of `[capture].max_calls`: tracked calls (active + lingering) at once; a new
+/// call past it evicts the oldest. ~4.5 KB each while tracked over the whole daemon
+/// (scripts/flood-invite: ~250 MB at 50,000), room for 10,000 calls in progress plus the
+/// ones lingering after they ended. Here, not in `track`, so config stays below it.
+pub const DEFAULT_MAX_CALLS: usize = 50_000;
+/// Default of `[capture].max_pending_legs`: recent arriving legs kept as candidates for
+/// leg linking by inference; more evicts the oldest (counted).
+pub const DEFAULT_MAX_PENDING_LEGS: usize = 65_536;
+
 impl Default for Capture {
     fn default() -> Self {
         Capture {
@@ -145,8 +154,8 @@ impl Default for Capture {
             tzsp_ports: vec![37008],
             mirror_dedupe_ms: 10,
             ws_ports: vec![80, 5066, 8080, 8088],
-            max_calls: crate::track::MAX_CALLS,
-            max_pending_legs: crate::track::link::MAX_RECENT,
+            max_calls: DEFAULT_MAX_CALLS,
+            max_pending_legs: DEFAULT_MAX_PENDING_LEGS,
             max_tcp_streams: 16 * 1024,
             max_tcp_buffer_mib: 64,
             max_fragments: 1024,

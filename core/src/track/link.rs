@@ -37,9 +37,8 @@ use serde::Serialize;
 use foldhash::{HashMap as FastMap, HashSet as FastSet};
 use std::collections::{HashMap, VecDeque};
 
-/// Default of `[capture].max_pending_legs`: recent arriving legs kept as candidates for
-/// inference; more evicts the oldest (counted).
-pub const MAX_RECENT: usize = 65_536;
+/// Default of `[capture].max_pending_legs` (`config::DEFAULT_MAX_PENDING_LEGS`).
+pub const MAX_RECENT: usize = crate::config::DEFAULT_MAX_PENDING_LEGS;
 /// Values (Call-IDs, header values, UUIDs) indexed per call at most.
 const MAX_VALUES_PER_CALL: usize = 16;
 /// Legs one call may gather; more legs stay calls of their own (counted as refused links).

@@ -360,11 +360,9 @@ pub struct TrackStats {
 /// Ladder steps kept per call; the rest are counted in `CallRecord::ladder_dropped`.
 pub const MAX_LADDER: usize = 500;
 
-/// Default of `[capture].max_calls`: tracked calls (active + lingering) at once; a new
-/// call past it evicts the oldest. ~4.5 KB each while tracked over the whole daemon
-/// (scripts/flood-invite: ~250 MB at 50,000), room for 10,000 calls in progress plus the
-/// ones lingering after they ended.
-pub const MAX_CALLS: usize = 50_000;
+/// Default of `[capture].max_calls` (`config::DEFAULT_MAX_CALLS`, where the config, which
+/// sits below the tracker, can see it).
+pub const MAX_CALLS: usize = crate::config::DEFAULT_MAX_CALLS;
 
 /// What payload type `pt` carries toward `receiver`: the SDPs of the call, else the static
 /// table. A leg's receiver is fixed, so the answer is cached in the leg until an SDP comes.
