@@ -5,28 +5,16 @@
 //! holding the same packets (`mergecap` of the set). Needs root (tcpdump on lo), sipp and
 //! mergecap (scripts/install-test-deps installs them); fails, never skips.
 
+mod peers_support;
+
+use peers_support::{lo_lock, repo};
 use serde_json::Value;
-use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_callwarden");
 const BPF: &str = "host 127.0.0.1 and udp";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The loopback lock the other tests that put traffic on lo take.
-fn lo_lock() -> File {
-    let f = File::options().create(true).append(true).open("/tmp/callwarden-lo.lock").unwrap();
-    // SAFETY: flock(2) on a descriptor this function owns.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
-    assert_eq!(rc, 0, "flock /tmp/callwarden-lo.lock");
-    f
-}
 
 struct Site {
     dir: tempfile::TempDir,
