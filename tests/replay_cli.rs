@@ -510,3 +510,73 @@ fn a_copy_of_the_traffic_stamped_microseconds_apart_is_the_same_calls() {
         assert_eq!(count(&["recordings", "list", "--json"]), recordings, "shifted by {shift} s");
     }
 }
+
+/// Rewrite the stamps of a little-endian microsecond pcap: `stamp(i, (sec, usec))` gives
+/// record `i` its new time.
+fn restamp(pcap: &[u8], mut stamp: impl FnMut(usize, (u32, u32)) -> (u32, u32)) -> Vec<u8> {
+    let mut out = pcap.to_vec();
+    let (mut at, mut i) = (24usize, 0usize);
+    while at + 16 <= out.len() {
+        let word = |o: usize| u32::from_le_bytes([out[at + o], out[at + o + 1], out[at + o + 2], out[at + o + 3]]);
+        let (incl, old) = (word(8) as usize, (word(0), word(4)));
+        let (sec, usec) = stamp(i, old);
+        out[at..at + 4].copy_from_slice(&sec.to_le_bytes());
+        out[at + 4..at + 8].copy_from_slice(&usec.to_le_bytes());
+        at += 16 + incl;
+        i += 1;
+    }
+    out
+}
+
+/// Each file keeps its own clock: one frame stamped in 2106 (a glitch or a forgery) in
+/// the middle of the calls is taken at the file's time and counted, and the calls are
+/// those of the clean file; alone and merged with another file alike. A real pause (every
+/// frame after a point an hour later) is kept as it is.
+#[test]
+fn one_far_future_stamp_in_a_file_does_not_move_its_clock() {
+    let whole = fixture("sipp/kamailio-proxy.pcap");
+    let clean = std::fs::read(&whole).expect("fixture");
+    let one = Site::new();
+    assert!(one.replay(&[&whole]).status.success());
+    let want = call_summaries(&one.calls());
+    assert_eq!(want.len(), 5);
+
+    let frames = rotate(&clean, 1).len();
+    let forged = Site::new();
+    let bad = forged.dir.path().join("forged.pcap");
+    std::fs::write(&bad, restamp(&clean, |i, t| if i == frames / 2 { (u32::MAX, 0) } else { t })).expect("write");
+    let out = forged.replay(&[&bad]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(summary(&out)["drops"]["time-clamped"], 1, "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(call_summaries(&forged.calls()), want, "the forged stamp changed the calls");
+
+    // In a merge: the same forged file cut in two, as a rotated set.
+    let merged = Site::new();
+    let parts = rotate(&std::fs::read(&bad).expect("read"), frames / 2 - 3);
+    let mut paths = Vec::new();
+    for (k, (bytes, _)) in parts.iter().enumerate() {
+        let p = merged.dir.path().join(format!("part{k}.pcap"));
+        std::fs::write(&p, bytes).expect("write part");
+        paths.push(p);
+    }
+    let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+    let out = merged.replay(&refs);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(summary(&out)["drops"]["time-clamped"], 1);
+    assert_eq!(call_summaries(&merged.calls()), want, "merged");
+
+    // A real pause: every frame from the middle on an hour later. Nothing is clamped and
+    // the last call's end is an hour later than in the clean capture.
+    let paused = Site::new();
+    let later = paused.dir.path().join("paused.pcap");
+    std::fs::write(&later, restamp(&clean, |i, (s, u)| if i >= frames / 2 { (s + 3600, u) } else { (s, u) }))
+        .expect("write");
+    let out = paused.replay(&[&later]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(summary(&out)["drops"].get("time-clamped").is_none(), "{}", String::from_utf8_lossy(&out.stdout));
+    let last_end = |calls: &[Value]| {
+        calls.iter().filter_map(|c| c["ended_at"].as_str()?.parse::<jiff::Timestamp>().ok()).max().expect("calls")
+    };
+    let moved = last_end(&paused.calls()).as_second() - last_end(&one.calls()).as_second();
+    assert!((3590..=3610).contains(&moved), "the pause was kept: the last end moved {moved} s");
+}

@@ -192,6 +192,14 @@ impl Engine {
         f
     }
 
+    /// Count `n` frames a source took at its own clock instead of their stamp (a replayed
+    /// file's lone jump in time: the daemon's `capture::file`), with the engine's own.
+    pub fn count_time_clamped(&mut self, n: u64) {
+        if n > 0 {
+            *self.counters.drops.entry(DropReason::TimeClamped).or_default() += n;
+        }
+    }
+
     /// Fire every timer due at or before `now` (the driver calls this before each frame
     /// whose time has passed `poll_timeout()`, and with the system time when idle live).
     pub fn handle_timeout(&mut self, now: Ts) {

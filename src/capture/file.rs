@@ -11,7 +11,7 @@
 //! whose original length exceeds the snap length, which is every record of a capture
 //! taken with a small snap length.
 
-use callwarden_core::{Frame, LinkType, Ts};
+use callwarden_core::{Dur, Frame, LinkType, Ts};
 use pcap_file::pcap::PcapReader;
 use pcap_file::pcapng::blocks::interface_description::{InterfaceDescriptionBlock, InterfaceDescriptionOption};
 use pcap_file::pcapng::{Block, PcapNgReader};
@@ -52,8 +52,30 @@ impl Read for Chunked {
     }
 }
 
-/// A capture file opened for reading, frame by frame.
+/// A capture file opened for reading, frame by frame, on its own clock (`next_frame`).
 pub struct FileCapture {
+    raw: Raw,
+    /// The time of the last frame returned.
+    clock: Option<Ts>,
+    /// A frame after a jump, copied out of the reader to read the one after it.
+    jump: Vec<u8>,
+    /// A frame read ahead to judge a jump, returned next (its bytes in `held_buf`).
+    held: Option<(Ts, LinkType)>,
+    held_buf: Vec<u8>,
+    /// An error met while reading ahead, returned after the frame before it.
+    held_err: Option<CaptureError>,
+    /// Frames whose stamp was a lone jump, taken at the file's clock instead.
+    clamped: u64,
+}
+
+/// A frame stamped more than this after the file's clock is a jump, judged by the frame
+/// after it. Timers as short as the INVITE transaction's (32 s) must not fire on one bad
+/// stamp, so the bar is low; a real pause in a quiet capture costs only the copies of the
+/// two frames around it.
+const JUMP: Dur = Dur::from_secs(10);
+
+/// The reader of the file's records, as they are.
+struct Raw {
     path: PathBuf,
     format: Format,
     frames: u64,
@@ -178,20 +200,114 @@ impl FileCapture {
             let link = LinkType::from_number(u32::from(h.datalink) & 0x03ff_ffff);
             Format::Pcap { reader, link, nanos: h.ts_resolution == TsResolution::NanoSecond }
         };
+        let raw =
+            Raw { path: path.to_path_buf(), format, frames: 0, done: false, scratch: Vec::new(), cut: 0, cut_len: 0 };
         Ok(FileCapture {
-            path: path.to_path_buf(),
-            format,
-            frames: 0,
-            done: false,
-            scratch: Vec::new(),
-            cut: 0,
-            cut_len: 0,
+            raw,
+            clock: None,
+            jump: Vec::new(),
+            held: None,
+            held_buf: Vec::new(),
+            held_err: None,
+            clamped: 0,
         })
     }
 
-    /// The next frame, `Ok(None)` at the clean end of the file. Frames with a link type
-    /// the engine does not decode are still returned (the engine counts them).
+    /// The next record as the file has it, `Ok(None)` at the clean end of the file; its
+    /// stamp untouched. Frames with a link type the engine does not decode are still
+    /// returned (the engine counts them). For feeding the engine use `next_frame_with`,
+    /// which keeps the file's clock; do not mix the two on one file.
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
+        self.raw.read()
+    }
+
+    /// The next frame on the file's own clock, given to `use_frame`; `Ok(None)` at the
+    /// clean end of the file.
+    ///
+    /// One frame cannot move the clock far: a frame stamped more than `JUMP` after the
+    /// clock is judged by the frame after it. When that one is back near the clock, the
+    /// stamp was a lone glitch or forgery (a 2106 stamp would otherwise time out every call
+    /// in progress, and stall the merge of a rotated set) and the frame is taken at the
+    /// clock instead and counted (`time_clamped`). When the frames after it go on from the
+    /// new time, the pause was real and is kept. A jump on the file's last frame has
+    /// nothing after it to vouch for it: it is clamped. Frames within `JUMP` come straight
+    /// from the reader's buffer, no copy. (A callback rather than a returned frame: the
+    /// borrow checker cannot return the reader's frame on one path and read again on the
+    /// other.)
+    pub fn next_frame_with<R>(&mut self, use_frame: impl FnOnce(Frame<'_>) -> R) -> Result<Option<R>, CaptureError> {
+        if let Some((ts, link)) = self.held.take() {
+            self.clock = Some(self.clock.map_or(ts, |c| c.max(ts)));
+            return Ok(Some(use_frame(Frame { ts, link, bytes: &self.held_buf })));
+        }
+        if let Some(e) = self.held_err.take() {
+            return Err(e);
+        }
+        let clock = self.clock;
+        let (ts, link) = match self.raw.read()? {
+            None => return Ok(None),
+            Some(f) if clock.is_none_or(|c| f.ts <= c + JUMP) => {
+                let ts = f.ts;
+                let r = use_frame(f);
+                self.clock = Some(clock.map_or(ts, |c| c.max(ts)));
+                return Ok(Some(r));
+            }
+            Some(f) => {
+                self.jump.clear();
+                self.jump.extend_from_slice(f.bytes);
+                (f.ts, f.link)
+            }
+        };
+        let clock = clock.unwrap_or(ts);
+        let lone = match self.raw.read() {
+            Ok(Some(g)) => {
+                self.held_buf.clear();
+                self.held_buf.extend_from_slice(g.bytes);
+                self.held = Some((g.ts, g.link));
+                (g.ts.as_micros() - clock.as_micros()).abs() <= JUMP.as_micros()
+            }
+            Ok(None) => true,
+            Err(e) => {
+                self.held_err = Some(e);
+                true
+            }
+        };
+        let ts = if lone {
+            self.clamped += 1;
+            clock
+        } else {
+            ts
+        };
+        self.clock = Some(clock.max(ts));
+        Ok(Some(use_frame(Frame { ts, link, bytes: &self.jump })))
+    }
+
+    /// Frames whose lone jump in time was taken at the file's clock (see `next_frame`).
+    pub fn time_clamped(&self) -> u64 {
+        self.clamped
+    }
+
+    /// Frames cut short by the snap length so far, and that snap length (the longest
+    /// captured length among them); `None` when every frame was whole.
+    pub fn cut_frames(&self) -> Option<(u64, usize)> {
+        (self.raw.cut > 0).then_some((self.raw.cut, self.raw.cut_len))
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.raw.path
+    }
+
+    /// Frames read so far.
+    // Part of the capture API (replay progress, stats); no caller in the binary yet.
+    #[allow(dead_code)]
+    pub fn frames_read(&self) -> u64 {
+        self.raw.frames
+    }
+}
+
+impl Raw {
+    /// The next record as the file has it.
+    fn read(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
         if self.done {
             return Ok(None);
         }
@@ -253,24 +369,6 @@ impl FileCapture {
                 Err(e)
             }
         }
-    }
-
-    /// Frames cut short by the snap length so far, and that snap length (the longest
-    /// captured length among them); `None` when every frame was whole.
-    pub fn cut_frames(&self) -> Option<(u64, usize)> {
-        (self.cut > 0).then_some((self.cut, self.cut_len))
-    }
-
-    /// The file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Frames read so far.
-    // Part of the capture API (replay progress, stats); no caller in the binary yet.
-    #[allow(dead_code)]
-    pub fn frames_read(&self) -> u64 {
-        self.frames
     }
 }
 

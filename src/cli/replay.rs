@@ -68,12 +68,19 @@ impl Head {
     fn advance(&mut self) {
         self.next = None;
         while self.error.is_none() {
-            match self.cap.next_frame() {
-                Ok(Some(f)) if self.from.is_some_and(|from| f.ts < from) => continue,
-                Ok(Some(f)) => {
-                    self.buf.clear();
-                    self.buf.extend_from_slice(f.bytes);
-                    self.next = Some((f.ts, f.link));
+            let (buf, from) = (&mut self.buf, self.from);
+            let read = self.cap.next_frame_with(|f| {
+                if from.is_some_and(|from| f.ts < from) {
+                    return None;
+                }
+                buf.clear();
+                buf.extend_from_slice(f.bytes);
+                Some((f.ts, f.link))
+            });
+            match read {
+                Ok(Some(None)) => continue,
+                Ok(Some(next)) => {
+                    self.next = next;
                     return;
                 }
                 Ok(None) => return,
@@ -222,12 +229,13 @@ fn feed_file(
     last: &mut Option<Ts>,
 ) {
     loop {
-        match cap.next_frame() {
-            Ok(Some(frame)) => {
-                *last = Some(frame.ts);
-                driver.feed(frame);
-                progress.frame(index, driver.engine().counters());
-            }
+        let fed = cap.next_frame_with(|frame| {
+            *last = Some(frame.ts);
+            driver.feed(frame);
+            progress.frame(index, driver.engine().counters());
+        });
+        match fed {
+            Ok(Some(())) => {}
             Ok(None) => break,
             Err(e) => {
                 errors.push(e);
@@ -235,7 +243,14 @@ fn feed_file(
             }
         }
     }
+    file_done(cap, driver);
+}
+
+/// What a file's end says: a snap length that cut frames, and the frames whose lone jump
+/// in time the file's clock refused (counted as the engine's `time-clamped`).
+fn file_done(cap: &FileCapture, driver: &mut Driver) {
     say_if_cut(cap);
+    driver.engine_mut().count_time_clamped(cap.time_clamped());
 }
 
 /// Set when SIGINT or SIGTERM arrives (a thread of its own waits for them).
@@ -414,13 +429,13 @@ pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
             h.advance();
             if h.next.is_none() {
                 let (_, done) = heads.swap_remove(k);
-                say_if_cut(&done.cap);
+                file_done(&done.cap, &mut driver);
                 errors.extend(done.error);
             }
         }
         // Files that ended (or failed) at their first frame.
         for (_, h) in heads {
-            say_if_cut(&h.cap);
+            file_done(&h.cap, &mut driver);
             errors.extend(h.error);
         }
     }
