@@ -90,11 +90,7 @@ pub fn run(mut driver: Driver, io: LiveIo, clock: &dyn Fn() -> Ts) -> Driver {
                         reloads.0 += 1;
                         // Approvals added with `callwarden approve` since the start apply
                         // from here on (a read of one small table, on a rare event).
-                        if let Some(db) = &io.db {
-                            if let Err(e) = feed_approvals(driver.engine_mut(), db) {
-                                tracing::error!(error = %e, "cannot reload the stored approvals; keeping the ones loaded");
-                            }
-                        }
+                        reload_approvals(&mut driver, io.db.as_deref());
                     }
                     Err(e) => {
                         reloads.1 += 1;
@@ -102,13 +98,7 @@ pub fn run(mut driver: Driver, io: LiveIo, clock: &dyn Fn() -> Ts) -> Driver {
                     }
                 },
                 Ok(Ctl::Reload(Err(_))) => reloads.1 += 1,
-                Ok(Ctl::Approvals) => {
-                    if let Some(db) = &io.db {
-                        if let Err(e) = feed_approvals(driver.engine_mut(), db) {
-                            tracing::error!(error = %e, "cannot reload the stored approvals; keeping the ones loaded");
-                        }
-                    }
-                }
+                Ok(Ctl::Approvals) => reload_approvals(&mut driver, io.db.as_deref()),
                 Ok(Ctl::Stop) | Err(_) => stop = true,
             },
             default(wait) => driver.idle(clock().saturating_sub(IDLE_MARGIN)),
@@ -181,6 +171,15 @@ pub fn fix_malloc_thresholds() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 128 * 1024);
+    }
+}
+
+/// Give the engine the approvals stored in `db` again; on failure it keeps those it has.
+fn reload_approvals(driver: &mut Driver, db: Option<&std::path::Path>) {
+    if let Some(db) = db {
+        if let Err(e) = feed_approvals(driver.engine_mut(), db) {
+            tracing::error!(error = %e, "cannot reload the stored approvals; keeping the ones loaded");
+        }
     }
 }
 

@@ -189,7 +189,6 @@ impl StoreSink {
     /// Return once everything this sink (and any other) sent before the call is
     /// committed. `Err` if the writer has stopped, or if something sent since the last
     /// barrier could not be written.
-    #[allow(dead_code, reason = "for the daemon and the policy tests; replay only closes")]
     pub fn flush_barrier(&self) -> anyhow::Result<()> {
         let (reply, done) = mpsc::sync_channel(1);
         self.send(Msg::Barrier(reply))?;
