@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 mod validate;
+pub use validate::central_url_problem;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -34,6 +35,10 @@ pub struct Config {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Site {
+    /// The site's name in a company of several (`[store] central`): stamped on every row
+    /// it forwards, one name per site database. Letters, digits, `.`, `_`, `-`; required
+    /// once a central store is configured, optional otherwise.
+    pub name: String,
     /// IANA zone in which times of day (shifts, windows, days, months) are judged.
     pub timezone: String,
     /// The site's own area code, with its leading 0 ("021").
@@ -63,6 +68,7 @@ pub struct Site {
 impl Default for Site {
     fn default() -> Self {
         Site {
+            name: String::new(),
             timezone: "Asia/Shanghai".into(),
             area_code: "021".into(),
             outside_prefix: "0".into(),
@@ -383,11 +389,28 @@ pub struct Store {
     pub path: String,
     /// What a commit survives (README, "Durability").
     pub durability: Durability,
+    /// The company's central PostgreSQL (`postgres://user@host/db?sslmode=require`): the
+    /// site commits locally first and forwards committed rows there. "" = a site alone.
+    /// A password in the URL is refused; it comes from `central_password_file` or PGPASSWORD.
+    pub central: String,
+    /// A file holding the central store's password (one line). Relative to the config.
+    pub central_password_file: String,
+    /// A PEM file of CA certificates for the central store's TLS, beside the public roots.
+    pub central_ca_file: String,
+    /// Rows per forwarded batch (one PostgreSQL transaction).
+    pub forward_batch: u32,
 }
 
 impl Default for Store {
     fn default() -> Self {
-        Store { path: "callwarden.db".into(), durability: Durability::Full }
+        Store {
+            path: "callwarden.db".into(),
+            durability: Durability::Full,
+            central: String::new(),
+            central_password_file: String::new(),
+            central_ca_file: String::new(),
+            forward_batch: 500,
+        }
     }
 }
 
@@ -703,7 +726,7 @@ mod tests {
         assert_eq!(cfg.approvals, d.approvals);
         assert_eq!(cfg.holidays, d.holidays);
         // The shipped file points at the repository's top level (it lives in config/).
-        assert_eq!(cfg.store, Store { path: "../callwarden.db".into(), durability: Durability::Full });
+        assert_eq!(cfg.store, Store { path: "../callwarden.db".into(), ..Store::default() });
         assert_eq!(cfg.recordings, Recordings { dir: "../recordings".into(), ..d.recordings.clone() });
         assert_eq!(cfg.api, d.api);
         assert_eq!(cfg.alerts, d.alerts);

@@ -16,6 +16,7 @@
 
 pub mod approvals;
 pub mod backfill;
+pub mod central;
 mod interface;
 pub mod migrations;
 pub mod query;

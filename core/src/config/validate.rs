@@ -549,6 +549,23 @@ impl Checker<'_> {
         if cfg.store.path.trim().is_empty() {
             self.err("store.path", "empty path");
         }
+        let name = &cfg.site.name;
+        let name_ok = name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        if !name_ok {
+            self.err("site.name", format!("{name:?} is not a site name (up to 64 letters, digits, '.', '_', '-')"));
+        }
+        let central = cfg.store.central.trim();
+        if !central.is_empty() {
+            if name.is_empty() {
+                self.err("site.name", "required with [store] central: every forwarded row carries its site's name");
+            }
+            if let Err(e) = central_url_problem(central) {
+                self.err("store.central", e);
+            }
+        }
+        if cfg.store.forward_batch == 0 {
+            self.err("store.forward_batch", "must be > 0 rows");
+        }
         if cfg.recordings.dir.trim().is_empty() {
             self.err("recordings.dir", "empty path");
         }
@@ -773,6 +790,23 @@ fn ext_errors(patterns: &[String], at: &str) -> Vec<(String, String)> {
         .enumerate()
         .filter_map(|(i, p)| ExtensionSet::parse(std::slice::from_ref(p)).err().map(|e| (format!("{at}[{i}]"), e)))
         .collect()
+}
+
+/// What is wrong with a central store URL, if anything: it must be a `postgres://` (or
+/// `postgresql://`) URL with a host, and carry no password (passwords go in a file or
+/// PGPASSWORD, so the config can be shown and logged).
+pub fn central_url_problem(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))
+        .ok_or_else(|| format!("{url:?} is not a postgres:// URL"))?;
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    if let Some((user, _)) = authority.rsplit_once('@') {
+        if user.contains(':') {
+            return Err("a password in the URL is refused: put it in store.central_password_file or PGPASSWORD".into());
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
