@@ -586,6 +586,7 @@ fn stats_streamed_equal_stats_of_full_rows() {
             group: g.as_deref(),
             day,
             month,
+            site: None,
             answered: *answered,
             end_reason: end,
             rings: *rings,
@@ -615,6 +616,7 @@ fn stats_streamed_equal_stats_of_full_rows() {
             group: g.as_deref(),
             day,
             month,
+            site: None,
         })
         .collect();
     assert_eq!(calls.len(), 6);
