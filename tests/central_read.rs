@@ -412,7 +412,7 @@ fn stats_latency() {
              to_char(to_timestamp(s / 1000000.0) AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD'),
              to_char(to_timestamp(s / 1000000.0) AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM'), '[]',
              (g % 7 <= 3)::int, (g % 11 = 0)::int, (g % 3 <> 0)::int
-         FROM (SELECT g, 1772407800000000 + g * 2000000::bigint AS s FROM generate_series(1, {n}) g) x"
+         FROM (SELECT g, 1772407800000000 + g * 2000000::bigint AS s FROM generate_series(1::bigint, {n}) g) x"
     ));
     pg.psql(
         "INSERT INTO violations (site, id, natural_key, rule, kind, call_id, call_started_us, extension, number,
