@@ -315,7 +315,14 @@ fn serve_reads_the_central_store_and_refuses_a_newer_schema() {
 
     // A central schema from a newer build: refused, saying so, by serve and the CLI.
     pg.psql("INSERT INTO callwarden_schema (version, name) VALUES (99, '0099_future')");
-    let (code, said) = serve(&hq, &url).err().expect("serve refuses a newer schema");
+    let (code, said) = match serve(&hq, &url) {
+        Err(refused) => refused,
+        Ok((mut child, addr)) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("serve started over a newer central schema, on {addr}");
+        }
+    };
     assert_eq!(code, Some(1), "{said}");
     assert!(said.contains("schema version 99, newer than this build knows"), "{said}");
     let out = hq.cli(&["calls", "--store", &url]);

@@ -323,7 +323,7 @@ async fn recordings_and_playback_log_json() {
     assert_eq!(keys(&log[0]), "action,at,detail,id,via,who");
     let page = json("/api/playback-log?limit=2").await;
     assert_eq!(page["next"], "2");
-    assert_eq!(keys(&page["rows"][0]), "action,at,detail,id,recording_id,via,who");
+    assert_eq!(keys(&page["rows"][0]), "action,at,detail,id,recording_id,site,via,who");
     let page = json("/api/playback-log?limit=2&after=2").await;
     assert_eq!(page["rows"].as_array().unwrap().len(), 1);
     assert!(page["next"].is_null());
