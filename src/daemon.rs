@@ -77,6 +77,9 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
     let pipeline =
         Pipeline::open(&settings, Mode::Live, vec![Box::new(metrics.sink()), Box::new(LogSink), Box::new(events)])?;
     metrics.set_alert_counters(pipeline.alert_counters.clone());
+    if let Some(f) = &pipeline.forward {
+        metrics.set_forward_status(f.clone());
+    }
     log_recordings_start(&pipeline.recordings_start);
 
     let (frame_tx, frame_rx) = crossbeam_channel::bounded::<OwnedFrame>(FRAME_QUEUE);

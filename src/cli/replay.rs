@@ -18,6 +18,7 @@ use crate::pipeline::{Driver, Mode, Pipeline};
 use crate::settings::Settings;
 use crate::sink::{console::ConsoleSink, recorder, Sink};
 use crate::store;
+use crate::store::central::forward::ForwardSummary;
 use crate::store::replay_open::{self, OpenCall};
 use anyhow::Context;
 use callwarden_core::track::{CallEvent, EndReason, LinkStats};
@@ -472,7 +473,8 @@ pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
             replay_open::hand_over(&settings.db_path, &resume.consumed, &left)?;
         }
     }
-    let (written, recorded, alert_stats) = (closed.written, closed.recorded, closed.alerts);
+    let (written, recorded, alert_stats, forwarded) =
+        (closed.written, closed.recorded, closed.alerts, closed.forwarded);
     if !webhooks.is_empty() && alert_stats.delivered < alert_stats.raised * webhooks.len() as u64 {
         eprintln!(
             "callwarden: webhooks: {} of {} alert(s) delivered ({} failed, {} dropped; see the log)",
@@ -485,9 +487,19 @@ pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
 
     let errors: Vec<&CaptureError> = errors.iter().collect();
     if a.json {
-        print_json(&counters, &written, &errors, &settings, &recorded, &rec_start, &link);
+        print_json(&counters, &written, &errors, &settings, &recorded, &rec_start, &link, forwarded);
     } else {
         print_summary(n_files, &counters, &written, &settings, &recorded, &rec_start, &link);
+        if let Some(f) = forwarded {
+            println!("  central store    {:>10}  rows shipped, {} still queued", f.shipped_rows, f.backlog_rows);
+        }
+    }
+    if let Some(f) = forwarded.filter(|f| f.backlog_rows > 0) {
+        eprintln!(
+            "callwarden: {} row(s) not yet in the central store (see the log); they stay queued in {} and go out with the next replay or `run`",
+            f.backlog_rows,
+            settings.db_path.display()
+        );
     }
     for e in &errors {
         eprintln!("callwarden: {e}");
@@ -568,6 +580,7 @@ fn print_json(
     r: &recorder::RecorderSummary,
     rs: &recorder::StartReport,
     link: &LinkStats,
+    forwarded: Option<ForwardSummary>,
 ) {
     let drops: serde_json::Map<String, serde_json::Value> =
         c.drops.iter().map(|(k, v)| (k.as_str().to_string(), (*v).into())).collect();
@@ -594,6 +607,7 @@ fn print_json(
         "recordings": r,
         "recordings_start": rs,
         "errors": errors.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+        "central": forwarded.map(|f| serde_json::json!({"shipped_rows": f.shipped_rows, "backlog_rows": f.backlog_rows})),
     });
     println!("{doc:#}");
 }

@@ -9,6 +9,8 @@
 //! there, so shipping a row twice writes it over; a central schema newer than this build
 //! is refused, never written to; passwords are never logged (the URL carries none).
 
+pub mod forward;
+
 use anyhow::{anyhow, bail, Context};
 use postgres::config::Host;
 use postgres::{Client, Config};
