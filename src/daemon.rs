@@ -153,13 +153,14 @@ fn api_state(
     events_tx: tokio::sync::broadcast::Sender<api::LiveEvent>,
     events: &EventsSink,
 ) -> anyhow::Result<AppState> {
-    let (m, h) = (metrics.clone(), metrics.clone());
+    let (m, h, c) = (metrics.clone(), metrics.clone(), metrics.clone());
     let tx = ctl.clone();
     Ok(AppState::new(settings.db_path.clone(), settings)?
         .with_events(events_tx)
         .with_live_calls(events.live_calls_fn())
         .with_metrics(Arc::new(move || m.render()))
         .with_health(Arc::new(move || h.health()))
+        .with_central(Arc::new(move || c.forward_json()))
         .with_approvals_changed(Arc::new(move || {
             let _ = tx.send(Ctl::Approvals);
         })))

@@ -113,6 +113,11 @@ impl MetricsHandle {
         lock(&self.inner.state).forward = Some(status);
     }
 
+    /// The forwarder's status as JSON (`/api/central`), when there is a forwarder.
+    pub fn forward_json(&self) -> Option<serde_json::Value> {
+        lock(&self.inner.state).forward.as_ref().map(|f| f.to_json())
+    }
+
     /// The driver's periodic publication.
     pub fn publish(&self, snapshot: Snapshot) {
         let mut st = lock(&self.inner.state);

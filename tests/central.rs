@@ -5,12 +5,15 @@
 //! it is back; a `kill -9` in the middle of forwarding neither loses nor doubles a row;
 //! two sites with one name, and a central schema newer than the build, are refused.
 
+mod hep_support;
 mod pg_support;
 
 use pg_support::Pg;
 use rusqlite::Connection;
 use std::collections::BTreeSet;
 use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -285,4 +288,109 @@ fn two_sites_with_one_name_and_a_newer_central_schema_are_refused() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("holds the rows of site \"twin\""), "{stderr}");
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+fn body_json(resp: &str) -> serde_json::Value {
+    let body = resp.split("\r\n\r\n").nth(1).unwrap_or("");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {resp}"))
+}
+
+/// The address logged after `key=` on the first log line containing `what`.
+fn logged(log: &std::path::Path, what: &str, key: &str) -> Option<String> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let line = text.lines().find(|l| l.contains(what))?;
+    let at = line.find(key)? + key.len();
+    line[at..].split_whitespace().next().map(str::to_string)
+}
+
+#[test]
+fn a_live_site_stores_through_a_central_outage_and_catches_up() {
+    let mut pg = Pg::start();
+    let a = Site::new("live", &pg.url(), "");
+    let cfg = std::fs::read_to_string(a.config()).unwrap()
+        + "[capture]\nhep_listen = \"127.0.0.1:0\"\n[api]\nlisten = \"127.0.0.1:0\"\n";
+    std::fs::write(a.config(), cfg).unwrap();
+    let mut d = start_daemon(&a);
+    let log = a.dir.path().join("daemon.log");
+    let t = Instant::now();
+    let (hep, http) = loop {
+        if let (Some(h), Some(w)) =
+            (logged(&log, "receiving HEP", "listen="), logged(&log, "serving /metrics", "listen="))
+        {
+            break (h, w);
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "not ready:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let datagrams = hep_support::hep_datagrams();
+    let send = |ps: &[Vec<u8>]| {
+        for p in ps {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+            let mut p = p.clone();
+            hep_support::restamp(&mut p, now.as_secs() as u32, now.subsec_micros());
+            tx.send_to(&p, &hep).unwrap();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    };
+    // Connected first (the schema made, the site registered)...
+    let t = Instant::now();
+    while body_json(&http_get(&http, "/api/central"))["up"] != true {
+        assert!(t.elapsed() < Duration::from_secs(15), "never connected to the central store");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // ...then the central store goes away while calls come in: the site goes on storing
+    // them, and says so.
+    pg.stop();
+    send(&datagrams);
+    let t = Instant::now();
+    loop {
+        let s = body_json(&http_get(&http, "/api/central"));
+        if s["up"] == false && s["backlog_rows"].as_u64().unwrap_or(0) > 0 {
+            assert_eq!(s["configured"], true);
+            assert_eq!(s["site"], "live");
+            assert!(!s["last_error"].as_str().unwrap_or("").is_empty(), "{s}");
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "no backlog shown: {s}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let m = http_get(&http, "/metrics");
+    assert!(m.contains("callwarden_forward_up 0"), "{m}");
+    let backlog_line = m.lines().find(|l| l.starts_with("callwarden_forward_backlog_rows ")).unwrap_or("");
+    assert!(!backlog_line.ends_with(" 0"), "{backlog_line}");
+    assert!(!a.local_keys().calls.is_empty(), "calls stored locally during the outage");
+
+    // Back: the backlog leaves in order and the site's rows are all there, once.
+    pg.start_again();
+    let t = Instant::now();
+    loop {
+        let s = body_json(&http_get(&http, "/api/central"));
+        if s["up"] == true && s["backlog_rows"] == 0 {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(90), "backlog not shipped after the outage: {s}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // SAFETY: kill(2) on the pid of the child this test started.
+    unsafe { libc::kill(d.id() as i32, libc::SIGTERM) };
+    let st = d.wait().unwrap();
+    assert!(st.success(), "{}", std::fs::read_to_string(&log).unwrap_or_default());
+    assert_eq!(central_keys(&pg, "live"), a.local_keys());
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let errors = text.lines().filter(|l| l.contains("ERROR") && l.contains("central store")).count();
+    assert!((1..=3).contains(&errors), "one error per change of state, not per retry ({errors}):\n{text}");
 }

@@ -55,6 +55,8 @@ pub type MetricsFn = Arc<dyn Fn() -> String + Send + Sync>;
 pub type HealthFn = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 /// The calls in progress now, for `/api/live` and the page's live view.
 pub type LiveCallsFn = Arc<dyn Fn() -> Vec<LiveCall> + Send + Sync>;
+/// The forwarder's status (`/api/central`); `None`: no central store configured.
+pub type CentralFn = Arc<dyn Fn() -> Option<serde_json::Value> + Send + Sync>;
 /// Called after an approval was added or revoked, so the daemon can give the engine's
 /// policy the stored approvals again.
 pub type ApprovalsChangedFn = Arc<dyn Fn() + Send + Sync>;
@@ -87,6 +89,7 @@ struct Inner {
     metrics: Option<MetricsFn>,
     health: Option<HealthFn>,
     live_calls: Option<LiveCallsFn>,
+    central: Option<CentralFn>,
     approvals_changed: Option<ApprovalsChangedFn>,
     playback: Mutex<playback::Dedup>,
     /// `/api/stats` answers, valid while the database's `PRAGMA data_version` (read on
@@ -128,6 +131,7 @@ impl AppState {
                 metrics: None,
                 health: None,
                 live_calls: None,
+                central: None,
                 approvals_changed: None,
                 playback: Mutex::new(playback::Dedup::default()),
                 stats_cache: Mutex::new(stats::Cache::default()),
@@ -168,6 +172,11 @@ impl AppState {
     /// The calls in progress, for `/api/live`.
     pub fn with_live_calls(self, f: LiveCallsFn) -> AppState {
         self.map_inner(|i| i.live_calls = Some(f))
+    }
+
+    /// The forwarder's status, for `/api/central` and the page.
+    pub fn with_central(self, f: CentralFn) -> AppState {
+        self.map_inner(|i| i.central = Some(f))
     }
 
     /// Told after `POST /api/approvals` or a revocation changed the approvals table.
@@ -423,6 +432,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/policy/check", get(policy_check::check))
         .route("/api/events", get(events::sse))
         .route("/api/live", get(events::live))
+        .route("/api/central", get(central_status))
         .route_layer(from_fn_with_state(
             (state.clone(), Need::Role(callwarden_core::config::Role::Supervisor)),
             require,
@@ -498,6 +508,18 @@ async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) ->
     match state.inner.health.as_ref().map_or(Ok(()), |f| f()) {
         Ok(()) => "ok\n".into_response(),
         Err(why) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
+    }
+}
+
+/// `/api/central`: the forwarder's backlog and state (`{"configured": false}` without a
+/// central store), so the page can say when this site's rows are not yet central.
+async fn central_status(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    match state.inner.central.as_ref().and_then(|f| f()) {
+        Some(mut v) => {
+            v["configured"] = true.into();
+            axum::Json(v).into_response()
+        }
+        None => axum::Json(serde_json::json!({ "configured": false })).into_response(),
     }
 }
 

@@ -9,6 +9,8 @@ const I18N = {
     'login.token': 'Access token', 'login.go': 'Log in', 'login.bad': 'Unknown token.',
     'live.calls': 'Calls in progress', 'live.violations': 'Violations as they happen', 'live.ended': 'Recently ended',
     'live.none': 'No calls in progress.', 'live.on': 'live: connected', 'live.off': 'not capturing (database view)',
+    'central.ok': 'central store {site}: up, {n} rows waiting', 'central.down': 'central store unreachable: {n} rows waiting here (oldest {age}) — {error}',
+    'central.refused': 'central store refuses this site: {error}',
     'live.lost': 'connection lost, retrying…', 'live.lagged': 'missed {n} events (too many at once)',
     'col.start': 'Start', 'col.caller': 'Caller', 'col.callee': 'Callee', 'col.direction': 'Direction',
     'col.state': 'State', 'col.violations': 'Violations', 'col.class': 'Class', 'col.rings': 'Rings',
@@ -47,6 +49,8 @@ const I18N = {
     'login.token': '访问令牌', 'login.go': '登录', 'login.bad': '令牌无效。',
     'live.calls': '进行中的通话', 'live.violations': '实时违规', 'live.ended': '刚结束的通话',
     'live.none': '当前没有通话。', 'live.on': '实时：已连接', 'live.off': '未抓包（仅数据库）',
+    'central.ok': '中心库 {site}：已连接，待上传 {n} 条', 'central.down': '中心库不可达：本地待上传 {n} 条（最早 {age}）— {error}',
+    'central.refused': '中心库拒绝本站点：{error}',
     'live.lost': '连接中断，正在重试…', 'live.lagged': '漏收 {n} 条事件（瞬间过多）',
     'col.start': '开始时间', 'col.caller': '主叫', 'col.callee': '被叫', 'col.direction': '方向',
     'col.state': '状态', 'col.violations': '违规', 'col.class': '类别', 'col.rings': '响铃声数',
@@ -182,6 +186,8 @@ async function start() {
   const first = (location.hash || '#live').slice(1);
   showTab(document.querySelector('[data-tab="' + first + '"]:not([hidden])') ? first : 'live');
   connectEvents();
+  centralStatus();
+  if (!centralTimer) centralTimer = setInterval(centralStatus, 5000);
 }
 
 // ---- tabs --------------------------------------------------------------------------
@@ -230,6 +236,21 @@ function liveStatus(cls, text) {
   const s = $('#live-status');
   s.className = 'pill ' + cls;
   s.textContent = text;
+}
+
+// The forwarder's state (a site with [store] central): shown beside the live status, so
+// a supervisor sees when this site's rows have not reached the central store yet.
+let centralTimer = null;
+async function centralStatus() {
+  const s = $('#central-status');
+  let d;
+  try { d = await api('/api/central'); } catch (e) { return; }
+  if (!d || !d.configured) { s.hidden = true; return; }
+  const age = d.oldest_age_s >= 60 ? Math.round(d.oldest_age_s / 60) + ' min' : Math.round(d.oldest_age_s) + ' s';
+  const vars = { site: d.site, n: d.backlog_rows, age, error: d.last_error };
+  s.hidden = false;
+  s.className = 'pill ' + (d.up ? 'on' : 'off');
+  s.textContent = t(d.refused ? 'central.refused' : d.up ? 'central.ok' : 'central.down', vars);
 }
 
 function connectEvents() {

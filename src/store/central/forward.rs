@@ -104,6 +104,9 @@ fn new_instance_id() -> anyhow::Result<String> {
 /// What the forwarder is doing, for `/metrics`, `/healthz` and the page.
 #[derive(Debug, Default)]
 pub struct ForwardStatus {
+    /// This site's name and where it forwards to (host, port, database; no password).
+    pub site: String,
+    pub central: String,
     /// Queue entries not yet shipped.
     pub backlog_rows: AtomicU64,
     /// Wall-clock time (µs) the oldest of them was queued; 0 when none.
@@ -131,6 +134,21 @@ impl ForwardStatus {
         *last = e.to_string();
         changed
     }
+    /// The status as the API and the page show it.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "site": self.site,
+            "central": self.central,
+            "up": self.up.load(Ordering::Relaxed),
+            "refused": self.refused.load(Ordering::Relaxed),
+            "backlog_rows": self.backlog_rows.load(Ordering::Relaxed),
+            "oldest_age_s": self.oldest_age_s(),
+            "shipped_rows": self.shipped_rows.load(Ordering::Relaxed),
+            "failures": self.failures.load(Ordering::Relaxed),
+            "last_error": self.last_error(),
+        })
+    }
+
     /// Seconds since the oldest unshipped row was queued (0 with no backlog).
     pub fn oldest_age_s(&self) -> f64 {
         match self.oldest_queued_us.load(Ordering::Relaxed) {
@@ -173,7 +191,8 @@ impl Forwarder {
     /// Never waits for the central store: an unreachable one is the thread's business.
     pub fn start(db: &Path, central: Central, site: String, batch: u32) -> anyhow::Result<Forwarder> {
         let conn = open(db)?;
-        let status = Arc::new(ForwardStatus::default());
+        let status =
+            Arc::new(ForwardStatus { site: site.clone(), central: central.shown(), ..ForwardStatus::default() });
         let ctl = Arc::new((Mutex::new(Control::default()), Condvar::new()));
         let mut worker = Worker { conn, central, site, batch: batch.max(1), status: status.clone(), ctl: ctl.clone() };
         worker.refresh_backlog();
