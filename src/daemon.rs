@@ -89,6 +89,7 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         store: Some(pipeline.store),
         db: Some(settings.db_path.clone()),
+        forward: pipeline.forward.clone(),
     };
     let driver = pipeline.driver;
     let thread = std::thread::Builder::new()

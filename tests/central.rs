@@ -5,6 +5,8 @@
 //! it is back; a `kill -9` in the middle of forwarding neither loses nor doubles a row;
 //! two sites with one name, and a central schema newer than the build, are refused.
 
+#[allow(dead_code, reason = "this file uses the rule fixtures' site only")]
+mod common;
 mod hep_support;
 mod pg_support;
 
@@ -393,4 +395,72 @@ fn a_live_site_stores_through_a_central_outage_and_catches_up() {
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     let errors = text.lines().filter(|l| l.contains("ERROR") && l.contains("central store")).count();
     assert!((1..=3).contains(&errors), "one error per change of state, not per retry ({errors}):\n{text}");
+}
+
+/// A site with the rule fixtures' groups (8020 may not dial long distance: OUT-2).
+fn rules_site(name: &str, central: &str) -> Site {
+    let dir = tempfile::tempdir().unwrap();
+    let site = common::SITE.replacen("[site]\n", &format!("[site]\nname = \"{name}\"\n"), 1);
+    std::fs::write(
+        dir.path().join("cw.toml"),
+        format!("{site}\n[store]\npath = \"cw.db\"\ncentral = \"{central}\"\napprovals_pull_s = 1\n[recordings]\ndir = \"rec\"\n"),
+    )
+    .unwrap();
+    Site { dir }
+}
+
+fn out_2_of_8020(site: &Site) -> i64 {
+    site.db()
+        .query_row("SELECT count(*) FROM violations WHERE rule = 'OUT-2' AND extension = '8020'", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn an_approval_made_centrally_reaches_its_site_and_survives_an_outage() {
+    let mut pg = Pg::start();
+    let outbound = vec![repo().join("tests/fixtures/rules/outbound.pcap")];
+    let inbound = vec![repo().join("tests/fixtures/rules/inbound.pcap")];
+    // Both sites known centrally (their first replay registers them).
+    let a = rules_site("approved", &pg.url());
+    let b = rules_site("not-approved", &pg.url());
+    summary(&a.replay(&inbound));
+    summary(&b.replay(&inbound));
+    // Central approvals: 8020 may dial long distance, at site "approved" only; and one for
+    // every site that is revoked before anyone replays.
+    pg.psql(
+        "INSERT INTO approvals (site, extension, class, valid_from, valid_until, approver, note, created_us)
+         VALUES ('approved', '8020', 'long-distance', '2020-01-01', '2030-12-31', 'head office', 'matter 7', 1),
+                (NULL, '8002', 'long-distance', '2020-01-01', '2030-12-31', 'head office', '', 1)",
+    );
+    pg.psql("UPDATE approvals SET revoked_us = 2 WHERE extension = '8002'");
+    summary(&a.replay(&outbound));
+    summary(&b.replay(&outbound));
+    assert_eq!(out_2_of_8020(&a), 0, "the central approval covered 8020 at its site");
+    assert_eq!(out_2_of_8020(&b), 1, "not at the other site");
+    let flagged_8002 = |s: &Site| -> i64 {
+        s.db()
+            .query_row("SELECT count(*) FROM violations WHERE rule = 'OUT-2' AND extension = '8002'", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!((flagged_8002(&a), flagged_8002(&b)), (1, 1), "a revoked approval covers nothing");
+    // The site's copy, as `approve --list` shows it.
+    let list = Command::new(BIN).args(["approve", "--list", "--json", "--config"]).arg(a.config()).output().unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!((&list[0]["extension"], &list[0]["approver"]), (&"8020".into(), &"head office".into()));
+
+    // The central store goes away: the site judges the same calls again (their records
+    // cleared here) with its last copy of the approvals.
+    pg.stop();
+    let fresh = a.db().execute("DELETE FROM violations", []).unwrap();
+    assert!(fresh > 0);
+    a.db().execute("DELETE FROM calls", []).unwrap();
+    let out = a.replay(&outbound);
+    summary(&out);
+    assert_eq!(out_2_of_8020(&a), 0, "judged with the last copy while the central store is down");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("judging with the last copy"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

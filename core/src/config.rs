@@ -399,6 +399,8 @@ pub struct Store {
     pub central_ca_file: String,
     /// Rows per forwarded batch (one PostgreSQL transaction).
     pub forward_batch: u32,
+    /// How often (s) a site copies the approvals made centrally.
+    pub approvals_pull_s: u32,
 }
 
 impl Default for Store {
@@ -410,6 +412,7 @@ impl Default for Store {
             central_password_file: String::new(),
             central_ca_file: String::new(),
             forward_batch: 500,
+            approvals_pull_s: 60,
         }
     }
 }

@@ -96,8 +96,10 @@ impl Pipeline {
         };
         let (store_sink, writer) = store::open_with(&settings.db_path, &cfg.site.timezone, opts)
             .with_context(|| format!("{}: cannot open the database", settings.db_path.display()))?;
-        feed_approvals(&mut engine, &settings.db_path)?;
+        // Forwarding first: it copies the approvals made centrally, which the engine takes
+        // with the site's own.
         let forwarder = start_forwarding(settings)?;
+        feed_approvals(&mut engine, &settings.db_path)?;
         let forward = forwarder.as_ref().map(Forwarder::status);
         let drain = match mode {
             Mode::Live => FORWARD_DRAIN_LIVE,
@@ -176,8 +178,22 @@ fn start_forwarding(settings: &Settings) -> anyhow::Result<Option<Forwarder>> {
     if queued > 0 {
         tracing::info!(rows = queued, "forwarding turned on: the rows already stored are queued for the central store");
     }
+    match store::central::approvals::pull_now(&central, &mut conn, &cfg.site.name, &cfg.site.timezone) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(changed = n, "approvals from the central store copied"),
+        Err(e) => tracing::warn!(
+            error = %format!("{e:#}"),
+            "approvals: the central store did not answer; judging with the last copy of its approvals"
+        ),
+    }
     drop(conn);
-    Ok(Some(Forwarder::start(&settings.db_path, central, cfg.site.name.clone(), cfg.store.forward_batch)?))
+    Ok(Some(Forwarder::start(
+        &settings.db_path,
+        central,
+        cfg.site.name.clone(),
+        cfg.store.forward_batch,
+        Duration::from_secs(u64::from(cfg.store.approvals_pull_s)),
+    )?))
 }
 
 /// Give the engine the approvals in force in the database at `db` (`callwarden approve`):

@@ -17,6 +17,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (7, "0007_from_tag", include_str!("migrations/0007_from_tag.sql")),
     (8, "0008_replay_open", include_str!("migrations/0008_replay_open.sql")),
     (9, "0009_forward_queue", include_str!("migrations/0009_forward_queue.sql")),
+    (10, "0010_central_approvals", include_str!("migrations/0010_central_approvals.sql")),
 ];
 
 /// The schema version this build writes and reads.

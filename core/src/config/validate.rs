@@ -566,6 +566,9 @@ impl Checker<'_> {
         if cfg.store.forward_batch == 0 {
             self.err("store.forward_batch", "must be > 0 rows");
         }
+        if cfg.store.approvals_pull_s == 0 {
+            self.err("store.approvals_pull_s", "must be > 0 s");
+        }
         if cfg.recordings.dir.trim().is_empty() {
             self.err("recordings.dir", "empty path");
         }

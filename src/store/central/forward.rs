@@ -118,6 +118,8 @@ pub struct ForwardStatus {
     pub failures: AtomicU64,
     /// The central store answered the last attempt.
     pub up: AtomicBool,
+    /// Times the copy of the central approvals changed (the pipeline reloads on a change).
+    pub approvals_changes: AtomicU64,
     /// The central store refused this site (its name is another database's, or its
     /// schema is newer than this build): nothing is shipped until that is mended.
     pub refused: AtomicBool,
@@ -187,14 +189,30 @@ pub struct ForwardSummary {
 }
 
 impl Forwarder {
-    /// Start forwarding the rows queued in the database at `db` to `central` as `site`.
-    /// Never waits for the central store: an unreachable one is the thread's business.
-    pub fn start(db: &Path, central: Central, site: String, batch: u32) -> anyhow::Result<Forwarder> {
+    /// Start forwarding the rows queued in the database at `db` to `central` as `site`,
+    /// and copying the central approvals for it every `approvals_every`. Never waits for
+    /// the central store: an unreachable one is the thread's business.
+    pub fn start(
+        db: &Path,
+        central: Central,
+        site: String,
+        batch: u32,
+        approvals_every: Duration,
+    ) -> anyhow::Result<Forwarder> {
         let conn = open(db)?;
         let status =
             Arc::new(ForwardStatus { site: site.clone(), central: central.shown(), ..ForwardStatus::default() });
         let ctl = Arc::new((Mutex::new(Control::default()), Condvar::new()));
-        let mut worker = Worker { conn, central, site, batch: batch.max(1), status: status.clone(), ctl: ctl.clone() };
+        let mut worker = Worker {
+            conn,
+            central,
+            site,
+            batch: batch.max(1),
+            status: status.clone(),
+            ctl: ctl.clone(),
+            approvals_every,
+            approvals_due: Instant::now(),
+        };
         worker.refresh_backlog();
         let thread = std::thread::Builder::new()
             .name("forward".into())
@@ -252,6 +270,8 @@ struct Worker {
     batch: u32,
     status: Arc<ForwardStatus>,
     ctl: Arc<(Mutex<Control>, Condvar)>,
+    approvals_every: Duration,
+    approvals_due: Instant,
 }
 
 /// Why an attempt failed: `Refused` waits for a person, `Down` for the network.
@@ -303,6 +323,14 @@ impl Worker {
                 }
             }
             let Some((client, columns)) = pg.as_mut() else { continue };
+            if drain_until.is_none() && Instant::now() >= self.approvals_due {
+                self.approvals_due = Instant::now() + self.approvals_every;
+                if let Err(f) = self.pull_approvals(client) {
+                    pg = None;
+                    self.failed(f, &mut backoff, drain_until);
+                    continue;
+                }
+            }
             let entries = match self.next_batch() {
                 Ok(e) => e,
                 Err(e) => {
@@ -443,6 +471,23 @@ impl Worker {
             columns.push(cols);
         }
         Ok((client, columns))
+    }
+
+    /// Copy the central approvals for this site; count a change so the pipeline reloads.
+    fn pull_approvals(&mut self, client: &mut Client) -> Result<(), Failure> {
+        let tz = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'timezone'", [], |r| r.get::<_, String>(0))
+            .unwrap_or_else(|_| "UTC".into());
+        match super::approvals::pull(client, &mut self.conn, &self.site, &tz) {
+            Ok(0) => Ok(()),
+            Ok(n) => {
+                tracing::info!(changed = n, "approvals from the central store copied");
+                self.status.approvals_changes.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => Err(Failure::Down(format!("copying the central approvals: {e:#}"))),
+        }
     }
 
     /// A table's columns in the site database: (name, declared INTEGER).
