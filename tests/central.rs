@@ -5,7 +5,6 @@
 //! it is back; a `kill -9` in the middle of forwarding neither loses nor doubles a row;
 //! two sites with one name, and a central schema newer than the build, are refused.
 
-#[allow(dead_code, reason = "this file uses the rule fixtures' site only")]
 mod common;
 mod hep_support;
 mod pg_support;

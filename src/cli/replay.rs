@@ -18,7 +18,6 @@ use crate::pipeline::{Driver, Mode, Pipeline};
 use crate::settings::Settings;
 use crate::sink::{console::ConsoleSink, recorder, Sink};
 use crate::store;
-use crate::store::central::forward::ForwardSummary;
 use crate::store::replay_open::{self, OpenCall};
 use anyhow::Context;
 use callwarden_core::track::{CallEvent, EndReason, LinkStats};
@@ -487,7 +486,11 @@ pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
 
     let errors: Vec<&CaptureError> = errors.iter().collect();
     if a.json {
-        print_json(&counters, &written, &errors, &settings, &recorded, &rec_start, &link, forwarded);
+        let mut doc = summary_json(&counters, &written, &errors, &settings, &recorded, &rec_start, &link);
+        doc["central"] = forwarded
+            .map(|f| serde_json::json!({"shipped_rows": f.shipped_rows, "backlog_rows": f.backlog_rows}))
+            .unwrap_or_default();
+        println!("{doc:#}");
     } else {
         print_summary(n_files, &counters, &written, &settings, &recorded, &rec_start, &link);
         if let Some(f) = forwarded {
@@ -572,7 +575,7 @@ fn print_summary(
     }
 }
 
-fn print_json(
+fn summary_json(
     c: &Counters,
     w: &store::WriteSummary,
     errors: &[&CaptureError],
@@ -580,8 +583,7 @@ fn print_json(
     r: &recorder::RecorderSummary,
     rs: &recorder::StartReport,
     link: &LinkStats,
-    forwarded: Option<ForwardSummary>,
-) {
+) -> serde_json::Value {
     let drops: serde_json::Map<String, serde_json::Value> =
         c.drops.iter().map(|(k, v)| (k.as_str().to_string(), (*v).into())).collect();
     let doc = serde_json::json!({
@@ -607,7 +609,6 @@ fn print_json(
         "recordings": r,
         "recordings_start": rs,
         "errors": errors.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
-        "central": forwarded.map(|f| serde_json::json!({"shipped_rows": f.shipped_rows, "backlog_rows": f.backlog_rows})),
     });
-    println!("{doc:#}");
+    doc
 }

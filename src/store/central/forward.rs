@@ -280,6 +280,10 @@ enum Failure {
     Refused(String),
 }
 
+/// The columns shipped of each table of `TABLES` (those of the site database, all found
+/// in the central store).
+type Shipped = Vec<Vec<(String, bool)>>;
+
 /// One queue entry.
 struct Entry {
     seq: i64,
@@ -289,7 +293,7 @@ struct Entry {
 
 impl Worker {
     fn run(&mut self) {
-        let mut pg: Option<(Client, Vec<Vec<(String, bool)>>)> = None;
+        let mut pg: Option<(Client, Shipped)> = None;
         let mut backoff = Duration::from_secs(1);
         loop {
             let (stop, drain_until) = {
@@ -415,7 +419,7 @@ impl Worker {
 
     /// Connect, bring the central schema up to date, claim the site name, and read the
     /// central columns of each table (the ones shipped must all exist there).
-    fn connect(&mut self) -> Result<(Client, Vec<Vec<(String, bool)>>), Failure> {
+    fn connect(&mut self) -> Result<(Client, Shipped), Failure> {
         let mut client = self.central.connect().map_err(|e| Failure::Down(format!("{e:#}")))?;
         match migrate(&mut client) {
             Ok(_) => {}
