@@ -466,12 +466,28 @@ pub struct Api {
     pub listen: String,
     #[serde(rename = "token")]
     pub tokens: Vec<Token>,
+    /// For `serve --store postgres://...`: the sites whose recordings it plays, each with
+    /// its API and an auditor token (recordings stay at their site).
+    #[serde(rename = "site")]
+    pub sites: Vec<SiteApi>,
 }
 
 impl Default for Api {
     fn default() -> Self {
-        Api { listen: "127.0.0.1:8080".into(), tokens: Vec::new() }
+        Api { listen: "127.0.0.1:8080".into(), tokens: Vec::new(), sites: Vec::new() }
     }
+}
+
+/// Another site's API, as the central `serve` reaches it for a recording's audio.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SiteApi {
+    /// The site's `[site] name`.
+    pub name: String,
+    /// Its API's base URL, e.g. "https://branch-2.example:8443".
+    pub url: String,
+    /// A file holding a token of that site's with the auditor role (relative to the config).
+    pub token_file: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

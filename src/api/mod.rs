@@ -26,6 +26,7 @@ mod params;
 mod playback;
 mod policy_check;
 mod recordings;
+pub mod site_audio;
 mod register;
 mod stats;
 mod violations;
