@@ -434,23 +434,46 @@ impl Writer {
 
     // ---------------------------------------------------------------- events
 
+    /// The id a resumed call's recording is written under, and the finished recording it
+    /// supersedes: the call's current recording when that one is final (the part an
+    /// earlier replay saw), else none (an unfinished or empty one is taken over as usual).
+    fn resumed_id(&mut self, info: &RecordingInfo) -> (String, Option<String>) {
+        let start = info.call_started_at.as_micros();
+        let found = self.db("recording row", |c| {
+            let Some((id, status)) = rows::current_of_call(c, &info.call_id, start)? else { return Ok(None) };
+            if !status.is_some_and(RecordingStatus::is_final) {
+                return Ok(Some((id, None)));
+            }
+            Ok(Some((rows::next_id(c, &info.id)?, Some(id))))
+        });
+        found.flatten().unwrap_or_else(|| (info.id.clone(), None))
+    }
+
     fn begin(&mut self, info: &RecordingInfo) {
         let day_dir = layout::day_dir(info.call_started_at, &self.tz);
         let (day, month) = layout::day_month(info.call_started_at, &self.tz);
+        let (id, supersedes) = if info.resumed { self.resumed_id(info) } else { (info.id.clone(), None) };
         let new = NewRecording {
-            id: info.id.clone(),
+            id: id.clone(),
             call_id: info.call_id.clone(),
             call_started_us: info.call_started_at.as_micros(),
             caller: info.caller.clone(),
             callee: info.callee.clone(),
             dialled: info.dialled.clone(),
             group: info.group.clone(),
-            path: layout::wav_path(&day_dir, &info.id),
+            path: layout::wav_path(&day_dir, &id),
             retention_days: self.retention.days_for(info.group.as_deref()),
             day,
             month,
         };
-        match self.db("recording row", |c| rows::begin(c, &new)) {
+        let began = match &supersedes {
+            Some(old) => self.db("recording row", |c| rows::supersede(c, old, &new)),
+            None => self.db("recording row", |c| rows::begin(c, &new)),
+        };
+        if let (Some(old), Some(BeginOutcome::Started)) = (&supersedes, began) {
+            tracing::info!(%old, new = %id, call_id = %info.call_id, "a resumed call is recorded whole; the partial recording is kept, superseded");
+        }
+        match began {
             Some(BeginOutcome::Exists(status)) => {
                 tracing::info!(id = %info.id, call_id = %info.call_id, %status, "already recorded; not written again");
                 self.summary.skipped_existing += 1;
@@ -463,7 +486,7 @@ impl Writer {
                 self.active.insert(
                     info.key,
                     Active {
-                        id: info.id.clone(),
+                        id,
                         wav_rel: new.path,
                         day_dir,
                         wav: None,
