@@ -155,8 +155,11 @@ fn a_call_completed_by_a_later_replay_gets_the_whole_recording_and_keeps_the_par
     assert!(partial["frames"].as_i64() < whole["frames"].as_i64(), "{partial}");
     let partial_wav = runs.wav(&partial);
 
-    let said = runs.replay(&[&b]);
-    assert!(said.contains("resuming 1 call"), "{said}");
+    let out = runs.run(&["replay", "--json", &b.display().to_string()]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && said.contains("resuming 1 call"), "{said}");
+    let summary: Value = serde_json::from_slice(&out.stdout).expect("summary JSON");
+    assert_eq!(summary["recordings"]["superseded"], 1, "{summary:#}");
     let calls = runs.calls();
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0]["end_reason"], one.calls()[0]["end_reason"]);

@@ -568,16 +568,12 @@ pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
 fn hand_over(db: &Path, ended: &Mutex<Ended>, read: &Read, mut consumed: Vec<OpenCall>) -> anyhow::Result<()> {
     let ended = std::mem::take(&mut *ended.lock().map_err(|_| anyhow::anyhow!("the ended calls' lock"))?);
     let end = read.iter().filter_map(|(_, l)| *l).max();
-    let stored_whole = |call_id: &str, started: Ts| -> anyhow::Result<bool> {
-        let reader = store::Reader::open(db)?;
-        Ok(reader
-            .call(call_id)?
-            .is_some_and(|d| d.call.started_us == started.as_micros() && d.call.end_reason != "capture-ended"))
-    };
     let mut left: Vec<OpenCall> = Vec::new();
-    if let Some(end) = end {
+    if let (Some(end), false) = (end, ended.cut.is_empty()) {
+        let reader = store::Reader::open(db)?;
         for (call_id, tag, at) in ended.cut {
-            if stored_whole(&call_id, at)? {
+            let stored = reader.call(&call_id)?;
+            if stored.is_some_and(|d| d.call.started_us == at.as_micros() && d.call.end_reason != "capture-ended") {
                 continue;
             }
             left.push(OpenCall {
@@ -632,6 +628,12 @@ fn print_summary(
         "  recordings       {:>10}  (complete {}, empty {}, kept before {}, frames {}, raw packets {})",
         r.started, r.completed, r.empty, r.skipped_existing, r.frames_written, r.raw_packets
     );
+    if r.superseded > 0 {
+        println!(
+            "  recordings superseded {:>5}  (the part an earlier replay recorded of a call completed now; kept)",
+            r.superseded
+        );
+    }
     if let Some(rep) = rs.repair.as_ref().filter(|rep| !rep.is_empty()) {
         println!("  repaired at start {:>9}  (missing {})", rep.repaired.len(), rep.missing.len());
     }

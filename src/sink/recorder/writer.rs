@@ -84,6 +84,9 @@ pub struct RecorderSummary {
     pub empty: u64,
     /// Not written because a finished recording of the same call exists (a replay).
     pub skipped_existing: u64,
+    /// Begun in place of a finished recording of part of the call (a call an earlier
+    /// replay stored cut, completed now): that one is kept, superseded.
+    pub superseded: u64,
     /// Audio and silence frames written to WAV files.
     pub frames_written: u64,
     /// Frames of silence written in place of blocks the sink dropped at a full queue.
@@ -471,6 +474,7 @@ impl Writer {
             None => self.db("recording row", |c| rows::begin(c, &new)),
         };
         if let (Some(old), Some(BeginOutcome::Started)) = (&supersedes, began) {
+            self.summary.superseded += 1;
             tracing::info!(%old, new = %id, call_id = %info.call_id, "a resumed call is recorded whole; the partial recording is kept, superseded");
         }
         match began {
