@@ -117,10 +117,10 @@ impl Driver {
     /// it after the call's start, or after the leg link that made it recorded).
     fn mark_resumed(&mut self, out: &mut Output) {
         match out {
-            Output::Call(CallEvent::Started(s)) => {
-                if self.completes.contains(&(s.call_id.clone(), s.from_tag.clone(), s.at.as_micros())) {
-                    self.completing.insert(s.key);
-                }
+            Output::Call(CallEvent::Started(s))
+                if self.completes.contains(&(s.call_id.clone(), s.from_tag.clone(), s.at.as_micros())) =>
+            {
+                self.completing.insert(s.key);
             }
             Output::Recording(RecordingEvent::Begin(info)) => {
                 info.resumed |= self.completing.contains(&info.key);
