@@ -4,8 +4,9 @@
 //! Per recording: `Begin` creates its row (status `recording`) — or finds a finished one
 //! and leaves it alone, unless the call is `resumed` (an earlier replay stored it cut and
 //! recorded that part): then the whole call is recorded under the next id (`<id>-2` ...)
-//! and the finished part names it as what supersedes it, in the same transaction; `Start` creates the WAV (header on disk at once) after the row is
-//! committed, so a file on disk always has a row; `Audio`/`Silence` are appended at the
+//! and the finished part names it as what supersedes it, in the same transaction;
+//! `Start` creates the WAV (header on disk at once) after the row is committed, so a file
+//! on disk always has a row; `Audio`/`Silence` are appended at the
 //! frame they say, a hole (blocks the sink had to drop at a full queue) filled with
 //! silence and counted, so the WAV's length stays the media time; `Raw` goes to the
 //! direction's rtpdump file; `End` pads what the sink dropped at the end, finalises the
