@@ -447,6 +447,11 @@ fn an_approval_made_centrally_reaches_its_site_and_survives_an_outage() {
     let list: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
     assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
     assert_eq!((&list[0]["extension"], &list[0]["approver"]), (&"8020".into(), &"head office".into()));
+    // The dispatch phones are recorded: their recordings' rows (hash and status) are
+    // central too, the files stay at the site.
+    let keys = a.local_keys();
+    assert!(!keys.recordings.is_empty());
+    assert_eq!(central_keys(&pg, "approved"), keys);
 
     // The central store goes away: the site judges the same calls again (their records
     // cleared here) with its last copy of the approvals.

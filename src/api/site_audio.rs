@@ -52,7 +52,10 @@ impl SiteAudio {
             sites: sites
                 .iter()
                 .map(|s| {
-                    (s.name.trim().to_string(), (s.url.trim_end_matches('/').to_string(), base.join(s.token_file.trim())))
+                    (
+                        s.name.trim().to_string(),
+                        (s.url.trim_end_matches('/').to_string(), base.join(s.token_file.trim())),
+                    )
                 })
                 .collect(),
         }

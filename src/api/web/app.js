@@ -36,6 +36,7 @@ const I18N = {
     'player.logged': 'Every playback is written to the playback log with your name.',
     'sample.title': 'Monthly spot check', 'sample.n': 'How many', 'sample.go': 'Draw',
     'sample.info': '{n} of {total} recordings drawn, seed {seed} (the same seed draws the same sample)',
+    'rec.superseded': '{status}, superseded by {id}',
     'cb.title': 'Call-backs this month (STA-3)', 'cb.made': 'Calls made', 'cb.numbers': 'Numbers called',
     'cb.answered': 'Answered', 'cb.rate': 'Answered %', 'cb.effective': 'Effective', 'cb.min': 'Effective from (s)',
     'log.title': 'Playback log', 'reg.user': 'User', 'reg.matter': 'Matter', 'reg.outcome': 'Outcome',
@@ -76,6 +77,7 @@ const I18N = {
     'player.logged': '每次播放都会以您的名义记入播放日志。',
     'sample.title': '每月抽查', 'sample.n': '数量', 'sample.go': '抽取',
     'sample.info': '从 {total} 条录音中抽取 {n} 条，种子 {seed}（同一种子抽取结果相同）',
+    'rec.superseded': '{status}，已由 {id} 取代',
     'cb.title': '本月回访统计（STA-3）', 'cb.made': '拨出次数', 'cb.numbers': '回访号码数',
     'cb.answered': '接通次数', 'cb.rate': '接通率', 'cb.effective': '有效通话', 'cb.min': '有效通话标准(秒)',
     'log.title': '播放日志', 'reg.user': '使用人', 'reg.matter': '事由', 'reg.outcome': '结果',
@@ -593,7 +595,8 @@ async function play(id, title) {
 function recRow(r) {
   return el('tr', { 'data-recording': r.id },
     el('td', null, hhmm(r.call_started_at)), el('td', null, r.caller), el('td', null, r.dialled || r.callee),
-    el('td', null, r.group || '–'), el('td', null, secs(r.duration_ms)), el('td', null, r.status),
+    el('td', null, r.group || '–'), el('td', null, secs(r.duration_ms)),
+    el('td', null, r.superseded_by ? t('rec.superseded', { status: r.status, id: r.superseded_by }) : r.status),
     el('td', null, el('button', { class: 'play', onclick: () => play(r.id, r.caller + ' → ' + (r.dialled || r.callee) + '  ' + hhmm(r.call_started_at)) }, t('play'))));
 }
 

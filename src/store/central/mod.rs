@@ -26,6 +26,7 @@ use std::time::Duration;
 pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (9, "0009_central", include_str!("migrations/0009_central.sql")),
     (10, "0010_approvals", include_str!("migrations/0010_approvals.sql")),
+    (11, "0011_recordings_superseded", include_str!("migrations/0011_recordings_superseded.sql")),
 ];
 
 /// The central schema version this build writes and reads.
