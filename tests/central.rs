@@ -468,3 +468,25 @@ fn an_approval_made_centrally_reaches_its_site_and_survives_an_outage() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_wrong_password_is_one_clear_error_and_the_rows_wait() {
+    let pg = Pg::start_with_password("right horse battery");
+    let wrong = "wrong-secret-7";
+    let a = Site::new("pw", &pg.url(), "central_password_file = \"central.pass\"");
+    std::fs::write(a.dir.path().join("central.pass"), format!("{wrong}\n")).unwrap();
+    let files = fixtures("sipp");
+    let out = a.replay(&files[..3]);
+    let s = summary(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("password authentication failed"), "{stderr}");
+    assert!(!stderr.contains(wrong), "the password is never logged: {stderr}");
+    assert!(s["central"]["backlog_rows"].as_u64().unwrap_or(0) > 0, "{s}");
+    assert!(!a.local_keys().calls.is_empty(), "stored locally all the same");
+
+    // The right password (from the file; PGPASSWORD would do too): the backlog goes.
+    std::fs::write(a.dir.path().join("central.pass"), "right horse battery\n").unwrap();
+    let s = summary(&a.replay(&files[3..4]));
+    assert_eq!(s["central"]["backlog_rows"], 0, "{s}");
+    assert_eq!(central_keys(&pg, "pw"), a.local_keys());
+}
