@@ -11,6 +11,7 @@
 
 pub mod approvals;
 pub mod forward;
+pub mod playback;
 
 use anyhow::{anyhow, bail, Context};
 use postgres::config::Host;
