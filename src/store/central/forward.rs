@@ -522,6 +522,7 @@ impl Worker {
     /// entries from the queue.
     fn ship(&mut self, client: &mut Client, columns: &[Vec<(String, bool)>], entries: &[Entry]) -> Result<(), Failure> {
         let local = |e: anyhow::Error| Failure::Down(format!("the site database: {e:#}"));
+        let t0 = Instant::now();
         let mut payloads = Vec::new();
         for (t, (table, keys, _)) in TABLES.iter().enumerate() {
             let mut ids: Vec<i64> = entries.iter().filter(|e| e.table == t).map(|e| e.row_id).collect();
@@ -536,6 +537,7 @@ impl Worker {
             }
         }
         let pg = |e: postgres::Error| Failure::Down(pg_error(&e));
+        let t1 = Instant::now();
         let mut tx = client.transaction().map_err(pg)?;
         for (table, keys, cols, json) in &payloads {
             let names: Vec<&str> = cols.iter().map(|(n, _)| n.as_str()).collect();
@@ -554,10 +556,18 @@ impl Worker {
         tx.commit().map_err(pg)?;
         // Committed centrally: only now may the queue forget them. A crash here ships
         // them again next time, which the upserts absorb.
+        let t2 = Instant::now();
         let last = entries.iter().map(|e| e.seq).max().unwrap_or(0);
         self.conn
             .execute("DELETE FROM forward_queue WHERE seq <= ?1", [last])
             .map_err(|e| local(anyhow!(e).context("deleting shipped entries")))?;
+        tracing::debug!(
+            entries = entries.len(),
+            load_ms = (t1 - t0).as_millis() as u64,
+            central_ms = (t2 - t1).as_millis() as u64,
+            dequeue_ms = t2.elapsed().as_millis() as u64,
+            "batch forwarded"
+        );
         Ok(())
     }
 
