@@ -79,6 +79,9 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
     let pipeline =
         Pipeline::open(&settings, Mode::Live, vec![Box::new(metrics.sink()), Box::new(LogSink), Box::new(events)])?;
     metrics.set_alert_counters(pipeline.alert_counters.clone());
+    if let Some(f) = &pipeline.forward {
+        metrics.set_forward_status(f.clone());
+    }
     log_recordings_start(&pipeline.recordings_start);
 
     let (frame_tx, frame_rx) = crossbeam_channel::bounded::<OwnedFrame>(FRAME_QUEUE);
@@ -88,6 +91,7 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         store: Some(pipeline.store),
         db: Some(settings.db_path.clone()),
+        forward: pipeline.forward.clone(),
     };
     let driver = pipeline.driver;
     let thread = std::thread::Builder::new()
@@ -152,13 +156,14 @@ fn api_state(
     events_tx: tokio::sync::broadcast::Sender<api::LiveEvent>,
     events: &EventsSink,
 ) -> anyhow::Result<AppState> {
-    let (m, h) = (metrics.clone(), metrics.clone());
+    let (m, h, c) = (metrics.clone(), metrics.clone(), metrics.clone());
     let tx = ctl.clone();
     Ok(AppState::new(settings.db_path.clone(), settings)?
         .with_events(events_tx)
         .with_live_calls(events.live_calls_fn())
         .with_metrics(Arc::new(move || m.render()))
         .with_health(Arc::new(move || h.health()))
+        .with_central(Arc::new(move || c.forward_json()))
         .with_approvals_changed(Arc::new(move || {
             let _ = tx.send(Ctl::Approvals);
         })))

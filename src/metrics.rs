@@ -11,6 +11,7 @@
 use crate::capture::live::SourceStats;
 use crate::sink::alerts::AlertCounters;
 use crate::sink::Sink;
+use crate::store::central::forward::ForwardStatus;
 use callwarden_core::counters::Tunnel;
 use callwarden_core::media::{MediaOut, RecordingEvent};
 use callwarden_core::track::CallEvent;
@@ -71,6 +72,8 @@ struct State {
     sources: Vec<Arc<SourceStats>>,
     /// The alerts sink's delivery counters, when there is one.
     alerts: Option<Arc<AlertCounters>>,
+    /// The forwarder to the central store, when one is configured.
+    forward: Option<Arc<ForwardStatus>>,
 }
 
 #[derive(Debug, Default)]
@@ -103,6 +106,16 @@ impl MetricsHandle {
     /// Report the alerts sink's counters (alerts raised, webhook deliveries).
     pub fn set_alert_counters(&self, counters: Arc<AlertCounters>) {
         lock(&self.inner.state).alerts = Some(counters);
+    }
+
+    /// Report the forwarder's backlog and state (`[store] central`).
+    pub fn set_forward_status(&self, status: Arc<ForwardStatus>) {
+        lock(&self.inner.state).forward = Some(status);
+    }
+
+    /// The forwarder's status as JSON (`/api/central`), when there is a forwarder.
+    pub fn forward_json(&self) -> Option<serde_json::Value> {
+        lock(&self.inner.state).forward.as_ref().map(|f| f.to_json())
     }
 
     /// The driver's periodic publication.
@@ -256,9 +269,9 @@ fn as_i64(v: impl TryInto<i64>) -> i64 {
 
 impl Collector for Collect {
     fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
-        let (snap, sources, alerts) = {
+        let (snap, sources, alerts, forward) = {
             let st = lock(&self.handle.inner.state);
-            (st.snapshot.clone(), st.sources.clone(), st.alerts.clone())
+            (st.snapshot.clone(), st.sources.clone(), st.alerts.clone(), st.forward.clone())
         };
         let tallies = self.handle.tallies();
         let c = &snap.counters;
@@ -461,6 +474,39 @@ impl Collector for Collect {
                     ("dropped", &a.dropped),
                 ]
                 .map(|(k, v)| (vec![("outcome", k.to_string())], load(v))),
+            )?;
+        }
+        if let Some(f) = forward {
+            gauge_i(
+                &mut enc,
+                "callwarden_forward_backlog_rows",
+                "Rows committed here and not yet in the central store.",
+                as_i64(load(&f.backlog_rows)),
+            )?;
+            gauge_f(
+                &mut enc,
+                "callwarden_forward_backlog_oldest_seconds",
+                "Age of the oldest row waiting for the central store (0: none waiting).",
+                f.oldest_age_s(),
+            )?;
+            counter(&mut enc, "callwarden_forward_rows", "Rows shipped to the central store.", load(&f.shipped_rows))?;
+            counter(
+                &mut enc,
+                "callwarden_forward_failures",
+                "Failed attempts to reach or write the central store.",
+                load(&f.failures),
+            )?;
+            gauge_i(
+                &mut enc,
+                "callwarden_forward_up",
+                "1 when the central store answered the last attempt.",
+                i64::from(f.up.load(Ordering::Relaxed)),
+            )?;
+            gauge_i(
+                &mut enc,
+                "callwarden_forward_refused",
+                "1 when the central store refused this site (its name taken, a newer schema).",
+                i64::from(f.refused.load(Ordering::Relaxed)),
             )?;
         }
         Ok(())

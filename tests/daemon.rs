@@ -7,6 +7,9 @@
 //! fail (never skip) when the daemon cannot open `lo`. Every wait is bounded; only the
 //! pids these tests start are signalled.
 
+mod hep_support;
+
+use hep_support::{hep_datagrams, restamp};
 use serde_json::Value;
 use std::fs::File;
 use std::io::{Read, Write};
@@ -371,49 +374,6 @@ fn sigterm_during_calls_stores_them_as_shutdown() {
     drop(_lock);
 }
 
-/// HEPv3 datagrams of a real Kamailio capture (tests/fixtures/sipp/kamailio-hep.pcap): the
-/// UDP payload of each frame, from its "HEP3" magic on.
-fn hep_datagrams() -> Vec<Vec<u8>> {
-    let mut cap =
-        callwarden::capture::file::FileCapture::open(&repo().join("tests/fixtures/sipp/kamailio-hep.pcap")).unwrap();
-    let mut out = Vec::new();
-    while let Some(f) = cap.next_frame().unwrap() {
-        if let Some(at) = f.bytes.windows(4).position(|w| w == b"HEP3") {
-            out.push(f.bytes[at..].to_vec());
-        }
-    }
-    // Move the packets' own times (chunks 9: seconds, 10: µs) to now, as a live mirror
-    // would stamp them: the daemon's timers run on the wall clock.
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as u32;
-    let first = out.first().and_then(|p| hep_seconds(p)).unwrap();
-    for p in &mut out {
-        let mut at = 6;
-        while at + 6 <= p.len() {
-            let kind = u16::from_be_bytes([p[at + 2], p[at + 3]]);
-            let len = usize::from(u16::from_be_bytes([p[at + 4], p[at + 5]]));
-            if kind == 9 && len == 10 {
-                let old = u32::from_be_bytes(p[at + 6..at + 10].try_into().unwrap());
-                p[at + 6..at + 10].copy_from_slice(&(now + old - first).to_be_bytes());
-            }
-            at += len.max(6);
-        }
-    }
-    out
-}
-
-fn hep_seconds(p: &[u8]) -> Option<u32> {
-    let mut at = 6;
-    while at + 6 <= p.len() {
-        let kind = u16::from_be_bytes([p[at + 2], p[at + 3]]);
-        let len = usize::from(u16::from_be_bytes([p[at + 4], p[at + 5]]));
-        if kind == 9 && len == 10 {
-            return Some(u32::from_be_bytes(p[at + 6..at + 10].try_into().ok()?));
-        }
-        at += len.max(6);
-    }
-    None
-}
-
 /// The calls `replay` stores from tests/fixtures/sipp/kamailio-hep.pcap, for comparison.
 fn replayed_kamailio_hep(d: &Path) -> Vec<Value> {
     let r = write_config(d, "replay.toml", "", "replay.db");
@@ -425,21 +385,6 @@ fn replayed_kamailio_hep(d: &Path) -> Vec<Value> {
         .unwrap();
     assert!(out.status.success());
     stored_calls(&r)
-}
-
-/// Set a HEP packet's own time (chunks 9 and 10), as an agent stamping it would.
-fn restamp(p: &mut [u8], secs: u32, usecs: u32) {
-    let mut at = 6;
-    while at + 6 <= p.len() {
-        let kind = u16::from_be_bytes([p[at + 2], p[at + 3]]);
-        let len = usize::from(u16::from_be_bytes([p[at + 4], p[at + 5]]));
-        match (kind, len) {
-            (9, 10) => p[at + 6..at + 10].copy_from_slice(&secs.to_be_bytes()),
-            (10, 10) => p[at + 6..at + 10].copy_from_slice(&usecs.to_be_bytes()),
-            _ => {}
-        }
-        at += len.max(6);
-    }
 }
 
 #[test]

@@ -399,6 +399,8 @@ pub struct Store {
     pub central_ca_file: String,
     /// Rows per forwarded batch (one PostgreSQL transaction).
     pub forward_batch: u32,
+    /// How often (s) a site copies the approvals made centrally.
+    pub approvals_pull_s: u32,
 }
 
 impl Default for Store {
@@ -410,6 +412,7 @@ impl Default for Store {
             central_password_file: String::new(),
             central_ca_file: String::new(),
             forward_batch: 500,
+            approvals_pull_s: 60,
         }
     }
 }
@@ -463,12 +466,28 @@ pub struct Api {
     pub listen: String,
     #[serde(rename = "token")]
     pub tokens: Vec<Token>,
+    /// For `serve --store postgres://...`: the sites whose recordings it plays, each with
+    /// its API and an auditor token (recordings stay at their site).
+    #[serde(rename = "site")]
+    pub sites: Vec<SiteApi>,
 }
 
 impl Default for Api {
     fn default() -> Self {
-        Api { listen: "127.0.0.1:8080".into(), tokens: Vec::new() }
+        Api { listen: "127.0.0.1:8080".into(), tokens: Vec::new(), sites: Vec::new() }
     }
+}
+
+/// Another site's API, as the central `serve` reaches it for a recording's audio.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SiteApi {
+    /// The site's `[site] name`.
+    pub name: String,
+    /// Its API's base URL, e.g. "https://branch-2.example:8443".
+    pub url: String,
+    /// A file holding a token of that site's with the auditor role (relative to the config).
+    pub token_file: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -375,6 +375,7 @@ impl Pipeline {
             callee: start.callee.clone(),
             dialled: start.dialled.clone(),
             group,
+            resumed: false,
         })
     }
 

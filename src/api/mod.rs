@@ -31,6 +31,7 @@ mod playback;
 mod policy_check;
 mod recordings;
 mod register;
+pub mod site_audio;
 mod stats;
 mod violations;
 mod web;
@@ -60,6 +61,8 @@ pub type MetricsFn = Arc<dyn Fn() -> String + Send + Sync>;
 pub type HealthFn = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 /// The calls in progress now, for `/api/live` and the page's live view.
 pub type LiveCallsFn = Arc<dyn Fn() -> Vec<LiveCall> + Send + Sync>;
+/// The forwarder's status (`/api/central`); `None`: no central store configured.
+pub type CentralFn = Arc<dyn Fn() -> Option<serde_json::Value> + Send + Sync>;
 /// Called after an approval was added or revoked, so the daemon can give the engine's
 /// policy the stored approvals again.
 pub type ApprovalsChangedFn = Arc<dyn Fn() + Send + Sync>;
@@ -101,7 +104,7 @@ pub(crate) fn not_at_central() -> ApiError {
 struct Inner {
     db_path: PathBuf,
     /// Set for `serve --store postgres://...`: every read goes to the central store.
-    central: Option<CentralReader>,
+    central_store: Option<CentralReader>,
     config: RwLock<Arc<ApiConfig>>,
     pool: Mutex<Vec<Db>>,
     /// One read-write connection, opened on first use, for the playback log and approvals.
@@ -110,6 +113,7 @@ struct Inner {
     metrics: Option<MetricsFn>,
     health: Option<HealthFn>,
     live_calls: Option<LiveCallsFn>,
+    central: Option<CentralFn>,
     approvals_changed: Option<ApprovalsChangedFn>,
     playback: Mutex<playback::Dedup>,
     /// `/api/stats` answers, valid while the database's `PRAGMA data_version` (read on
@@ -144,7 +148,7 @@ impl AppState {
         Ok(AppState {
             inner: Arc::new(Inner {
                 db_path: db_path.into(),
-                central: None,
+                central_store: None,
                 config: RwLock::new(Arc::new(cfg)),
                 pool: Mutex::new(Vec::new()),
                 writer: Mutex::new(None),
@@ -152,6 +156,7 @@ impl AppState {
                 metrics: None,
                 health: None,
                 live_calls: None,
+                central: None,
                 approvals_changed: None,
                 playback: Mutex::new(playback::Dedup::default()),
                 stats_cache: Mutex::new(stats::Cache::default()),
@@ -168,12 +173,12 @@ impl AppState {
     /// The API over the central store (read only), with the tokens, zone and policy of
     /// `settings`.
     pub fn central(reader: CentralReader, settings: &Settings) -> anyhow::Result<AppState> {
-        Ok(AppState::new(PathBuf::new(), settings)?.map_inner(|i| i.central = Some(reader)))
+        Ok(AppState::new(PathBuf::new(), settings)?.map_inner(|i| i.central_store = Some(reader)))
     }
 
     /// Serving the central store (no SQLite file behind).
     pub(crate) fn central_reader(&self) -> Option<&CentralReader> {
-        self.inner.central.as_ref()
+        self.inner.central_store.as_ref()
     }
 
     fn map_inner(mut self, f: impl FnOnce(&mut Inner)) -> AppState {
@@ -203,6 +208,11 @@ impl AppState {
     /// The calls in progress, for `/api/live`.
     pub fn with_live_calls(self, f: LiveCallsFn) -> AppState {
         self.map_inner(|i| i.live_calls = Some(f))
+    }
+
+    /// The forwarder's status, for `/api/central` and the page.
+    pub fn with_central(self, f: CentralFn) -> AppState {
+        self.map_inner(|i| i.central = Some(f))
     }
 
     /// Told after `POST /api/approvals` or a revocation changed the approvals table.
@@ -258,7 +268,7 @@ impl AppState {
         tokio::task::spawn_blocking(move || {
             let db = match state.inner.pool.lock().ok().and_then(|mut p| p.pop()) {
                 Some(db) => db,
-                None => match &state.inner.central {
+                None => match &state.inner.central_store {
                     Some(c) => Db {
                         reader: Box::new(c.with_timezone(&cfg.config.site.timezone).map_err(ApiError::any)?),
                         conn: None,
@@ -284,7 +294,7 @@ impl AppState {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
     {
-        if self.inner.central.is_some() {
+        if self.inner.central_store.is_some() {
             return Err(not_at_central());
         }
         let state = self.clone();
@@ -313,7 +323,7 @@ impl AppState {
     /// None over the central store: the sites write there without telling, so nothing
     /// is cached.
     pub(crate) fn data_version(&self) -> Result<Option<i64>, ApiError> {
-        if self.inner.central.is_some() {
+        if self.inner.central_store.is_some() {
             return Ok(None);
         }
         let mut guard = self.inner.version_conn.lock().map_err(|_| ApiError::internal("version lock poisoned"))?;
@@ -474,6 +484,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/policy/check", get(policy_check::check))
         .route("/api/events", get(events::sse))
         .route("/api/live", get(events::live))
+        .route("/api/central", get(central_status))
         .route_layer(from_fn_with_state(
             (state.clone(), Need::Role(callwarden_core::config::Role::Supervisor)),
             require,
@@ -571,6 +582,18 @@ async fn sites(axum::extract::State(state): axum::extract::State<AppState>) -> R
         }
     };
     Ok(axum::Json(serde_json::json!({ "central": state.central_reader().is_some(), "sites": sites })).into_response())
+}
+
+/// `/api/central`: the forwarder's backlog and state (`{"configured": false}` without a
+/// central store), so the page can say when this site's rows are not yet central.
+async fn central_status(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    match state.inner.central.as_ref().and_then(|f| f()) {
+        Some(mut v) => {
+            v["configured"] = true.into();
+            axum::Json(v).into_response()
+        }
+        None => axum::Json(serde_json::json!({ "configured": false })).into_response(),
+    }
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

@@ -169,6 +169,15 @@ pub fn spec() -> Value {
         json!(get("calls in progress", "supervisor", vec![], "{live: bool, calls: [LiveCall]}")),
     );
     paths.insert(
+        "/api/central".to_string(),
+        json!(get(
+            "forwarding to the central store: backlog and state",
+            "supervisor",
+            vec![],
+            "{configured, site, central, up, refused, backlog_rows, oldest_age_s, shipped_rows, failures, last_error}"
+        )),
+    );
+    paths.insert(
         "/api/recordings".to_string(),
         json!(get(
             "recordings, newest first",

@@ -62,6 +62,9 @@ pub struct Recording {
     /// The payload types that could not be decoded as stored, "18,98"; null when none.
     pub undecodable: Option<String>,
     pub retention_days: u32,
+    /// The call's whole recording, when this one is the part an earlier replay recorded
+    /// of a call a later replay completed (kept, not the call's recording); else null.
+    pub superseded_by: Option<String>,
 }
 
 impl From<rows::RecordingRow> for Recording {
@@ -85,6 +88,7 @@ impl From<rows::RecordingRow> for Recording {
             ended_at: r.ended_at,
             dtmf: r.dtmf,
             retention_days: r.retention_days,
+            superseded_by: r.superseded_by,
         }
     }
 }

@@ -303,7 +303,7 @@ async fn recordings_and_playback_log_json() {
     assert_eq!(
         keys(r2),
         "bytes,call_id,call_started_at,callee,caller,channels,dialled,dtmf,duration_ms,ended_at,group,id,\
-         retention_days,sample_rate,sha256,site,status,undecodable"
+         retention_days,sample_rate,sha256,site,status,superseded_by,undecodable"
     );
     assert_eq!((r2["id"].as_str(), r2["status"].as_str()), (Some("r2"), Some("recording")));
     assert!(r2["group"].is_null() && r2["sample_rate"].is_null() && r2["undecodable"].is_null());

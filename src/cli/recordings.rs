@@ -190,6 +190,10 @@ fn table(recs: &[RecordingRow]) -> Vec<Vec<String>> {
             let pts: Vec<String> = r.undecodable.iter().map(u8::to_string).collect();
             status.push_str(&format!(" (undecodable PT {})", pts.join(",")));
         }
+        if let Some(by) = &r.superseded_by {
+            // The part of a call an earlier replay saw: kept, not the call's recording.
+            status.push_str(&format!(" (superseded by {by})"));
+        }
         out.push(vec![
             r.id.clone(),
             table_time(&r.call_started_at),

@@ -8,7 +8,11 @@
 //! first packet follows within the call timeout re-reads the earlier files from the
 //! first such call's start, passing on only those calls (`Driver::warm_up`), so a call
 //! whose rest is in its files is completed under the same identity, and one whose rest
-//! never comes stays capture-ended. A damaged file stops at the damage: the
+//! never comes stays capture-ended. The recording of a call so completed (or read past
+//! its cut by a later run over the same files) is made again, whole, and supersedes the
+//! part the earlier replay recorded (`Driver::completes`, the recorder keeps that one).
+//! `--follow` plans the same from its first file and hands over the same at its stop.
+//! A damaged file stops at the damage: the
 //! calls completed before it are still stored, the error names the file and frame, and
 //! the exit code is 1.
 
@@ -154,15 +158,29 @@ struct Resume {
     consumed: Vec<OpenCall>,
     /// Call-ID, From tag, start (µs) of the calls resumed.
     resumed: HashSet<(String, String, i64)>,
+    /// The calls left open that this replay reads past the end of (the resumed ones, and
+    /// those whose cut falls inside its own files): their recordings are made whole.
+    completes: HashSet<(String, String, i64)>,
     /// The earlier files to re-read, from the first resumed call's start.
     prefix: Vec<Source>,
+    /// How many they were (`prefix` is taken to be read).
+    prefix_len: usize,
 }
 
 /// Which open calls this replay, whose first packet is at `first`, continues: those left
 /// by a replay that ended before `first` and no more than `horizon` (the call timeout)
 /// before it — later than that the engine would have timed them out. A call whose
-/// earlier files are gone is not resumed (said once), and stays capture-ended.
-fn plan_resume(db: &Path, srcs: &[Source], first: Ts, horizon: Dur) -> anyhow::Result<Resume> {
+/// earlier files are gone is not resumed (said once), and stays capture-ended. A call
+/// whose cut falls inside this replay's own files is read whole by it when
+/// `reads_past(cut)` — a file starts after the cut, or `--follow`, which reads on until
+/// stopped: its recording then replaces the partial one too.
+fn plan_resume(
+    db: &Path,
+    srcs: &[Source],
+    first: Ts,
+    horizon: Dur,
+    reads_past: impl Fn(Ts) -> bool,
+) -> anyhow::Result<Resume> {
     let mut r = Resume::default();
     let ours: HashSet<PathBuf> = srcs.iter().map(|s| absolute(&s.path)).collect();
     let mut files: Vec<PathBuf> = Vec::new();
@@ -174,7 +192,12 @@ fn plan_resume(db: &Path, srcs: &[Source], first: Ts, horizon: Dur) -> anyhow::R
             continue;
         }
         if end > first || c.started_us > first.as_micros() {
-            continue; // not before this capture: left for the replay of what follows it
+            // Not before this capture: left for the replay of what follows it, unless this
+            // one reads past the cut (its record then replaces the row, see `hand_over`).
+            if reads_past(end) && c.started_us >= first.as_micros() {
+                r.completes.insert(identity(&c));
+            }
+            continue;
         }
         if let Some(gone) = c.files.iter().find(|f| !f.is_file()) {
             eprintln!(
@@ -191,7 +214,8 @@ fn plan_resume(db: &Path, srcs: &[Source], first: Ts, horizon: Dur) -> anyhow::R
             }
         }
         from = from.min(Ts::from_micros(c.started_us));
-        r.resumed.insert((c.call_id.clone(), c.from_tag.clone().unwrap_or_default(), c.started_us));
+        r.resumed.insert(identity(&c));
+        r.completes.insert(identity(&c));
         r.consumed.push(c);
     }
     for f in files {
@@ -200,18 +224,34 @@ fn plan_resume(db: &Path, srcs: &[Source], first: Ts, horizon: Dur) -> anyhow::R
         s.from = Some(from);
         r.prefix.push(s);
     }
+    r.prefix_len = r.prefix.len();
     Ok(r)
 }
 
-/// Takes the records of the calls the capture's end cut (`capture-ended`).
-struct CutCalls(Arc<Mutex<Vec<(String, String, Ts)>>>);
+/// Call-ID, From tag ("" for none), start (µs): a call's identity across replays.
+fn identity(c: &OpenCall) -> (String, String, i64) {
+    (c.call_id.clone(), c.from_tag.clone().unwrap_or_default(), c.started_us)
+}
 
-impl Sink for CutCalls {
+/// The calls that ended in this replay: those the capture's end cut (`capture-ended`), and
+/// the identities of those that ended otherwise (whole).
+#[derive(Default)]
+struct Ended {
+    cut: Vec<(String, String, Ts)>,
+    whole: HashSet<(String, String, i64)>,
+}
+
+/// Takes the records of the calls as they end (`Ended`).
+struct EndedCalls(Arc<Mutex<Ended>>);
+
+impl Sink for EndedCalls {
     fn accept(&mut self, out: &Output) -> anyhow::Result<()> {
         if let Output::Call(CallEvent::Ended(r)) = out {
-            if r.end_reason == EndReason::CaptureEnded {
-                if let Ok(mut v) = self.0.lock() {
-                    v.push((r.call_id.clone(), r.from_tag.clone(), r.started_at));
+            if let Ok(mut e) = self.0.lock() {
+                if r.end_reason == EndReason::CaptureEnded {
+                    e.cut.push((r.call_id.clone(), r.from_tag.clone(), r.started_at));
+                } else {
+                    e.whole.insert((r.call_id.clone(), r.from_tag.clone(), r.started_at.as_micros()));
                 }
             }
         }
@@ -277,20 +317,56 @@ fn stop_on_signal() -> anyhow::Result<Arc<AtomicBool>> {
 /// How often `--follow` looks at the folder.
 const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// The files a replay read, in the order it opened them, each with its last packet time
+/// (`None`: none read), to know which hold a call left open.
+type Read = Vec<(PathBuf, Option<Ts>)>;
+
+/// What a replay starts from: the earlier replays' open calls it continues
+/// (`plan_resume`), with the driver told, and the sources to read, the files to re-read
+/// first. Said on stderr when some are resumed.
+fn start_resume(
+    db: &Path,
+    mut srcs: Vec<Source>,
+    horizon: Dur,
+    follow: bool,
+    driver: &mut Driver,
+) -> anyhow::Result<(Vec<Source>, Resume)> {
+    let Some(first) = srcs.iter().filter_map(|s| s.first).min() else { return Ok((srcs, Resume::default())) };
+    let starts: Vec<Ts> = srcs.iter().filter_map(|s| s.first).collect();
+    let mut resume = plan_resume(db, &srcs, first, horizon, |cut| follow || starts.iter().any(|t| *t > cut))?;
+    if !resume.resumed.is_empty() {
+        eprintln!(
+            "callwarden: resuming {} call(s) left open by an earlier replay: re-reading {}",
+            resume.resumed.len(),
+            resume.prefix.iter().map(|s| s.path.display().to_string()).collect::<Vec<_>>().join(", ")
+        );
+        driver.warm_up(first, resume.resumed.clone());
+    }
+    driver.completes(resume.completes.clone());
+    let mut all = std::mem::take(&mut resume.prefix);
+    all.append(&mut srcs);
+    Ok((all, resume))
+}
+
 /// `--follow DIR`: feed each capture file of `dir` once it is complete — a newer file
 /// (by modification time) exists, so the writer has moved on — oldest first; at the stop
 /// signal, the newest too. A ring buffer that reuses a name gives the file a new
 /// modification time, so it is read again. Files that are not captures are skipped with a
-/// note. Returns how many files were read.
+/// note. The first file read starts the run as a separate replay's files would
+/// (`start_resume`: the calls an earlier replay or `--follow` left open are resumed).
+/// Returns the files read and what was resumed.
 fn follow(
     dir: &std::path::Path,
     stop: &AtomicBool,
     driver: &mut Driver,
     errors: &mut Vec<CaptureError>,
     progress: &mut super::progress::Progress,
-) -> anyhow::Result<usize> {
+    db: &Path,
+    horizon: Dur,
+) -> anyhow::Result<(Read, Resume)> {
     let mut seen: std::collections::HashSet<(PathBuf, std::time::SystemTime)> = Default::default();
-    let mut read = 0usize;
+    let mut read: Read = Vec::new();
+    let mut resume = Resume::default();
     loop {
         let stopping = stop.load(Ordering::SeqCst);
         let mut files: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(dir)
@@ -308,8 +384,8 @@ fn follow(
             if !seen.insert((path.clone(), mtime)) {
                 continue;
             }
-            let mut cap = match FileCapture::open(&path) {
-                Ok(c) => c,
+            let src = match probe(&path) {
+                Ok(s) => s,
                 Err(CaptureError::NotCapture { .. }) => {
                     eprintln!("callwarden: {}: not a capture, skipped", path.display());
                     continue;
@@ -319,76 +395,36 @@ fn follow(
                     continue;
                 }
             };
-            read += 1;
-            feed_file(&mut cap, driver, errors, progress, usize::MAX, &mut None);
+            if read.is_empty() {
+                // The first file: with the earlier files of the calls it resumes, merged.
+                let (srcs, r) = start_resume(db, vec![src], horizon, true, driver)?;
+                resume = r;
+                read.extend(merge(srcs, driver, errors, progress)?);
+                continue;
+            }
+            let mut last = None;
+            feed_file(&mut FileCapture::open(&path)?, driver, errors, progress, usize::MAX, &mut last);
+            read.push((path, last));
         }
         if stopping {
-            return Ok(read);
+            return Ok((read, resume));
         }
         std::thread::sleep(FOLLOW_POLL);
     }
 }
 
-/// A capture taken with a snap length shorter than its packets loses the end of long SIP
-/// messages (INVITEs with SDP): said once per file, the messages counted as `sip-truncated`.
-fn say_if_cut(cap: &FileCapture) {
-    if let Some((n, snap)) = cap.cut_frames() {
-        eprintln!(
-            "callwarden: {}: {n} frame(s) cut short by the capture's snap length ({snap} bytes); \
-             SIP messages in them are counted as sip-truncated: capture with tcpdump -s 0",
-            cap.path().display()
-        );
-    }
-}
-
-pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
-    let settings = Settings::load(common.config.as_deref(), common.db.as_deref())?;
-    settings.check_data_owner("replay")?;
-    let mut srcs = match (a.follow, a.files.as_slice()) {
-        (false, _) => sources(&a.files)?,
-        (true, [dir]) if dir.is_dir() => Vec::new(),
-        (true, _) => anyhow::bail!("--follow watches exactly one folder"),
-    };
-    // Before anything is opened, so a signal during the set-up is not lost.
-    let stop = if a.follow { Some(stop_on_signal()?) } else { None };
-    let mut more: Vec<Box<dyn Sink + Send>> =
-        if a.quiet || a.json { Vec::new() } else { vec![Box::new(ConsoleSink::new(&settings.config.site.timezone))] };
-    let cut_calls = Arc::new(Mutex::new(Vec::new()));
-    more.push(Box::new(CutCalls(cut_calls.clone())));
-    let pipeline = Pipeline::open(&settings, Mode::Replay { webhooks: !a.no_webhooks }, more)?;
-    let (mut driver, rec_start) = (pipeline.driver, pipeline.recordings_start);
-    let webhooks = if a.no_webhooks { &[][..] } else { &settings.config.alerts.webhooks[..] };
-
-    // Calls earlier replays left open that this one may complete (not with --follow,
-    // which reads a rotated set in one run anyway).
-    let first = srcs.iter().filter_map(|s| s.first).min();
-    let horizon = Dur::from_secs(i64::from(settings.config.limits.call_timeout_s));
-    let resume = match first {
-        Some(first) if !a.follow => plan_resume(&settings.db_path, &srcs, first, horizon)?,
-        _ => Resume::default(),
-    };
-    if let (Some(first), false) = (first, resume.resumed.is_empty()) {
-        eprintln!(
-            "callwarden: resuming {} call(s) left open by an earlier replay: re-reading {}",
-            resume.resumed.len(),
-            resume.prefix.iter().map(|s| s.path.display().to_string()).collect::<Vec<_>>().join(", ")
-        );
-        driver.warm_up(first, resume.resumed.clone());
-    }
-    let n_prefix = resume.prefix.len();
-    srcs.splice(0..0, resume.prefix);
-
-    let mut errors: Vec<CaptureError> = Vec::new();
-    let mut n_files = srcs.len() - n_prefix;
+/// Feed `srcs` merged by packet time (one file: straight from the reader's buffer, no
+/// copy). Returns each file with the last packet time read from it.
+fn merge(
+    mut srcs: Vec<Source>,
+    driver: &mut Driver,
+    errors: &mut Vec<CaptureError>,
+    progress: &mut super::progress::Progress,
+) -> anyhow::Result<Read> {
     let paths: Vec<PathBuf> = srcs.iter().map(|s| s.path.clone()).collect();
-    // The last packet time read from each file, to know which files hold a cut call.
     let mut lasts: Vec<Option<Ts>> = vec![None; srcs.len()];
-    let mut progress = super::progress::Progress::new(&paths);
-    if let (Some(stop), [dir]) = (&stop, a.files.as_slice()) {
-        n_files = follow(dir, stop, &mut driver, &mut errors, &mut progress)?;
-    } else if let ([only], [last]) = (srcs.as_slice(), lasts.as_mut_slice()) {
-        // One file: feed its frames straight from the reader's buffer, no copy.
-        feed_file(&mut FileCapture::open(&only.path)?, &mut driver, &mut errors, &mut progress, 0, last);
+    if let ([only], [last]) = (srcs.as_slice(), lasts.as_mut_slice()) {
+        feed_file(&mut FileCapture::open(&only.path)?, driver, errors, progress, 0, last);
     } else {
         // k-way merge by packet time; ties go to the earlier file on the command line. A
         // file is opened when the merge reaches its first frame and closed at its end, so a
@@ -429,50 +465,76 @@ pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
             h.advance();
             if h.next.is_none() {
                 let (_, done) = heads.swap_remove(k);
-                file_done(&done.cap, &mut driver);
+                file_done(&done.cap, driver);
                 errors.extend(done.error);
             }
         }
         // Files that ended (or failed) at their first frame.
         for (_, h) in heads {
-            file_done(&h.cap, &mut driver);
+            file_done(&h.cap, driver);
             errors.extend(h.error);
         }
     }
+    Ok(paths.into_iter().zip(lasts).collect())
+}
+
+/// A capture taken with a snap length shorter than its packets loses the end of long SIP
+/// messages (INVITEs with SDP): said once per file, the messages counted as `sip-truncated`.
+fn say_if_cut(cap: &FileCapture) {
+    if let Some((n, snap)) = cap.cut_frames() {
+        eprintln!(
+            "callwarden: {}: {n} frame(s) cut short by the capture's snap length ({snap} bytes); \
+             SIP messages in them are counted as sip-truncated: capture with tcpdump -s 0",
+            cap.path().display()
+        );
+    }
+}
+
+pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(common.config.as_deref(), common.db.as_deref())?;
+    settings.check_data_owner("replay")?;
+    let srcs = match (a.follow, a.files.as_slice()) {
+        (false, _) => sources(&a.files)?,
+        (true, [dir]) if dir.is_dir() => Vec::new(),
+        (true, _) => anyhow::bail!("--follow watches exactly one folder"),
+    };
+    // Before anything is opened, so a signal during the set-up is not lost.
+    let stop = if a.follow { Some(stop_on_signal()?) } else { None };
+    let mut more: Vec<Box<dyn Sink + Send>> =
+        if a.quiet || a.json { Vec::new() } else { vec![Box::new(ConsoleSink::new(&settings.config.site.timezone))] };
+    let ended = Arc::new(Mutex::new(Ended::default()));
+    more.push(Box::new(EndedCalls(ended.clone())));
+    let pipeline = Pipeline::open(&settings, Mode::Replay { webhooks: !a.no_webhooks }, more)?;
+    let (mut driver, rec_start) = (pipeline.driver, pipeline.recordings_start);
+    let webhooks = if a.no_webhooks { &[][..] } else { &settings.config.alerts.webhooks[..] };
+
+    // Calls earlier replays (or `--follow` runs) left open that this one may complete:
+    // planned from the first packet of its files (with `--follow`, of the first file read).
+    let horizon = Dur::from_secs(i64::from(settings.config.limits.call_timeout_s));
+    let mut errors: Vec<CaptureError> = Vec::new();
+    let mut progress;
+    let (read, resume) = if let (Some(stop), [dir]) = (&stop, a.files.as_slice()) {
+        progress = super::progress::Progress::new(&[]);
+        follow(dir, stop, &mut driver, &mut errors, &mut progress, &settings.db_path, horizon)?
+    } else {
+        let (srcs, resume) = start_resume(&settings.db_path, srcs, horizon, false, &mut driver)?;
+        let paths: Vec<PathBuf> = srcs.iter().map(|s| s.path.clone()).collect();
+        progress = super::progress::Progress::new(&paths);
+        (merge(srcs, &mut driver, &mut errors, &mut progress)?, resume)
+    };
+    // The files named (or, with --follow, found), not those re-read to resume.
+    let n_files = read.len().saturating_sub(resume.prefix_len);
     progress.finish();
     driver.finish(EndReason::CaptureEnded);
     let counters = driver.engine().counters().clone();
     let link = driver.engine().track_stats().link;
     let sink_errors = driver.sink_errors;
     let closed = pipeline.closer.close(driver, WEBHOOK_GRACE)?;
-    if !a.follow {
-        // After the store's writer closed: the open calls are handed over on a connection
-        // of their own.
-        let cut = cut_calls.lock().map(|v| v.clone()).unwrap_or_default();
-        let end = lasts.iter().flatten().max().copied();
-        let left: Vec<OpenCall> = match end {
-            Some(end) => cut
-                .into_iter()
-                .map(|(call_id, tag, at)| OpenCall {
-                    call_id,
-                    from_tag: (!tag.is_empty()).then_some(tag),
-                    started_us: at.as_micros(),
-                    files: paths
-                        .iter()
-                        .zip(&lasts)
-                        .filter(|(_, l)| l.is_some_and(|l| l >= at))
-                        .map(|(p, _)| absolute(p))
-                        .collect(),
-                    capture_end_us: end.as_micros(),
-                })
-                .collect(),
-            None => Vec::new(),
-        };
-        if !left.is_empty() || !resume.consumed.is_empty() {
-            replay_open::hand_over(&settings.db_path, &resume.consumed, &left)?;
-        }
-    }
-    let (written, recorded, alert_stats) = (closed.written, closed.recorded, closed.alerts);
+    // After the store's writer closed: the open calls are handed over on a connection of
+    // their own.
+    hand_over(&settings.db_path, &ended, &read, resume.consumed)?;
+    let (written, recorded, alert_stats, forwarded) =
+        (closed.written, closed.recorded, closed.alerts, closed.forwarded);
     if !webhooks.is_empty() && alert_stats.delivered < alert_stats.raised * webhooks.len() as u64 {
         eprintln!(
             "callwarden: webhooks: {} of {} alert(s) delivered ({} failed, {} dropped; see the log)",
@@ -485,9 +547,23 @@ pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
 
     let errors: Vec<&CaptureError> = errors.iter().collect();
     if a.json {
-        print_json(&counters, &written, &errors, &settings, &recorded, &rec_start, &link);
+        let mut doc = summary_json(&counters, &written, &errors, &settings, &recorded, &rec_start, &link);
+        doc["central"] = forwarded
+            .map(|f| serde_json::json!({"shipped_rows": f.shipped_rows, "backlog_rows": f.backlog_rows}))
+            .unwrap_or_default();
+        println!("{doc:#}");
     } else {
         print_summary(n_files, &counters, &written, &settings, &recorded, &rec_start, &link);
+        if let Some(f) = forwarded {
+            println!("  central store    {:>10}  rows shipped, {} still queued", f.shipped_rows, f.backlog_rows);
+        }
+    }
+    if let Some(f) = forwarded.filter(|f| f.backlog_rows > 0) {
+        eprintln!(
+            "callwarden: {} row(s) not yet in the central store (see the log); they stay queued in {} and go out with the next replay or `run`",
+            f.backlog_rows,
+            settings.db_path.display()
+        );
     }
     for e in &errors {
         eprintln!("callwarden: {e}");
@@ -496,6 +572,41 @@ pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
         eprintln!("callwarden: {sink_errors} outputs could not be delivered (see the log)");
     }
     Ok(if errors.is_empty() && sink_errors == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Remember the calls this replay leaves open (`capture-ended`) for the next one, with
+/// the files that hold them (`read`), and forget the `consumed` ones, in one transaction.
+/// A call this replay stored whole is forgotten too (an earlier replay had left it open:
+/// it is complete now), and a call cut here that the database already holds whole (a file
+/// replayed again after the ones that follow it) is not left open: nothing would replace
+/// its whole record, and its recording must not be replaced by a part again.
+fn hand_over(db: &Path, ended: &Mutex<Ended>, read: &Read, mut consumed: Vec<OpenCall>) -> anyhow::Result<()> {
+    let ended = std::mem::take(&mut *ended.lock().map_err(|_| anyhow::anyhow!("the ended calls' lock"))?);
+    let end = read.iter().filter_map(|(_, l)| *l).max();
+    let mut left: Vec<OpenCall> = Vec::new();
+    if let (Some(end), false) = (end, ended.cut.is_empty()) {
+        let reader = store::Reader::open(db)?;
+        for (call_id, tag, at) in ended.cut {
+            let stored = reader.call(&call_id)?;
+            if stored.is_some_and(|d| d.call.started_us == at.as_micros() && d.call.end_reason != "capture-ended") {
+                continue;
+            }
+            left.push(OpenCall {
+                files: read.iter().filter(|(_, l)| l.is_some_and(|l| l >= at)).map(|(p, _)| absolute(p)).collect(),
+                call_id,
+                from_tag: (!tag.is_empty()).then_some(tag),
+                started_us: at.as_micros(),
+                capture_end_us: end.as_micros(),
+            });
+        }
+    }
+    if !ended.whole.is_empty() {
+        consumed.extend(replay_open::load(db)?.into_iter().filter(|c| ended.whole.contains(&identity(c))));
+    }
+    if !left.is_empty() || !consumed.is_empty() {
+        replay_open::hand_over(db, &consumed, &left)?;
+    }
+    Ok(())
 }
 
 fn print_summary(
@@ -532,6 +643,12 @@ fn print_summary(
         "  recordings       {:>10}  (complete {}, empty {}, kept before {}, frames {}, raw packets {})",
         r.started, r.completed, r.empty, r.skipped_existing, r.frames_written, r.raw_packets
     );
+    if r.superseded > 0 {
+        println!(
+            "  recordings superseded {:>5}  (the part an earlier replay recorded of a call completed now; kept)",
+            r.superseded
+        );
+    }
     if let Some(rep) = rs.repair.as_ref().filter(|rep| !rep.is_empty()) {
         println!("  repaired at start {:>9}  (missing {})", rep.repaired.len(), rep.missing.len());
     }
@@ -560,7 +677,7 @@ fn print_summary(
     }
 }
 
-fn print_json(
+fn summary_json(
     c: &Counters,
     w: &store::WriteSummary,
     errors: &[&CaptureError],
@@ -568,7 +685,7 @@ fn print_json(
     r: &recorder::RecorderSummary,
     rs: &recorder::StartReport,
     link: &LinkStats,
-) {
+) -> serde_json::Value {
     let drops: serde_json::Map<String, serde_json::Value> =
         c.drops.iter().map(|(k, v)| (k.as_str().to_string(), (*v).into())).collect();
     let doc = serde_json::json!({
@@ -595,5 +712,5 @@ fn print_json(
         "recordings_start": rs,
         "errors": errors.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
     });
-    println!("{doc:#}");
+    doc
 }

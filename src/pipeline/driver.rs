@@ -5,7 +5,9 @@
 //! May use: core, `sink`. Invariant: `poll_output` is drained to `None` after every
 //! engine call, so outputs reach the sinks in the order they became known; during a
 //! warm-up (`warm_up`) the outputs about what an earlier replay already stored are
-//! dropped here, before any sink.
+//! dropped here, before any sink; the recording of a call an earlier replay stored cut
+//! (`completes`) is marked `resumed` here, so the recorder records it whole in place of
+//! the part that replay recorded.
 
 use crate::sink::Sink;
 use callwarden_core::media::RecordingEvent;
@@ -19,6 +21,10 @@ pub struct Driver {
     /// Sink errors seen (each is also logged).
     pub sink_errors: u64,
     warm_up: Option<WarmUp>,
+    /// Calls an earlier replay stored cut that this one completes: Call-ID, From tag,
+    /// start (µs); and the keys they got here.
+    completes: HashSet<(String, String, i64)>,
+    completing: HashSet<CallKey>,
 }
 
 /// Re-reading the end of an earlier replay's files to resume the calls it left open: of
@@ -36,7 +42,13 @@ struct WarmUp {
 
 impl Driver {
     pub fn new(engine: Engine, sinks: Vec<Box<dyn Sink + Send>>) -> Driver {
-        Driver { engine, sinks, sink_errors: 0, warm_up: None }
+        Driver { engine, sinks, sink_errors: 0, warm_up: None, completes: HashSet::new(), completing: HashSet::new() }
+    }
+
+    /// Calls (Call-ID, From tag, start in µs) an earlier replay stored cut and recorded in
+    /// part, which this one reads to their end: their recordings are marked `resumed`.
+    pub fn completes(&mut self, calls: HashSet<(String, String, i64)>) {
+        self.completes.extend(calls);
     }
 
     /// Pass on, of what happened before `from`, only the `resumed` calls (Call-ID, From
@@ -90,11 +102,33 @@ impl Driver {
     }
 
     fn drain(&mut self) {
-        while let Some(out) = self.engine.poll_output() {
+        while let Some(mut out) = self.engine.poll_output() {
             if self.warm_up.as_mut().is_some_and(|w| w.holds(&out)) {
                 continue;
             }
+            if !self.completes.is_empty() {
+                self.mark_resumed(&mut out);
+            }
             self.dispatch(&out);
+        }
+    }
+
+    /// A recording begun for a call in `completes` is marked `resumed` (the engine emits
+    /// it after the call's start, or after the leg link that made it recorded).
+    fn mark_resumed(&mut self, out: &mut Output) {
+        match out {
+            Output::Call(CallEvent::Started(s))
+                if self.completes.contains(&(s.call_id.clone(), s.from_tag.clone(), s.at.as_micros())) =>
+            {
+                self.completing.insert(s.key);
+            }
+            Output::Recording(RecordingEvent::Begin(info)) => {
+                info.resumed |= self.completing.contains(&info.key);
+            }
+            Output::Call(CallEvent::Ended(r)) => {
+                self.completing.remove(&r.key);
+            }
+            _ => {}
         }
     }
 

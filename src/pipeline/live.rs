@@ -12,10 +12,12 @@ use super::{feed_approvals, Driver};
 use crate::capture::live::OwnedFrame;
 use crate::metrics::{MetricsHandle, Snapshot};
 use crate::reload::ReloadResult;
+use crate::store::central::forward::ForwardStatus;
 use crate::store::StoreInput;
 use callwarden_core::track::EndReason;
 use callwarden_core::{Dur, Ts};
 use crossbeam_channel::{select, Receiver};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 /// Frames that may wait between the capture threads and the pipeline (~1 s at 50,000
@@ -54,6 +56,8 @@ pub struct LiveIo {
     pub store: Option<Box<dyn StoreInput>>,
     /// The database, to re-read the stored approvals on a config reload.
     pub db: Option<std::path::PathBuf>,
+    /// The forwarder, whose copy of the central approvals changing means a reload.
+    pub forward: Option<std::sync::Arc<ForwardStatus>>,
 }
 
 /// The pipeline thread's loop: frames and control messages in, timers on idle, counters
@@ -65,6 +69,8 @@ pub fn run(mut driver: Driver, io: LiveIo, clock: &dyn Fn() -> Ts) -> Driver {
     let mut lag = 0i64;
     let mut last_publish = std::time::Instant::now();
     let mut trim = Trim::default();
+    let approvals_changes = || io.forward.as_ref().map_or(0, |f| f.approvals_changes.load(Ordering::Relaxed));
+    let mut approvals_seen = approvals_changes();
     loop {
         let now = clock();
         let wait = match driver.engine().poll_timeout() {
@@ -116,6 +122,12 @@ pub fn run(mut driver: Driver, io: LiveIo, clock: &dyn Fn() -> Ts) -> Driver {
             publish(&driver, &io.metrics, io.store.as_deref(), frames.len(), lag, reloads);
             lag = 0;
             let _ = trim.after(driver.engine().tracked_calls());
+            // The forwarder copied changed central approvals into the database.
+            let changes = approvals_changes();
+            if changes != approvals_seen {
+                approvals_seen = changes;
+                reload_approvals(&mut driver, io.db.as_deref());
+            }
         }
     }
     driver.finish(EndReason::Shutdown);

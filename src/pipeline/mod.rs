@@ -17,6 +17,8 @@ pub use driver::Driver;
 use crate::settings::Settings;
 use crate::sink::alerts::{AlertCounters, AlertStats, AlertsCloser, AlertsOptions, AlertsSink};
 use crate::sink::{database::Database, recorder, Sink};
+use crate::store::central::forward::{self, ForwardStatus, ForwardSummary, Forwarder};
+use crate::store::central::Central;
 use crate::store::{self, StoreInput, StoreOptions, StoreWriter, WriteSummary};
 use anyhow::Context;
 use callwarden_core::Engine;
@@ -40,6 +42,12 @@ pub enum Mode {
 /// How long a full recorder queue may hold up a live pipeline before audio is dropped.
 const RECORDER_WAIT: Duration = Duration::from_millis(20);
 
+/// How long closing may go on shipping the backlog to the central store: a replay waits
+/// for its rows to leave (the operator expects them centrally when it returns), a daemon
+/// stopping must not hold systemd up; what is left stays queued for the next start.
+const FORWARD_DRAIN_REPLAY: Duration = Duration::from_secs(30);
+const FORWARD_DRAIN_LIVE: Duration = Duration::from_secs(5);
+
 /// An open pipeline: the driver to feed, and what closes the sinks after it.
 pub struct Pipeline {
     pub driver: Driver,
@@ -50,6 +58,8 @@ pub struct Pipeline {
     pub alert_counters: Arc<AlertCounters>,
     /// What the recorder repaired and expired when it opened.
     pub recordings_start: recorder::StartReport,
+    /// The forwarder's status, when a central store is configured (`/metrics`, page).
+    pub forward: Option<Arc<ForwardStatus>>,
 }
 
 /// Closes the sinks of a pipeline once its driver is done (`close`).
@@ -57,6 +67,7 @@ pub struct Closer {
     writer: StoreWriter,
     recorder: recorder::Recorder,
     alerts: Option<AlertsCloser>,
+    forwarder: Option<(Forwarder, Duration)>,
     db: PathBuf,
     recordings: PathBuf,
 }
@@ -66,6 +77,8 @@ pub struct Closed {
     pub written: WriteSummary,
     pub recorded: recorder::RecorderSummary,
     pub alerts: AlertStats,
+    /// Rows shipped to the central store and left queued, when there is one.
+    pub forwarded: Option<ForwardSummary>,
 }
 
 impl Pipeline {
@@ -83,7 +96,15 @@ impl Pipeline {
         };
         let (store_sink, writer) = store::open_with(&settings.db_path, &cfg.site.timezone, opts)
             .with_context(|| format!("{}: cannot open the database", settings.db_path.display()))?;
+        // Forwarding first: it copies the approvals made centrally, which the engine takes
+        // with the site's own.
+        let forwarder = start_forwarding(settings)?;
         feed_approvals(&mut engine, &settings.db_path)?;
+        let forward = forwarder.as_ref().map(Forwarder::status);
+        let drain = match mode {
+            Mode::Live => FORWARD_DRAIN_LIVE,
+            Mode::Replay { .. } => FORWARD_DRAIN_REPLAY,
+        };
         let webhooks = match mode {
             Mode::Replay { webhooks: false } => &[][..],
             _ => &cfg.alerts.webhooks[..],
@@ -110,29 +131,69 @@ impl Pipeline {
                 writer,
                 recorder,
                 alerts: alerts_closer,
+                forwarder: forwarder.map(|f| (f, drain)),
                 db: settings.db_path.clone(),
                 recordings: settings.recordings_dir.clone(),
             },
             store: Box::new(store_sink),
             alert_counters,
             recordings_start,
+            forward,
         })
     }
 }
 
 impl Closer {
     /// Shut the sinks in order: drop the driver (and with it the sinks' queues), let the
-    /// recorder finish its files (hashes, rows), flush and close the store, then give
-    /// queued webhook alerts `alerts_grace` to go out. Every step runs even when an
+    /// recorder finish its files (hashes, rows), flush and close the store, ship what it
+    /// committed to the central store (bounded), then give queued webhook alerts
+    /// `alerts_grace` to go out. Every step runs even when an
     /// earlier one failed; the first failure is returned after all have run.
     pub fn close(self, driver: Driver, alerts_grace: Duration) -> anyhow::Result<Closed> {
         drop(driver);
         let recorded =
             self.recorder.close().with_context(|| format!("{}: recording failed", self.recordings.display()));
         let written = self.writer.close().with_context(|| format!("{}: storing calls failed", self.db.display()));
+        let forwarded = self.forwarder.map(|(f, drain)| f.close(drain));
         let alerts = self.alerts.map(|c| c.close(alerts_grace)).unwrap_or_default();
-        Ok(Closed { written: written?, recorded: recorded?, alerts })
+        Ok(Closed { written: written?, recorded: recorded?, alerts, forwarded })
     }
+}
+
+/// Forwarding to the central store, as configured: on (queue every row written from now,
+/// and what the database already holds the first time, then start the forwarder), or off
+/// (a site alone queues nothing). Refuses a database that went out under another site name.
+fn start_forwarding(settings: &Settings) -> anyhow::Result<Option<Forwarder>> {
+    let cfg = &settings.config;
+    let mut conn = rusqlite::Connection::open(&settings.db_path)
+        .with_context(|| format!("{}: cannot open the database", settings.db_path.display()))?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    let Some(central) = Central::of(&cfg.store, &settings.base_dir) else {
+        if forward::disable(&conn)? {
+            tracing::warn!("no [store] central any more: rows are no longer queued for a central store");
+        }
+        return Ok(None);
+    };
+    let queued = forward::enable(&mut conn, &cfg.site.name)?;
+    if queued > 0 {
+        tracing::info!(rows = queued, "forwarding turned on: the rows already stored are queued for the central store");
+    }
+    match store::central::approvals::pull_now(&central, &mut conn, &cfg.site.name, &cfg.site.timezone) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(changed = n, "approvals from the central store copied"),
+        Err(e) => tracing::warn!(
+            error = %format!("{e:#}"),
+            "approvals: the central store did not answer; judging with the last copy of its approvals"
+        ),
+    }
+    drop(conn);
+    Ok(Some(Forwarder::start(
+        &settings.db_path,
+        central,
+        cfg.site.name.clone(),
+        cfg.store.forward_batch,
+        Duration::from_secs(u64::from(cfg.store.approvals_pull_s)),
+    )?))
 }
 
 /// Give the engine the approvals in force in the database at `db` (`callwarden approve`):

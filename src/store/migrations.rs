@@ -17,6 +17,8 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (7, "0007_from_tag", include_str!("migrations/0007_from_tag.sql")),
     (8, "0008_replay_open", include_str!("migrations/0008_replay_open.sql")),
     (9, "0009_forward_queue", include_str!("migrations/0009_forward_queue.sql")),
+    (10, "0010_central_approvals", include_str!("migrations/0010_central_approvals.sql")),
+    (11, "0011_recordings_superseded", include_str!("migrations/0011_recordings_superseded.sql")),
 ];
 
 /// The schema version this build writes and reads.
@@ -97,6 +99,51 @@ mod tests {
         assert_eq!(apply(&mut conn).unwrap(), latest(), "second open finds it migrated");
         let v: String = conn.query_row("SELECT value FROM meta WHERE key = 'x'", [], |r| r.get(0)).unwrap();
         assert_eq!(v, "y", "data survives a second open");
+    }
+
+    /// 0011 rebuilds `recordings` (to drop a UNIQUE): every row and column survives.
+    #[test]
+    fn recordings_survive_the_0011_rebuild() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for &(v, _, sql) in MIGRATIONS.iter().filter(|m| m.0 < 9) {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", v).unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO recordings (id, call_id, call_started_us, caller, callee, dialled, group_name, path,
+                 status, sample_rate, frames, sha256, dtmf, retention_days, day, month)
+             VALUES ('aa', 'c1', 7, '8001', '8101', '8101', 'dispatch', '2026/01/01/aa.wav', 'complete', 8000,
+                 16000, 'ab', '1', 30, '2026-01-01', '2026-01')",
+        )
+        .unwrap();
+        assert_eq!(apply(&mut conn).unwrap(), 8);
+        let row: (String, i64, String, i64, Option<String>, i64) = conn
+            .query_row(
+                "SELECT call_id, call_started_us, status, frames, superseded_by, channels FROM recordings
+                 WHERE id = 'aa'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+            )
+            .unwrap();
+        assert_eq!(row, ("c1".into(), 7, "complete".into(), 16000, None, 2));
+        let indexes: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'recordings'
+                 AND name LIKE 'recordings_%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexes, 4);
+        // The central store's queue (0009) still sees recordings after the rebuild.
+        conn.execute_batch(
+            "INSERT INTO meta (key, value) VALUES ('forward', 'on');
+             UPDATE recordings SET status = 'repaired' WHERE id = 'aa'",
+        )
+        .unwrap();
+        let queued: i64 =
+            conn.query_row("SELECT count(*) FROM forward_queue WHERE tbl = 'recordings'", [], |r| r.get(0)).unwrap();
+        assert_eq!(queued, 1, "the forward triggers of recordings survive the rebuild");
     }
 
     #[test]

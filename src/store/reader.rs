@@ -158,7 +158,7 @@ pub struct Reader {
     pub(super) conn: Connection,
     pub(super) tz: TimeZone,
     /// The database's schema version (older ones lack some columns: see `link_columns`).
-    schema: u32,
+    pub(super) schema: u32,
     /// This site's name (`[site] name`), stamped on every row read; None when unset.
     pub(super) site: Option<String>,
 }
@@ -298,8 +298,12 @@ const LINK_SCHEMA: u32 = 5;
 /// database rather than judge its calls with today's config).
 const VERDICT_SCHEMA: u32 = 6;
 
-/// Column 19 of a call row: its recording's id (none for a call with no media at all).
+/// Column 19 of a call row: its recording's id (none for a call with no media at all),
+/// the one not superseded (0011).
 const RECORDING_OF_CALL: &str = "(SELECT r.id FROM recordings r WHERE r.call_id = c.call_id
+     AND r.call_started_us = c.started_us AND r.status <> 'empty' AND r.superseded_by IS NULL) AS recording";
+/// The same before 0011 (no superseded recordings).
+const RECORDING_OF_CALL_8: &str = "(SELECT r.id FROM recordings r WHERE r.call_id = c.call_id
      AND r.call_started_us = c.started_us AND r.status <> 'empty') AS recording";
 
 const VIOLATION_COLUMNS: &str =
@@ -473,8 +477,9 @@ impl Reader {
         let sql = format!(
             "SELECT c.call_id, c.caller, c.callee, c.dialled, c.number, c.direction, c.class, c.group_name,
                     c.started_us, c.ringing_us, c.answered_us, c.ended_us, c.rings, c.ring_ms, c.talk_ms,
-                    c.answered, c.end_reason, c.sip_status, c.cost_fen, {RECORDING_OF_CALL}, {}
+                    c.answered, c.end_reason, c.sip_status, c.cost_fen, {}, {}
              FROM calls c {} ORDER BY c.started_us {order}, c.call_id {order} LIMIT ?",
+            self.recording_of_call_column(),
             self.link_columns(),
             w.sql()
         );
@@ -497,9 +502,10 @@ impl Reader {
         let mut stmt = self.conn.prepare(&format!(
             "SELECT c.call_id, c.caller, c.callee, c.dialled, c.number, c.direction, c.class, c.group_name,
                     c.started_us, c.ringing_us, c.answered_us, c.ended_us, c.rings, c.ring_ms, c.talk_ms,
-                    c.answered, c.end_reason, c.sip_status, c.cost_fen, {RECORDING_OF_CALL}, {},
+                    c.answered, c.end_reason, c.sip_status, c.cost_fen, {}, {},
                     c.caller_display, c.dtmf, c.media_caller, c.media_callee, c.ladder
              FROM calls c WHERE c.call_id = ? ORDER BY c.started_us DESC LIMIT 1",
+            self.recording_of_call_column(),
             self.link_columns()
         ))?;
         let found = stmt
@@ -672,6 +678,14 @@ impl Reader {
     /// Columns 20–25 of a call row: how its legs were linked (0005; a database before
     /// that stored calls of one dialog each, read as such) and its stored STA-1 verdict
     /// (0006; NULL before).
+    fn recording_of_call_column(&self) -> &'static str {
+        if self.schema >= super::recordings::SUPERSEDED_SCHEMA {
+            RECORDING_OF_CALL
+        } else {
+            RECORDING_OF_CALL_8
+        }
+    }
+
     fn link_columns(&self) -> String {
         let link = if self.schema >= LINK_SCHEMA { LINK_COLUMNS } else { NO_LINK_COLUMNS };
         let effective = if self.schema >= VERDICT_SCHEMA { "c.effective" } else { "NULL" };

@@ -7,8 +7,10 @@
 //! May use: rusqlite, jiff, serde_json, `reader` (for `Reader`, `format_ts`), `migrations`.
 //! Invariants: a row is keyed by the recording id (`recording_id(call_id, started_at)`),
 //! so a replayed call is the same row; a finished row (`complete`, `repaired`,
-//! `expired`) is never reset to `recording` (evidence is not overwritten); every value
-//! read back goes through a checked conversion.
+//! `expired`) is never reset to `recording` (evidence is not overwritten); a call has at
+//! most one recording not superseded (`superseded_by`, 0011: the partial recording of a
+//! call a later replay completed, kept with its file and hash); every value read back goes
+//! through a checked conversion.
 
 use super::migrations;
 use super::query::{Cursor, Filter};
@@ -136,7 +138,7 @@ pub fn begin(conn: &Connection, r: &NewRecording) -> rusqlite::Result<BeginOutco
     // start differs by microseconds, so its id does too; it is still the one recording.
     let other: Option<String> = conn
         .prepare_cached(
-            "SELECT status FROM recordings WHERE call_id = ?1 AND id != ?2
+            "SELECT status FROM recordings WHERE call_id = ?1 AND id != ?2 AND superseded_by IS NULL
                  AND call_started_us BETWEEN ?3 - ?4 AND ?3 + ?4
              ORDER BY abs(call_started_us - ?3) LIMIT 1",
         )?
@@ -178,6 +180,43 @@ pub fn begin(conn: &Connection, r: &NewRecording) -> rusqlite::Result<BeginOutco
         r.month
     ])?;
     Ok(BeginOutcome::Started)
+}
+
+/// The recording of the call (Call-ID, start) that is not superseded, if any: its id and
+/// status (`None` for a status this build does not know).
+pub fn current_of_call(
+    conn: &Connection,
+    call_id: &str,
+    started_us: i64,
+) -> rusqlite::Result<Option<(String, Option<RecordingStatus>)>> {
+    conn.prepare_cached(
+        "SELECT id, status FROM recordings WHERE call_id = ?1 AND call_started_us = ?2 AND superseded_by IS NULL",
+    )?
+    .query_row(params![call_id, started_us], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+    .optional()
+    .map(|o| o.map(|(id, st)| (id, RecordingStatus::parse(&st))))
+}
+
+/// An id for another recording of the call whose first recording is `base`: `base-2`,
+/// `base-3` ..., the first not taken.
+pub fn next_id(conn: &Connection, base: &str) -> rusqlite::Result<String> {
+    let mut stmt = conn.prepare_cached("SELECT 1 FROM recordings WHERE id = ?1")?;
+    let mut n = 2u32;
+    loop {
+        let id = format!("{base}-{n}");
+        if !stmt.exists([&id])? {
+            return Ok(id);
+        }
+        n += 1;
+    }
+}
+
+/// Begin `new` (status `recording`) as the recording of its call in place of `old`, which
+/// stays as it is — file, hash, status — and names `new` as what supersedes it. One
+/// transaction is the caller's (the recorder's batch), so both happen or neither.
+pub fn supersede(conn: &Connection, old: &str, new: &NewRecording) -> rusqlite::Result<BeginOutcome> {
+    conn.prepare_cached("UPDATE recordings SET superseded_by = ?2 WHERE id = ?1")?.execute(params![old, new.id])?;
+    begin(conn, new)
 }
 
 /// The first audio arrived: the WAV exists from now on, at this rate.
@@ -434,6 +473,9 @@ pub struct RecordingRow {
     pub counters: serde_json::Value,
     pub retention_days: u32,
     pub day: String,
+    /// The recording that replaced this one as the call's (this one is the part of the
+    /// call an earlier replay saw before its capture ended; kept, hashed, verified).
+    pub superseded_by: Option<String>,
     #[serde(skip)]
     pub call_started_us: i64,
 }
@@ -441,10 +483,10 @@ pub struct RecordingRow {
 impl RecordingRow {
     /// May the monthly spot check (REC-3) draw it: not when it holds no audio (status
     /// `empty`, or 0 ms: a dispatch call that never had media), which an auditor cannot
-    /// listen to. Missing, expired or failed ones with audio stay candidates: drawn, they
+    /// listen to, nor when it is superseded (the call's whole recording is drawn instead). Missing, expired or failed ones with audio stay candidates: drawn, they
     /// are findings.
     pub fn sampleable(&self) -> bool {
-        self.status != RecordingStatus::Empty.as_str() && self.duration_ms > 0
+        self.status != RecordingStatus::Empty.as_str() && self.duration_ms > 0 && self.superseded_by.is_none()
     }
 
     /// The cursor that continues a listing after this recording.
@@ -494,11 +536,20 @@ const RECORDING_COLUMNS: &str = "r.id, r.call_id, r.call_started_us, r.caller, r
      r.status, r.path, r.raw_path, r.undecodable, r.sample_rate, r.channels, r.frames, r.duration_ms, r.bytes,
      r.sha256, r.media_started_us, r.ended_us, r.dtmf, r.counters, r.retention_days, r.day";
 
+/// The schema that added `superseded_by` (0011); an older database has no superseded row.
+pub(super) const SUPERSEDED_SCHEMA: u32 = 11;
+
 pub(crate) fn parse_pts(s: Option<String>) -> Vec<u8> {
     s.map(|s| s.split(',').filter_map(|p| p.trim().parse().ok()).collect()).unwrap_or_default()
 }
 
 impl Reader {
+    /// `RECORDING_COLUMNS` and `superseded_by` (column 23), NULL before 0011.
+    fn recording_columns(&self) -> String {
+        let sup = if self.schema >= SUPERSEDED_SCHEMA { "r.superseded_by" } else { "NULL" };
+        format!("{RECORDING_COLUMNS}, {sup}")
+    }
+
     /// Recordings matching `q`, ordered by the call's start (then id).
     pub fn recordings(&self, q: &Filter) -> anyhow::Result<Vec<RecordingRow>> {
         if self.other_site(q) {
@@ -546,9 +597,10 @@ impl Reader {
         }
         let filter = w.sql();
         let sql = format!(
-            "SELECT {RECORDING_COLUMNS} FROM recordings r
+            "SELECT {} FROM recordings r
              LEFT JOIN calls c ON c.call_id = r.call_id AND c.started_us = r.call_started_us
-             {filter} ORDER BY r.call_started_us {order}, r.id {order} LIMIT ?"
+             {filter} ORDER BY r.call_started_us {order}, r.id {order} LIMIT ?",
+            self.recording_columns()
         );
         let mut params = w.params;
         params.push(limit_value(q.limit));
@@ -559,13 +611,17 @@ impl Reader {
 
     /// The recording with this id.
     pub fn recording(&self, id: &str) -> anyhow::Result<Option<RecordingRow>> {
-        let sql = format!("SELECT {RECORDING_COLUMNS} FROM recordings r WHERE r.id = ?");
+        let sql = format!("SELECT {} FROM recordings r WHERE r.id = ?", self.recording_columns());
         Ok(self.conn.query_row(&sql, [id], |r| recording_row(r, &self.tz, self.site.as_deref())).optional()?)
     }
 
-    /// The recording of a call (Call-ID + start), if one was made.
+    /// The recording of a call (Call-ID + start), if one was made: the one not superseded.
     pub fn recording_of_call(&self, call_id: &str, started_us: i64) -> anyhow::Result<Option<RecordingRow>> {
-        let sql = format!("SELECT {RECORDING_COLUMNS} FROM recordings r WHERE r.call_id = ? AND r.call_started_us = ?");
+        let current = if self.schema >= SUPERSEDED_SCHEMA { "AND r.superseded_by IS NULL" } else { "" };
+        let sql = format!(
+            "SELECT {} FROM recordings r WHERE r.call_id = ? AND r.call_started_us = ? {current}",
+            self.recording_columns()
+        );
         Ok(self
             .conn
             .query_row(&sql, params![call_id, started_us], |r| recording_row(r, &self.tz, self.site.as_deref()))
@@ -656,6 +712,7 @@ fn recording_row(r: &Row<'_>, tz: &TimeZone, site: Option<&str>) -> rusqlite::Re
         counters,
         retention_days: r.get(21)?,
         day: r.get(22)?,
+        superseded_by: r.get(23)?,
     })
 }
 
@@ -729,6 +786,61 @@ mod tests {
             BeginOutcome::Exists(RecordingStatus::Complete)
         );
         assert_eq!(reader.recording("aa").unwrap().unwrap().frames, 16_000);
+    }
+
+    /// A later replay that completes a cut call records it whole under a new id: the
+    /// partial row stays (file, hash, status) and names it; the call's recording is the
+    /// whole one; a second recording not superseded is refused by the schema.
+    #[test]
+    fn a_whole_recording_supersedes_the_partial_one() {
+        let (_d, path, conn) = db();
+        let t0 = 1_772_407_800_000_000;
+        begin(&conn, &new_rec("aa", t0, "dispatch")).unwrap();
+        let part = Finished {
+            id: "aa".into(),
+            status: Some(RecordingStatus::Complete),
+            sample_rate: Some(8000),
+            frames: 800,
+            sha256: Some("cd".repeat(32)),
+            ..Finished::default()
+        };
+        finish(&conn, &part).unwrap();
+        assert_eq!(
+            current_of_call(&conn, "call-aa", t0).unwrap(),
+            Some(("aa".into(), Some(RecordingStatus::Complete)))
+        );
+        let id = next_id(&conn, "aa").unwrap();
+        assert_eq!(id, "aa-2");
+        let mut whole = new_rec("aa", t0, "dispatch");
+        whole.id = id.clone();
+        whole.path = "2026/03/02/aa-2.wav".into();
+        // Without superseding, the call would have two recordings: not begun, and the
+        // schema refuses a second row not superseded.
+        assert_eq!(begin(&conn, &whole).unwrap(), BeginOutcome::Exists(RecordingStatus::Complete));
+        let dup = conn.execute(
+            "INSERT INTO recordings (id, call_id, call_started_us, caller, callee, dialled, path, status,
+                 retention_days, day, month) SELECT 'x', call_id, call_started_us, caller, callee, dialled, 'x.wav',
+                 'recording', 0, day, month FROM recordings WHERE id = 'aa'",
+            [],
+        );
+        assert!(dup.is_err(), "{dup:?}");
+        assert_eq!(supersede(&conn, "aa", &whole).unwrap(), BeginOutcome::Started);
+        finish(&conn, &Finished { id: id.clone(), frames: 1600, sample_rate: Some(8000), ..Finished::default() })
+            .unwrap();
+        let reader = Reader::open(&path).unwrap();
+        assert_eq!(reader.recording_of_call("call-aa", t0).unwrap().unwrap().id, "aa-2");
+        let old = reader.recording("aa").unwrap().unwrap();
+        assert_eq!((old.status.as_str(), old.frames, old.superseded_by.as_deref()), ("complete", 800, Some("aa-2")));
+        assert_eq!(old.sha256, part.sha256);
+        assert!(!old.sampleable());
+        assert_eq!(current_of_call(&conn, "call-aa", t0).unwrap().map(|c| c.0), Some("aa-2".into()));
+        assert_eq!(next_id(&conn, "aa").unwrap(), "aa-3");
+        // A replay of the first file again finds the superseded row final: not rewritten.
+        assert_eq!(
+            begin(&conn, &new_rec("aa", t0, "dispatch")).unwrap(),
+            BeginOutcome::Exists(RecordingStatus::Complete)
+        );
+        assert_eq!(reader.recordings(&Filter::default()).unwrap().len(), 2);
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub struct Pg {
     root: PathBuf,
     pub socket_dir: PathBuf,
     pid: Option<i32>,
+    password: Option<String>,
 }
 
 /// The server's binaries: Debian's newest /usr/lib/postgresql/N/bin, else PATH.
@@ -45,6 +46,15 @@ impl Pg {
     /// A new cluster, started. Panics with what went wrong (a missing server is a broken
     /// test machine, not a reason to skip).
     pub fn start() -> Pg {
+        Pg::start_with(None)
+    }
+
+    /// A new cluster whose user `postgres` needs `password` (SCRAM), started.
+    pub fn start_with_password(password: &str) -> Pg {
+        Pg::start_with(Some(password))
+    }
+
+    fn start_with(password: Option<&str>) -> Pg {
         let dir = tempfile::Builder::new().prefix("cw-pg").tempdir_in("/tmp").expect("temp dir");
         let root = dir.path().to_path_buf();
         let data = root.join("data");
@@ -52,14 +62,26 @@ impl Pg {
             let st = Command::new("chown").args(["-R", "postgres:postgres"]).arg(&root).status().expect("chown");
             assert!(st.success(), "chown the cluster dir to postgres");
         }
-        let out = as_owner(&bin("initdb"))
-            .args(["-D"])
-            .arg(&data)
-            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "-N"])
-            .output()
-            .expect("run initdb (apt-get install postgresql)");
+        let mut initdb = as_owner(&bin("initdb"));
+        initdb.args(["-D"]).arg(&data).args(["-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8", "-N"]);
+        match password {
+            None => {
+                initdb.arg("--auth=trust");
+            }
+            Some(pw) => {
+                let file = root.join("pwfile");
+                std::fs::write(&file, pw).expect("pwfile");
+                if is_root() {
+                    let st = Command::new("chown").args(["postgres:postgres"]).arg(&file).status().expect("chown");
+                    assert!(st.success());
+                }
+                initdb.arg("--auth=scram-sha-256").arg(format!("--pwfile={}", file.display()));
+            }
+        }
+        let out = initdb.output().expect("run initdb (apt-get install postgresql)");
         assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
-        let mut pg = Pg { _dir: dir, socket_dir: root.clone(), root, pid: None };
+        let mut pg =
+            Pg { _dir: dir, socket_dir: root.clone(), root, pid: None, password: password.map(str::to_string) };
         pg.start_again();
         pg
     }
@@ -115,6 +137,7 @@ impl Pg {
     /// One SQL statement through psql; its rows as `a|b` lines.
     pub fn psql(&self, sql: &str) -> String {
         let out = Command::new(bin("psql"))
+            .env("PGPASSWORD", self.password.as_deref().unwrap_or(""))
             .arg("-h")
             .arg(&self.socket_dir)
             .args(["-U", "postgres", "-d", "postgres", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql])

@@ -566,6 +566,9 @@ impl Checker<'_> {
         if cfg.store.forward_batch == 0 {
             self.err("store.forward_batch", "must be > 0 rows");
         }
+        if cfg.store.approvals_pull_s == 0 {
+            self.err("store.approvals_pull_s", "must be > 0 s");
+        }
         if cfg.recordings.dir.trim().is_empty() {
             self.err("recordings.dir", "empty path");
         }
@@ -741,6 +744,21 @@ impl Checker<'_> {
                 ),
             ),
             Ok(_) => {}
+        }
+        let mut site_at: HashMap<&str, usize> = HashMap::new();
+        for (i, s) in api.sites.iter().enumerate() {
+            let at = format!("api.site[{i}]");
+            if s.name.trim().is_empty() {
+                self.err(format!("{at}.name"), "the site's [site] name is needed");
+            } else if let Some(j) = site_at.insert(s.name.trim(), i) {
+                self.err(format!("{at}.name"), format!("{:?} is also api.site[{j}]", s.name));
+            }
+            if !(s.url.starts_with("http://") || s.url.starts_with("https://")) {
+                self.err(format!("{at}.url"), format!("{:?} is not an http:// or https:// URL", s.url));
+            }
+            if s.token_file.trim().is_empty() {
+                self.err(format!("{at}.token_file"), "a file with an auditor token of that site is needed");
+            }
         }
         let mut first_at: HashMap<&str, usize> = HashMap::new();
         for (i, t) in api.tokens.iter().enumerate() {

@@ -182,6 +182,11 @@ pub struct RecordingInfo {
     pub dialled: String,
     /// The group that asked for the recording, if any.
     pub group: Option<String>,
+    /// The call was stored cut (`capture-ended`) by an earlier replay, which recorded the
+    /// part it saw; this recording, made from the call's start again, is to replace that
+    /// one as the call's (the partial one is kept). Never set by the engine: the replay
+    /// that resumes the call sets it.
+    pub resumed: bool,
 }
 
 /// The recording id of the call (call_id, started_at): 16 hex digits of FNV-1a over both.

@@ -9,6 +9,8 @@ const I18N = {
     'login.token': 'Access token', 'login.go': 'Log in', 'login.bad': 'Unknown token.',
     'live.calls': 'Calls in progress', 'live.violations': 'Violations as they happen', 'live.ended': 'Recently ended',
     'live.none': 'No calls in progress.', 'live.on': 'live: connected', 'live.off': 'not capturing (database view)',
+    'central.ok': 'central store {site}: up, {n} rows waiting', 'central.down': 'central store unreachable: {n} rows waiting here (oldest {age}) — {error}',
+    'central.refused': 'central store refuses this site: {error}',
     'live.lost': 'connection lost, retrying…', 'live.lagged': 'missed {n} events (too many at once)',
     'col.start': 'Start', 'col.caller': 'Caller', 'col.callee': 'Callee', 'col.direction': 'Direction',
     'col.state': 'State', 'col.violations': 'Violations', 'col.class': 'Class', 'col.rings': 'Rings',
@@ -34,6 +36,7 @@ const I18N = {
     'player.logged': 'Every playback is written to the playback log with your name.',
     'sample.title': 'Monthly spot check', 'sample.n': 'How many', 'sample.go': 'Draw',
     'sample.info': '{n} of {total} recordings drawn, seed {seed} (the same seed draws the same sample)',
+    'rec.superseded': '{status}, superseded by {id}',
     'cb.title': 'Call-backs this month (STA-3)', 'cb.made': 'Calls made', 'cb.numbers': 'Numbers called',
     'cb.answered': 'Answered', 'cb.rate': 'Answered %', 'cb.effective': 'Effective', 'cb.min': 'Effective from (s)',
     'log.title': 'Playback log', 'reg.user': 'User', 'reg.matter': 'Matter', 'reg.outcome': 'Outcome',
@@ -47,6 +50,8 @@ const I18N = {
     'login.token': '访问令牌', 'login.go': '登录', 'login.bad': '令牌无效。',
     'live.calls': '进行中的通话', 'live.violations': '实时违规', 'live.ended': '刚结束的通话',
     'live.none': '当前没有通话。', 'live.on': '实时：已连接', 'live.off': '未抓包（仅数据库）',
+    'central.ok': '中心库 {site}：已连接，待上传 {n} 条', 'central.down': '中心库不可达：本地待上传 {n} 条（最早 {age}）— {error}',
+    'central.refused': '中心库拒绝本站点：{error}',
     'live.lost': '连接中断，正在重试…', 'live.lagged': '漏收 {n} 条事件（瞬间过多）',
     'col.start': '开始时间', 'col.caller': '主叫', 'col.callee': '被叫', 'col.direction': '方向',
     'col.state': '状态', 'col.violations': '违规', 'col.class': '类别', 'col.rings': '响铃声数',
@@ -72,6 +77,7 @@ const I18N = {
     'player.logged': '每次播放都会以您的名义记入播放日志。',
     'sample.title': '每月抽查', 'sample.n': '数量', 'sample.go': '抽取',
     'sample.info': '从 {total} 条录音中抽取 {n} 条，种子 {seed}（同一种子抽取结果相同）',
+    'rec.superseded': '{status}，已由 {id} 取代',
     'cb.title': '本月回访统计（STA-3）', 'cb.made': '拨出次数', 'cb.numbers': '回访号码数',
     'cb.answered': '接通次数', 'cb.rate': '接通率', 'cb.effective': '有效通话', 'cb.min': '有效通话标准(秒)',
     'log.title': '播放日志', 'reg.user': '使用人', 'reg.matter': '事由', 'reg.outcome': '结果',
@@ -183,6 +189,8 @@ async function start() {
   const first = (location.hash || '#live').slice(1);
   showTab(document.querySelector('[data-tab="' + first + '"]:not([hidden])') ? first : 'live');
   connectEvents();
+  centralStatus();
+  if (!centralTimer) centralTimer = setInterval(centralStatus, 5000);
 }
 
 // ---- sites -------------------------------------------------------------------------
@@ -247,6 +255,21 @@ function liveStatus(cls, text) {
   const s = $('#live-status');
   s.className = 'pill ' + cls;
   s.textContent = text;
+}
+
+// The forwarder's state (a site with [store] central): shown beside the live status, so
+// a supervisor sees when this site's rows have not reached the central store yet.
+let centralTimer = null;
+async function centralStatus() {
+  const s = $('#central-status');
+  let d;
+  try { d = await api('/api/central'); } catch (e) { return; }
+  if (!d || !d.configured) { s.hidden = true; return; }
+  const age = d.oldest_age_s >= 60 ? Math.round(d.oldest_age_s / 60) + ' min' : Math.round(d.oldest_age_s) + ' s';
+  const vars = { site: d.site, n: d.backlog_rows, age, error: d.last_error };
+  s.hidden = false;
+  s.className = 'pill ' + (d.up ? 'on' : 'off');
+  s.textContent = t(d.refused ? 'central.refused' : d.up ? 'central.ok' : 'central.down', vars);
 }
 
 function connectEvents() {
@@ -590,7 +613,8 @@ async function play(id, title) {
 function recRow(r) {
   return el('tr', { 'data-recording': r.id },
     el('td', null, hhmm(r.call_started_at)), el('td', null, r.caller), el('td', null, r.dialled || r.callee),
-    el('td', null, r.group || '–'), el('td', null, secs(r.duration_ms)), el('td', null, r.status),
+    el('td', null, r.group || '–'), el('td', null, secs(r.duration_ms)),
+    el('td', null, r.superseded_by ? t('rec.superseded', { status: r.status, id: r.superseded_by }) : r.status),
     el('td', null, el('button', { class: 'play', onclick: () => play(r.id, r.caller + ' → ' + (r.dialled || r.callee) + '  ' + hhmm(r.call_started_at)) }, t('play'))));
 }
 

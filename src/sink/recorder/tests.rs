@@ -45,6 +45,7 @@ fn info(key: u64, id: &str, started: i64, group: Option<&str>) -> RecordingInfo 
         callee: "8101".into(),
         dialled: "8101".into(),
         group: group.map(str::to_string),
+        resumed: false,
     }
 }
 

@@ -2,8 +2,11 @@
 //! does all the file and database work, so the pipeline never waits on a disk.
 //!
 //! Per recording: `Begin` creates its row (status `recording`) — or finds a finished one
-//! and leaves it alone; `Start` creates the WAV (header on disk at once) after the row is
-//! committed, so a file on disk always has a row; `Audio`/`Silence` are appended at the
+//! and leaves it alone, unless the call is `resumed` (an earlier replay stored it cut and
+//! recorded that part): then the whole call is recorded under the next id (`<id>-2` ...)
+//! and the finished part names it as what supersedes it, in the same transaction;
+//! `Start` creates the WAV (header on disk at once) after the row is committed, so a file
+//! on disk always has a row; `Audio`/`Silence` are appended at the
 //! frame they say, a hole (blocks the sink had to drop at a full queue) filled with
 //! silence and counted, so the WAV's length stays the media time; `Raw` goes to the
 //! direction's rtpdump file; `End` pads what the sink dropped at the end, finalises the
@@ -84,6 +87,9 @@ pub struct RecorderSummary {
     pub empty: u64,
     /// Not written because a finished recording of the same call exists (a replay).
     pub skipped_existing: u64,
+    /// Begun in place of a finished recording of part of the call (a call an earlier
+    /// replay stored cut, completed now): that one is kept, superseded.
+    pub superseded: u64,
     /// Audio and silence frames written to WAV files.
     pub frames_written: u64,
     /// Frames of silence written in place of blocks the sink dropped at a full queue.
@@ -434,23 +440,47 @@ impl Writer {
 
     // ---------------------------------------------------------------- events
 
+    /// The id a resumed call's recording is written under, and the finished recording it
+    /// supersedes: the call's current recording when that one is final (the part an
+    /// earlier replay saw), else none (an unfinished or empty one is taken over as usual).
+    fn resumed_id(&mut self, info: &RecordingInfo) -> (String, Option<String>) {
+        let start = info.call_started_at.as_micros();
+        let found = self.db("recording row", |c| {
+            let Some((id, status)) = rows::current_of_call(c, &info.call_id, start)? else { return Ok(None) };
+            if !status.is_some_and(RecordingStatus::is_final) {
+                return Ok(Some((id, None)));
+            }
+            Ok(Some((rows::next_id(c, &info.id)?, Some(id))))
+        });
+        found.flatten().unwrap_or_else(|| (info.id.clone(), None))
+    }
+
     fn begin(&mut self, info: &RecordingInfo) {
         let day_dir = layout::day_dir(info.call_started_at, &self.tz);
         let (day, month) = layout::day_month(info.call_started_at, &self.tz);
+        let (id, supersedes) = if info.resumed { self.resumed_id(info) } else { (info.id.clone(), None) };
         let new = NewRecording {
-            id: info.id.clone(),
+            id: id.clone(),
             call_id: info.call_id.clone(),
             call_started_us: info.call_started_at.as_micros(),
             caller: info.caller.clone(),
             callee: info.callee.clone(),
             dialled: info.dialled.clone(),
             group: info.group.clone(),
-            path: layout::wav_path(&day_dir, &info.id),
+            path: layout::wav_path(&day_dir, &id),
             retention_days: self.retention.days_for(info.group.as_deref()),
             day,
             month,
         };
-        match self.db("recording row", |c| rows::begin(c, &new)) {
+        let began = match &supersedes {
+            Some(old) => self.db("recording row", |c| rows::supersede(c, old, &new)),
+            None => self.db("recording row", |c| rows::begin(c, &new)),
+        };
+        if let (Some(old), Some(BeginOutcome::Started)) = (&supersedes, began) {
+            self.summary.superseded += 1;
+            tracing::info!(%old, new = %id, call_id = %info.call_id, "a resumed call is recorded whole; the partial recording is kept, superseded");
+        }
+        match began {
             Some(BeginOutcome::Exists(status)) => {
                 tracing::info!(id = %info.id, call_id = %info.call_id, %status, "already recorded; not written again");
                 self.summary.skipped_existing += 1;
@@ -463,7 +493,7 @@ impl Writer {
                 self.active.insert(
                     info.key,
                     Active {
-                        id: info.id.clone(),
+                        id,
                         wav_rel: new.path,
                         day_dir,
                         wav: None,

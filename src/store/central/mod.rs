@@ -9,6 +9,9 @@
 //! there, so shipping a row twice writes it over; a central schema newer than this build
 //! is refused, never written to; passwords are never logged (the URL carries none).
 
+pub mod approvals;
+pub mod forward;
+pub mod playback;
 pub mod read;
 
 use anyhow::{anyhow, bail, Context};
@@ -22,7 +25,11 @@ use std::time::Duration;
 /// 9, where SQLite's was when the central store was made; from there a version is the
 /// same change in both (a SQLite migration without a central counterpart gets an empty
 /// file here, so the numbers stay one history).
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[(9, "0009_central", include_str!("migrations/0009_central.sql"))];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (9, "0009_central", include_str!("migrations/0009_central.sql")),
+    (10, "0010_approvals", include_str!("migrations/0010_approvals.sql")),
+    (11, "0011_recordings_superseded", include_str!("migrations/0011_recordings_superseded.sql")),
+];
 
 /// The central schema version this build writes and reads.
 pub fn latest() -> i32 {

@@ -204,7 +204,8 @@ const CALL_COLUMNS: &str = "c.site, c.call_id, c.caller, c.callee, c.dialled, c.
      c.group_name, c.started_us, c.ringing_us, c.answered_us, c.ended_us, c.rings, c.ring_ms, c.talk_ms,
      c.answered, c.end_reason, c.sip_status, c.cost_fen,
      (SELECT r.id FROM recordings r WHERE r.site = c.site AND r.call_id = c.call_id
-          AND r.call_started_us = c.started_us AND r.status <> 'empty' ORDER BY r.id LIMIT 1) AS recording,
+          AND r.call_started_us = c.started_us AND r.status <> 'empty' AND r.superseded_by IS NULL
+          ORDER BY r.id LIMIT 1) AS recording,
      c.answered_by, c.transferred_to, c.wait_ms, c.link, c.legs, c.effective";
 
 const VIOLATION_COLUMNS: &str = "v.site, v.id, v.rule, v.kind, v.call_id, v.extension, v.number, v.detected_us,
@@ -214,7 +215,8 @@ const VIOLATION_FROM: &str = "FROM violations v LEFT JOIN calls c
 
 const RECORDING_COLUMNS: &str = "r.site, r.id, r.call_id, r.call_started_us, r.caller, r.callee, r.dialled,
      r.group_name, r.status, r.path, r.raw_path, r.undecodable, r.sample_rate, r.channels, r.frames,
-     r.duration_ms, r.bytes, r.sha256, r.media_started_us, r.ended_us, r.dtmf, r.counters, r.retention_days, r.day";
+     r.duration_ms, r.bytes, r.sha256, r.media_started_us, r.ended_us, r.dtmf, r.counters, r.retention_days, r.day,
+     r.superseded_by";
 
 /// A column read with a checked conversion; the error names it.
 fn get<'a, T: postgres::types::FromSql<'a>>(r: &'a Row, i: usize) -> anyhow::Result<T> {
@@ -396,6 +398,7 @@ impl CentralReader {
             counters,
             retention_days: get_int(r, 22)?,
             day: get(r, 23)?,
+            superseded_by: get(r, 24)?,
         })
     }
 
@@ -679,6 +682,7 @@ impl Store for CentralReader {
             &format!(
                 "SELECT {RECORDING_COLUMNS} FROM recordings r
                  WHERE r.call_id = $1 AND r.call_started_us = $2 AND ($3::text IS NULL OR r.site = $3)
+                   AND r.superseded_by IS NULL
                  ORDER BY r.site COLLATE \"C\" LIMIT 1"
             ),
             &[&call_id, &started_us, &site],

@@ -1,0 +1,492 @@
+//! Several sites forwarding to one central PostgreSQL (issue 18), end to end through the
+//! built binary and a throwaway cluster (tests/pg_support): two sites' replays arrive
+//! under their names, exactly once, with the same rows as each site's own database;
+//! PostgreSQL down during a run leaves the rows queued at the site and they arrive when
+//! it is back; a `kill -9` in the middle of forwarding neither loses nor doubles a row;
+//! two sites with one name, and a central schema newer than the build, are refused.
+
+mod common;
+mod hep_support;
+mod pg_support;
+
+use pg_support::Pg;
+use rusqlite::Connection;
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_callwarden");
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn fixtures(dir: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(repo().join("tests/fixtures").join(dir))
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "pcap"))
+        .collect();
+    v.sort();
+    v
+}
+
+struct Site {
+    dir: tempfile::TempDir,
+}
+
+impl Site {
+    fn new(name: &str, central: &str, extra: &str) -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("cw.toml"),
+            format!(
+                "[site]\nname = \"{name}\"\nextensions = [\"1000-2999\", \"8000-8999\"]\n[store]\npath = \"cw.db\"\ncentral = \"{central}\"\n{extra}\n[recordings]\ndir = \"rec\"\n"
+            ),
+        )
+        .unwrap();
+        Site { dir }
+    }
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("cw.toml")
+    }
+    fn replay(&self, files: &[PathBuf]) -> Output {
+        Command::new(BIN)
+            .args(["replay", "--json", "--no-webhooks", "--config"])
+            .arg(self.config())
+            .args(files)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    }
+    fn db(&self) -> Connection {
+        Connection::open(self.dir.path().join("cw.db")).unwrap()
+    }
+    /// The identities of the site's own rows, table by table.
+    fn local_keys(&self) -> Keys {
+        let db = self.db();
+        let keys = |sql: &str| -> BTreeSet<String> {
+            let mut st = db.prepare(sql).unwrap();
+            st.query_map([], |r| r.get::<_, String>(0)).unwrap().map(Result::unwrap).collect()
+        };
+        Keys {
+            calls: keys("SELECT call_id || '|' || started_us || '|' || end_reason || '|' || talk_ms FROM calls"),
+            violations: keys("SELECT natural_key || '|' || coalesce(fine_fen, -1) FROM violations"),
+            recordings: keys("SELECT id || '|' || status || '|' || coalesce(sha256, '') FROM recordings"),
+        }
+    }
+    fn queued(&self) -> i64 {
+        self.db().query_row("SELECT count(*) FROM forward_queue", [], |r| r.get(0)).unwrap()
+    }
+}
+
+#[derive(Debug, PartialEq)]
+struct Keys {
+    calls: BTreeSet<String>,
+    violations: BTreeSet<String>,
+    recordings: BTreeSet<String>,
+}
+
+/// The identities of site `site`'s rows in the central store, in the same shape.
+fn central_keys(pg: &Pg, site: &str) -> Keys {
+    let keys = |sql: &str| -> BTreeSet<String> {
+        let text = pg.psql(&sql.replace("$SITE", site));
+        text.lines().filter(|l| !l.is_empty()).map(str::to_string).collect()
+    };
+    Keys {
+        calls: keys("SELECT call_id || '|' || started_us || '|' || end_reason || '|' || talk_ms FROM calls WHERE site = '$SITE'"),
+        violations: keys(
+            "SELECT natural_key || '|' || coalesce(fine_fen, -1) FROM violations WHERE site = '$SITE'",
+        ),
+        recordings: keys(
+            "SELECT id || '|' || status || '|' || coalesce(sha256, '') FROM recordings WHERE site = '$SITE'",
+        ),
+    }
+}
+
+fn summary(out: &Output) -> serde_json::Value {
+    assert!(out.status.success(), "replay: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[test]
+fn two_sites_forward_their_rows_once_each_under_their_names() {
+    let pg = Pg::start();
+    let a = Site::new("head-office", &pg.url(), "");
+    let b = Site::new("branch-2", &pg.url(), "");
+    let s = summary(&a.replay(&fixtures("sipp")));
+    assert_eq!(s["central"]["backlog_rows"], 0, "{s}");
+    assert!(s["central"]["shipped_rows"].as_u64().unwrap_or(0) > 0, "{s}");
+    summary(&b.replay(&fixtures("rules")));
+
+    let (la, lb) = (a.local_keys(), b.local_keys());
+    assert!(la.calls.len() >= 10 && lb.calls.len() >= 10, "{la:?} {lb:?}");
+    assert!(!lb.violations.is_empty(), "the rules captures raise violations");
+    assert_eq!(central_keys(&pg, "head-office"), la);
+    assert_eq!(central_keys(&pg, "branch-2"), lb);
+    let total = pg.count("SELECT count(*) FROM calls");
+    assert_eq!(total as usize, la.calls.len() + lb.calls.len(), "the union, nothing else");
+    assert_eq!(pg.psql("SELECT name FROM sites ORDER BY name"), "branch-2\nhead-office");
+    // A whole row travels: the verdicts and legs the site stored are the central ones.
+    let local: String = b
+        .db()
+        .query_row(
+            "SELECT group_concat(call_id || coalesce(ans_rule, '-') || coalesce(cost_fen, -1) || legs, ';') FROM (SELECT * FROM calls ORDER BY call_id, started_us)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let central = pg.psql(
+        "SELECT string_agg(call_id || coalesce(ans_rule, '-') || coalesce(cost_fen, -1) || legs, ';' ORDER BY call_id, started_us) FROM calls WHERE site = 'branch-2'",
+    );
+    assert_eq!(central, local);
+
+    // The same files again: rows are written over, never doubled; the queue empties.
+    summary(&a.replay(&fixtures("sipp")));
+    assert_eq!(pg.count("SELECT count(*) FROM calls"), total);
+    assert_eq!(central_keys(&pg, "head-office"), la);
+    assert_eq!(a.queued(), 0);
+}
+
+#[test]
+fn rows_wait_at_the_site_while_the_central_store_is_down_and_arrive_once() {
+    let mut pg = Pg::start();
+    let a = Site::new("north", &pg.url(), "");
+    let files = fixtures("sipp");
+    let (first, rest) = files.split_at(files.len() / 2);
+    summary(&a.replay(first));
+    let before = central_keys(&pg, "north");
+    assert_eq!(before, a.local_keys());
+
+    pg.stop();
+    let t = Instant::now();
+    let down = a.replay(rest);
+    let s = summary(&down);
+    assert!(t.elapsed() < Duration::from_secs(20), "a replay does not wait for a central store that is down");
+    let stderr = String::from_utf8_lossy(&down.stderr);
+    assert!(stderr.contains("not yet in the central store"), "{stderr}");
+    // One clear error for the outage, not one per attempt or per row.
+    let errors = stderr.lines().filter(|l| l.contains("ERROR") && l.contains("central store")).count();
+    assert_eq!(errors, 1, "{stderr}");
+    assert!(!stderr.contains("password"), "{stderr}");
+    let waiting = s["central"]["backlog_rows"].as_u64().unwrap_or(0);
+    assert!(waiting > 0, "{s}");
+    assert_eq!(a.queued() as u64, waiting);
+
+    pg.start_again();
+    assert_eq!(central_keys(&pg, "north"), before, "nothing arrived while it was down");
+    // The next run ships the backlog first (here a replay of a file already stored).
+    let s = summary(&a.replay(&first[..1]));
+    assert_eq!(s["central"]["backlog_rows"], 0, "{s}");
+    assert_eq!(central_keys(&pg, "north"), a.local_keys(), "every row, once");
+    assert_eq!(pg.count("SELECT count(*) FROM calls"), a.local_keys().calls.len() as i64);
+}
+
+/// `callwarden run` with no capture source: it only forwards the site's backlog.
+fn start_daemon(site: &Site) -> Child {
+    Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(site.config())
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(site.dir.path().join("daemon.log")).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn kill_9_in_the_middle_of_forwarding_loses_and_doubles_nothing() {
+    let mut pg = Pg::start();
+    // One row per batch: the backlog takes hundreds of transactions to ship.
+    let a = Site::new("east", &pg.url(), "forward_batch = 1");
+    let mut files = fixtures("sipp");
+    summary(&a.replay(&files[..1])); // the central schema is made
+    pg.stop();
+    files.extend(fixtures("rules"));
+    files.push(repo().join("tests/fixtures/public/gen-synth-100-calls.pcap"));
+    summary(&a.replay(&files));
+    let backlog = a.queued();
+    assert!(backlog > 200, "{backlog}");
+    pg.start_again();
+
+    let mut kills = 0;
+    let mut partial = 0;
+    for _ in 0..5 {
+        if a.queued() == 0 {
+            break;
+        }
+        let before = pg.count("SELECT count(*) FROM calls") + pg.count("SELECT count(*) FROM violations");
+        let mut d = start_daemon(&a);
+        let t = Instant::now();
+        // Kill it as soon as rows have started to arrive.
+        loop {
+            let now = pg.count("SELECT count(*) FROM calls") + pg.count("SELECT count(*) FROM violations");
+            if now > before {
+                break;
+            }
+            assert!(t.elapsed() < Duration::from_secs(20), "nothing forwarded in 20 s");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // SAFETY: kill(2) on the pid of the child this test started.
+        unsafe { libc::kill(d.id() as i32, libc::SIGKILL) };
+        let _ = d.wait();
+        kills += 1;
+        if a.queued() > 0 {
+            partial += 1;
+        }
+    }
+    assert!(kills >= 1 && partial >= 1, "killed {kills} times, {partial} with rows still queued");
+    eprintln!("backlog {backlog} rows; killed {kills} times, {partial} with rows still queued");
+    // Then let one run finish the backlog.
+    let mut d = start_daemon(&a);
+    let t = Instant::now();
+    while a.queued() > 0 {
+        assert!(t.elapsed() < Duration::from_secs(60), "backlog not shipped in 60 s: {}", a.queued());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: as above.
+    unsafe { libc::kill(d.id() as i32, libc::SIGTERM) };
+    let _ = d.wait();
+    assert_eq!(central_keys(&pg, "east"), a.local_keys());
+    let local_calls = a.local_keys().calls.len() as i64;
+    assert_eq!(pg.count("SELECT count(*) FROM calls"), local_calls);
+}
+
+#[test]
+fn two_sites_with_one_name_and_a_newer_central_schema_are_refused() {
+    let pg = Pg::start();
+    let a = Site::new("twin", &pg.url(), "");
+    let b = Site::new("twin", &pg.url(), "");
+    let files = fixtures("sipp");
+    summary(&a.replay(&files[..2]));
+    let out = b.replay(&files[2..4]);
+    let s = summary(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("belongs to another site database"), "{stderr}");
+    assert!(s["central"]["backlog_rows"].as_u64().unwrap_or(0) > 0, "{s}");
+    // Only a's rows are there under the name.
+    assert_eq!(central_keys(&pg, "twin"), a.local_keys());
+
+    // A central store migrated by a newer build: refused, nothing written.
+    pg.psql("INSERT INTO callwarden_schema (version, name) VALUES (99, '0099_future')");
+    let before = pg.count("SELECT count(*) FROM calls");
+    let out = a.replay(&files[4..6]);
+    summary(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("schema version 99, newer than this build"), "{stderr}");
+    assert_eq!(pg.count("SELECT count(*) FROM calls"), before);
+
+    // A site database renamed in the config is refused at start, before anything.
+    let renamed = Site { dir: a.dir };
+    let cfg = std::fs::read_to_string(renamed.config()).unwrap().replace("name = \"twin\"", "name = \"other\"");
+    std::fs::write(renamed.config(), cfg).unwrap();
+    let out = renamed.replay(&files[..1]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("holds the rows of site \"twin\""), "{stderr}");
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+fn body_json(resp: &str) -> serde_json::Value {
+    let body = resp.split("\r\n\r\n").nth(1).unwrap_or("");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {resp}"))
+}
+
+/// The address logged after `key=` on the first log line containing `what`.
+fn logged(log: &std::path::Path, what: &str, key: &str) -> Option<String> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let line = text.lines().find(|l| l.contains(what))?;
+    let at = line.find(key)? + key.len();
+    line[at..].split_whitespace().next().map(str::to_string)
+}
+
+#[test]
+fn a_live_site_stores_through_a_central_outage_and_catches_up() {
+    let mut pg = Pg::start();
+    let a = Site::new("live", &pg.url(), "");
+    let cfg = std::fs::read_to_string(a.config()).unwrap()
+        + "[capture]\nhep_listen = \"127.0.0.1:0\"\n[api]\nlisten = \"127.0.0.1:0\"\n";
+    std::fs::write(a.config(), cfg).unwrap();
+    let mut d = start_daemon(&a);
+    let log = a.dir.path().join("daemon.log");
+    let t = Instant::now();
+    let (hep, http) = loop {
+        if let (Some(h), Some(w)) =
+            (logged(&log, "receiving HEP", "listen="), logged(&log, "serving /metrics", "listen="))
+        {
+            break (h, w);
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "not ready:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let datagrams = hep_support::hep_datagrams();
+    let send = |ps: &[Vec<u8>]| {
+        for p in ps {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+            let mut p = p.clone();
+            hep_support::restamp(&mut p, now.as_secs() as u32, now.subsec_micros());
+            tx.send_to(&p, &hep).unwrap();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    };
+    // Connected first (the schema made, the site registered)...
+    let t = Instant::now();
+    while body_json(&http_get(&http, "/api/central"))["up"] != true {
+        assert!(t.elapsed() < Duration::from_secs(15), "never connected to the central store");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // ...then the central store goes away while calls come in: the site goes on storing
+    // them, and says so.
+    pg.stop();
+    send(&datagrams);
+    let t = Instant::now();
+    loop {
+        let s = body_json(&http_get(&http, "/api/central"));
+        if s["up"] == false && s["backlog_rows"].as_u64().unwrap_or(0) > 0 {
+            assert_eq!(s["configured"], true);
+            assert_eq!(s["site"], "live");
+            assert!(!s["last_error"].as_str().unwrap_or("").is_empty(), "{s}");
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "no backlog shown: {s}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let m = http_get(&http, "/metrics");
+    assert!(m.contains("callwarden_forward_up 0"), "{m}");
+    let backlog_line = m.lines().find(|l| l.starts_with("callwarden_forward_backlog_rows ")).unwrap_or("");
+    assert!(!backlog_line.ends_with(" 0"), "{backlog_line}");
+    assert!(!a.local_keys().calls.is_empty(), "calls stored locally during the outage");
+
+    // Back: the backlog leaves in order and the site's rows are all there, once.
+    pg.start_again();
+    let t = Instant::now();
+    loop {
+        let s = body_json(&http_get(&http, "/api/central"));
+        if s["up"] == true && s["backlog_rows"] == 0 {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(90), "backlog not shipped after the outage: {s}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // SAFETY: kill(2) on the pid of the child this test started.
+    unsafe { libc::kill(d.id() as i32, libc::SIGTERM) };
+    let st = d.wait().unwrap();
+    assert!(st.success(), "{}", std::fs::read_to_string(&log).unwrap_or_default());
+    assert_eq!(central_keys(&pg, "live"), a.local_keys());
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let errors = text.lines().filter(|l| l.contains("ERROR") && l.contains("central store")).count();
+    assert!((1..=3).contains(&errors), "one error per change of state, not per retry ({errors}):\n{text}");
+}
+
+/// A site with the rule fixtures' groups (8020 may not dial long distance: OUT-2).
+fn rules_site(name: &str, central: &str) -> Site {
+    let dir = tempfile::tempdir().unwrap();
+    let site = common::SITE.replacen("[site]\n", &format!("[site]\nname = \"{name}\"\n"), 1);
+    std::fs::write(
+        dir.path().join("cw.toml"),
+        format!("{site}\n[store]\npath = \"cw.db\"\ncentral = \"{central}\"\napprovals_pull_s = 1\n[recordings]\ndir = \"rec\"\n"),
+    )
+    .unwrap();
+    Site { dir }
+}
+
+fn out_2_of_8020(site: &Site) -> i64 {
+    site.db()
+        .query_row("SELECT count(*) FROM violations WHERE rule = 'OUT-2' AND extension = '8020'", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn an_approval_made_centrally_reaches_its_site_and_survives_an_outage() {
+    let mut pg = Pg::start();
+    let outbound = vec![repo().join("tests/fixtures/rules/outbound.pcap")];
+    let inbound = vec![repo().join("tests/fixtures/rules/inbound.pcap")];
+    // Both sites known centrally (their first replay registers them).
+    let a = rules_site("approved", &pg.url());
+    let b = rules_site("not-approved", &pg.url());
+    summary(&a.replay(&inbound));
+    summary(&b.replay(&inbound));
+    // Central approvals: 8020 may dial long distance, at site "approved" only; and one for
+    // every site that is revoked before anyone replays.
+    pg.psql(
+        "INSERT INTO approvals (site, extension, class, valid_from, valid_until, approver, note, created_us)
+         VALUES ('approved', '8020', 'long-distance', '2020-01-01', '2030-12-31', 'head office', 'matter 7', 1),
+                (NULL, '8002', 'long-distance', '2020-01-01', '2030-12-31', 'head office', '', 1)",
+    );
+    pg.psql("UPDATE approvals SET revoked_us = 2 WHERE extension = '8002'");
+    summary(&a.replay(&outbound));
+    summary(&b.replay(&outbound));
+    assert_eq!(out_2_of_8020(&a), 0, "the central approval covered 8020 at its site");
+    assert_eq!(out_2_of_8020(&b), 1, "not at the other site");
+    let flagged_8002 = |s: &Site| -> i64 {
+        s.db()
+            .query_row("SELECT count(*) FROM violations WHERE rule = 'OUT-2' AND extension = '8002'", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!((flagged_8002(&a), flagged_8002(&b)), (1, 1), "a revoked approval covers nothing");
+    // The site's copy, as `approve --list` shows it.
+    let list = Command::new(BIN).args(["approve", "--list", "--json", "--config"]).arg(a.config()).output().unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!((&list[0]["extension"], &list[0]["approver"]), (&"8020".into(), &"head office".into()));
+    // The dispatch phones are recorded: their recordings' rows (hash and status) are
+    // central too, the files stay at the site.
+    let keys = a.local_keys();
+    assert!(!keys.recordings.is_empty());
+    assert_eq!(central_keys(&pg, "approved"), keys);
+
+    // The central store goes away: the site judges the same calls again (their records
+    // cleared here) with its last copy of the approvals.
+    pg.stop();
+    let fresh = a.db().execute("DELETE FROM violations", []).unwrap();
+    assert!(fresh > 0);
+    a.db().execute("DELETE FROM calls", []).unwrap();
+    let out = a.replay(&outbound);
+    summary(&out);
+    assert_eq!(out_2_of_8020(&a), 0, "judged with the last copy while the central store is down");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("judging with the last copy"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_wrong_password_is_one_clear_error_and_the_rows_wait() {
+    let pg = Pg::start_with_password("right horse battery");
+    let wrong = "wrong-secret-7";
+    let a = Site::new("pw", &pg.url(), "central_password_file = \"central.pass\"");
+    std::fs::write(a.dir.path().join("central.pass"), format!("{wrong}\n")).unwrap();
+    let files = fixtures("sipp");
+    let out = a.replay(&files[..3]);
+    let s = summary(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("password authentication failed"), "{stderr}");
+    assert!(!stderr.contains(wrong), "the password is never logged: {stderr}");
+    assert!(s["central"]["backlog_rows"].as_u64().unwrap_or(0) > 0, "{s}");
+    assert!(!a.local_keys().calls.is_empty(), "stored locally all the same");
+
+    // The right password (from the file; PGPASSWORD would do too): the backlog goes.
+    std::fs::write(a.dir.path().join("central.pass"), "right horse battery\n").unwrap();
+    let s = summary(&a.replay(&files[3..4]));
+    assert_eq!(s["central"]["backlog_rows"], 0, "{s}");
+    assert_eq!(central_keys(&pg, "pw"), a.local_keys());
+}
