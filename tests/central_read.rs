@@ -275,6 +275,40 @@ fn paging_over_sites_that_tie() {
     assert_eq!(r.sites().unwrap(), ["a", "b"]);
 }
 
+/// End to end with the forwarder: two sites replay different captures with `[store]
+/// central` set, their rows ship themselves, and the central store answers as each site
+/// does for its part, and with the union over both.
+#[test]
+fn forwarded_sites_read_centrally() {
+    let pg = Pg::start();
+    let url = pg.url();
+    let forwarding = |name: &str, capture: &str| {
+        let s = Site::new();
+        let text = std::fs::read_to_string(&s.config).unwrap().replacen(
+            "[site]\n",
+            &format!("[site]\nname = \"{name}\"\n"),
+            1,
+        ) + &format!("\n[store]\ncentral = \"{url}\"\n");
+        std::fs::write(&s.config, text).unwrap();
+        s.replay(&[&Path::new(PUBLIC).join(capture)]);
+        s
+    };
+    let hq = forwarding("hq", "gen-sipp-mixed-calls-udp.pcap");
+    let branch = forwarding("branch", "gen-kamailio-proxy-calls-udp-with-hep3.pcap");
+    assert!(pg.count("SELECT count(*) FROM calls") > 7, "both sites shipped their calls");
+    for (s, name) in [(&hq, "hq"), (&branch, "branch")] {
+        for q in [&["calls"][..], &["violations"], &["stats"], &["stats", "--by", "site"], &["recordings", "list"]] {
+            let site_q = [q, &["--site", name][..]].concat();
+            assert_eq!(json(s, Some(&url), &site_q), json(s, None, q), "{name} {q:?}");
+        }
+    }
+    let all = json(&hq, Some(&url), &["calls"]);
+    assert_eq!(len(&all), len(&json(&hq, None, &["calls"])) + len(&json(&branch, None, &["calls"])));
+    let by_site = json(&hq, Some(&url), &["stats", "--by", "site"]);
+    assert_eq!(by_site[0], json(&branch, None, &["stats", "--by", "site"])[0]);
+    assert_eq!(by_site[1], json(&hq, None, &["stats", "--by", "site"])[0]);
+}
+
 /// Start `serve --store URL` on an ephemeral port; its address, or its exit and stderr.
 fn serve(s: &Site, url: &str) -> Result<(std::process::Child, String), (Option<i32>, String)> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_callwarden"))
