@@ -464,6 +464,16 @@ fn stats_latency() {
     );
     pg.psql("VACUUM ANALYZE");
     eprintln!("filled {n} calls in {:?}", t.elapsed());
+    // The floor of a scan: PostgreSQL summing every call itself, no rows sent.
+    let t = std::time::Instant::now();
+    pg.psql("SELECT site, count(*), sum(talk_ms), sum(answered) FROM calls GROUP BY site");
+    eprintln!("psql: every call summed by site inside PostgreSQL in {:?}", t.elapsed());
+    let t = std::time::Instant::now();
+    pg.psql(
+        "SELECT percentile_disc(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY talk_ms) FROM calls WHERE answered = 1
+         GROUP BY caller_ext",
+    );
+    eprintln!("psql: talk p50/p90 per extension inside PostgreSQL in {:?}", t.elapsed());
     let r = CentralReader::open(&Central::from_url(&pg.url()).unwrap(), "Asia/Shanghai").unwrap();
     let tz = r.timezone().clone();
     let month = callwarden::store::query::month_range("month", "2026-03", &tz).unwrap();
