@@ -31,6 +31,8 @@ use crate::reload::Reloader;
 use crate::settings::Settings;
 use crate::sink::log::LogSink;
 use crate::sink::recorder;
+use crate::store::central::read::CentralReader;
+use crate::store::central::Central;
 use crate::store::reader::{open_error, Reader};
 use anyhow::Context;
 use callwarden_core::config::Config;
@@ -420,18 +422,38 @@ impl Ended {
 /// `callwarden serve`: the API and the web page over the database, without capture,
 /// until Ctrl-C or SIGTERM. Nothing is captured, so the live view is empty; the API writes
 /// only the playback log (every audio fetch) and, for admins, approvals.
+/// With `--store postgres://...` (`settings.read_store`) it serves the central store of
+/// all sites instead, read only: the schema is checked (a newer one is refused) and never
+/// migrated.
 pub fn serve(settings: Settings, listen: &str) -> anyhow::Result<()> {
     // Fail now, with the file's name, rather than on every request.
-    Reader::open(&settings.db_path).map_err(|e| open_error(&settings.db_path, e))?;
-    let state = AppState::new(settings.db_path.clone(), &settings)?;
+    let (state, shown) = match &settings.read_store {
+        Some(url) => {
+            let c = Central::from_url(url)?;
+            let c = match Central::of(&settings.config.store, &settings.base_dir) {
+                Some(configured) if configured.url == c.url => configured,
+                _ => c,
+            };
+            let reader = CentralReader::open(&c, &settings.config.site.timezone)
+                .map_err(|e| anyhow::anyhow!("--store: cannot read the central store: {e:#}"))?;
+            (AppState::central(reader, &settings)?, c.shown())
+        }
+        None => {
+            Reader::open(&settings.db_path).map_err(|e| open_error(&settings.db_path, e))?;
+            (AppState::new(settings.db_path.clone(), &settings)?, settings.db_path.display().to_string())
+        }
+    };
     if settings.config.api.tokens.is_empty() && listen_is_loopback(listen) {
         eprintln!(
             "callwarden: no [[api.token]] in the config: local mode, the API and page answer only clients on this \
              machine (loopback), as admin \"local\""
         );
     }
+    // The central store's pool closes its (sync) connections when its last handle drops,
+    // which must not happen on the runtime's threads: this one is dropped after it.
+    let central_pool = state.central_reader().cloned();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
-    rt.block_on(async move {
+    let served = rt.block_on(async move {
         let listener =
             tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
@@ -439,9 +461,12 @@ pub fn serve(settings: Settings, listen: &str) -> anyhow::Result<()> {
         if settings.config.api.tokens.is_empty() && !addr.ip().is_loopback() {
             anyhow::bail!("no [[api.token]] in the config: refusing to listen on {addr}; use a loopback address or configure tokens");
         }
-        eprintln!("callwarden: serving {} on http://{addr}/", settings.db_path.display());
+        eprintln!("callwarden: serving {shown} on http://{addr}/");
         api::serve(listener, state, shutdown_signal()).await
-    })
+    });
+    drop(rt);
+    drop(central_pool);
+    served
 }
 
 /// Ctrl-C, or SIGTERM on Unix (what systemd and `kill` send).

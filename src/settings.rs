@@ -28,6 +28,9 @@ pub struct Settings {
     pub base_dir: PathBuf,
     pub db_path: PathBuf,
     pub recordings_dir: PathBuf,
+    /// `--store postgres://...`: the read commands and `serve` ask the central store of
+    /// all sites instead of `db_path` (None: the SQLite file).
+    pub read_store: Option<String>,
 }
 
 /// Errors of a config text, each with file, line and key: printed one per line.
@@ -127,7 +130,7 @@ impl Settings {
             None => resolve(&base_dir, virtual_dir, &cfg.store.path),
         };
         let recordings_dir = resolve(&base_dir, virtual_dir, &cfg.recordings.dir);
-        Ok(Settings { config: cfg, config_path, base_dir, db_path, recordings_dir })
+        Ok(Settings { config: cfg, config_path, base_dir, db_path, recordings_dir, read_store: None })
     }
 }
 

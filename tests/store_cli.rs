@@ -156,6 +156,7 @@ fn calls_json_has_the_documented_fields_and_values() {
     let mut keys: Vec<&str> = prem.as_object().unwrap().keys().map(String::as_str).collect();
     keys.sort_unstable();
     let mut want = vec![
+        "site",
         "call_id",
         "caller",
         "callee",
@@ -186,6 +187,7 @@ fn calls_json_has_the_documented_fields_and_values() {
     want.sort_unstable();
     assert_eq!(keys, want);
     let expect = serde_json::json!({
+        "site": null,
         "call_id": "prem-1",
         "caller": "8003",
         "callee": "16800123",
@@ -299,7 +301,10 @@ fn violations_listing() {
     assert_eq!(rows.len(), 3, "the premium violation completed at the end is one row");
     let mut keys: Vec<&str> = rows[0].as_object().unwrap().keys().map(String::as_str).collect();
     keys.sort_unstable();
-    assert_eq!(keys, vec!["call_id", "detail", "detected_at", "extension", "fine_fen", "id", "kind", "number", "rule"]);
+    assert_eq!(
+        keys,
+        vec!["call_id", "detail", "detected_at", "extension", "fine_fen", "id", "kind", "number", "rule", "site"]
+    );
     assert_eq!(rows[0]["rule"], "OUT-1");
     assert_eq!(rows[0]["kind"], "premium-rate");
     assert_eq!(rows[0]["call_id"], "prem-1");

@@ -44,7 +44,7 @@ pub fn stored(conn: &Connection) -> Result<Vec<Approval>, ApiError> {
 /// Every approval, revoked ones too, newest first (the store's rows, as `approve --list`).
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<ApprovalRow>>, ApiError> {
     let mut rows =
-        state.with_db(|db, cfg| store_approvals::list(&db.conn, true, &cfg.tz).map_err(ApiError::any)).await?;
+        state.with_db(|db, cfg| store_approvals::list(db.sqlite()?, true, &cfg.tz).map_err(ApiError::any)).await?;
     rows.reverse();
     Ok(Json(rows))
 }

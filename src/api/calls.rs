@@ -151,13 +151,29 @@ fn export(db: &Db, mut q: Filter, limit: Option<usize>, mut sink: CsvBody) -> Re
     Ok(())
 }
 
-pub async fn detail(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+#[derive(serde::Deserialize, Default)]
+pub struct SiteParam {
+    site: Option<String>,
+}
+
+/// `GET /api/calls/{id}[?site=S]`: a Call-ID is unique within a site only; over the
+/// central store the latest call with it at any site unless `site` names one (the page
+/// passes the row's site).
+pub async fn detail(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(s): Query<SiteParam>,
+) -> Result<Response, ApiError> {
+    let site = super::params::nonempty(&s.site);
     let doc = state
         .with_db(move |db, _| {
-            let Some(d) = db.reader.call(&id).map_err(ApiError::any)? else {
+            let Some(d) = db.reader.call(&id, site.as_deref()).map_err(ApiError::any)? else {
                 return Err(ApiError::not_found(format!("no call with Call-ID {id:?}")));
             };
-            let rec = db.reader.recording_of_call(&d.call.call_id, d.call.started_us).map_err(ApiError::any)?;
+            let rec = db
+                .reader
+                .recording_of_call(d.call.site.as_deref(), &d.call.call_id, d.call.started_us)
+                .map_err(ApiError::any)?;
             let mut v = serde_json::to_value(&d).map_err(|e| ApiError::internal(e.to_string()))?;
             if let Some(o) = v.as_object_mut() {
                 // The recording's id is the text id of the recordings table.

@@ -7,6 +7,10 @@
 //! `playback`, `approvals`, `policy_check`), live events (`events`: the `EventsSink` and SSE),
 //! CSV (`csv_out`), the OpenAPI document (`openapi`) and the embedded page (`web`).
 //! May use: the store's reader and query types, core's policy and config, tokio/axum.
+//! Over the central store (`serve --store postgres://...`, `AppState::central`) the same
+//! routes read every site's rows through `CentralReader`; what writes (approvals, the
+//! playback log) and what needs a site's files (audio, peaks) answer 501: those stay at
+//! the sites.
 //! Invariants: every blocking SQLite call runs on `spawn_blocking` with a reader of its
 //! own (a small pool, WAL lets them read while the writer commits); no path from a
 //! request reaches the file system except a recording's path read from the database,
@@ -36,6 +40,7 @@ pub use auth::Principal;
 pub use events::{EventsSink, LiveCall, LiveEvent, LiveViolation};
 
 use crate::settings::Settings;
+use crate::store::central::read::CentralReader;
 use crate::store::{QueryError, Reader, Store};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -74,14 +79,32 @@ pub(crate) struct ApiConfig {
 }
 
 /// A reader of the store (asked through the `Store` interface) and a plain read-only
-/// connection (for the approvals' queries, which take a connection).
+/// connection (for the approvals' queries, which take a connection; none over the
+/// central store, which keeps no approvals).
 pub(crate) struct Db {
     pub reader: Box<dyn Store>,
-    pub conn: Connection,
+    pub conn: Option<Connection>,
+}
+
+impl Db {
+    /// The SQLite connection, or 501 over the central store.
+    pub fn sqlite(&self) -> Result<&Connection, ApiError> {
+        self.conn.as_ref().ok_or_else(not_at_central)
+    }
+}
+
+/// What the central view cannot do: it reads; writes and audio stay at the sites.
+pub(crate) fn not_at_central() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "not over the central store: approvals, the playback log and recordings' audio are at each site's own API",
+    )
 }
 
 struct Inner {
     db_path: PathBuf,
+    /// Set for `serve --store postgres://...`: every read goes to the central store.
+    central_store: Option<CentralReader>,
     config: RwLock<Arc<ApiConfig>>,
     pool: Mutex<Vec<Db>>,
     /// One read-write connection, opened on first use, for the playback log and approvals.
@@ -125,6 +148,7 @@ impl AppState {
         Ok(AppState {
             inner: Arc::new(Inner {
                 db_path: db_path.into(),
+                central_store: None,
                 config: RwLock::new(Arc::new(cfg)),
                 pool: Mutex::new(Vec::new()),
                 writer: Mutex::new(None),
@@ -144,6 +168,17 @@ impl AppState {
                 refused_connections: Arc::new(AtomicU64::new(0)),
             }),
         })
+    }
+
+    /// The API over the central store (read only), with the tokens, zone and policy of
+    /// `settings`.
+    pub fn central(reader: CentralReader, settings: &Settings) -> anyhow::Result<AppState> {
+        Ok(AppState::new(PathBuf::new(), settings)?.map_inner(|i| i.central_store = Some(reader)))
+    }
+
+    /// Serving the central store (no SQLite file behind).
+    pub(crate) fn central_reader(&self) -> Option<&CentralReader> {
+        self.inner.central_store.as_ref()
     }
 
     fn map_inner(mut self, f: impl FnOnce(&mut Inner)) -> AppState {
@@ -233,7 +268,13 @@ impl AppState {
         tokio::task::spawn_blocking(move || {
             let db = match state.inner.pool.lock().ok().and_then(|mut p| p.pop()) {
                 Some(db) => db,
-                None => open_db(&state.inner.db_path, &cfg)?,
+                None => match &state.inner.central_store {
+                    Some(c) => Db {
+                        reader: Box::new(c.with_timezone(&cfg.config.site.timezone).map_err(ApiError::any)?),
+                        conn: None,
+                    },
+                    None => open_db(&state.inner.db_path, &cfg)?,
+                },
             };
             let out = f(&db, &cfg);
             if let Ok(mut pool) = state.inner.pool.lock() {
@@ -253,6 +294,9 @@ impl AppState {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
     {
+        if self.inner.central_store.is_some() {
+            return Err(not_at_central());
+        }
         let state = self.clone();
         tokio::task::spawn_blocking(move || {
             let mut guard = state.inner.writer.lock().map_err(|_| ApiError::internal("writer lock poisoned"))?;
@@ -276,7 +320,12 @@ impl AppState {
 
     /// The database's change counter as seen by a connection of the API's own: differs
     /// after any other connection (the daemon's writer, the API's) committed. Blocking.
-    pub(crate) fn data_version(&self) -> Result<i64, ApiError> {
+    /// None over the central store: the sites write there without telling, so nothing
+    /// is cached.
+    pub(crate) fn data_version(&self) -> Result<Option<i64>, ApiError> {
+        if self.inner.central_store.is_some() {
+            return Ok(None);
+        }
         let mut guard = self.inner.version_conn.lock().map_err(|_| ApiError::internal("version lock poisoned"))?;
         if guard.is_none() {
             let conn = Connection::open_with_flags(
@@ -287,7 +336,7 @@ impl AppState {
             *guard = Some(conn);
         }
         match guard.as_ref() {
-            Some(c) => Ok(c.query_row("PRAGMA data_version", [], |r| r.get(0))?),
+            Some(c) => Ok(Some(c.query_row("PRAGMA data_version", [], |r| r.get(0))?)),
             None => Err(ApiError::internal("no version connection")),
         }
     }
@@ -345,6 +394,7 @@ fn api_config(settings: &Settings) -> anyhow::Result<ApiConfig> {
 fn open_db(path: &Path, cfg: &ApiConfig) -> Result<Db, ApiError> {
     let reader = Reader::open(path)
         .and_then(|r| r.with_timezone(&cfg.config.site.timezone))
+        .map(|r| r.with_site(&cfg.config.site.name))
         .map_err(|e| ApiError::unavailable(format!("{}: cannot read the database: {e:#}", path.display())))?;
     let conn = Connection::open_with_flags(
         path,
@@ -352,7 +402,7 @@ fn open_db(path: &Path, cfg: &ApiConfig) -> Result<Db, ApiError> {
     )
     .map_err(|e| ApiError::unavailable(format!("{}: cannot read the database: {e}", path.display())))?;
     conn.busy_timeout(Duration::from_secs(5)).map_err(ApiError::db)?;
-    Ok(Db { reader: Box::new(reader), conn })
+    Ok(Db { reader: Box::new(reader), conn: Some(conn) })
 }
 
 /// An error answer: a status and one line saying what was wrong.
@@ -427,6 +477,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/calls", get(calls::list))
         .route("/api/calls/{id}", get(calls::detail))
         .route("/api/stats", get(stats::get_stats))
+        .route("/api/sites", get(sites))
         .route("/api/violations", get(violations::list))
         .route("/api/register", get(register::get_register))
         .route("/api/callbacks", get(callbacks::get_callbacks))
@@ -510,6 +561,27 @@ async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) ->
         Ok(()) => "ok\n".into_response(),
         Err(why) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
     }
+}
+
+/// `GET /api/sites`: the sites whose rows this API shows (the page offers a choice when
+/// there are several): over the central store every site that forwarded to it; over a
+/// site's own database its `[site] name`, or none when it has no name.
+async fn sites(axum::extract::State(state): axum::extract::State<AppState>) -> Result<Response, ApiError> {
+    let sites = match state.central_reader().cloned() {
+        Some(c) => tokio::task::spawn_blocking(move || c.sites())
+            .await
+            .map_err(|e| ApiError::internal(format!("query task failed: {e}")))?
+            .map_err(ApiError::any)?,
+        None => {
+            let name = state.config().config.site.name.trim().to_string();
+            if name.is_empty() {
+                vec![]
+            } else {
+                vec![name]
+            }
+        }
+    };
+    Ok(axum::Json(serde_json::json!({ "central": state.central_reader().is_some(), "sites": sites })).into_response())
 }
 
 /// `/api/central`: the forwarder's backlog and state (`{"configured": false}` without a

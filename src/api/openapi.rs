@@ -28,6 +28,7 @@ fn filters() -> Vec<Value> {
         param("rule", "a rule id (OUT-1) or violation kind (premium-rate)"),
         param("number", "dialled or normalised number contains this"),
         param("direction", "inbound, outbound, internal, transit"),
+        param("site", "one site's rows ([site] name); over the central store, one of several"),
     ]
 }
 
@@ -110,14 +111,24 @@ pub fn spec() -> Value {
         )),
     );
     paths.insert("/api/calls/{id}".to_string(), json!({ "get": { "summary": "one call by the Call-ID of its first leg: legs, ladder of all its legs, media, violations, recording", "description": "Role: supervisor.",
-                "parameters": [ path_id("the SIP Call-ID (percent-encoded)") ], "responses": ok("the call; 404 when unknown") } }));
+                "parameters": [ path_id("the SIP Call-ID (percent-encoded)"), param("site", "the call's site: a Call-ID is unique within a site; over the central store without it, the latest call with this Call-ID at any site") ], "responses": ok("the call; 404 when unknown") } }));
     paths.insert(
         "/api/stats".to_string(),
         json!(get(
-            "figures by extension, group, day or month",
+            "figures by extension, group, day, month or site",
             "supervisor",
-            with(with(vec![param("by", "ext (default), group, day, month")], filters()), fmt.clone()),
+            with(with(vec![param("by", "ext (default), group, day, month, site")], filters()), fmt.clone()),
             "{by, rows: [StatsRow]}; CSV with format=csv"
+        )),
+    );
+    paths.insert(
+        "/api/sites".to_string(),
+        json!(get(
+            "the sites whose rows this API shows",
+            "supervisor",
+            vec![],
+            "{central: bool, sites: [name]}: over the central store (serve --store) every site that forwarded to \
+             it; over a site's own database its [site] name, or none"
         )),
     );
     paths.insert(

@@ -2,7 +2,7 @@
 //! the store's query types. Names follow the CLI's filters: `from`, `to` (a date in the
 //! site's zone, inclusive, or an RFC 3339 instant), `month` (YYYY-MM, a shorthand for
 //! the month's first and last day), `ext`, `group`, `class`, `rule`, `number`,
-//! `direction`; and `limit`, `after` (keyset cursor), `order`, `format` (`json`|`csv`),
+//! `direction`, `site`; and `limit`, `after` (keyset cursor), `order`, `format` (`json`|`csv`),
 //! `bom` (CSV with a UTF-8 byte-order mark, for spreadsheet programs).
 //! Invariants: every bad value is a 400 naming the parameter; limits are capped.
 
@@ -27,6 +27,8 @@ pub struct FilterParams {
     pub rule: Option<String>,
     pub number: Option<String>,
     pub direction: Option<String>,
+    /// One site's rows (`[site] name`): over the central store, a site of the company.
+    pub site: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -86,6 +88,7 @@ impl FilterParams {
             rule: nonempty(&self.rule),
             number: nonempty(&self.number),
             direction,
+            site: nonempty(&self.site),
             ..Filter::default()
         })
     }

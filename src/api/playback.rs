@@ -77,6 +77,7 @@ pub struct LogFilters {
     who: Option<String>,
     from: Option<String>,
     to: Option<String>,
+    site: Option<String>,
 }
 
 pub async fn list(
@@ -101,6 +102,7 @@ pub async fn list(
         limit: Some(limit + 1),
         newest_first: true,
         before_id,
+        site: nonempty(&f.site),
     };
     let mut rows = state.with_db(move |db, _| db.reader.playback_log(&q).map_err(ApiError::any)).await?;
     let next = if rows.len() > limit {

@@ -41,6 +41,8 @@ use tower::ServiceExt;
 /// names (the store's row has more, and keeps `undecodable` as a list).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Recording {
+    /// The site that holds it (`[site] name`); null for a site without a name.
+    pub site: Option<String>,
     pub id: String,
     pub call_id: String,
     pub call_started_at: String,
@@ -69,6 +71,7 @@ impl From<rows::RecordingRow> for Recording {
     fn from(r: rows::RecordingRow) -> Recording {
         Recording {
             undecodable: rows::join_pts(&r.undecodable),
+            site: r.site,
             id: r.id,
             call_id: r.call_id,
             call_started_at: r.call_started_at,
@@ -102,6 +105,7 @@ pub struct RecFilters {
     group: Option<String>,
     number: Option<String>,
     status: Option<String>,
+    site: Option<String>,
 }
 
 /// A recording id as the core makes them (16 hex digits); anything else is not looked up.
@@ -136,6 +140,7 @@ pub async fn list(
         ext: nonempty(&f.ext),
         group: nonempty(&f.group),
         number: nonempty(&f.number),
+        site: nonempty(&f.site),
         status,
         // One more than asked: whether there is a next page.
         limit: Some(limit + 1),
@@ -146,7 +151,7 @@ pub async fn list(
     let mut rows = state.with_db(move |db, _| db.reader.recordings(&q).map_err(ApiError::any)).await?;
     let next = if rows.len() > limit {
         rows.truncate(limit);
-        rows.last().map(|r| format!("{}:{}", r.call_started_us, r.id))
+        rows.last().map(|r| r.cursor().to_string())
     } else {
         None
     };
@@ -196,6 +201,10 @@ pub async fn detail(
 /// folder. Errors: 404 (no such id), 409 (still being written), 410 (expired/missing).
 pub async fn resolve(state: &AppState, id: &str) -> Result<(rows::RecordingRow, PathBuf), ApiError> {
     valid_id(id)?;
+    if state.central_reader().is_some() {
+        // Recordings stay at their site; fetching them from there is not built yet.
+        return Err(super::not_at_central());
+    }
     let id2 = id.to_string();
     let found = state.with_db(move |db, _| db.reader.recording(&id2).map_err(ApiError::any)).await?;
     let Some(rec) = found else {

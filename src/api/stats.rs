@@ -90,7 +90,9 @@ pub async fn get_stats(
     let st = state.clone();
     let rows = state
         .with_db(move |db, _cfg| {
-            let version = st.data_version()?;
+            let Some(version) = st.data_version()? else {
+                return Ok(Arc::new(db.reader.stats(by, &q).map_err(ApiError::any)?));
+            };
             if let Some(rows) = st.stats_cache().lock().ok().and_then(|mut c| c.get(version, &key)) {
                 return Ok(rows);
             }

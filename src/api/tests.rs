@@ -303,7 +303,7 @@ async fn recordings_and_playback_log_json() {
     assert_eq!(
         keys(r2),
         "bytes,call_id,call_started_at,callee,caller,channels,dialled,dtmf,duration_ms,ended_at,group,id,\
-         retention_days,sample_rate,sha256,status,superseded_by,undecodable"
+         retention_days,sample_rate,sha256,site,status,superseded_by,undecodable"
     );
     assert_eq!((r2["id"].as_str(), r2["status"].as_str()), (Some("r2"), Some("recording")));
     assert!(r2["group"].is_null() && r2["sample_rate"].is_null() && r2["undecodable"].is_null());
@@ -323,7 +323,7 @@ async fn recordings_and_playback_log_json() {
     assert_eq!(keys(&log[0]), "action,at,detail,id,via,who");
     let page = json("/api/playback-log?limit=2").await;
     assert_eq!(page["next"], "2");
-    assert_eq!(keys(&page["rows"][0]), "action,at,detail,id,recording_id,via,who");
+    assert_eq!(keys(&page["rows"][0]), "action,at,detail,id,recording_id,site,via,who");
     let page = json("/api/playback-log?limit=2&after=2").await;
     assert_eq!(page["rows"].as_array().unwrap().len(), 1);
     assert!(page["next"].is_null());

@@ -7,7 +7,6 @@ use super::filter::{open_reader, print_json, print_table, usage_error};
 use super::Common;
 use crate::report::callbacks::{self, parse_plan, Planned, Report};
 use crate::report::ReportError;
-use crate::settings::Settings;
 use anyhow::Context;
 use callwarden_core::policy::Policy;
 use std::path::{Path, PathBuf};
@@ -38,7 +37,7 @@ fn read_plan(path: &Path, policy: &Policy) -> anyhow::Result<Vec<Planned>> {
 }
 
 pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
-    let settings = Settings::load(common.config.as_deref(), common.db.as_deref())?;
+    let settings = super::load_settings(common)?;
     let cfg = &settings.config;
     let reader = open_reader(&settings)?;
     let plan = match &a.plan {

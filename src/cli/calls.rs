@@ -5,7 +5,6 @@ use super::filter::{
     dash, known_group, open_reader, print_json, print_table, secs, table_time, usage_error, FilterArgs,
 };
 use super::Common;
-use crate::settings::Settings;
 use crate::store::CallRow;
 use std::process::ExitCode;
 
@@ -22,7 +21,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
-    let settings = Settings::load(common.config.as_deref(), common.db.as_deref())?;
+    let settings = super::load_settings(common)?;
     if let Err(e) = known_group(a.filter.group.as_deref(), &settings.config) {
         return Ok(usage_error(&e));
     }

@@ -5,6 +5,8 @@
 
 pub use crate::report::{table_time, yuan};
 use crate::settings::Settings;
+use crate::store::central::read::CentralReader;
+use crate::store::central::Central;
 use crate::store::{query, Filter, QueryError, Reader, Store};
 use jiff::tz::TimeZone;
 use std::io::Write;
@@ -34,6 +36,9 @@ pub struct FilterArgs {
     /// Calls whose dialled or normalised number contains this.
     #[arg(long)]
     pub number: Option<String>,
+    /// Only this site's rows (`[site] name`; over the central store, one site of several).
+    #[arg(long)]
+    pub site: Option<String>,
 }
 
 impl FilterArgs {
@@ -47,6 +52,7 @@ impl FilterArgs {
             class: self.class.as_deref().map(|c| query::class_name("--class", c)).transpose()?,
             rule: self.rule.clone(),
             number: self.number.clone(),
+            site: self.site.clone(),
             ..Filter::default()
         })
     }
@@ -68,14 +74,32 @@ pub fn known_group(group: Option<&str>, cfg: &callwarden_core::config::Config) -
     }
 }
 
-/// Open the database of `settings` read-only, in the site's zone; an error names the file.
-/// The subcommands ask it through the `Store` interface only.
+/// Open the database of `settings` read-only, in the site's zone, its rows named with
+/// `[site] name`; an error names the file. With `--store postgres://...` the central
+/// store of all sites instead (checked readable, never migrated). The subcommands ask it
+/// through the `Store` interface only.
 pub fn open_reader(settings: &Settings) -> anyhow::Result<Box<dyn Store>> {
+    if let Some(url) = &settings.read_store {
+        return Ok(Box::new(open_central(settings, url)?));
+    }
     let path = &settings.db_path;
     Reader::open(path)
         .and_then(|r| r.with_timezone(&settings.config.site.timezone))
-        .map(|r| Box::new(r) as Box<dyn Store>)
+        .map(|r| Box::new(r.with_site(&settings.config.site.name)) as Box<dyn Store>)
         .map_err(|e| crate::store::reader::open_error(path, e))
+}
+
+/// The central store at `url` (`--store`), read in the config's zone; the password from
+/// `[store] central_password_file` when the URL is the configured central store, else
+/// PGPASSWORD.
+pub fn open_central(settings: &Settings, url: &str) -> anyhow::Result<CentralReader> {
+    let mut central = Central::from_url(url)?;
+    if let Some(configured) = Central::of(&settings.config.store, &settings.base_dir) {
+        if configured.url == central.url {
+            central = configured;
+        }
+    }
+    CentralReader::open(&central, &settings.config.site.timezone)
 }
 
 /// A bad filter value is bad usage: say which and exit 2.

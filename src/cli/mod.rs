@@ -57,6 +57,20 @@ pub struct Common {
         help_heading = "Config and database (before or after the command)"
     )]
     pub db: Option<PathBuf>,
+    /// Read the company's central store instead of the SQLite database:
+    /// postgres://user@host/db (password from PGPASSWORD or [store] central_password_file).
+    /// For `serve` and the read commands (calls, stats, violations, register, callbacks,
+    /// recordings list|log).
+    #[arg(long, global = true, value_name = "URL", help_heading = "Config and database (before or after the command)")]
+    pub store: Option<String>,
+}
+
+/// `Settings::load` with the common options (`--store` included: `main` lets it through
+/// only for the commands that read).
+pub fn load_settings(common: &Common) -> anyhow::Result<crate::settings::Settings> {
+    let mut settings = crate::settings::Settings::load(common.config.as_deref(), common.db.as_deref())?;
+    settings.read_store = common.store.as_deref().map(str::trim).filter(|u| !u.is_empty()).map(str::to_string);
+    Ok(settings)
 }
 
 #[derive(Subcommand, Debug)]
@@ -114,6 +128,23 @@ pub fn main() -> ExitCode {
         default_sigpipe();
     }
     init_logging(if matches!(cli.command, Command::Run(_)) { "info" } else { "warn" });
+    let reads = match &cli.command {
+        Command::Calls(_)
+        | Command::Stats(_)
+        | Command::Violations(_)
+        | Command::Register(_)
+        | Command::Callbacks(_)
+        | Command::Serve(_) => true,
+        Command::Recordings(r) => r.reads_only(),
+        _ => false,
+    };
+    if cli.common.store.is_some() && !reads {
+        eprintln!(
+            "callwarden: --store: only serve and the read commands (calls, stats, violations, register, callbacks, \
+             recordings list|log) read the central store"
+        );
+        return ExitCode::from(2);
+    }
     let result = match cli.command {
         Command::Run(a) => run::run(a, &cli.common),
         Command::Replay(a) => replay::run(a, &cli.common),

@@ -33,6 +33,13 @@ pub struct Args {
     pub command: Cmd,
 }
 
+impl Args {
+    /// Only reads the store (`list`, `log`): may read the central store (`--store`).
+    pub fn reads_only(&self) -> bool {
+        matches!(self.command, Cmd::List(_) | Cmd::Log(_))
+    }
+}
+
 #[derive(clap::Subcommand, Debug)]
 pub enum Cmd {
     /// List recordings (the filters of `calls`, plus --status and --month).
@@ -95,6 +102,9 @@ pub struct LogArgs {
     /// A recording id.
     #[arg(long)]
     pub recording: Option<String>,
+    /// Only this site's log (`[site] name`).
+    #[arg(long)]
+    pub site: Option<String>,
     #[arg(long)]
     pub limit: Option<usize>,
     #[arg(long)]
@@ -102,7 +112,7 @@ pub struct LogArgs {
 }
 
 pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
-    let settings = Settings::load(common.config.as_deref(), common.db.as_deref())?;
+    let settings = super::load_settings(common)?;
     let who = who(a.who.as_deref());
     match a.command {
         Cmd::List(l) => list(&settings, &l),
@@ -450,6 +460,7 @@ fn log(settings: &Settings, a: &LogArgs) -> anyhow::Result<ExitCode> {
         to,
         who: a.who.clone(),
         recording: a.recording.clone(),
+        site: a.site.clone(),
         limit: a.limit,
         ..PlaybackQuery::default()
     };

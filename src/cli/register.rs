@@ -16,7 +16,6 @@
 use super::filter::{open_reader, usage_error};
 use super::Common;
 use crate::report::register::{self, write_csv, REGISTER_CLASSES};
-use crate::settings::Settings;
 use crate::store::{query, Filter};
 use anyhow::Context;
 use std::path::PathBuf;
@@ -36,6 +35,9 @@ pub struct Args {
     /// Only this class (one of long-distance, hk-macau, taiwan, international).
     #[arg(long, value_parser = REGISTER_CLASSES)]
     pub class: Option<String>,
+    /// Only this site's calls (`[site] name`; over the central store, one of several).
+    #[arg(long)]
+    pub site: Option<String>,
     /// Also list calls that were not answered (duration 0, cost 0).
     #[arg(long)]
     pub unanswered: bool,
@@ -45,7 +47,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
-    let settings = Settings::load(common.config.as_deref(), common.db.as_deref())?;
+    let settings = super::load_settings(common)?;
     let reader = open_reader(&settings)?;
     let (from, to) = match query::month_range("--month", &a.month, reader.timezone()) {
         Ok(r) => r,
@@ -57,6 +59,7 @@ pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
         ext: a.ext.clone(),
         group: a.group.clone(),
         class: a.class.clone(),
+        site: a.site.clone(),
         ..Filter::default()
     };
     let calls = register::calls(&*reader, &q)?;

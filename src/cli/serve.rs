@@ -6,7 +6,6 @@
 
 use super::Common;
 use crate::daemon;
-use crate::settings::Settings;
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
@@ -17,7 +16,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
-    let settings = Settings::load(common.config.as_deref(), common.db.as_deref())?;
+    let settings = super::load_settings(common)?;
     let listen = a.listen.unwrap_or_else(|| settings.config.api.listen.clone());
     daemon::serve(settings, &listen)?;
     Ok(ExitCode::SUCCESS)

@@ -7,7 +7,6 @@
 use super::filter::{dash, known_group, open_reader, print_json, print_table, secs, usage_error, yuan, FilterArgs};
 use super::Common;
 use crate::report;
-use crate::settings::Settings;
 use crate::store::{query, StatsBy, StatsRow};
 use std::process::ExitCode;
 
@@ -15,8 +14,8 @@ use std::process::ExitCode;
 pub struct Args {
     #[command(flatten)]
     pub filter: FilterArgs,
-    /// One row per: ext (each of our extensions on a call), group, day or month.
-    #[arg(long, default_value = "ext", value_parser = ["ext", "group", "day", "month"])]
+    /// One row per: ext (each of our extensions on a call), group, day, month or site.
+    #[arg(long, default_value = "ext", value_parser = ["ext", "group", "day", "month", "site"])]
     pub by: String,
     /// Only calls that started in this month (YYYY-MM, site zone). With `--by group`,
     /// each group's spend is set against its `monthly_budget` (OUT-6).
@@ -28,7 +27,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
-    let settings = Settings::load(common.config.as_deref(), common.db.as_deref())?;
+    let settings = super::load_settings(common)?;
     if let Err(e) = known_group(a.filter.group.as_deref(), &settings.config) {
         return Ok(usage_error(&e));
     }

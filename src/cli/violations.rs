@@ -6,7 +6,6 @@ use super::filter::{
     dash, known_group, open_reader, print_json, print_table, table_time, usage_error, yuan, FilterArgs,
 };
 use super::Common;
-use crate::settings::Settings;
 use crate::store::{Filter, ViolationRow};
 use std::process::ExitCode;
 
@@ -23,7 +22,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
-    let settings = Settings::load(common.config.as_deref(), common.db.as_deref())?;
+    let settings = super::load_settings(common)?;
     if let Err(e) = known_group(a.filter.group.as_deref(), &settings.config) {
         return Ok(usage_error(&e));
     }

@@ -199,6 +199,7 @@ mod tests {
 
     fn row(number: &str, dialled: &str, direction: &str, answered: bool, talk_ms: i64) -> CallRow {
         CallRow {
+            site: None,
             call_id: format!("{dialled}-{talk_ms}"),
             caller: "8052".into(),
             callee: number.into(),

@@ -4,8 +4,11 @@
 //! the playback log). SQLite implements both: `StoreSink` and `Reader`.
 //! `report/`, `cli/` and `api/` ask through `Store` only, never through SQL.
 //! May use: the store's row and query types, core's `Output`.
+//! PostgreSQL (the central store of many sites) implements `Store` too:
+//! `central::read::CentralReader`.
 //! Invariants: every method takes the one `Filter` (and its one `Cursor`) for lists; an
-//! implementation shows times in its `timezone()`; a write accepted by `take` is either
+//! implementation shows times in its `timezone()`; every row carries its `site` and a
+//! `Filter::site` for a site the store does not hold selects nothing; a write accepted by `take` is either
 //! committed or counted as lost when the writer closes, never dropped silently.
 
 use super::query::{Filter, StatsBy};
@@ -22,14 +25,25 @@ pub trait Store: Send {
     fn timezone(&self) -> &TimeZone;
     /// Calls matching `q`, ordered by start (newest first when `q.newest_first`).
     fn calls(&self, q: &Filter) -> anyhow::Result<Vec<CallRow>>;
-    /// One call with its SIP timeline and violations.
-    fn call(&self, call_id: &str) -> anyhow::Result<Option<CallDetail>>;
+    /// One call with its SIP timeline and violations: the latest started with this
+    /// Call-ID (at `site`, when given: a Call-ID is only unique within a site, so over
+    /// several sites the latest of any site unless the site is named).
+    fn call(&self, call_id: &str, site: Option<&str>) -> anyhow::Result<Option<CallDetail>>;
     fn violations(&self, q: &Filter) -> anyhow::Result<Vec<ViolationRow>>;
     /// Figures per extension, group, day or month, from stored verdicts only.
     fn stats(&self, by: StatsBy, q: &Filter) -> anyhow::Result<Vec<StatsRow>>;
     fn recordings(&self, q: &Filter) -> anyhow::Result<Vec<RecordingRow>>;
+    /// The recording with this id (ids are made from the Call-ID and start, so unique
+    /// across sites in practice; over several sites, the latest call's if not).
     fn recording(&self, id: &str) -> anyhow::Result<Option<RecordingRow>>;
-    fn recording_of_call(&self, call_id: &str, started_us: i64) -> anyhow::Result<Option<RecordingRow>>;
+    /// The recording of a call (Call-ID + start) at `site` (None: this store's only site,
+    /// or any site over several).
+    fn recording_of_call(
+        &self,
+        site: Option<&str>,
+        call_id: &str,
+        started_us: i64,
+    ) -> anyhow::Result<Option<RecordingRow>>;
     fn playback_log(&self, q: &PlaybackQuery) -> anyhow::Result<Vec<PlaybackRow>>;
 }
 
@@ -51,7 +65,10 @@ impl Store for Reader {
     fn calls(&self, q: &Filter) -> anyhow::Result<Vec<CallRow>> {
         Reader::calls(self, q)
     }
-    fn call(&self, call_id: &str) -> anyhow::Result<Option<CallDetail>> {
+    fn call(&self, call_id: &str, site: Option<&str>) -> anyhow::Result<Option<CallDetail>> {
+        if site.is_some_and(|s| Some(s) != self.site.as_deref()) {
+            return Ok(None);
+        }
         Reader::call(self, call_id)
     }
     fn violations(&self, q: &Filter) -> anyhow::Result<Vec<ViolationRow>> {
@@ -66,7 +83,15 @@ impl Store for Reader {
     fn recording(&self, id: &str) -> anyhow::Result<Option<RecordingRow>> {
         Reader::recording(self, id)
     }
-    fn recording_of_call(&self, call_id: &str, started_us: i64) -> anyhow::Result<Option<RecordingRow>> {
+    fn recording_of_call(
+        &self,
+        site: Option<&str>,
+        call_id: &str,
+        started_us: i64,
+    ) -> anyhow::Result<Option<RecordingRow>> {
+        if site.is_some_and(|s| Some(s) != self.site.as_deref()) {
+            return Ok(None);
+        }
         Reader::recording_of_call(self, call_id, started_us)
     }
     fn playback_log(&self, q: &PlaybackQuery) -> anyhow::Result<Vec<PlaybackRow>> {

@@ -20,7 +20,7 @@ pub enum QueryError {
     Class { param: &'static str, value: String, names: String },
     #[error("{param}: {value:?} is not a cursor")]
     Cursor { param: &'static str, value: String },
-    #[error("{param}: {value:?} is not one of ext, group, day, month")]
+    #[error("{param}: {value:?} is not one of ext, group, day, month, site")]
     By { param: &'static str, value: String },
     #[error("{param}: {value:?} is not a month YYYY-MM")]
     Month { param: &'static str, value: String },
@@ -67,18 +67,25 @@ pub fn class_name(param: &'static str, value: &str) -> Result<String, QueryError
     }
 }
 
-/// Position after a row, for keyset paging: rows are ordered by (`at_us`, `key`) — a
-/// call by (start, Call-ID), a violation by (detection time, id), a recording by (its
-/// call's start, id). Written `at_us:key`.
+/// Position after a row, for keyset paging: rows are ordered by (`at_us`, `key`, `site`)
+/// — a call by (start, Call-ID), a violation by (detection time, id), a recording by (its
+/// call's start, id), then by site where rows of several sites are listed (the central
+/// store: a key is only unique within its site). Written `at_us:key`, or
+/// `at_us~site:key` for a row that carries its site (a site name has no `:` or `~`, so
+/// a Call-ID with either still reads back).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cursor {
     pub at_us: i64,
     pub key: String,
+    pub site: Option<String>,
 }
 
 impl fmt::Display for Cursor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.at_us, self.key)
+        match &self.site {
+            Some(site) => write!(f, "{}~{site}:{}", self.at_us, self.key),
+            None => write!(f, "{}:{}", self.at_us, self.key),
+        }
     }
 }
 
@@ -86,8 +93,13 @@ impl FromStr for Cursor {
     type Err = QueryError;
     fn from_str(s: &str) -> Result<Self, QueryError> {
         let bad = || QueryError::Cursor { param: "after", value: s.into() };
-        let (us, key) = s.split_once(':').ok_or_else(bad)?;
-        Ok(Cursor { at_us: us.parse().map_err(|_| bad())?, key: key.to_string() })
+        let (head, key) = s.split_once(':').ok_or_else(bad)?;
+        let (us, site) = match head.split_once('~') {
+            Some((us, site)) if !site.is_empty() => (us, Some(site.to_string())),
+            Some(_) => return Err(bad()),
+            None => (head, None),
+        };
+        Ok(Cursor { at_us: us.parse().map_err(|_| bad())?, key: key.to_string(), site })
     }
 }
 
@@ -124,6 +136,9 @@ pub struct Filter {
     pub after: Option<Cursor>,
     /// Newest first (the API's default view) instead of oldest first.
     pub newest_first: bool,
+    /// Rows of this site only (`[site] name`). A site's own store holds one site's rows:
+    /// asked for another, it answers with nothing.
+    pub site: Option<String>,
 }
 
 impl Filter {
@@ -143,6 +158,8 @@ pub enum StatsBy {
     Group,
     Day,
     Month,
+    /// One row per site (`[site] name`; null for a site store without a name).
+    Site,
 }
 
 impl StatsBy {
@@ -152,6 +169,7 @@ impl StatsBy {
             StatsBy::Group => "group",
             StatsBy::Day => "day",
             StatsBy::Month => "month",
+            StatsBy::Site => "site",
         }
     }
 }
@@ -164,6 +182,7 @@ impl FromStr for StatsBy {
             "group" => Ok(StatsBy::Group),
             "day" => Ok(StatsBy::Day),
             "month" => Ok(StatsBy::Month),
+            "site" => Ok(StatsBy::Site),
             _ => Err(QueryError::By { param: "by", value: s.into() }),
         }
     }
@@ -222,11 +241,15 @@ mod tests {
 
     #[test]
     fn cursors_round_trip() {
-        let c = Cursor { at_us: 1_772_407_800_000_000, key: "abc:def@host".into() };
+        let c = Cursor { at_us: 1_772_407_800_000_000, key: "abc:def@host".into(), site: None };
         assert_eq!(c.to_string().parse::<Cursor>(), Ok(c));
+        let c = Cursor { at_us: 1_772_407_800_000_000, key: "a~b:def@host".into(), site: Some("hq-1.b_2".into()) };
+        assert_eq!(c.to_string(), "1772407800000000~hq-1.b_2:a~b:def@host");
+        assert_eq!(c.to_string().parse::<Cursor>(), Ok(c));
+        assert!("5~:x".parse::<Cursor>().is_err());
         assert!("x:y".parse::<Cursor>().is_err());
         assert!("".parse::<Cursor>().is_err());
-        let v = Cursor { at_us: -5, key: "7".into() };
+        let v = Cursor { at_us: -5, key: "7".into(), site: None };
         assert_eq!(v.to_string().parse::<Cursor>(), Ok(v));
         assert!("x5:7".parse::<Cursor>().is_err());
     }

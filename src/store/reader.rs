@@ -29,6 +29,8 @@ pub struct RuleKind {
 /// One call as `calls --json` and `GET /api/calls` print it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CallRow {
+    /// The site that stored the call (`[site] name`); null for a site without a name.
+    pub site: Option<String>,
     pub call_id: String,
     pub caller: String,
     pub callee: String,
@@ -76,7 +78,7 @@ impl CallRow {
     /// The cursor that continues a listing after this call.
     #[allow(dead_code, reason = "for the HTTP API's paging")]
     pub fn cursor(&self) -> Cursor {
-        Cursor { at_us: self.started_us, key: self.call_id.clone() }
+        Cursor { at_us: self.started_us, key: self.call_id.clone(), site: self.site.clone() }
     }
 }
 
@@ -96,15 +98,15 @@ pub struct LegRow {
 
 /// A leg as the writer stores it (µs times).
 #[derive(serde::Deserialize)]
-struct StoredLeg {
-    call_id: String,
-    from: String,
-    to: String,
-    started_us: i64,
-    answered_us: Option<i64>,
-    ended_us: i64,
-    sip_status: Option<u16>,
-    role: String,
+pub(crate) struct StoredLeg {
+    pub(crate) call_id: String,
+    pub(crate) from: String,
+    pub(crate) to: String,
+    pub(crate) started_us: i64,
+    pub(crate) answered_us: Option<i64>,
+    pub(crate) ended_us: i64,
+    pub(crate) sip_status: Option<u16>,
+    pub(crate) role: String,
 }
 
 /// One call with everything stored about it (`GET /api/calls/{id}`).
@@ -125,6 +127,8 @@ pub struct CallDetail {
 /// One violation as `violations --json` and `GET /api/violations` print it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ViolationRow {
+    /// The site that stored it (`[site] name`); null for a site without a name.
+    pub site: Option<String>,
     pub id: i64,
     pub rule: String,
     pub kind: String,
@@ -145,7 +149,7 @@ impl ViolationRow {
     /// The cursor that continues a listing after this violation.
     #[allow(dead_code, reason = "for the HTTP API's paging")]
     pub fn cursor(&self) -> Cursor {
-        Cursor { at_us: self.detected_us, key: self.id.to_string() }
+        Cursor { at_us: self.detected_us, key: self.id.to_string(), site: self.site.clone() }
     }
 }
 
@@ -155,6 +159,22 @@ pub struct Reader {
     pub(super) tz: TimeZone,
     /// The database's schema version (older ones lack some columns: see `link_columns`).
     pub(super) schema: u32,
+    /// This site's name (`[site] name`), stamped on every row read; None when unset.
+    pub(super) site: Option<String>,
+}
+
+/// A stored leg as listed, times in `tz`.
+pub(crate) fn leg_row(l: StoredLeg, tz: &TimeZone) -> LegRow {
+    LegRow {
+        call_id: l.call_id,
+        from: l.from,
+        to: l.to,
+        started_at: format_ts(l.started_us, tz),
+        answered_at: l.answered_us.map(|us| format_ts(us, tz)),
+        ended_at: format_ts(l.ended_us, tz),
+        sip_status: l.sip_status,
+        role: l.role,
+    }
 }
 
 /// RFC 3339 with the zone's offset, to the microsecond.
@@ -293,7 +313,13 @@ const VIOLATION_FROM: &str =
 
 /// Sum the calls `q` selects into `agg`, each row as it is read, its text borrowed from
 /// SQLite's buffer. Columns the grouping does not use are read as '' (less to decode).
-fn sum_calls(conn: &Connection, by: StatsBy, q: &Filter, agg: &mut stats::Aggregator) -> anyhow::Result<()> {
+fn sum_calls(
+    conn: &Connection,
+    by: StatsBy,
+    q: &Filter,
+    site: Option<&str>,
+    agg: &mut stats::Aggregator,
+) -> anyhow::Result<()> {
     let w = call_where(q);
     let col = |name: &'static str, used: bool| if used { name } else { "''" };
     let sql = format!(
@@ -319,6 +345,7 @@ fn sum_calls(conn: &Connection, by: StatsBy, q: &Filter, agg: &mut stats::Aggreg
             group: opt_text(3)?,
             day: text(4)?,
             month: text(5)?,
+            site,
             answered: r.get(6)?,
             end_reason: text(7)?,
             rings: r.get(8)?,
@@ -336,7 +363,13 @@ fn sum_calls(conn: &Connection, by: StatsBy, q: &Filter, agg: &mut stats::Aggreg
 /// only when something needs it (its group for `--by group`, a group or class filter):
 /// the join is a lookup per violation, most of the time of a month's violations read
 /// from disk.
-fn sum_violations(conn: &Connection, by: StatsBy, q: &Filter, agg: &mut stats::Aggregator) -> anyhow::Result<()> {
+fn sum_violations(
+    conn: &Connection,
+    by: StatsBy,
+    q: &Filter,
+    site: Option<&str>,
+    agg: &mut stats::Aggregator,
+) -> anyhow::Result<()> {
     let vq = q.unpaged();
     let w = violation_where(&vq);
     let join = by == StatsBy::Group || vq.group.is_some() || vq.class.is_some();
@@ -355,6 +388,7 @@ fn sum_violations(conn: &Connection, by: StatsBy, q: &Filter, agg: &mut stats::A
             group: r.get_ref(2).and_then(|v| Ok(v.as_str_or_null()?))?,
             day: text(3)?,
             month: text(4)?,
+            site,
         });
     }
     Ok(())
@@ -404,7 +438,7 @@ impl Reader {
         let zone: Option<String> =
             conn.query_row("SELECT value FROM meta WHERE key = 'timezone'", [], |r| r.get(0)).optional()?;
         let tz = zone.and_then(|z| TimeZone::get(&z).ok()).unwrap_or(TimeZone::UTC);
-        Ok(Reader { conn, tz, schema: version })
+        Ok(Reader { conn, tz, schema: version, site: None })
     }
 
     /// Show times and judge dates in `tz` (the site's zone from the current config).
@@ -413,12 +447,28 @@ impl Reader {
         Ok(self)
     }
 
+    /// Name the rows with this site (`[site] name` of the config; "" = no name). The
+    /// database holds this one site's rows, so a filter for another site selects none.
+    pub fn with_site(mut self, name: &str) -> Reader {
+        let name = name.trim();
+        self.site = (!name.is_empty()).then(|| name.to_string());
+        self
+    }
+
     pub fn timezone(&self) -> &TimeZone {
         &self.tz
     }
 
+    /// `q` asks for another site's rows: none are here.
+    pub(super) fn other_site(&self, q: &Filter) -> bool {
+        q.site.as_ref().is_some_and(|s| Some(s) != self.site.as_ref())
+    }
+
     /// Calls matching `q`, ordered by start (then Call-ID).
     pub fn calls(&self, q: &Filter) -> anyhow::Result<Vec<CallRow>> {
+        if self.other_site(q) {
+            return Ok(Vec::new());
+        }
         let mut w = call_where(q);
         let (cmp, order) = if q.newest_first { ("<", "DESC") } else { (">", "ASC") };
         if let Some(after) = &q.after {
@@ -497,6 +547,9 @@ impl Reader {
 
     /// Violations matching `q`, ordered by detection time (then id).
     pub fn violations(&self, q: &Filter) -> anyhow::Result<Vec<ViolationRow>> {
+        if self.other_site(q) {
+            return Ok(Vec::new());
+        }
         let mut w = violation_where(q);
         if let Some(a) = &q.after {
             let id: i64 = a.key.parse().map_err(|_| QueryError::Cursor { param: "after", value: a.to_string() })?;
@@ -521,6 +574,9 @@ impl Reader {
                 self.schema
             );
         }
+        if self.other_site(q) {
+            return Ok(Vec::new());
+        }
         // A range of more than a day (a month: ~80,000 calls at a busy site) is read in
         // time slices at once, one connection and thread each: the scan is bound by
         // decoding rows when the file is cached and by page reads when it is not, and both
@@ -544,9 +600,10 @@ impl Reader {
             _ => None,
         };
         // A part of the work: the calls of a slice, or (None) the violations of `q`.
+        let site = self.site.as_deref();
         let sum = |conn: &Connection, part: Option<&Filter>, agg: &mut stats::Aggregator| match part {
-            Some(calls) => sum_calls(conn, by, calls, agg),
-            None => sum_violations(conn, by, q, agg),
+            Some(calls) => sum_calls(conn, by, calls, site, agg),
+            None => sum_violations(conn, by, q, site, agg),
         };
         let mut agg = stats::Aggregator::new(by, only);
         match bounds {
@@ -586,6 +643,7 @@ impl Reader {
             Ok(r.get::<_, Option<i64>>(i)?.map(|us| format_ts(us, &self.tz)))
         };
         Ok(CallRow {
+            site: self.site.clone(),
             call_id: r.get(0)?,
             caller: r.get(1)?,
             callee: r.get(2)?,
@@ -654,24 +712,13 @@ impl Reader {
                 role: "caller-side".into(),
             }]);
         }
-        Ok(stored
-            .into_iter()
-            .map(|l| LegRow {
-                call_id: l.call_id,
-                from: l.from,
-                to: l.to,
-                started_at: format_ts(l.started_us, tz),
-                answered_at: l.answered_us.map(|us| format_ts(us, tz)),
-                ended_at: format_ts(l.ended_us, tz),
-                sip_status: l.sip_status,
-                role: l.role,
-            })
-            .collect())
+        Ok(stored.into_iter().map(|l| leg_row(l, tz)).collect())
     }
 
     fn violation_row(&self, r: &Row<'_>) -> rusqlite::Result<ViolationRow> {
         let detected_us: i64 = r.get(6)?;
         Ok(ViolationRow {
+            site: self.site.clone(),
             id: r.get(0)?,
             rule: r.get(1)?,
             kind: r.get(2)?,

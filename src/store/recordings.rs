@@ -326,7 +326,7 @@ pub struct StoredRecording {
     pub retention_days: u32,
 }
 
-fn split_paths(s: Option<String>) -> Vec<String> {
+pub(crate) fn split_paths(s: Option<String>) -> Vec<String> {
     s.map(|s| s.split(',').filter(|p| !p.is_empty()).map(str::to_string).collect()).unwrap_or_default()
 }
 
@@ -444,6 +444,8 @@ pub fn log_playback_at(path: &Path, entry: &PlaybackEntry) -> anyhow::Result<i64
 /// One recording as `recordings list --json` and `GET /api/recordings` print it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RecordingRow {
+    /// The site that holds the recording (`[site] name`); null for a site without a name.
+    pub site: Option<String>,
     pub id: String,
     pub call_id: String,
     pub call_started_at: String,
@@ -489,7 +491,7 @@ impl RecordingRow {
 
     /// The cursor that continues a listing after this recording.
     pub fn cursor(&self) -> Cursor {
-        Cursor { at_us: self.call_started_us, key: self.id.clone() }
+        Cursor { at_us: self.call_started_us, key: self.id.clone(), site: self.site.clone() }
     }
 
     /// The WAV's place on disk under the recordings folder `dir`.
@@ -510,11 +512,15 @@ pub struct PlaybackQuery {
     pub newest_first: bool,
     /// Only lines with an id below this one (the API's paging; with `newest_first`).
     pub before_id: Option<i64>,
+    /// Lines of this site only (a site's own store has no other site's lines).
+    pub site: Option<String>,
 }
 
 /// One line of the playback log as `recordings log --json` prints it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PlaybackRow {
+    /// The site whose log holds the line; null for a site without a name.
+    pub site: Option<String>,
     pub id: i64,
     pub at: String,
     pub who: String,
@@ -533,7 +539,7 @@ const RECORDING_COLUMNS: &str = "r.id, r.call_id, r.call_started_us, r.caller, r
 /// The schema that added `superseded_by` (0011); an older database has no superseded row.
 pub(super) const SUPERSEDED_SCHEMA: u32 = 11;
 
-fn parse_pts(s: Option<String>) -> Vec<u8> {
+pub(crate) fn parse_pts(s: Option<String>) -> Vec<u8> {
     s.map(|s| s.split(',').filter_map(|p| p.trim().parse().ok()).collect()).unwrap_or_default()
 }
 
@@ -546,6 +552,9 @@ impl Reader {
 
     /// Recordings matching `q`, ordered by the call's start (then id).
     pub fn recordings(&self, q: &Filter) -> anyhow::Result<Vec<RecordingRow>> {
+        if self.other_site(q) {
+            return Ok(Vec::new());
+        }
         let mut w = Where::default();
         if let Some(t) = q.from {
             w.add("r.call_started_us >= ?", vec![Value::Integer(t.as_micros())]);
@@ -596,14 +605,14 @@ impl Reader {
         let mut params = w.params;
         params.push(limit_value(q.limit));
         let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt.query_map(params_from_iter(params), |r| recording_row(r, &self.tz))?;
+        let rows = stmt.query_map(params_from_iter(params), |r| recording_row(r, &self.tz, self.site.as_deref()))?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
     /// The recording with this id.
     pub fn recording(&self, id: &str) -> anyhow::Result<Option<RecordingRow>> {
         let sql = format!("SELECT {} FROM recordings r WHERE r.id = ?", self.recording_columns());
-        Ok(self.conn.query_row(&sql, [id], |r| recording_row(r, &self.tz)).optional()?)
+        Ok(self.conn.query_row(&sql, [id], |r| recording_row(r, &self.tz, self.site.as_deref())).optional()?)
     }
 
     /// The recording of a call (Call-ID + start), if one was made: the one not superseded.
@@ -613,11 +622,17 @@ impl Reader {
             "SELECT {} FROM recordings r WHERE r.call_id = ? AND r.call_started_us = ? {current}",
             self.recording_columns()
         );
-        Ok(self.conn.query_row(&sql, params![call_id, started_us], |r| recording_row(r, &self.tz)).optional()?)
+        Ok(self
+            .conn
+            .query_row(&sql, params![call_id, started_us], |r| recording_row(r, &self.tz, self.site.as_deref()))
+            .optional()?)
     }
 
     /// Playback-log lines matching `q`, oldest first (or newest first, see `PlaybackQuery`).
     pub fn playback_log(&self, q: &PlaybackQuery) -> anyhow::Result<Vec<PlaybackRow>> {
+        if q.site.as_ref().is_some_and(|s| Some(s) != self.site.as_ref()) {
+            return Ok(Vec::new());
+        }
         let mut w = Where::default();
         if let Some(t) = q.from {
             w.add("at_us >= ?", [Value::Integer(t.as_micros())]);
@@ -646,6 +661,7 @@ impl Reader {
         let rows = stmt.query_map(params_from_iter(params), |r| {
             let at_us: i64 = r.get(1)?;
             Ok(PlaybackRow {
+                site: self.site.clone(),
                 id: r.get(0)?,
                 at: format_ts(at_us, &self.tz),
                 at_us,
@@ -660,7 +676,7 @@ impl Reader {
     }
 }
 
-fn recording_row(r: &Row<'_>, tz: &TimeZone) -> rusqlite::Result<RecordingRow> {
+fn recording_row(r: &Row<'_>, tz: &TimeZone, site: Option<&str>) -> rusqlite::Result<RecordingRow> {
     let started: i64 = r.get(2)?;
     let opt_ts =
         |i: usize| -> rusqlite::Result<Option<String>> { Ok(r.get::<_, Option<i64>>(i)?.map(|us| format_ts(us, tz))) };
@@ -671,6 +687,7 @@ fn recording_row(r: &Row<'_>, tz: &TimeZone) -> rusqlite::Result<RecordingRow> {
         Some(s) => serde_json::from_str(&s).unwrap_or(serde_json::Value::String(s)),
     };
     Ok(RecordingRow {
+        site: site.map(str::to_string),
         id: r.get(0)?,
         call_id: r.get(1)?,
         call_started_at: format_ts(started, tz),

@@ -40,6 +40,8 @@ pub struct StatCall<'a> {
     pub group: Option<&'a str>,
     pub day: &'a str,
     pub month: &'a str,
+    /// The site the call was stored at (`--by site`); None for a site without a name.
+    pub site: Option<&'a str>,
     pub answered: bool,
     pub end_reason: &'a str,
     pub rings: u32,
@@ -61,6 +63,7 @@ pub struct StatViolation<'a> {
     pub group: Option<&'a str>,
     pub day: &'a str,
     pub month: &'a str,
+    pub site: Option<&'a str>,
 }
 
 /// Answered incoming calls by rings before answer: 0 (no ringing phase), 1, 2, 3, 4, 5+.
@@ -131,8 +134,8 @@ pub fn percentile(sorted: &[i64], p: usize) -> Option<i64> {
 /// One row of `stats`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct StatsRow {
-    /// The extension, group name, day (YYYY-MM-DD) or month (YYYY-MM); null for calls
-    /// in no group.
+    /// The extension, group name, day (YYYY-MM-DD), month (YYYY-MM) or site; null for
+    /// calls in no group (or of a site without a name).
     pub key: Option<String>,
     pub calls: u64,
     pub inbound: u64,
@@ -258,6 +261,7 @@ impl Aggregator {
             StatsBy::Group => [Some((c.group, true, true)), None],
             StatsBy::Day => [Some((Some(c.day), true, true)), None],
             StatsBy::Month => [Some((Some(c.month), true, true)), None],
+            StatsBy::Site => [Some((c.site, true, true)), None],
         };
         for (key, called, pays) in keys.into_iter().flatten() {
             if !self.wanted(key) {
@@ -298,6 +302,7 @@ impl Aggregator {
             StatsBy::Group => v.group,
             StatsBy::Day => Some(v.day),
             StatsBy::Month => Some(v.month),
+            StatsBy::Site => v.site,
         };
         if !self.wanted(key) {
             return;
@@ -366,6 +371,7 @@ mod tests {
             group: Some("dispatch"),
             day: "2026-03-02",
             month: "2026-03",
+            site: None,
             answered,
             end_reason: if answered { "caller-bye" } else { "cancelled" },
             rings,
@@ -478,8 +484,16 @@ mod tests {
                 group: Some("dispatch"),
                 day: "2026-03-02",
                 month: "2026-03",
+                site: None,
             },
-            StatViolation { rule: "OUT-1", extension: "8003", group: None, day: "2026-03-02", month: "2026-03" },
+            StatViolation {
+                rule: "OUT-1",
+                extension: "8003",
+                group: None,
+                day: "2026-03-02",
+                month: "2026-03",
+                site: None,
+            },
         ];
         for by in [StatsBy::Ext, StatsBy::Group, StatsBy::Day, StatsBy::Month] {
             let whole = aggregate(by, &calls, &viol, None);

@@ -500,6 +500,7 @@ fn json_field_names_are_the_documented_ones() {
     let calls = serde_json::to_value(r.calls(&Filter::default()).unwrap()).unwrap();
     let keys: Vec<&str> = calls[0].as_object().unwrap().keys().map(String::as_str).collect();
     let mut want = vec![
+        "site",
         "call_id",
         "caller",
         "callee",
@@ -534,7 +535,8 @@ fn json_field_names_are_the_documented_ones() {
     let v = serde_json::to_value(r.violations(&Filter::default()).unwrap()).unwrap();
     let mut got: Vec<&str> = v[0].as_object().unwrap().keys().map(String::as_str).collect();
     got.sort_unstable();
-    let mut want = vec!["id", "rule", "kind", "call_id", "extension", "number", "detected_at", "fine_fen", "detail"];
+    let mut want =
+        vec!["site", "id", "rule", "kind", "call_id", "extension", "number", "detected_at", "fine_fen", "detail"];
     want.sort_unstable();
     assert_eq!(got, want);
 }
@@ -586,6 +588,7 @@ fn stats_streamed_equal_stats_of_full_rows() {
             group: g.as_deref(),
             day,
             month,
+            site: None,
             answered: *answered,
             end_reason: end,
             rings: *rings,
@@ -615,6 +618,7 @@ fn stats_streamed_equal_stats_of_full_rows() {
             group: g.as_deref(),
             day,
             month,
+            site: None,
         })
         .collect();
     assert_eq!(calls.len(), 6);
@@ -842,4 +846,45 @@ fn a_row_without_from_tag_matches_any_tag() {
     let conn = Connection::open(&path).unwrap();
     let tag: Option<String> = conn.query_row("SELECT from_tag FROM calls", [], |r| r.get(0)).unwrap();
     assert_eq!(tag.as_deref(), Some("caller-tag"));
+}
+
+/// A site's own database names its rows with the configured site, answers a filter for
+/// another site with nothing, groups stats by site in one row, and pages with cursors
+/// that carry the site.
+#[test]
+fn rows_carry_the_configured_site() {
+    let (_d, path) = db();
+    sample(&path);
+    let r = reader(&path).with_site("hq");
+    let all = r.calls(&Filter::default()).unwrap();
+    assert!(!all.is_empty() && all.iter().all(|c| c.site.as_deref() == Some("hq")));
+    let hq = Filter { site: Some("hq".into()), ..Default::default() };
+    let other = Filter { site: Some("branch".into()), ..Default::default() };
+    assert_eq!(r.calls(&hq).unwrap(), all);
+    assert!(r.calls(&other).unwrap().is_empty());
+    assert!(r.violations(&other).unwrap().is_empty());
+    assert!(!r.violations(&hq).unwrap().is_empty());
+    assert!(r.stats(StatsBy::Ext, &other).unwrap().is_empty());
+    assert!(r.recordings(&other).unwrap().is_empty());
+    let by_site = r.stats(StatsBy::Site, &Filter::default()).unwrap();
+    assert_eq!(by_site.len(), 1);
+    assert_eq!((by_site[0].key.as_deref(), by_site[0].calls), (Some("hq"), all.len() as u64));
+    let day = r.stats(StatsBy::Day, &Filter::default()).unwrap();
+    assert_eq!(
+        by_site[0].violations,
+        day.iter().fold(Default::default(), |mut m: std::collections::BTreeMap<_, _>, d| {
+            d.violations.iter().for_each(|(k, v)| *m.entry(k.clone()).or_insert(0) += v);
+            m
+        })
+    );
+    let first = r.calls(&Filter { limit: Some(1), ..Default::default() }).unwrap();
+    let cursor: super::Cursor = first[0].cursor().to_string().parse().unwrap();
+    assert_eq!(cursor.site.as_deref(), Some("hq"));
+    let rest = r.calls(&Filter { after: Some(cursor), ..Default::default() }).unwrap();
+    assert_eq!(rest, all[1..]);
+    // Without a name: null, and no named site's rows are here.
+    let unnamed = reader(&path).with_site(" ");
+    assert!(unnamed.calls(&Filter::default()).unwrap().iter().all(|c| c.site.is_none()));
+    assert!(unnamed.calls(&hq).unwrap().is_empty());
+    assert_eq!(unnamed.stats(StatsBy::Site, &Filter::default()).unwrap()[0].key, None);
 }

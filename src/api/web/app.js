@@ -18,7 +18,7 @@ const I18N = {
     'col.status': 'Status', 'col.when': 'When', 'col.who': 'Who', 'col.recording': 'Recording', 'col.action': 'Action',
     'col.detail': 'Detail', 'col.cost': 'Cost (yuan)',
     'f.from': 'From', 'f.to': 'To', 'f.until': 'Until', 'f.ext': 'Extension', 'f.number': 'Number', 'f.class': 'Class',
-    'f.direction': 'Direction', 'f.rule': 'Rule', 'f.group': 'Group', 'f.month': 'Month', 'f.search': 'Search',
+    'f.direction': 'Direction', 'f.rule': 'Rule', 'f.group': 'Group', 'f.site': 'Site', 'f.allsites': 'all sites', 'f.month': 'Month', 'f.search': 'Search',
     'f.show': 'Show', 'csv': 'CSV', 'csv.zh': 'CSV (中文)', 'more': 'More',
     'calls.count': '{n} calls shown', 'detail.title': 'Call {id}', 'detail.ladder': 'SIP ladder',
     'detail.started': 'INVITE', 'detail.ringing': 'Ringing', 'detail.answered': 'Answered', 'detail.ended': 'Ended',
@@ -59,7 +59,7 @@ const I18N = {
     'col.status': '状态', 'col.when': '时间', 'col.who': '操作人', 'col.recording': '录音', 'col.action': '操作',
     'col.detail': '详情', 'col.cost': '费用(元)',
     'f.from': '开始日期', 'f.to': '结束日期', 'f.until': '截止日期', 'f.ext': '分机', 'f.number': '号码', 'f.class': '类别',
-    'f.direction': '方向', 'f.rule': '规则', 'f.group': '部门', 'f.month': '月份', 'f.search': '查询',
+    'f.direction': '方向', 'f.rule': '规则', 'f.group': '部门', 'f.site': '站点', 'f.allsites': '全部站点', 'f.month': '月份', 'f.search': '查询',
     'f.show': '显示', 'csv': '导出CSV', 'csv.zh': '导出CSV(中文)', 'more': '更多',
     'calls.count': '显示 {n} 条通话', 'detail.title': '通话 {id}', 'detail.ladder': 'SIP 信令图',
     'detail.started': '呼叫', 'detail.ringing': '振铃', 'detail.answered': '接通', 'detail.ended': '挂断',
@@ -185,11 +185,28 @@ async function start() {
   $('#logout').hidden = !me.login;
   $('#who').textContent = me.name + ' (' + me.role + ')';
   for (const b of document.querySelectorAll('[data-role]')) b.hidden = ROLES[me.role] < ROLES[b.dataset.role];
+  await addSiteSelectors();
   const first = (location.hash || '#live').slice(1);
   showTab(document.querySelector('[data-tab="' + first + '"]:not([hidden])') ? first : 'live');
   connectEvents();
   centralStatus();
   if (!centralTimer) centralTimer = setInterval(centralStatus, 5000);
+}
+
+// ---- sites -------------------------------------------------------------------------
+// Over the central store of several sites, every filter gets a site choice ("" = all
+// sites); a single site's page has none.
+async function addSiteSelectors() {
+  let sites = [];
+  try { sites = (await api('/api/sites')).sites || []; } catch (e) { return; }
+  if (sites.length < 2) return;
+  for (const id of ['#calls-filter', '#charts-filter', '#rec-filter', '#register-filter']) {
+    const form = $(id);
+    if (!form || form.querySelector('select[name=site]')) continue;
+    const sel = el('select', { name: 'site', class: 'site-select' }, el('option', { value: '', 'data-i18n': 'f.allsites' }, t('f.allsites')));
+    for (const s of sites) sel.append(el('option', { value: s }, s));
+    form.prepend(el('label', null, el('span', { 'data-i18n': 'f.site' }, t('f.site')), ' ', sel));
+  }
 }
 
 // ---- tabs --------------------------------------------------------------------------
@@ -319,7 +336,7 @@ async function loadCalls(more) {
   if (!more) body.replaceChildren();
   for (const c of page.calls) {
     const v = c.violations.map((x) => x.rule + ' ' + x.kind).join(', ');
-    body.append(el('tr', { class: 'clickable', 'data-call': c.call_id, onclick: () => showCall(c.call_id) },
+    body.append(el('tr', { class: 'clickable', 'data-call': c.call_id, onclick: () => showCall(c.call_id, c.site) },
       el('td', null, hhmm(c.started_at)), el('td', null, c.caller), el('td', null, c.dialled || c.callee),
       el('td', null, c.direction), el('td', null, c.class || '–'), el('td', null, c.rings),
       el('td', null, c.answered ? secs(c.talk_ms) : '–'), el('td', null, c.end_reason), el('td', { class: v ? 'bad' : '' }, v)));
@@ -414,9 +431,10 @@ function legsTimeline(legs) {
   return svg;
 }
 
-async function showCall(id) {
+async function showCall(id, site) {
   for (const r of document.querySelectorAll('#calls-table tbody tr')) r.classList.toggle('selected', r.dataset.call === id);
-  const c = await api('/api/calls/' + encodeURIComponent(id));
+  // A Call-ID is unique within its site: over several sites the row's site says which.
+  const c = await api('/api/calls/' + encodeURIComponent(id) + (site ? '?site=' + encodeURIComponent(site) : ''));
   const box = $('#call-detail');
   box.hidden = false;
   const dl = el('dl', { class: 'timings' });

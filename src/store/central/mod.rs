@@ -12,6 +12,7 @@
 pub mod approvals;
 pub mod forward;
 pub mod playback;
+pub mod read;
 
 use anyhow::{anyhow, bail, Context};
 use postgres::config::Host;
