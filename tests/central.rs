@@ -186,17 +186,45 @@ fn rows_wait_at_the_site_while_the_central_store_is_down_and_arrive_once() {
     assert_eq!(pg.count("SELECT count(*) FROM calls"), a.local_keys().calls.len() as i64);
 }
 
+/// A process this test started: killed (by its pid) and reaped if the test ends before
+/// it does, a failed assertion included.
+struct Proc(Child);
+
+impl std::ops::Deref for Proc {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Proc {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// `callwarden run` with no capture source: it only forwards the site's backlog.
-fn start_daemon(site: &Site) -> Child {
-    Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(site.config())
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(File::create(site.dir.path().join("daemon.log")).unwrap())
-        .spawn()
-        .unwrap()
+fn start_daemon(site: &Site) -> Proc {
+    Proc(
+        Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(site.config())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(site.dir.path().join("daemon.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 #[test]
@@ -292,12 +320,26 @@ fn two_sites_with_one_name_and_a_newer_central_schema_are_refused() {
 }
 
 fn http_get(addr: &str, path: &str) -> String {
+    String::from_utf8_lossy(&http_get_as(addr, path, None)).into_owned()
+}
+
+/// GET with a bearer token; the whole answer (head and body) as bytes.
+fn http_get_as(addr: &str, path: &str, token: Option<&str>) -> Vec<u8> {
     let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n").unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
     out
+}
+
+/// Status and body of an HTTP answer.
+fn split_answer(a: &[u8]) -> (u16, Vec<u8>) {
+    let at = a.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(a.len());
+    let head = String::from_utf8_lossy(&a[..at]);
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, a.get(at + 4..).unwrap_or_default().to_vec())
 }
 
 fn body_json(resp: &str) -> serde_json::Value {
@@ -489,4 +531,104 @@ fn a_wrong_password_is_one_clear_error_and_the_rows_wait() {
     let s = summary(&a.replay(&files[3..4]));
     assert_eq!(s["central"]["backlog_rows"], 0, "{s}");
     assert_eq!(central_keys(&pg, "pw"), a.local_keys());
+}
+
+#[test]
+fn a_recording_is_played_centrally_from_its_site_checked_and_logged() {
+    use sha2::{Digest, Sha256};
+    let pg = Pg::start();
+    // A site whose dispatch phones are recorded, with an API and an auditor token for
+    // the central API.
+    let site = rules_site("rec-site", &pg.url());
+    let text = std::fs::read_to_string(site.config()).unwrap()
+        + "[api]\nlisten = \"127.0.0.1:0\"\n[[api.token]]\nname = \"central-hq\"\ntoken = \"site-secret\"\nrole = \"auditor\"\n";
+    std::fs::write(site.config(), text).unwrap();
+    summary(&site.replay(&[repo().join("tests/fixtures/rules/outbound.pcap")]));
+    let (id, sha, path): (String, String, String) = site
+        .db()
+        .query_row("SELECT id, sha256, path FROM recordings WHERE status = 'complete' ORDER BY id LIMIT 1", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    let mut d = start_daemon(&site);
+    let log = site.dir.path().join("daemon.log");
+    let t = Instant::now();
+    let site_http = loop {
+        if let Some(a) = logged(&log, "serving /metrics", "listen=") {
+            break a;
+        }
+        assert!(t.elapsed() < Duration::from_secs(15), "site not ready");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+
+    // The central serve: its own auditor, and the site's API with the site's token.
+    let hq = tempfile::tempdir().unwrap();
+    std::fs::write(hq.path().join("site.token"), "site-secret\n").unwrap();
+    std::fs::write(
+        hq.path().join("hq.toml"),
+        format!(
+            "[api]\n[[api.token]]\nname = \"auditor-li\"\ntoken = \"hq-secret\"\nrole = \"auditor\"\n[[api.site]]\nname = \"rec-site\"\nurl = \"http://{site_http}\"\ntoken_file = \"site.token\"\n"
+        ),
+    )
+    .unwrap();
+    let mut serve = Proc(
+        Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--store", &pg.url(), "--config"])
+            .arg(hq.path().join("hq.toml"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(hq.path().join("serve.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let t = Instant::now();
+    let central = loop {
+        let text = std::fs::read_to_string(hq.path().join("serve.log")).unwrap_or_default();
+        if let Some(rest) = text.split("http://").nth(1) {
+            break rest.split_whitespace().next().unwrap_or("").trim_end_matches('/').to_string();
+        }
+        assert!(t.elapsed() < Duration::from_secs(15), "serve not ready: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let audio = format!("/api/recordings/{id}/audio");
+
+    // Played centrally: the site's file, byte for byte, its hash the stored one.
+    let (status, body) = split_answer(&http_get_as(&central, &audio, Some("hq-secret")));
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let file = std::fs::read(site.dir.path().join("rec").join(&path)).unwrap();
+    assert_eq!(body, file);
+    let got: String = Sha256::digest(&body).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(got, sha);
+    // Logged centrally (who listened) and at the site (the central API's token).
+    assert_eq!(
+        pg.psql(&format!("SELECT site || '|' || who || '|' || via FROM playback_log WHERE recording_id = '{id}'")),
+        "rec-site|auditor-li|central"
+    );
+    let site_log: String = site
+        .db()
+        .query_row("SELECT group_concat(who) FROM playback_log WHERE recording_id = ?1", [&id], |r| r.get(0))
+        .unwrap();
+    assert_eq!(site_log, "central-hq");
+
+    // The file altered at the site: not served (the site refuses it, and the central
+    // hash check would too).
+    let mut bad = file.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 0x55;
+    std::fs::write(site.dir.path().join("rec").join(&path), &bad).unwrap();
+    let (status, body) = split_answer(&http_get_as(&central, &audio, Some("hq-secret")));
+    assert!(status == 502 || status == 409, "{status} {}", String::from_utf8_lossy(&body));
+    std::fs::write(site.dir.path().join("rec").join(&path), &file).unwrap();
+
+    // The site down: the central API says which site cannot be reached.
+    // SAFETY: kill(2) on the pid of the child this test started.
+    unsafe { libc::kill(d.id() as i32, libc::SIGTERM) };
+    let _ = d.wait();
+    let (status, body) = split_answer(&http_get_as(&central, &audio, Some("hq-secret")));
+    assert_eq!(status, 502);
+    let msg = String::from_utf8_lossy(&body);
+    assert!(msg.contains("rec-site") && msg.contains("cannot be reached"), "{msg}");
+    // SAFETY: as above.
+    unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
+    let _ = serve.wait();
 }

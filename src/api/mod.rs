@@ -8,9 +8,9 @@
 //! CSV (`csv_out`), the OpenAPI document (`openapi`) and the embedded page (`web`).
 //! May use: the store's reader and query types, core's policy and config, tokio/axum.
 //! Over the central store (`serve --store postgres://...`, `AppState::central`) the same
-//! routes read every site's rows through `CentralReader`; what writes (approvals, the
-//! playback log) and what needs a site's files (audio, peaks) answer 501: those stay at
-//! the sites.
+//! routes read every site's rows through `CentralReader`; a recording's audio is fetched
+//! from its site and checked (`site_audio`); what writes (approvals, the playback log)
+//! and what needs a site's files otherwise (peaks, samples) answer 501.
 //! Invariants: every blocking SQLite call runs on `spawn_blocking` with a reader of its
 //! own (a small pool, WAL lets them read while the writer commits); no path from a
 //! request reaches the file system except a recording's path read from the database,
@@ -76,6 +76,8 @@ pub(crate) struct ApiConfig {
     pub tokens: Vec<Token>,
     pub tz: jiff::tz::TimeZone,
     pub recordings_dir: PathBuf,
+    /// The sites whose recordings a central `serve` fetches (`[[api.site]]`).
+    pub site_audio: site_audio::SiteAudio,
 }
 
 /// A reader of the store (asked through the `Store` interface) and a plain read-only
@@ -97,7 +99,7 @@ impl Db {
 pub(crate) fn not_at_central() -> ApiError {
     ApiError::new(
         StatusCode::NOT_IMPLEMENTED,
-        "not over the central store: approvals, the playback log and recordings' audio are at each site's own API",
+        "not over the central store: approvals, the playback log, waveform peaks and samples are at each site's own API (a recording's audio is fetched from its site: [[api.site]])",
     )
 }
 
@@ -388,7 +390,13 @@ fn api_config(settings: &Settings) -> anyhow::Result<ApiConfig> {
             anyhow::bail!("api.token: the name {:?} is used twice (the playback log names tokens)", t.name);
         }
     }
-    Ok(ApiConfig { tokens: config.api.tokens.clone(), tz, recordings_dir: settings.recordings_dir.clone(), config })
+    Ok(ApiConfig {
+        tokens: config.api.tokens.clone(),
+        tz,
+        recordings_dir: settings.recordings_dir.clone(),
+        site_audio: site_audio::SiteAudio::new(&config.api.sites, &settings.base_dir),
+        config,
+    })
 }
 
 fn open_db(path: &Path, cfg: &ApiConfig) -> Result<Db, ApiError> {

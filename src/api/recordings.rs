@@ -324,6 +324,9 @@ pub async fn audio(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
+    if state.central_reader().is_some() {
+        return central_audio(&state, &who, &id).await;
+    }
     let (rec, path) = resolve_checked(&state, &id).await?;
     if req.method() != Method::HEAD {
         let range = req.headers().get(header::RANGE).and_then(|v| v.to_str().ok()).unwrap_or("full").to_string();
@@ -360,6 +363,84 @@ pub async fn audio(
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(res)
+}
+
+/// Audio over the central store: the recording stays at its site, so it is fetched from
+/// the site's API (`[[api.site]]`), checked against the SHA-256 the central store holds
+/// (`site_audio`), logged in the central playback log, and served whole (no ranges: the
+/// bytes are checked as a whole before any leaves). 502 when the site cannot be reached
+/// or refuses, 409 when what it sent is not what was sealed.
+async fn central_audio(state: &AppState, who: &Principal, id: &str) -> Result<Response, ApiError> {
+    use super::site_audio::FetchError;
+    use axum::http::StatusCode;
+    valid_id(id)?;
+    let id2 = id.to_string();
+    let rec = state
+        .with_db(move |db, _| db.reader.recording(&id2).map_err(ApiError::any))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no recording {id:?}")))?;
+    if !RecordingStatus::parse(&rec.status).is_some_and(|s| s.has_files()) {
+        return Err(ApiError::new(StatusCode::GONE, format!("recording {id} is {}: no audio", rec.status)));
+    }
+    let site = rec.site.clone().ok_or_else(|| ApiError::internal(format!("recording {id} has no site")))?;
+    let audio = state.config().site_audio.clone();
+    let (site2, id2, sha) = (site.clone(), rec.id.clone(), rec.sha256.clone());
+    let bytes = tokio::task::spawn_blocking(move || audio.fetch(&site2, &id2, sha.as_deref()))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| {
+            let status = match &e {
+                FetchError::NoHash(_) | FetchError::Altered { .. } => StatusCode::CONFLICT,
+                FetchError::NoSite(_) | FetchError::Token { .. } => StatusCode::NOT_IMPLEMENTED,
+                FetchError::Unreachable { .. } | FetchError::Refused { .. } => StatusCode::BAD_GATEWAY,
+            };
+            tracing::warn!(recording = %id, site = %site, error = %e, "central playback refused");
+            ApiError::new(status, e.to_string())
+        })?;
+    let starts = match state.playback_dedup().lock() {
+        Ok(mut d) => d.fetch(&who.name, &rec.id, Instant::now()),
+        Err(_) => true,
+    };
+    if starts {
+        let reader = state.central_reader().cloned().ok_or_else(super::not_at_central)?;
+        let (who2, site2, id2) = (who.name.clone(), site.clone(), rec.id.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut conn = reader.conn()?;
+            crate::store::central::playback::log(
+                &mut conn,
+                &site2,
+                now_us(),
+                &who2,
+                &id2,
+                "stream",
+                "via the central API",
+            )
+        })
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| {
+            if let Ok(mut d) = state.playback_dedup().lock() {
+                d.forget(&who.name, &rec.id);
+            }
+            ApiError::unavailable(format!("{e:#}"))
+        })?;
+    }
+    let mut res = Response::new(axum::body::Body::from(bytes));
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("audio/wav"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("none"));
+    if let Ok(v) = HeaderValue::from_str(&format!("inline; filename=\"{}.wav\"", rec.id)) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(res)
+}
+
+fn now_us() -> i64 {
+    // The wall clock is right here: this is when a person listened.
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
 #[derive(Deserialize)]

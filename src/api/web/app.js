@@ -598,7 +598,15 @@ async function play(id, title) {
   $('#player').hidden = false;
   $('#player-title').textContent = title || id;
   const a = $('#audio');
-  a.src = '/api/recordings/' + encodeURIComponent(id) + '/audio';
+  const url = '/api/recordings/' + encodeURIComponent(id) + '/audio';
+  const err = $('#player-error');
+  err.hidden = true;
+  // The audio element does not say why it failed: ask the API once for its one line
+  // (e.g. on the central page, the site that holds the recording cannot be reached).
+  a.onerror = async () => {
+    try { await api(url); } catch (e) { err.textContent = e.message; err.hidden = false; }
+  };
+  a.src = url;
   peaks = null;
   drawWave(0);
   try {

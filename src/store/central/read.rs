@@ -274,7 +274,8 @@ impl CentralReader {
         &self.shown
     }
 
-    fn conn(&self) -> anyhow::Result<PooledConnection<Manager>> {
+    /// A connection of the pool (the central playback log writes through it).
+    pub fn conn(&self) -> anyhow::Result<PooledConnection<Manager>> {
         self.pool.get().map_err(|e| anyhow!("{}: {e}", self.shown))
     }
 
