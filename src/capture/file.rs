@@ -225,7 +225,7 @@ impl FileCapture {
     /// clean end of the file.
     ///
     /// One frame cannot move the clock far: a frame stamped more than `JUMP` after the
-    /// clock is judged by the frame after it. When that one is back near the clock, the
+    /// clock, or the file's first frame (which sets it), is judged by the frame after it. When that one is back near the clock, the
     /// stamp was a lone glitch or forgery (a 2106 stamp would otherwise time out every call
     /// in progress, and stall the merge of a rotated set) and the frame is taken at the
     /// clock instead and counted (`time_clamped`). When the frames after it go on from the
@@ -245,10 +245,10 @@ impl FileCapture {
         let clock = self.clock;
         let (ts, link) = match self.raw.read()? {
             None => return Ok(None),
-            Some(f) if clock.is_none_or(|c| f.ts <= c + JUMP) => {
+            Some(f) if clock.is_some_and(|c| f.ts <= c + JUMP) => {
                 let ts = f.ts;
                 let r = use_frame(f);
-                self.clock = Some(clock.map_or(ts, |c| c.max(ts)));
+                self.clock = clock.map(|c| c.max(ts));
                 return Ok(Some(r));
             }
             Some(f) => {
@@ -257,28 +257,39 @@ impl FileCapture {
                 (f.ts, f.link)
             }
         };
-        let clock = clock.unwrap_or(ts);
-        let lone = match self.raw.read() {
+        let next = match self.raw.read() {
             Ok(Some(g)) => {
                 self.held_buf.clear();
                 self.held_buf.extend_from_slice(g.bytes);
                 self.held = Some((g.ts, g.link));
-                (g.ts.as_micros() - clock.as_micros()).abs() <= JUMP.as_micros()
+                Some(g.ts)
             }
-            Ok(None) => true,
+            Ok(None) => None,
             Err(e) => {
                 self.held_err = Some(e);
-                true
+                None
             }
         };
-        let ts = if lone {
-            self.clamped += 1;
-            clock
-        } else {
-            ts
+        let taken = match (clock, next) {
+            // A jump: lone unless the next frame goes on from the new time.
+            (Some(c), next) => {
+                if next.is_none_or(|n| (n.as_micros() - c.as_micros()).abs() <= JUMP.as_micros()) {
+                    c
+                } else {
+                    ts
+                }
+            }
+            // The first frame sets the clock, so it is judged too: followed by a frame
+            // stamped more than `JUMP` before it, it is the lone jump (a forged first stamp
+            // would otherwise set the clock in 2106) and is taken at that frame's time.
+            (None, Some(n)) if n + JUMP < ts => n,
+            (None, _) => ts,
         };
-        self.clock = Some(clock.max(ts));
-        Ok(Some(use_frame(Frame { ts, link, bytes: &self.jump })))
+        if taken != ts {
+            self.clamped += 1;
+        }
+        self.clock = Some(clock.map_or(taken, |c| c.max(taken)));
+        Ok(Some(use_frame(Frame { ts: taken, link, bytes: &self.jump })))
     }
 
     /// Frames whose lone jump in time was taken at the file's clock (see `next_frame`).
