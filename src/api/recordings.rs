@@ -60,6 +60,9 @@ pub struct Recording {
     /// The payload types that could not be decoded as stored, "18,98"; null when none.
     pub undecodable: Option<String>,
     pub retention_days: u32,
+    /// False when the call has no record: still going on, or the process was killed
+    /// during it (the recording was repaired at the next start; `recordings verify`).
+    pub call_record: bool,
 }
 
 impl From<rows::RecordingRow> for Recording {
@@ -82,6 +85,7 @@ impl From<rows::RecordingRow> for Recording {
             ended_at: r.ended_at,
             dtmf: r.dtmf,
             retention_days: r.retention_days,
+            call_record: r.call_record,
         }
     }
 }

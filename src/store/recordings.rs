@@ -323,6 +323,18 @@ pub fn stored(conn: &Connection, statuses: &[RecordingStatus]) -> rusqlite::Resu
     rows.collect()
 }
 
+/// Finished recordings (any status but `recording`) whose call has no record in `calls`,
+/// by id: the process was killed while the call went on.
+pub fn without_call(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare(
+        "SELECT r.id FROM recordings r WHERE r.status <> 'recording' AND NOT EXISTS
+           (SELECT 1 FROM calls k WHERE k.call_id = r.call_id AND k.started_us = r.call_started_us)
+         ORDER BY r.id",
+    )?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    rows.collect()
+}
+
 /// What an access to a recording was.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -432,6 +444,10 @@ pub struct RecordingRow {
     pub counters: serde_json::Value,
     pub retention_days: u32,
     pub day: String,
+    /// Whether the call has its record in `calls`. False while the call goes on, and for
+    /// good when the process was killed during the call (the recording was repaired at the
+    /// next start, the call was never stored): an orphan, named by `recordings verify`.
+    pub call_record: bool,
     #[serde(skip)]
     pub call_started_us: i64,
 }
@@ -486,7 +502,8 @@ pub struct PlaybackRow {
 
 const RECORDING_COLUMNS: &str = "r.id, r.call_id, r.call_started_us, r.caller, r.callee, r.dialled, r.group_name,
      r.status, r.path, r.raw_path, r.undecodable, r.sample_rate, r.channels, r.frames, r.duration_ms, r.bytes,
-     r.sha256, r.media_started_us, r.ended_us, r.dtmf, r.counters, r.retention_days, r.day";
+     r.sha256, r.media_started_us, r.ended_us, r.dtmf, r.counters, r.retention_days, r.day,
+     EXISTS (SELECT 1 FROM calls k WHERE k.call_id = r.call_id AND k.started_us = r.call_started_us)";
 
 fn parse_pts(s: Option<String>) -> Vec<u8> {
     s.map(|s| s.split(',').filter_map(|p| p.trim().parse().ok()).collect()).unwrap_or_default()
@@ -639,6 +656,7 @@ fn recording_row(r: &Row<'_>, tz: &TimeZone) -> rusqlite::Result<RecordingRow> {
         counters,
         retention_days: r.get(21)?,
         day: r.get(22)?,
+        call_record: r.get(23)?,
     })
 }
 
