@@ -632,3 +632,24 @@ fn a_far_future_first_stamp_in_a_file_does_not_set_its_clock() {
     assert_eq!(summary(&out)["drops"]["time-clamped"], 1, "{}", String::from_utf8_lossy(&out.stdout));
     assert_eq!(call_summaries(&merged.calls()), want, "merged");
 }
+
+/// Two forged stamps in a row vouch for each other, but not past the wall clock: a stamp
+/// later than a day from now is never believed, so the file's clock stays and both frames
+/// are counted; the calls are those of the clean file.
+#[test]
+fn two_forged_stamps_in_a_row_do_not_move_a_files_clock() {
+    let whole = fixture("sipp/kamailio-proxy.pcap");
+    let clean = std::fs::read(&whole).expect("fixture");
+    let one = Site::new();
+    assert!(one.replay(&[&whole]).status.success());
+    let want = call_summaries(&one.calls());
+    let frames = rotate(&clean, 1).len();
+    let forged = Site::new();
+    let bad = forged.dir.path().join("forged-two.pcap");
+    let two = restamp(&clean, |i, t| if i == frames / 2 || i == frames / 2 + 1 { (u32::MAX, 0) } else { t });
+    std::fs::write(&bad, two).expect("write");
+    let out = forged.replay(&[&bad]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(summary(&out)["drops"]["time-clamped"], 2, "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(call_summaries(&forged.calls()), want, "two forged stamps changed the calls");
+}
