@@ -488,6 +488,16 @@ fn a_recording_killed_midway_is_repaired_at_the_next_start() {
     assert_eq!(r["frames"].as_i64().unwrap() as usize, left.len());
     let sha = Command::new("sha256sum").arg(&wav).output().unwrap();
     assert_eq!(stdout(&sha).split_whitespace().next().unwrap(), r["sha256"].as_str().unwrap());
+    // The call was in progress at the kill: it has no record, and the recording says so
+    // (an orphan) in the list and in verify, which stays clean (nothing was altered).
+    let calls: Value = serde_json::from_str(&s.ok(&["calls", "--json"])).unwrap();
+    assert_eq!(calls.as_array().unwrap().len(), 0, "{calls}");
+    assert_eq!(r["call_record"], false, "{r}");
+    assert!(s.ok(&["recordings", "list"]).contains("repaired (no call record)"));
+    let v: Value = serde_json::from_str(&s.ok(&["recordings", "verify", "--json"])).unwrap();
+    assert_eq!(v["verify"]["without_call"], serde_json::json!([r["id"]]), "{v}");
+    assert_eq!(v["clean"], true);
+    assert!(s.ok(&["recordings", "verify"]).contains(&format!("NO CALL     {}", r["id"].as_str().unwrap())));
 
     // What was kept is the beginning of the full recording, sample for sample, and it
     // reaches the kill point less at most the core's reordering window (200 ms: audio is
@@ -495,6 +505,10 @@ fn a_recording_killed_midway_is_repaired_at_the_next_start() {
     // packet.
     let full = site();
     full.replay(&["ring-7s.pcap"]);
+    assert_eq!(full.recordings()[0]["call_record"], true);
+    let v: Value = serde_json::from_str(&full.ok(&["recordings", "verify", "--json"])).unwrap();
+    assert_eq!(v["verify"]["without_call"], serde_json::json!([]), "{v}");
+    assert!(!full.ok(&["recordings", "list"]).contains("no call record"));
     let (_, fl, fr) = read_wav(&full.rec.join(full.recordings()[0]["path"].as_str().unwrap()));
     assert_eq!(&fl[..left.len()], &left[..]);
     assert_eq!(&fr[..right.len()], &right[..]);

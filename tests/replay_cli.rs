@@ -580,3 +580,76 @@ fn one_far_future_stamp_in_a_file_does_not_move_its_clock() {
     let moved = last_end(&paused.calls()).as_second() - last_end(&one.calls()).as_second();
     assert!((3590..=3610).contains(&moved), "the pause was kept: the last end moved {moved} s");
 }
+
+/// `pcap` with one frame put before its first record: `bytes` stamped `(sec, usec)`.
+fn prepend_frame(pcap: &[u8], (sec, usec): (u32, u32), bytes: &[u8]) -> Vec<u8> {
+    let mut out = pcap[..24].to_vec();
+    for w in [sec, usec, bytes.len() as u32, bytes.len() as u32] {
+        out.extend_from_slice(&w.to_le_bytes());
+    }
+    out.extend_from_slice(bytes);
+    out.extend_from_slice(&pcap[24..]);
+    out
+}
+
+/// The first frame of a file sets its clock, so it is judged by the frame after it too: a
+/// forged first frame stamped in 2106 is taken at the next frame's time and counted, and
+/// the calls and their times are those of the clean file; alone, and as the first frame of
+/// the second file of a rotated set (which must not be merged as if it came last).
+#[test]
+fn a_far_future_first_stamp_in_a_file_does_not_set_its_clock() {
+    let whole = fixture("sipp/kamailio-proxy.pcap");
+    let clean = std::fs::read(&whole).expect("fixture");
+    let one = Site::new();
+    assert!(one.replay(&[&whole]).status.success());
+    let want = call_summaries(&one.calls());
+    assert_eq!(want.len(), 5);
+    // The frame itself: the Ethernet and IP headers of the first frame, cut short (what it
+    // carries does not matter here, only its stamp).
+    let junk = &clean[24 + 16..24 + 16 + 34];
+
+    let forged = Site::new();
+    let bad = forged.dir.path().join("forged-first.pcap");
+    std::fs::write(&bad, prepend_frame(&clean, (u32::MAX, 0), junk)).expect("write");
+    let out = forged.replay(&[&bad]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(summary(&out)["drops"]["time-clamped"], 1, "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(call_summaries(&forged.calls()), want, "the forged first stamp changed the calls");
+
+    // The second file of a rotated set starts with the forged frame.
+    let merged = Site::new();
+    let mut parts = rotate(&clean, 210);
+    parts[1].0 = prepend_frame(&parts[1].0, (u32::MAX, 0), junk);
+    let mut paths = Vec::new();
+    for (k, (bytes, _)) in parts.iter().enumerate() {
+        let p = merged.dir.path().join(format!("part{k}.pcap"));
+        std::fs::write(&p, bytes).expect("write part");
+        paths.push(p);
+    }
+    let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+    let out = merged.replay(&refs);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(summary(&out)["drops"]["time-clamped"], 1, "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(call_summaries(&merged.calls()), want, "merged");
+}
+
+/// Two forged stamps in a row vouch for each other, but not past the wall clock: a stamp
+/// later than a day from now is never believed, so the file's clock stays and both frames
+/// are counted; the calls are those of the clean file.
+#[test]
+fn two_forged_stamps_in_a_row_do_not_move_a_files_clock() {
+    let whole = fixture("sipp/kamailio-proxy.pcap");
+    let clean = std::fs::read(&whole).expect("fixture");
+    let one = Site::new();
+    assert!(one.replay(&[&whole]).status.success());
+    let want = call_summaries(&one.calls());
+    let frames = rotate(&clean, 1).len();
+    let forged = Site::new();
+    let bad = forged.dir.path().join("forged-two.pcap");
+    let two = restamp(&clean, |i, t| if i == frames / 2 || i == frames / 2 + 1 { (u32::MAX, 0) } else { t });
+    std::fs::write(&bad, two).expect("write");
+    let out = forged.replay(&[&bad]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(summary(&out)["drops"]["time-clamped"], 2, "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(call_summaries(&forged.calls()), want, "two forged stamps changed the calls");
+}

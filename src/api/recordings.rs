@@ -65,6 +65,9 @@ pub struct Recording {
     /// The call's whole recording, when this one is the part an earlier replay recorded
     /// of a call a later replay completed (kept, not the call's recording); else null.
     pub superseded_by: Option<String>,
+    /// False when the call has no record: still going on, or the process was killed
+    /// during it (the recording was repaired at the next start; `recordings verify`).
+    pub call_record: bool,
 }
 
 impl From<rows::RecordingRow> for Recording {
@@ -89,6 +92,7 @@ impl From<rows::RecordingRow> for Recording {
             dtmf: r.dtmf,
             retention_days: r.retention_days,
             superseded_by: r.superseded_by,
+            call_record: r.call_record,
         }
     }
 }

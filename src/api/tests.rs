@@ -302,13 +302,15 @@ async fn recordings_and_playback_log_json() {
     let r2 = &page["recordings"][0];
     assert_eq!(
         keys(r2),
-        "bytes,call_id,call_started_at,callee,caller,channels,dialled,dtmf,duration_ms,ended_at,group,id,\
+        "bytes,call_id,call_record,call_started_at,callee,caller,channels,dialled,dtmf,duration_ms,ended_at,group,id,\
          retention_days,sample_rate,sha256,site,status,superseded_by,undecodable"
     );
     assert_eq!((r2["id"].as_str(), r2["status"].as_str()), (Some("r2"), Some("recording")));
     assert!(r2["group"].is_null() && r2["sample_rate"].is_null() && r2["undecodable"].is_null());
+    assert_eq!(r2["call_record"], false, "c-9 has no call row");
     let page = json("/api/recordings?limit=1&after=1772407801000000:r2").await;
     assert_eq!(page["recordings"][0]["undecodable"], "18,98");
+    assert_eq!(page["recordings"][0]["call_record"], true, "r1 is c-1's");
     assert_eq!(page["recordings"][0]["duration_ms"], 2000);
     assert!(page["next"].is_null());
     assert_eq!(json("/api/recordings?group=callback").await["recordings"].as_array().unwrap().len(), 1);

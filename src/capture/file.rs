@@ -66,13 +66,26 @@ pub struct FileCapture {
     held_err: Option<CaptureError>,
     /// Frames whose stamp was a lone jump, taken at the file's clock instead.
     clamped: u64,
+    /// No stamp after this is believed (`BAR_AHEAD` past the wall clock at open).
+    bar: Ts,
 }
+
+/// How far past the wall clock (when the file is opened) a stamp may be and still be
+/// vouched for by the frames after it: a file is written before it is read, so later
+/// stamps are forged; a day leaves room for a recorder whose clock is off by a time zone.
+const BAR_AHEAD: Dur = Dur::from_secs(86_400);
 
 /// A frame stamped more than this after the file's clock is a jump, judged by the frame
 /// after it. Timers as short as the INVITE transaction's (32 s) must not fire on one bad
 /// stamp, so the bar is low; a real pause in a quiet capture costs only the copies of the
 /// two frames around it.
 const JUMP: Dur = Dur::from_secs(10);
+
+/// The wall clock as a `Ts` (the daemon crate may read it; core may not).
+fn wall_clock() -> Ts {
+    let us = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros());
+    Ts::from_micros(i64::try_from(us).unwrap_or(i64::MAX))
+}
 
 /// The reader of the file's records, as they are.
 struct Raw {
@@ -210,6 +223,7 @@ impl FileCapture {
             held_buf: Vec::new(),
             held_err: None,
             clamped: 0,
+            bar: wall_clock().saturating_add(BAR_AHEAD),
         })
     }
 
@@ -225,60 +239,81 @@ impl FileCapture {
     /// clean end of the file.
     ///
     /// One frame cannot move the clock far: a frame stamped more than `JUMP` after the
-    /// clock is judged by the frame after it. When that one is back near the clock, the
+    /// clock, or the file's first frame (which sets it), is judged by the frame after it. When that one is back near the clock, the
     /// stamp was a lone glitch or forgery (a 2106 stamp would otherwise time out every call
     /// in progress, and stall the merge of a rotated set) and the frame is taken at the
     /// clock instead and counted (`time_clamped`). When the frames after it go on from the
-    /// new time, the pause was real and is kept. A jump on the file's last frame has
-    /// nothing after it to vouch for it: it is clamped. Frames within `JUMP` come straight
+    /// new time, the pause was real and is kept, unless the stamp is past the wall clock's
+    /// bar (`BAR_AHEAD`): then nothing vouches for it (two or more forged stamps in a row).
+    /// A jump on the file's last frame has nothing after it to vouch for it: it is clamped. Frames within `JUMP` come straight
     /// from the reader's buffer, no copy. (A callback rather than a returned frame: the
     /// borrow checker cannot return the reader's frame on one path and read again on the
     /// other.)
     pub fn next_frame_with<R>(&mut self, use_frame: impl FnOnce(Frame<'_>) -> R) -> Result<Option<R>, CaptureError> {
-        if let Some((ts, link)) = self.held.take() {
-            self.clock = Some(self.clock.map_or(ts, |c| c.max(ts)));
-            return Ok(Some(use_frame(Frame { ts, link, bytes: &self.held_buf })));
-        }
-        if let Some(e) = self.held_err.take() {
-            return Err(e);
-        }
         let clock = self.clock;
-        let (ts, link) = match self.raw.read()? {
-            None => return Ok(None),
-            Some(f) if clock.is_none_or(|c| f.ts <= c + JUMP) => {
-                let ts = f.ts;
-                let r = use_frame(f);
-                self.clock = Some(clock.map_or(ts, |c| c.max(ts)));
-                return Ok(Some(r));
+        let (ts, link) = if let Some((ts, link)) = self.held.take() {
+            // The frame read ahead to judge the last jump is judged like any other: it may
+            // be a jump itself (the second of two forged stamps in a row).
+            if clock.is_some_and(|c| ts <= c + JUMP) {
+                self.clock = clock.map(|c| c.max(ts));
+                return Ok(Some(use_frame(Frame { ts, link, bytes: &self.held_buf })));
             }
-            Some(f) => {
-                self.jump.clear();
-                self.jump.extend_from_slice(f.bytes);
-                (f.ts, f.link)
+            std::mem::swap(&mut self.jump, &mut self.held_buf);
+            (ts, link)
+        } else {
+            if let Some(e) = self.held_err.take() {
+                return Err(e);
+            }
+            match self.raw.read()? {
+                None => return Ok(None),
+                Some(f) if clock.is_some_and(|c| f.ts <= c + JUMP) => {
+                    let ts = f.ts;
+                    let r = use_frame(f);
+                    self.clock = clock.map(|c| c.max(ts));
+                    return Ok(Some(r));
+                }
+                Some(f) => {
+                    self.jump.clear();
+                    self.jump.extend_from_slice(f.bytes);
+                    (f.ts, f.link)
+                }
             }
         };
-        let clock = clock.unwrap_or(ts);
-        let lone = match self.raw.read() {
+        let next = match self.raw.read() {
             Ok(Some(g)) => {
                 self.held_buf.clear();
                 self.held_buf.extend_from_slice(g.bytes);
                 self.held = Some((g.ts, g.link));
-                (g.ts.as_micros() - clock.as_micros()).abs() <= JUMP.as_micros()
+                Some(g.ts)
             }
-            Ok(None) => true,
+            Ok(None) => None,
             Err(e) => {
                 self.held_err = Some(e);
-                true
+                None
             }
         };
-        let ts = if lone {
-            self.clamped += 1;
-            clock
-        } else {
-            ts
+        let taken = match (clock, next) {
+            // A jump: lone unless the next frame goes on from the new time; past the wall
+            // clock's bar no frame vouches for it (two forged stamps in a row).
+            (Some(c), next) => {
+                if ts > self.bar || next.is_none_or(|n| (n.as_micros() - c.as_micros()).abs() <= JUMP.as_micros()) {
+                    c
+                } else {
+                    ts
+                }
+            }
+            // The first frame sets the clock, so it is judged too: followed by a frame
+            // stamped more than `JUMP` before it, or past the bar when that frame is not,
+            // it is the lone jump (a forged first stamp would otherwise set the clock in
+            // 2106) and is taken at that frame's time.
+            (None, Some(n)) if n + JUMP < ts || (ts > self.bar && n <= self.bar) => n,
+            (None, _) => ts,
         };
-        self.clock = Some(clock.max(ts));
-        Ok(Some(use_frame(Frame { ts, link, bytes: &self.jump })))
+        if taken != ts {
+            self.clamped += 1;
+        }
+        self.clock = Some(clock.map_or(taken, |c| c.max(taken)));
+        Ok(Some(use_frame(Frame { ts: taken, link, bytes: &self.jump })))
     }
 
     /// Frames whose lone jump in time was taken at the file's clock (see `next_frame`).

@@ -48,7 +48,8 @@ pub enum Cmd {
     Play { id: String },
     /// Copy a recording's WAV to FILE after checking its SHA-256 (refused if it changed).
     Export { id: String, file: PathBuf },
-    /// Re-hash every finished recording; list changed, missing and unexpected files.
+    /// Re-hash every finished recording; list changed, missing and unexpected files, and
+    /// recordings without a call record (the process was killed during the call).
     Verify {
         #[arg(long)]
         json: bool,
@@ -193,6 +194,9 @@ fn table(recs: &[RecordingRow]) -> Vec<Vec<String>> {
         if let Some(by) = &r.superseded_by {
             // The part of a call an earlier replay saw: kept, not the call's recording.
             status.push_str(&format!(" (superseded by {by})"));
+        }
+        if !r.call_record && r.status != RecordingStatus::Recording.as_str() {
+            status.push_str(" (no call record)");
         }
         out.push(vec![
             r.id.clone(),
@@ -383,14 +387,18 @@ fn verify(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
         for f in &r.unexpected {
             println!("UNEXPECTED  {f}");
         }
+        for id in &r.without_call {
+            println!("NO CALL     {id}  (a recording without a call record: the process stopped during the call)");
+        }
         println!(
-            "{} file(s) checked, {} ok, {} changed, {} missing, {} unexpected, {} in progress",
+            "{} file(s) checked, {} ok, {} changed, {} missing, {} unexpected, {} in progress, {} without a call record",
             r.checked,
             r.ok,
             r.changed.len(),
             r.missing.len(),
             r.unexpected.len(),
-            r.in_progress.len()
+            r.in_progress.len(),
+            r.without_call.len()
         );
     }
     Ok(if r.clean() { ExitCode::SUCCESS } else { ExitCode::from(1) })

@@ -140,7 +140,9 @@ fn sources(args: &[PathBuf]) -> anyhow::Result<Vec<Source>> {
 
 fn probe(path: &std::path::Path) -> Result<Source, CaptureError> {
     let mut cap = FileCapture::open(path)?;
-    let first = cap.next_frame().ok().flatten().map(|f| f.ts);
+    // On the file's clock, as the merge will read it: a forged first stamp must not sort
+    // the file after the others.
+    let first = cap.next_frame_with(|f| f.ts).ok().flatten();
     Ok(Source { path: path.to_path_buf(), first, from: None })
 }
 

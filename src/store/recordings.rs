@@ -362,6 +362,18 @@ pub fn stored(conn: &Connection, statuses: &[RecordingStatus]) -> rusqlite::Resu
     rows.collect()
 }
 
+/// Finished recordings (any status but `recording`) whose call has no record in `calls`,
+/// by id: the process was killed while the call went on.
+pub fn without_call(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare(
+        "SELECT r.id FROM recordings r WHERE r.status <> 'recording' AND NOT EXISTS
+           (SELECT 1 FROM calls k WHERE k.call_id = r.call_id AND k.started_us = r.call_started_us)
+         ORDER BY r.id",
+    )?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    rows.collect()
+}
+
 /// What an access to a recording was.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -473,6 +485,10 @@ pub struct RecordingRow {
     pub counters: serde_json::Value,
     pub retention_days: u32,
     pub day: String,
+    /// Whether the call has its record in `calls`. False while the call goes on, and for
+    /// good when the process was killed during the call (the recording was repaired at the
+    /// next start, the call was never stored): an orphan, named by `recordings verify`.
+    pub call_record: bool,
     /// The recording that replaced this one as the call's (this one is the part of the
     /// call an earlier replay saw before its capture ended; kept, hashed, verified).
     pub superseded_by: Option<String>,
@@ -534,7 +550,8 @@ pub struct PlaybackRow {
 
 const RECORDING_COLUMNS: &str = "r.id, r.call_id, r.call_started_us, r.caller, r.callee, r.dialled, r.group_name,
      r.status, r.path, r.raw_path, r.undecodable, r.sample_rate, r.channels, r.frames, r.duration_ms, r.bytes,
-     r.sha256, r.media_started_us, r.ended_us, r.dtmf, r.counters, r.retention_days, r.day";
+     r.sha256, r.media_started_us, r.ended_us, r.dtmf, r.counters, r.retention_days, r.day,
+     EXISTS (SELECT 1 FROM calls k WHERE k.call_id = r.call_id AND k.started_us = r.call_started_us)";
 
 /// The schema that added `superseded_by` (0011); an older database has no superseded row.
 pub(super) const SUPERSEDED_SCHEMA: u32 = 11;
@@ -544,7 +561,8 @@ pub(crate) fn parse_pts(s: Option<String>) -> Vec<u8> {
 }
 
 impl Reader {
-    /// `RECORDING_COLUMNS` and `superseded_by` (column 23), NULL before 0011.
+    /// `RECORDING_COLUMNS` (the call record known, column 23) and `superseded_by` (column
+    /// 24), NULL before 0011.
     fn recording_columns(&self) -> String {
         let sup = if self.schema >= SUPERSEDED_SCHEMA { "r.superseded_by" } else { "NULL" };
         format!("{RECORDING_COLUMNS}, {sup}")
@@ -712,7 +730,8 @@ fn recording_row(r: &Row<'_>, tz: &TimeZone, site: Option<&str>) -> rusqlite::Re
         counters,
         retention_days: r.get(21)?,
         day: r.get(22)?,
-        superseded_by: r.get(23)?,
+        call_record: r.get(23)?,
+        superseded_by: r.get(24)?,
     })
 }
 

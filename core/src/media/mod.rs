@@ -4,6 +4,8 @@
 //! (`g722`) are decoded; each RTP stream is placed on the call's timeline by its extended
 //! RTP timestamp, anchored on packet time (`stream`), and the stereo timeline (`timeline`)
 //! commits audio once packet time has moved a reordering window past it.
+//! `wav` decides, from a file's first bytes, how the recorder repairs a WAV a crash left
+//! half-written (pure: the recorder applies it).
 //! May use: `time`, `rtp` (the packet view), `track` (for `Leg`). No I/O: the recorder that
 //! writes WAV files consumes `MediaOut`.
 //! Invariants: deterministic (the same packets and times give the same output); memory
@@ -15,6 +17,7 @@ pub mod g711;
 pub mod g722;
 mod stream;
 pub mod timeline;
+pub mod wav;
 
 pub use timeline::{AudioOptions, CallAudio, MediaCounters};
 

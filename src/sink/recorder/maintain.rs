@@ -214,6 +214,11 @@ pub struct VerifyReport {
     pub unexpected: Vec<String>,
     /// Recordings being written by another process now (not checked).
     pub in_progress: Vec<String>,
+    /// Finished recordings whose call has no record: the process was killed during the
+    /// call, the recording was repaired at the next start, the call was never stored.
+    /// Their files are checked like the others; they do not make the report unclean
+    /// (nothing was changed or lost after the fact), but they are evidence without a call.
+    pub without_call: Vec<String>,
 }
 
 impl VerifyReport {
@@ -294,6 +299,7 @@ pub fn verify(conn: &Connection, dir: &Path) -> anyhow::Result<VerifyReport> {
         }
     }
     report.unexpected = layout::walk(dir)?.into_iter().filter(|f| !expected.contains(f)).collect();
+    report.without_call = rows::without_call(conn)?;
     Ok(report)
 }
 

@@ -1,12 +1,14 @@
 //! One recording's WAV file: stereo, 16-bit PCM at the recording's rate, written with
 //! hound as the audio comes (`WavFile`), its header brought up to date at every flush so
 //! that a crash leaves a file that plays up to the last flush; the repair of a file left
-//! half-written (`repair`); and the SHA-256 of a finished file (`sha256_file`).
+//! half-written (`repair`, which applies the plan of `callwarden_core::media::wav`); and
+//! the SHA-256 of a finished file (`sha256_file`).
 //! Invariants: the data chunk holds whole frames only; the file never passes hound's
 //! 4 GiB limit (audio beyond `MAX_FRAMES` is refused and counted by the caller); memory
 //! per file is the write buffer (`WRITE_BUFFER`) plus hound's sample buffer for at most
 //! `CHUNK_FRAMES` frames, whatever the size of the blocks written.
 
+use callwarden_core::media::wav::{plan_repair, Plan, WavError, HEAD_BYTES};
 use hound::{SampleFormat, WavSpec, WavWriter};
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
@@ -145,74 +147,11 @@ pub enum RepairError {
     Hound(#[from] hound::Error),
 }
 
-fn le16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-
-fn le32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
-/// Where the samples start and how a frame is laid out, from a header.
-struct Layout {
-    data_offset: u64,
-    data_size_field: u64,
-    channels: u16,
-    rate: u32,
-    block_align: u16,
-}
-
-/// Walk the chunks of a RIFF/WAVE header up to the `data` chunk.
-fn parse_header(head: &[u8]) -> Result<Option<Layout>, RepairError> {
-    if head.len() < 12 {
-        // Too short to tell: a file cut inside its header (see `repair`).
-        return Ok(None);
-    }
-    if head.get(..4) != Some(b"RIFF") || head.get(8..12) != Some(b"WAVE") {
-        return Err(RepairError::NotWav);
-    }
-    let mut pos = 12usize;
-    let mut fmt: Option<(u16, u32, u16)> = None;
-    loop {
-        let (Some(id), Some(size)) = (head.get(pos..pos + 4), le32(head, pos + 4)) else { return Ok(None) };
-        if id == b"data" {
-            let Some((channels, rate, block_align)) = fmt else {
-                return Err(RepairError::Unsupported("data chunk before the fmt chunk".into()));
-            };
-            return Ok(Some(Layout {
-                data_offset: pos as u64 + 8,
-                data_size_field: u64::from(size),
-                channels,
-                rate,
-                block_align,
-            }));
-        }
-        if id == b"fmt " {
-            let body = pos + 8;
-            let (Some(tag), Some(channels), Some(rate), Some(block_align), Some(bits)) = (
-                le16(head, body),
-                le16(head, body + 2),
-                le32(head, body + 4),
-                le16(head, body + 12),
-                le16(head, body + 14),
-            ) else {
-                return Ok(None);
-            };
-            // 1 = PCM, 0xFFFE = WAVE_FORMAT_EXTENSIBLE (hound writes it for > 2 channels).
-            if !(tag == 1 || tag == 0xFFFE) || bits != 16 || channels == 0 || rate == 0 {
-                return Err(RepairError::Unsupported(format!(
-                    "format {tag:#x}, {channels} channel(s), {rate} Hz, {bits} bits"
-                )));
-            }
-            if u32::from(block_align) != u32::from(channels) * 2 {
-                return Err(RepairError::Unsupported(format!("block align {block_align} for {channels} channels")));
-            }
-            fmt = Some((channels, rate, block_align));
-        }
-        let next = pos.checked_add(8).and_then(|p| p.checked_add(size as usize + (size as usize & 1)));
-        match next {
-            Some(n) if n > pos => pos = n,
-            _ => return Ok(None),
+impl From<WavError> for RepairError {
+    fn from(e: WavError) -> Self {
+        match e {
+            WavError::NotWav => RepairError::NotWav,
+            WavError::Unsupported(s) => RepairError::Unsupported(s),
         }
     }
 }
@@ -222,17 +161,18 @@ fn parse_header(head: &[u8]) -> Result<Option<Layout>, RepairError> {
 /// Written by hand: hound can only write a file from the start or append to one whose
 /// header is already right (its reader takes the data size from the header, which after
 /// a crash says the size at the last flush, or 0), and a repair must keep every byte.
+/// What to write is decided by `callwarden_core::media::wav::plan_repair` (pure, fuzzed:
+/// fuzz/fuzz_targets/wav_repair.rs); this applies it to the file.
 /// A file cut inside its own header (a crash before the first flush reached the disk)
 /// holds no audio: it is rewritten as an empty WAV at `fallback_rate`.
 pub fn repair(path: &Path, fallback_rate: u32) -> Result<Repaired, RepairError> {
     let mut file = OpenOptions::new().read(true).write(true).open(path)?;
     let len = file.metadata()?.len();
-    let mut head = Vec::with_capacity(4096);
-    (&mut file).take(4096).read_to_end(&mut head)?;
-    let layout = match parse_header(&head) {
-        Ok(Some(l)) if l.data_offset <= len => l,
-        // A prefix of a header (or nothing): no sample was ever on disk.
-        Ok(_) => {
+    let mut head = Vec::with_capacity(HEAD_BYTES);
+    (&mut file).take(HEAD_BYTES as u64).read_to_end(&mut head)?;
+    let patch = match plan_repair(&head, len)? {
+        Plan::Patch(p) => p,
+        Plan::Empty => {
             drop(file);
             let w = WavWriter::create(path, spec(fallback_rate))?;
             w.finalize()?;
@@ -246,29 +186,22 @@ pub fn repair(path: &Path, fallback_rate: u32) -> Result<Repaired, RepairError> 
                 cut_bytes: len,
             });
         }
-        Err(e) => return Err(e),
     };
-    let align = u64::from(layout.block_align);
-    let max_data = (u64::from(u32::MAX) - layout.data_offset) / align * align;
-    let data = ((len - layout.data_offset) / align * align).min(max_data);
-    let new_len = layout.data_offset + data;
-    if new_len < len {
-        file.set_len(new_len)?;
+    if patch.new_len < len {
+        file.set_len(patch.new_len)?;
     }
-    // Both fit in u32: data <= max_data keeps data_offset + data <= u32::MAX.
-    let riff_size = (new_len - 8) as u32;
-    file.seek(SeekFrom::Start(4))?;
-    file.write_all(&riff_size.to_le_bytes())?;
-    file.seek(SeekFrom::Start(layout.data_offset - 4))?;
-    file.write_all(&(data as u32).to_le_bytes())?;
+    for (at, bytes) in patch.writes() {
+        file.seek(SeekFrom::Start(at))?;
+        file.write_all(&bytes)?;
+    }
     file.sync_all()?;
     Ok(Repaired {
-        sample_rate: layout.rate,
-        channels: layout.channels,
-        header_frames: layout.data_size_field / align,
-        frames: data / align,
-        bytes: new_len,
-        cut_bytes: len - new_len,
+        sample_rate: patch.sample_rate,
+        channels: patch.channels,
+        header_frames: patch.header_frames,
+        frames: patch.frames,
+        bytes: patch.new_len,
+        cut_bytes: len - patch.new_len,
     })
 }
 
@@ -452,17 +385,6 @@ mod tests {
             let (spec, got) = read_all(&p);
             prop_assert_eq!(spec.sample_rate, rate);
             prop_assert_eq!(got, data);
-        }
-
-        /// The header parser never panics on garbage.
-        #[test]
-        fn parse_header_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
-            let mut b = bytes;
-            if b.len() >= 12 {
-                b[..4].copy_from_slice(b"RIFF");
-                b[8..12].copy_from_slice(b"WAVE");
-            }
-            let _ = parse_header(&b);
         }
     }
 }

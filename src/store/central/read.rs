@@ -216,7 +216,8 @@ const VIOLATION_FROM: &str = "FROM violations v LEFT JOIN calls c
 const RECORDING_COLUMNS: &str = "r.site, r.id, r.call_id, r.call_started_us, r.caller, r.callee, r.dialled,
      r.group_name, r.status, r.path, r.raw_path, r.undecodable, r.sample_rate, r.channels, r.frames,
      r.duration_ms, r.bytes, r.sha256, r.media_started_us, r.ended_us, r.dtmf, r.counters, r.retention_days, r.day,
-     r.superseded_by";
+     r.superseded_by,
+     EXISTS (SELECT 1 FROM calls k WHERE k.site = r.site AND k.call_id = r.call_id AND k.started_us = r.call_started_us)";
 
 /// A column read with a checked conversion; the error names it.
 fn get<'a, T: postgres::types::FromSql<'a>>(r: &'a Row, i: usize) -> anyhow::Result<T> {
@@ -400,6 +401,7 @@ impl CentralReader {
             retention_days: get_int(r, 22)?,
             day: get(r, 23)?,
             superseded_by: get(r, 24)?,
+            call_record: get(r, 25)?,
         })
     }
 
