@@ -466,14 +466,39 @@ fn an_approval_made_centrally_reaches_its_site_and_survives_an_outage() {
     let b = rules_site("not-approved", &pg.url());
     summary(&a.replay(&inbound));
     summary(&b.replay(&inbound));
-    // Central approvals: 8020 may dial long distance, at site "approved" only; and one for
-    // every site that is revoked before anyone replays.
-    pg.psql(
-        "INSERT INTO approvals (site, extension, class, valid_from, valid_until, approver, note, created_us)
-         VALUES ('approved', '8020', 'long-distance', '2020-01-01', '2030-12-31', 'head office', 'matter 7', 1),
-                (NULL, '8002', 'long-distance', '2020-01-01', '2030-12-31', 'head office', '', 1)",
-    );
-    pg.psql("UPDATE approvals SET revoked_us = 2 WHERE extension = '8002'");
+    // Central approvals (`approve --store`): 8020 may dial long distance, at site
+    // "approved" only; and one for every site that is revoked before anyone replays.
+    let approve = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .arg("approve")
+            .args(args)
+            .args(["--store", &pg.url(), "--config"])
+            .arg(a.config())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let range = ["--from", "2020-01-01", "--until", "2030-12-31", "--approver", "head office"];
+    let (code, said, err) =
+        approve(&[&["8020", "long-distance"][..], &range, &["--note", "matter 7", "--site", "approved"]].concat());
+    assert_eq!(code, Some(0), "{err}");
+    assert!(said.contains("at approved"), "{said}");
+    let (code, said, _) = approve(&[&["8002", "long-distance"][..], &range].concat());
+    assert_eq!(code, Some(0));
+    assert!(said.contains("at every site"), "{said}");
+    let id_8002 = said.split_whitespace().nth(2).unwrap_or("").trim_end_matches(':').to_string();
+    assert_eq!(approve(&["--revoke", &id_8002]).0, Some(0));
+    assert_eq!(approve(&["--revoke", &id_8002]).0, Some(1), "revoked already");
+    let (code, _, err) = approve(&[&["8020", "premium"][..], &range].concat());
+    assert_eq!(code, Some(2), "premium can never be approved: {err}");
+    let (_, listed, _) = approve(&["--list", "--json"]);
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!((&listed[0]["site"], &listed[0]["extension"]), (&"approved".into(), &"8020".into()));
     summary(&a.replay(&outbound));
     summary(&b.replay(&outbound));
     assert_eq!(out_2_of_8020(&a), 0, "the central approval covered 8020 at its site");

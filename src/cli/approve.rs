@@ -6,6 +6,9 @@
 //! callwarden approve --list [--all] [--json]
 //! callwarden approve --revoke ID
 //! ```
+//! With `--store postgres://...` the same three act on the central store's approvals,
+//! made for one site (`--site NAME`) or for every site; each site copies those that
+//! concern it (`store::central::approvals`).
 //! Dates are `YYYY-MM-DD` (whole days in the site's zone, both inclusive) or RFC 3339
 //! instants. `replay` and `run` load the approvals in force when they start; a running
 //! daemon picks up a new one when it reloads. Exit codes: 0 done, 1 no such approval to
@@ -50,6 +53,9 @@ pub struct Args {
     /// Revoke the approval with this id (the row is kept, marked revoked).
     #[arg(long, value_name = "ID", conflicts_with = "extension")]
     pub revoke: Option<i64>,
+    /// With `--store`: the site the approval is for (default: every site).
+    #[arg(long, value_name = "NAME", requires = "extension")]
+    pub site: Option<String>,
 }
 
 fn now_us() -> i64 {
@@ -64,6 +70,13 @@ pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
     settings.check_data_owner("approve")?;
     let tz_name = settings.config.site.timezone.clone();
     let tz = jiff::tz::TimeZone::get(&tz_name).unwrap_or(jiff::tz::TimeZone::UTC);
+    if let Some(url) = common.store.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
+        return central(a, url, &settings, &tz_name, &tz);
+    }
+    if a.site.is_some() {
+        eprintln!("callwarden: approve --site: only with --store postgres://... (a site's own approvals are its own)");
+        return Ok(ExitCode::from(2));
+    }
     let db = &settings.db_path;
     let conn =
         approvals::open_rw(db).map_err(|e| anyhow::anyhow!("{}: cannot open the database: {e:#}", db.display()))?;
@@ -112,6 +125,80 @@ pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(2))
         }
         Err(e) => Err(e),
+    }
+}
+
+/// `approve` against the central store.
+fn central(
+    a: Args,
+    url: &str,
+    settings: &Settings,
+    tz_name: &str,
+    tz: &jiff::tz::TimeZone,
+) -> anyhow::Result<ExitCode> {
+    use crate::store::central::{self, approvals as capp, Central};
+    let mut c = Central::from_url(url)?;
+    if let Some(base) = Central::of(&settings.config.store, &settings.base_dir) {
+        // The password and CA of the config's own [store] central, when it names one.
+        (c.password_file, c.ca_file) = (base.password_file, base.ca_file);
+    }
+    let mut client = c.connect()?;
+    central::check_readable(&mut client)?;
+    if a.list {
+        let rows = capp::list(&mut client, a.all, tz)?;
+        if a.json {
+            let v: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|(site, r)| {
+                    let mut v = serde_json::to_value(r).unwrap_or_default();
+                    v["site"] = if site == "*" { serde_json::Value::Null } else { site.clone().into() };
+                    v
+                })
+                .collect();
+            print_json(&v)?;
+        } else {
+            let mut t = table(&rows.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>());
+            for (i, row) in t.iter_mut().enumerate() {
+                row.insert(1, if i == 0 { "site".into() } else { rows[i - 1].0.clone() });
+            }
+            print_table(&t)?;
+            println!("{} central approval(s)", rows.len());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(id) = a.revoke {
+        return Ok(if capp::revoke(&mut client, id, now_us())? {
+            println!("central approval {id} revoked (the sites take it at their next copy)");
+            ExitCode::SUCCESS
+        } else {
+            eprintln!("callwarden: central approval {id} does not exist or was revoked already");
+            ExitCode::from(1)
+        });
+    }
+    let (Some(extension), Some(class), Some(from), Some(until), Some(approver)) =
+        (a.extension, a.class, a.from, a.until, a.approver)
+    else {
+        eprintln!("callwarden: approve EXT CLASS needs --from, --until and --approver");
+        return Ok(ExitCode::from(2));
+    };
+    let approval = Approval { extension, class, from, until, approver };
+    match capp::add(&mut client, &approval, a.site.as_deref(), &a.note, tz_name, now_us()) {
+        Ok(id) => {
+            println!(
+                "central approval {id}: {} may dial {} from {} until {} at {} (approved by {})",
+                approval.extension,
+                approval.class,
+                approval.from,
+                approval.until,
+                a.site.as_deref().unwrap_or("every site"),
+                approval.approver
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("callwarden: {e:#}");
+            Ok(ExitCode::from(2))
+        }
     }
 }
 

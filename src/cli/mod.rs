@@ -134,14 +134,16 @@ pub fn main() -> ExitCode {
         | Command::Violations(_)
         | Command::Register(_)
         | Command::Callbacks(_)
-        | Command::Serve(_) => true,
+        | Command::Serve(_)
+        // Approvals made centrally: registered in the central store, copied by the sites.
+        | Command::Approve(_) => true,
         Command::Recordings(r) => r.reads_only(),
         _ => false,
     };
     if cli.common.store.is_some() && !reads {
         eprintln!(
-            "callwarden: --store: only serve and the read commands (calls, stats, violations, register, callbacks, \
-             recordings list|log) read the central store"
+            "callwarden: --store: only serve, approve and the read commands (calls, stats, violations, register, \
+             callbacks, recordings list|log) use the central store"
         );
         return ExitCode::from(2);
     }
