@@ -781,8 +781,9 @@ mod tests {
         for (section, value) in &defaults {
             let Some(table) = value.as_table() else { continue };
             for key in table.keys() {
-                // [[api.token]] is there as a commented-out example (no token by default).
-                if section == "api" && key == "token" {
+                // [[api.token]] and [[api.site]] are there as commented-out examples (none
+                // by default).
+                if section == "api" && (key == "token" || key == "site") {
                     continue;
                 }
                 if file.get(section).and_then(|s| s.get(key)).is_none() {
@@ -807,7 +808,7 @@ mod tests {
         {
             assert!(SHIPPED.contains(&format!("# {key} = ")), "{key} not shown in the [[group]] example");
         }
-        for example in ["# [[approval]]", "# [[api.token]]"] {
+        for example in ["# [[approval]]", "# [[api.token]]", "# [[api.site]]"] {
             assert!(SHIPPED.contains(example), "{example} example missing");
         }
     }
