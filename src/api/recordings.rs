@@ -413,7 +413,7 @@ async fn central_audio(state: &AppState, who: &Principal, id: &str) -> Result<Re
             crate::store::central::playback::log(
                 &mut conn,
                 &site2,
-                now_us(),
+                super::now_us(),
                 &who2,
                 &id2,
                 "stream",
@@ -438,13 +438,6 @@ async fn central_audio(state: &AppState, who: &Principal, id: &str) -> Result<Re
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(res)
-}
-
-fn now_us() -> i64 {
-    // The wall clock is right here: this is when a person listened.
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
 #[derive(Deserialize)]

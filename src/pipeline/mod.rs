@@ -165,9 +165,7 @@ impl Closer {
 /// (a site alone queues nothing). Refuses a database that went out under another site name.
 fn start_forwarding(settings: &Settings) -> anyhow::Result<Option<Forwarder>> {
     let cfg = &settings.config;
-    let mut conn = rusqlite::Connection::open(&settings.db_path)
-        .with_context(|| format!("{}: cannot open the database", settings.db_path.display()))?;
-    conn.busy_timeout(Duration::from_secs(10))?;
+    let mut conn = forward::open(&settings.db_path)?;
     let Some(central) = Central::of(&cfg.store, &settings.base_dir) else {
         if forward::disable(&conn)? {
             tracing::warn!("no [store] central any more: rows are no longer queued for a central store");

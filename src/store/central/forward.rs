@@ -256,8 +256,9 @@ impl Drop for Forwarder {
     }
 }
 
-fn open(db: &Path) -> anyhow::Result<Connection> {
-    let conn = Connection::open(db).with_context(|| format!("forwarder: opening {}", db.display()))?;
+/// The site database, for turning forwarding on and for the forwarder's own connection.
+pub fn open(db: &Path) -> anyhow::Result<Connection> {
+    let conn = Connection::open(db).with_context(|| format!("{}: cannot open the database", db.display()))?;
     // The writer thread holds the write lock while it commits; wait for it.
     conn.busy_timeout(Duration::from_secs(10))?;
     Ok(conn)
