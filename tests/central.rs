@@ -657,3 +657,157 @@ fn a_recording_is_played_centrally_from_its_site_checked_and_logged() {
     unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
     let _ = serve.wait();
 }
+
+/// What `stats_rollup` and `violation_rollup` must hold: the same sums made afresh from
+/// the rows (as stats::Aggregator counts a call: the call itself under ext '', and each of
+/// our extensions on it with its role), compared column by column. The mismatching keys.
+const ROLLUP_MISMATCHES: &str = "
+WITH parts AS (
+    SELECT c.*, '' AS xt, TRUE AS called, TRUE AS pays FROM calls c
+    UNION ALL SELECT c.*, c.caller_ext, c.callee_ext IS NOT DISTINCT FROM c.caller_ext, TRUE
+        FROM calls c WHERE c.caller_ext IS NOT NULL
+    UNION ALL SELECT c.*, c.callee_ext, TRUE, FALSE
+        FROM calls c WHERE c.callee_ext IS NOT NULL AND c.callee_ext IS DISTINCT FROM c.caller_ext
+), expect AS (
+    SELECT site, day, coalesce(group_name, '') AS gk, direction, coalesce(class, '') AS ck, xt,
+        count(*) AS calls,
+        count(*) FILTER (WHERE direction = 'inbound') AS inbound,
+        count(*) FILTER (WHERE direction = 'outbound') AS outbound,
+        count(*) FILTER (WHERE direction = 'internal') AS internal,
+        count(*) FILTER (WHERE answered <> 0) AS answered,
+        count(*) FILTER (WHERE direction IN ('inbound', 'internal') AND called AND answered = 0
+            AND end_reason IN ('cancelled', 'busy', 'rejected', 'no-answer', 'timeout')) AS missed,
+        count(*) FILTER (WHERE direction IN ('inbound', 'internal') AND called AND answered <> 0) AS ai,
+        count(*) FILTER (WHERE direction IN ('inbound', 'internal') AND called AND answered <> 0
+            AND coalesce(within_max_rings, 0) <> 0) AS within,
+        array_agg(least(rings, 5) ORDER BY least(rings, 5))
+            FILTER (WHERE direction IN ('inbound', 'internal') AND called AND answered <> 0) AS rings,
+        count(*) FILTER (WHERE answered <> 0 AND coalesce(effective, 0) <> 0) AS effective,
+        count(*) FILTER (WHERE answered <> 0 AND coalesce(long_call, 0) <> 0) AS long_calls,
+        coalesce(sum(cost_fen) FILTER (WHERE pays), 0) AS cost,
+        coalesce(sum(talk_ms) FILTER (WHERE answered <> 0), 0) AS talk_sum,
+        max(talk_ms) FILTER (WHERE answered <> 0) AS talk_max,
+        array_agg(bucket ORDER BY bucket) FILTER (WHERE answered <> 0) AS buckets
+    FROM (SELECT *, width_bucket(talk_ms, ARRAY[1000,2000,3000,5000,7000,10000,15000,20000,30000,45000,60000,
+            90000,120000,150000,180000,240000,300000,420000,600000,900000,1200000,1800000,2700000,3600000,
+            5400000,7200000,10800000]::bigint[]) AS bucket FROM parts) p
+    GROUP BY 1, 2, 3, 4, 5, 6
+), have AS (
+    SELECT r.*,
+        (SELECT array_agg(least(k - 1, 5) ORDER BY k) FROM unnest(ARRAY[r0, r1, r2, r3, r4, r5]) WITH ORDINALITY
+            AS u(n, k), generate_series(1, n) WHERE n > 0) AS rings_list,
+        (SELECT array_agg(k - 1 ORDER BY k) FROM unnest(ARRAY[h0, h1, h2, h3, h4, h5, h6, h7, h8, h9, h10, h11,
+            h12, h13, h14, h15, h16, h17, h18, h19, h20, h21, h22, h23, h24, h25, h26, h27]) WITH ORDINALITY
+            AS u(n, k), generate_series(1, n) WHERE n > 0) AS bucket_list
+    FROM stats_rollup r WHERE calls <> 0
+)
+SELECT coalesce(e.site || e.day || e.gk || e.direction || e.ck || '/' || e.xt,
+                h.site || h.day || h.group_key || h.direction || h.class_key || '/' || h.ext)
+FROM expect e FULL JOIN have h
+    ON (e.site, e.day, e.gk, e.direction, e.ck, e.xt) = (h.site, h.day, h.group_key, h.direction, h.class_key, h.ext)
+WHERE e.calls IS NULL OR h.calls IS NULL
+   OR (e.calls, e.inbound, e.outbound, e.internal, e.answered, e.missed, e.ai, e.within, e.effective,
+       e.long_calls, e.cost, e.answered, e.talk_sum, e.talk_max)
+      IS DISTINCT FROM (h.calls, h.inbound, h.outbound, h.internal, h.answered, h.missed, h.answered_incoming,
+       h.within_max_rings, h.effective, h.long_calls, h.cost_fen, h.talk_n, h.talk_sum, h.talk_max)
+   OR coalesce(e.rings, '{}') IS DISTINCT FROM coalesce(h.rings_list::bigint[], '{}')
+   OR coalesce(e.buckets, '{}') IS DISTINCT FROM coalesce(h.bucket_list::int[], '{}')
+UNION ALL
+SELECT 'violation ' || coalesce(e.site || e.day || e.rule || e.extension, h.site || h.day || h.rule || h.extension)
+FROM (SELECT site, day, rule, extension, count(*) AS n FROM violations GROUP BY 1, 2, 3, 4) e
+FULL JOIN (SELECT * FROM violation_rollup WHERE n <> 0) h USING (site, day, rule, extension)
+WHERE e.n IS DISTINCT FROM h.n";
+
+/// The stats rollups (central migration 0012) stay exactly the sums of the rows through
+/// inserts, the forwarder's upserts that change a call, updates that take a rollup row's
+/// longest talk away, and deletes; and they start from the rows already there when the
+/// migration runs on a store that has some.
+#[test]
+fn stats_rollups_stay_the_sums_of_the_rows() {
+    let pg = Pg::start();
+    // A store at 0011 with rows in it: 0012's backfill counts them.
+    let mut client = callwarden::store::central::Central::from_url(&pg.url()).unwrap().connect().unwrap();
+    client
+        .batch_execute("CREATE TABLE callwarden_schema (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+        .unwrap();
+    for (v, name, sql) in callwarden::store::central::MIGRATIONS.iter().filter(|m| m.0 <= 11) {
+        client.batch_execute(sql).unwrap();
+        client.execute("INSERT INTO callwarden_schema (version, name) VALUES ($1, $2)", &[v, name]).unwrap();
+    }
+    pg.psql("INSERT INTO sites VALUES ('s1', 'i1', 'Asia/Shanghai', 0, 0), ('s2', 'i2', 'Asia/Shanghai', 0, 0)");
+    // 3,000 calls over six days and two sites: every direction, group or none, class or
+    // none, one or both ends ours (some calling themselves), talk from 0 to over 3 h,
+    // answered or not with each end reason, rings 0..9, costs and verdicts varied.
+    let insert = |from: i64, to: i64| {
+        format!(
+            "INSERT INTO calls (site, call_id, started_us, caller, callee, dialled, number, direction, class, group_name,
+                 caller_ext, callee_ext, ended_us, rings, ring_ms, talk_ms, answered, end_reason, cost_fen, dtmf,
+                 media_caller, media_callee, ladder, day, month, within_max_rings, long_call, effective)
+             SELECT CASE WHEN g % 2 = 0 THEN 's1' ELSE 's2' END, 'c' || g, 1772407800000000 + g * 170000000::bigint,
+                 'a', 'b', 'd', 'n',
+                 (ARRAY['inbound', 'outbound', 'internal', 'transit'])[g % 4 + 1],
+                 CASE WHEN g % 6 = 0 THEN NULL ELSE 'k' || (g % 3) END,
+                 CASE WHEN g % 5 = 0 THEN NULL ELSE 'g' || (g % 4) END,
+                 CASE WHEN g % 3 = 0 THEN NULL ELSE '80' || (g % 9) END,
+                 CASE WHEN g % 7 = 1 THEN NULL WHEN g % 13 = 0 THEN '80' || (g % 9) ELSE '81' || (g % 5) END,
+                 0, g % 10, 0, ((g * 7919) % 900000) * (1 + (g % 17 = 0)::int * 20), (g % 4 <> 0)::int,
+                 (ARRAY['cancelled', 'caller-bye', 'busy', 'timeout', 'rejected', 'no-answer', 'error'])[g % 7 + 1],
+                 CASE WHEN g % 8 = 0 THEN NULL ELSE g % 50 END, '', '{{}}', '{{}}', '[]',
+                 to_char(to_timestamp((1772407800000000 + g * 170000000::bigint) / 1000000.0) AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD'),
+                 to_char(to_timestamp((1772407800000000 + g * 170000000::bigint) / 1000000.0) AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM'),
+                 CASE WHEN g % 9 = 0 THEN NULL ELSE (g % 7 <= 3)::int END, (g % 11 = 0)::int, (g % 3 <> 0)::int
+             FROM generate_series({from}::bigint, {to}) g
+             ON CONFLICT (site, call_id, started_us) DO UPDATE SET talk_ms = excluded.talk_ms + 1, answered = 1,
+                 rings = excluded.rings + 1, direction = 'internal', cost_fen = NULL"
+        )
+    };
+    pg.psql(&insert(1, 1500));
+    let violations = "INSERT INTO violations (site, id, natural_key, rule, kind, call_id, call_started_us, extension,
+             number, detected_us, detail, day, month)
+         SELECT site, row_number() OVER (), call_id || '/' || rule, rule, 'k', call_id, started_us,
+             coalesce(caller_ext, callee_ext, ''), number, started_us, '', day, month
+         FROM calls, (VALUES ('OUT-1'), ('ANS-1')) r(rule) WHERE call_id LIKE '%3' OR call_id LIKE '%7'
+         ON CONFLICT DO NOTHING";
+    pg.psql(violations);
+    let mut client = callwarden::store::central::Central::from_url(&pg.url()).unwrap().connect().unwrap();
+    assert_eq!(callwarden::store::central::migrate(&mut client).unwrap(), 11, "was at 0011");
+    let mismatches = |when: &str| {
+        let m = pg.psql(ROLLUP_MISMATCHES);
+        if !m.is_empty() {
+            let dbg = ROLLUP_MISMATCHES.split("UNION ALL\nSELECT 'violation").next().unwrap_or("").replace(
+                "SELECT coalesce(e.site || e.day",
+                "SELECT e::text || ' HAVE ' || h::text, coalesce(e.site || e.day",
+            );
+            eprintln!("{}", pg.psql(&dbg).lines().take(3).collect::<Vec<_>>().join("\n"));
+        }
+        assert!(m.is_empty(), "{when}: rollup rows that are not the sums of the rows:\n{m}");
+    };
+    mismatches("backfilled");
+    assert!(pg.count("SELECT count(*) FROM stats_rollup WHERE ext <> ''") > 50);
+    assert_eq!(pg.count("SELECT sum(calls) FROM stats_rollup WHERE ext = ''"), 1500);
+
+    // New rows through the triggers; the second half overlaps the first (upserts that
+    // change what stats counts of a call).
+    pg.psql(&insert(1001, 3000));
+    pg.psql(violations);
+    mismatches("inserted and upserted");
+    assert_eq!(pg.count("SELECT sum(calls) FROM stats_rollup WHERE ext = ''"), 3000);
+    // Shorter talk for each rollup row's longest call: the longest is counted again.
+    pg.psql(
+        "UPDATE calls c SET talk_ms = c.talk_ms / 3 FROM (SELECT site, day, max(talk_ms) AS m FROM calls
+             WHERE answered <> 0 GROUP BY 1, 2) x WHERE c.site = x.site AND c.day = x.day AND c.talk_ms = x.m",
+    );
+    mismatches("longest talk shortened");
+    // Moved to another group, day and extension; unanswered; the same values written again.
+    pg.psql("UPDATE calls SET group_name = 'moved', day = '2026-04-01', month = '2026-04', callee_ext = '8999' WHERE started_us % 11 = 0");
+    pg.psql("UPDATE calls SET answered = 0, end_reason = 'busy' WHERE talk_ms % 5 = 0");
+    pg.psql("UPDATE calls SET dtmf = '1' WHERE talk_ms % 3 = 0");
+    pg.psql("UPDATE violations SET rule = 'OUT-2' WHERE id % 4 = 0");
+    mismatches("updated");
+    pg.psql("DELETE FROM calls WHERE started_us % 7 = 0");
+    pg.psql("DELETE FROM violations WHERE id % 5 = 0");
+    mismatches("deleted");
+    let left = pg.count("SELECT count(*) FROM calls");
+    assert!(left < 3000 && left > 2000);
+    assert_eq!(pg.count("SELECT sum(calls) FROM stats_rollup WHERE ext = ''"), left);
+}

@@ -19,6 +19,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (9, "0009_forward_queue", include_str!("migrations/0009_forward_queue.sql")),
     (10, "0010_central_approvals", include_str!("migrations/0010_central_approvals.sql")),
     (11, "0011_recordings_superseded", include_str!("migrations/0011_recordings_superseded.sql")),
+    (12, "0012_central_rollups", include_str!("migrations/0012_central_rollups.sql")),
 ];
 
 /// The schema version this build writes and reads.

@@ -108,21 +108,133 @@ pub struct TalkStats {
     pub p50: Option<i64>,
     pub p90: Option<i64>,
     pub max: Option<i64>,
+    /// p50 and p90 estimated from the central store's talk histograms (`TalkHist`), not
+    /// ranked from every call; mean and max are exact either way. Absent when exact.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub estimated: bool,
 }
 
 impl TalkStats {
     pub fn of(mut talk: Vec<i64>) -> TalkStats {
         talk.sort_unstable();
         let n = talk.len();
-        let mean = (n > 0).then(|| {
-            let sum: i128 = talk.iter().map(|&t| i128::from(t)).sum();
-            // Round half away from zero, in integers (no float error on large sums).
-            let n = n as i128;
-            let q = (2 * sum + if sum >= 0 { n } else { -n }) / (2 * n);
-            i64::try_from(q).unwrap_or(i64::MAX)
-        });
-        TalkStats { mean, p50: percentile(&talk, 50), p90: percentile(&talk, 90), max: talk.last().copied() }
+        let mean = mean_of(talk.iter().map(|&t| i128::from(t)).sum(), n as i128);
+        TalkStats {
+            mean,
+            p50: percentile(&talk, 50),
+            p90: percentile(&talk, 90),
+            max: talk.last().copied(),
+            estimated: false,
+        }
     }
+}
+
+/// Round `sum / n` half away from zero, in integers (no float error on large sums).
+fn mean_of(sum: i128, n: i128) -> Option<i64> {
+    (n > 0).then(|| {
+        let q = (2 * sum + if sum >= 0 { n } else { -n }) / (2 * n);
+        i64::try_from(q).unwrap_or(i64::MAX)
+    })
+}
+
+/// Where the central store's talk histograms split, in milliseconds: bucket 0 holds talk
+/// below the first bound, bucket i talk in [bound i-1, bound i), the last bucket talk at or
+/// above the last bound. Its migration 0012 holds the same list (a test compares them).
+pub const TALK_BOUNDS_MS: [i64; 27] = [
+    1_000, 2_000, 3_000, 5_000, 7_000, 10_000, 15_000, 20_000, 30_000, 45_000, 60_000, 90_000, 120_000, 150_000,
+    180_000, 240_000, 300_000, 420_000, 600_000, 900_000, 1_200_000, 1_800_000, 2_700_000, 3_600_000, 5_400_000,
+    7_200_000, 10_800_000,
+];
+
+/// How many talk buckets a histogram has.
+pub const TALK_BUCKETS: usize = TALK_BOUNDS_MS.len() + 1;
+
+/// Talk of answered calls as the central store's rollups keep it: count, exact sum and
+/// max, and a histogram over `TALK_BOUNDS_MS`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TalkHist {
+    pub n: u64,
+    pub sum: i128,
+    pub max: Option<i64>,
+    pub buckets: [u64; TALK_BUCKETS],
+}
+
+impl TalkHist {
+    fn bucket_of(talk_ms: i64) -> usize {
+        TALK_BOUNDS_MS.partition_point(|&b| b <= talk_ms)
+    }
+
+    fn add_exact(&mut self, talk_ms: i64) {
+        self.n += 1;
+        self.sum += i128::from(talk_ms);
+        self.max = Some(self.max.map_or(talk_ms, |m| m.max(talk_ms)));
+        self.buckets[Self::bucket_of(talk_ms)] += 1;
+    }
+
+    fn absorb(&mut self, o: &TalkHist) {
+        self.n += o.n;
+        self.sum += o.sum;
+        self.max = match (self.max, o.max) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        for (a, b) in self.buckets.iter_mut().zip(o.buckets.iter()) {
+            *a += b;
+        }
+    }
+
+    /// The nearest-rank percentile's estimate: the rank's bucket found exactly, the value
+    /// placed linearly within it (as Prometheus' histogram_quantile does), never above the
+    /// exact max.
+    fn percentile(&self, p: u64) -> Option<i64> {
+        if self.n == 0 {
+            return None;
+        }
+        let rank = (p.min(100) * self.n).div_ceil(100).max(1);
+        let mut before = 0u64;
+        for (i, &count) in self.buckets.iter().enumerate() {
+            if count == 0 || before + count < rank {
+                before += count;
+                continue;
+            }
+            let max = self.max.unwrap_or(0);
+            let lo = if i == 0 { 0 } else { TALK_BOUNDS_MS[i - 1] };
+            let hi = TALK_BOUNDS_MS.get(i).copied().unwrap_or(max).min(max.saturating_add(1)).max(lo);
+            let within = (rank - before) as f64 - 0.5;
+            let v = lo as f64 + (hi - lo) as f64 * within / count as f64;
+            return Some((v.round() as i64).min(max));
+        }
+        self.max
+    }
+
+    fn stats(&self) -> TalkStats {
+        TalkStats {
+            mean: mean_of(self.sum, i128::from(self.n)),
+            p50: self.percentile(50),
+            p90: self.percentile(90),
+            max: self.max,
+            estimated: true,
+        }
+    }
+}
+
+/// One row of the central store's `stats_rollup` summed over what a query selects: the
+/// counts `Aggregator::add_call` would have made of those calls, and their talk.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RolledCalls {
+    pub calls: u64,
+    pub inbound: u64,
+    pub outbound: u64,
+    pub internal: u64,
+    pub answered: u64,
+    pub missed: u64,
+    pub answered_incoming: u64,
+    pub within_max_rings: u64,
+    pub rings: [u64; 6],
+    pub effective: u64,
+    pub long_calls: u64,
+    pub cost_fen: i64,
+    pub talk: TalkHist,
 }
 
 /// Nearest-rank percentile of sorted values: the value at rank ⌈p·n/100⌉ (1-based).
@@ -175,10 +287,12 @@ pub fn aggregate(
     agg.finish()
 }
 
-/// One row being summed, with the talk times its percentiles are taken from.
+/// One row being summed, with the talk times its percentiles are taken from (or, once
+/// rollups are summed into it, their histogram).
 struct Acc {
     row: StatsRow,
     talk: Vec<i64>,
+    hist: Option<Box<TalkHist>>,
 }
 
 impl Acc {
@@ -204,6 +318,24 @@ impl Acc {
         }
         r.cost_fen = r.cost_fen.saturating_add(o_row.cost_fen);
         self.talk.extend(o.talk);
+        if let Some(h) = o.hist {
+            match &mut self.hist {
+                Some(mine) => mine.absorb(&h),
+                None => self.hist = Some(h),
+            }
+        }
+    }
+
+    fn talk_stats(self) -> (StatsRow, TalkStats) {
+        match self.hist {
+            // Rolled-up and single calls in one row (not made today, but kept right):
+            // the calls join the histogram, and the figures are estimated.
+            Some(mut h) => {
+                self.talk.iter().for_each(|&t| h.add_exact(t));
+                (self.row, h.stats())
+            }
+            None => (self.row, TalkStats::of(self.talk)),
+        }
     }
 }
 
@@ -231,6 +363,7 @@ impl Aggregator {
         let new = |key: Option<&str>| Acc {
             row: StatsRow { key: key.map(str::to_string), ..StatsRow::default() },
             talk: vec![],
+            hist: None,
         };
         match key {
             None => self.no_key.get_or_insert_with(|| new(None)),
@@ -267,7 +400,7 @@ impl Aggregator {
             if !self.wanted(key) {
                 continue;
             }
-            let Acc { row, talk } = self.acc(key);
+            let Acc { row, talk, .. } = self.acc(key);
             row.calls += 1;
             match c.direction {
                 "inbound" => row.inbound += 1,
@@ -316,6 +449,43 @@ impl Aggregator {
         }
     }
 
+    /// Add calls already summed by the central store's rollups, under `key` (by ext: the
+    /// rollup row of that extension, whose counts already say where it was called and
+    /// where it paid).
+    pub fn add_rolled(&mut self, key: Option<&str>, c: &RolledCalls) {
+        if !self.wanted(key) || c.calls == 0 {
+            return;
+        }
+        let acc = self.acc(key);
+        let row = &mut acc.row;
+        row.calls += c.calls;
+        row.inbound += c.inbound;
+        row.outbound += c.outbound;
+        row.internal += c.internal;
+        row.answered += c.answered;
+        row.missed += c.missed;
+        row.answered_incoming += c.answered_incoming;
+        row.within_max_rings += c.within_max_rings;
+        let h = &mut row.rings_before_answer;
+        for (slot, n) in
+            [&mut h.r0, &mut h.r1, &mut h.r2, &mut h.r3, &mut h.r4, &mut h.r5_plus].into_iter().zip(c.rings)
+        {
+            *slot += n;
+        }
+        row.effective += c.effective;
+        row.long_calls += c.long_calls;
+        row.cost_fen = row.cost_fen.saturating_add(c.cost_fen);
+        acc.hist.get_or_insert_with(Box::default).absorb(&c.talk);
+    }
+
+    /// Add `n` violations of `rule` under `key`, as counted by a rollup.
+    pub fn add_violation_count(&mut self, key: Option<&str>, rule: &str, n: u64) {
+        if !self.wanted(key) || n == 0 {
+            return;
+        }
+        *self.acc(key).row.violations.entry(rule.to_string()).or_default() += n;
+    }
+
     /// Add the rows summed by `other` (over other calls, with the same grouping and
     /// parameters): the result is as if this one had been given all the calls.
     pub fn merge(&mut self, other: Aggregator) {
@@ -342,8 +512,9 @@ impl Aggregator {
         self.no_key
             .into_iter()
             .chain(keyed.into_iter().map(|(_, acc)| acc))
-            .map(|Acc { mut row, talk }| {
-                row.talk_ms = TalkStats::of(talk);
+            .map(|acc| {
+                let (mut row, talk) = acc.talk_stats();
+                row.talk_ms = talk;
                 row.within_max_rings_share =
                     (row.answered_incoming > 0).then(|| row.within_max_rings as f64 / row.answered_incoming as f64);
                 row
@@ -398,9 +569,66 @@ mod tests {
         assert_eq!(percentile(&[], 50), None);
         let t = TalkStats::of(vec![5, 1, 3, 2]);
         // sorted 1 2 3 5: mean 11/4 = 2.75 → 3; p50 rank 2 → 2; p90 rank 4 → 5.
-        assert_eq!(t, TalkStats { mean: Some(3), p50: Some(2), p90: Some(5), max: Some(5) });
+        assert_eq!(t, TalkStats { mean: Some(3), p50: Some(2), p90: Some(5), max: Some(5), estimated: false });
         assert_eq!(TalkStats::of(vec![1, 2]).mean, Some(2), "1.5 rounds half up");
         assert_eq!(TalkStats::of(vec![]), TalkStats::default());
+    }
+
+    #[test]
+    fn histogram_estimates_land_in_the_exact_value_s_bucket() {
+        // Talk spread over every bucket, a few thousand calls: p50/p90 estimated from the
+        // histogram fall in the bucket of the exact nearest-rank value, never above max;
+        // mean and max are exact.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut talk = vec![];
+        for n in [1usize, 2, 3, 10, 999, 4000] {
+            talk.clear();
+            let mut h = TalkHist::default();
+            for _ in 0..n {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let t = i64::try_from(x % 4_000_000).unwrap() >> (x % 11);
+                talk.push(t);
+                h.add_exact(t);
+            }
+            let exact = TalkStats::of(talk.clone());
+            let est = h.stats();
+            assert!(est.estimated);
+            assert_eq!((est.mean, est.max), (exact.mean, exact.max), "n={n}");
+            for (e, x) in [(est.p50, exact.p50), (est.p90, exact.p90)] {
+                let (e, x) = (e.unwrap(), x.unwrap());
+                assert_eq!(TalkHist::bucket_of(e), TalkHist::bucket_of(x), "n={n}: estimate {e}, exact {x}");
+                assert!(e <= exact.max.unwrap());
+            }
+        }
+        assert_eq!(TalkHist::default().stats(), TalkStats { estimated: true, ..TalkStats::default() });
+        assert_eq!(TalkHist::bucket_of(999), 0);
+        assert_eq!(TalkHist::bucket_of(1000), 1);
+        assert_eq!(TalkHist::bucket_of(i64::MAX), TALK_BUCKETS - 1);
+    }
+
+    #[test]
+    fn rolled_up_calls_sum_as_the_calls_do() {
+        // Two rolled-up parts of one key add up as the calls would (counts exactly).
+        let mut agg = Aggregator::new(StatsBy::Group, None);
+        let mut part =
+            RolledCalls { calls: 3, inbound: 2, answered: 2, answered_incoming: 1, cost_fen: 40, ..Default::default() };
+        part.rings[2] = 1;
+        part.talk.add_exact(30_000);
+        part.talk.add_exact(90_000);
+        agg.add_rolled(Some("dispatch"), &part);
+        agg.add_rolled(Some("dispatch"), &part);
+        agg.add_rolled(None, &RolledCalls::default());
+        agg.add_violation_count(Some("dispatch"), "OUT-1", 2);
+        agg.add_violation_count(Some("dispatch"), "OUT-1", 0);
+        let rows = agg.finish();
+        assert_eq!(rows.len(), 1, "an empty part makes no row: {rows:?}");
+        let r = &rows[0];
+        assert_eq!((r.calls, r.inbound, r.answered, r.answered_incoming, r.cost_fen), (6, 4, 4, 2, 80));
+        assert_eq!(r.rings_before_answer.as_array(), [0, 0, 2, 0, 0, 0]);
+        assert_eq!((r.talk_ms.mean, r.talk_ms.max, r.talk_ms.estimated), (Some(60_000), Some(90_000), true));
+        assert_eq!(r.violations.get("OUT-1"), Some(&2));
     }
 
     #[test]
@@ -437,7 +665,13 @@ mod tests {
         // Talk of answered calls: 20 40 200 60 100 s → sorted 20 40 60 100 200.
         assert_eq!(
             r.talk_ms,
-            TalkStats { mean: Some(84_000), p50: Some(60_000), p90: Some(200_000), max: Some(200_000) }
+            TalkStats {
+                mean: Some(84_000),
+                p50: Some(60_000),
+                p90: Some(200_000),
+                max: Some(200_000),
+                estimated: false
+            }
         );
         assert_eq!(r.effective, 4, "all but the 20 s call");
         assert_eq!(r.long_calls, 1, "the 200 s call");

@@ -13,6 +13,7 @@ pub mod approvals;
 pub mod forward;
 pub mod playback;
 pub mod read;
+pub mod rollup;
 
 use anyhow::{anyhow, bail, Context};
 use postgres::config::Host;
@@ -29,6 +30,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (9, "0009_central", include_str!("migrations/0009_central.sql")),
     (10, "0010_approvals", include_str!("migrations/0010_approvals.sql")),
     (11, "0011_recordings_superseded", include_str!("migrations/0011_recordings_superseded.sql")),
+    (12, "0012_stats_rollups", include_str!("migrations/0012_stats_rollups.sql")),
 ];
 
 /// The central schema version this build writes and reads.

@@ -13,7 +13,7 @@
 //! read with a checked conversion (a bad row is an error, not a panic); text compares
 //! and orders bytewise (`COLLATE "C"`, as SQLite's BINARY) whatever the database's locale.
 
-use super::{check_readable, pg_error, Central};
+use super::{check_readable, pg_error, rollup, Central};
 use crate::store::query::{Cursor, Filter, QueryError, StatsBy};
 use crate::store::reader::{format_ts, leg_row, CallDetail, CallRow, LegRow, RuleKind, StoredLeg, ViolationRow};
 use crate::store::recordings::{parse_pts, split_paths, PlaybackQuery, PlaybackRow, RecordingRow};
@@ -283,6 +283,11 @@ impl CentralReader {
     fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> anyhow::Result<Vec<Row>> {
         let mut conn = self.conn()?;
         conn.query(sql, params).map_err(|e| anyhow!("{}: {}", self.shown, pg_error(&e)))
+    }
+
+    /// A query's rows, for the rollups' reader.
+    pub(super) fn query_rows(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> anyhow::Result<Vec<Row>> {
+        self.query(sql, params)
     }
 
     fn call_row(&self, r: &Row) -> anyhow::Result<CallRow> {
@@ -586,6 +591,17 @@ impl Store for CentralReader {
 
     fn stats(&self, by: StatsBy, q: &Filter) -> anyhow::Result<Vec<StatsRow>> {
         let only = if by == StatsBy::Ext { q.ext.as_deref() } else { None };
+        // Whole days with rollup-keyed filters: the sums kept at insert (migration 0012).
+        if let Some(days) = rollup::days_for(by, q, &rollup::zones(self, q)?) {
+            let mut agg = stats::Aggregator::new(by, only);
+            rollup::sum_calls(self, by, q, &days, &mut agg)?;
+            if rollup::violations_rolled(by, q) {
+                rollup::sum_violations(self, by, q, &days, &mut agg)?;
+            } else {
+                self.sum_violations(by, q, &mut agg)?;
+            }
+            return Ok(agg.finish());
+        }
         let mut calls = stats::Aggregator::new(by, only);
         // The violations on a second connection meanwhile: two scans at once.
         let violations = std::thread::scope(|s| -> anyhow::Result<stats::Aggregator> {
