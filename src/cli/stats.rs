@@ -81,6 +81,7 @@ fn table(by: StatsBy, rows: &[StatsRow], budgets: bool) -> Vec<Vec<String>> {
             Some(share) => format!("{}/{} {:.1}%", r.within_max_rings, r.answered_incoming, share * 100.0),
             None => "-".into(),
         };
+        let approx = if r.talk_ms.estimated { "≈" } else { "" };
         let rings = r.rings_before_answer.as_array().map(|n| n.to_string()).join("/");
         let violations = r.violations.iter().map(|(rule, n)| format!("{rule}:{n}")).collect::<Vec<_>>().join(" ");
         out.push(vec![
@@ -94,8 +95,9 @@ fn table(by: StatsBy, rows: &[StatsRow], budgets: bool) -> Vec<Vec<String>> {
             within,
             rings,
             dash(r.talk_ms.mean.map(secs)),
-            dash(r.talk_ms.p50.map(secs)),
-            dash(r.talk_ms.p90.map(secs)),
+            // ≈: estimated from the central store's talk histograms (`talk_ms.estimated`).
+            dash(r.talk_ms.p50.map(|v| format!("{}{}", approx, secs(v)))),
+            dash(r.talk_ms.p90.map(|v| format!("{}{}", approx, secs(v)))),
             dash(r.talk_ms.max.map(secs)),
             r.effective.to_string(),
             r.long_calls.to_string(),
