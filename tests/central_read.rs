@@ -484,7 +484,7 @@ fn urlencode(s: &str) -> String {
 
 /// Stats latency over N calls in PostgreSQL (`CW_STATS_N`, default 1,000,000), made with
 /// generate_series over two sites (a call every 2 s, 100 extensions, a violation per 50
-/// calls): `cargo test --test central_read stats_latency -- --ignored --nocapture`.
+/// calls; the rollups filled by their triggers as the rows go in): `cargo test --test central_read stats_latency -- --ignored --nocapture`.
 #[test]
 #[ignore = "a measurement, minutes long: run by hand"]
 fn stats_latency() {
@@ -536,10 +536,27 @@ fn stats_latency() {
         ("all, by ext", callwarden::store::StatsBy::Ext, Filter::default()),
         ("all, by day", callwarden::store::StatsBy::Day, Filter::default()),
         ("all, by site", callwarden::store::StatsBy::Site, Filter::default()),
+        ("all, by group", callwarden::store::StatsBy::Group, Filter::default()),
+        ("all, by month", callwarden::store::StatsBy::Month, Filter::default()),
         (
             "one month, by group",
             callwarden::store::StatsBy::Group,
             Filter { from: Some(month.0), to: Some(month.1), ..Filter::default() },
+        ),
+        (
+            "one month, one group, by ext",
+            callwarden::store::StatsBy::Ext,
+            Filter { from: Some(month.0), to: Some(month.1), group: Some("g1".into()), ..Filter::default() },
+        ),
+        (
+            "one site, one day cut at 08:00 (the calls read, not the rollups), by ext",
+            callwarden::store::StatsBy::Ext,
+            Filter {
+                site: Some("s1".into()),
+                from: Some(callwarden::store::query::range_start("from", "2026-03-05T08:00:00+08:00", &tz).unwrap()),
+                to: Some(callwarden::store::query::range_end("to", "2026-03-05", &tz).unwrap()),
+                ..Filter::default()
+            },
         ),
         (
             "one site, one day, by ext",

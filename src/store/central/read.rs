@@ -595,11 +595,7 @@ impl Store for CentralReader {
         if let Some(days) = rollup::days_for(by, q, &rollup::zones(self, q)?) {
             let mut agg = stats::Aggregator::new(by, only);
             rollup::sum_calls(self, by, q, &days, &mut agg)?;
-            if rollup::violations_rolled(by, q) {
-                rollup::sum_violations(self, by, q, &days, &mut agg)?;
-            } else {
-                self.sum_violations(by, q, &mut agg)?;
-            }
+            rollup::sum_violations(self, by, q, &days, &mut agg)?;
             return Ok(agg.finish());
         }
         let mut calls = stats::Aggregator::new(by, only);

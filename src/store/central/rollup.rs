@@ -7,7 +7,8 @@
 //! that are rollup keys (site, group, class, direction; an extension only by extension);
 //! anything else (`--rule`, `--number`, a range cut inside a day, an extension filter on
 //! another grouping) returns None and the caller reads the calls. Every count is exact;
-//! talk p50/p90 are estimated from histograms and marked `estimated`.
+//! talk p50/p90 are estimated from histograms and marked `estimated`. Violations are keyed
+//! by their call's group and class as the calls reader's join finds them ('' for none).
 
 use super::read::CentralReader;
 use crate::store::query::{Filter, StatsBy};
@@ -59,12 +60,6 @@ pub fn days_for(by: StatsBy, q: &Filter, zones: &[TimeZone]) -> Option<Days> {
         None => None,
     };
     Some(Days { from, to })
-}
-
-/// Whether the violations' part can be read from `violation_rollup` (keyed by site, day,
-/// rule and extension: a group or class needs each violation's call).
-pub fn violations_rolled(by: StatsBy, q: &Filter) -> bool {
-    by != StatsBy::Group && q.group.is_none() && q.class.is_none()
 }
 
 /// The zones of the sites `q` covers (one when it names a site).
@@ -233,8 +228,8 @@ pub fn sum_calls(
     Ok(())
 }
 
-/// Count the violations `q` selects over `days` into `agg`, from `violation_rollup`
-/// (only when `violations_rolled`).
+/// Count the violations `q` selects over `days` into `agg`, from `violation_rollup` (keyed
+/// also by their call's group and class, as the calls reader joins them).
 pub fn sum_violations(
     reader: &CentralReader,
     by: StatsBy,
@@ -246,8 +241,11 @@ pub fn sum_violations(
     w.eq("site", q.site.as_ref());
     w.days(days);
     w.eq("extension", q.ext.as_ref());
+    w.eq("group_key", q.group.as_ref());
+    w.eq("class_key", q.class.as_ref());
     let key = match by {
         StatsBy::Ext => "extension",
+        StatsBy::Group => "group_key",
         StatsBy::Day => "day",
         StatsBy::Month => "month",
         _ => "site",
@@ -259,7 +257,8 @@ pub fn sum_violations(
     for r in reader.query_rows(&sql, &w.refs())? {
         let k: String = r.try_get(0).map_err(|e| anyhow!("violation_rollup key: {e}"))?;
         let rule: String = r.try_get(1).map_err(|e| anyhow!("violation_rollup rule: {e}"))?;
-        agg.add_violation_count(Some(&k), &rule, count(&r, 2)?);
+        let k = (!(by == StatsBy::Group && k.is_empty())).then_some(k);
+        agg.add_violation_count(k.as_deref(), &rule, count(&r, 2)?);
     }
     Ok(())
 }
@@ -310,7 +309,5 @@ mod tests {
         let ext = Filter { ext: Some("8001".into()), ..Filter::default() };
         assert_eq!(days_for(StatsBy::Group, &ext, std::slice::from_ref(&sh)), None);
         assert_eq!(days_for(StatsBy::Ext, &ext, std::slice::from_ref(&sh)), Some(Days::default()));
-        assert!(!violations_rolled(StatsBy::Group, &Filter::default()));
-        assert!(violations_rolled(StatsBy::Ext, &Filter::default()));
     }
 }

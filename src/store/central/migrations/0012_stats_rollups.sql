@@ -77,16 +77,20 @@ CREATE TABLE stats_rollup (
 CREATE INDEX stats_rollup_day ON stats_rollup (day);
 CREATE INDEX stats_rollup_month ON stats_rollup (month);
 
--- violation_rollup: violations counted per site, day, rule and extension (stats by
--- extension, day, month or site; by group the violations are read, joined to their call).
+-- violation_rollup: violations counted per site, day, rule, extension and the group and
+-- class of their call as `calls` holds it now ('' for none, or while the call has not
+-- arrived: a violation found at the INVITE is forwarded before its call ends). When a
+-- call arrives, changes group or class, or goes, its violations move with it.
 CREATE TABLE violation_rollup (
     site      TEXT   NOT NULL,
     day       TEXT   NOT NULL,
     month     TEXT   NOT NULL,
     rule      TEXT   NOT NULL,
     extension TEXT   NOT NULL,
+    group_key TEXT   NOT NULL,
+    class_key TEXT   NOT NULL,
     n         BIGINT NOT NULL DEFAULT 0,
-    PRIMARY KEY (site, day, rule, extension)
+    PRIMARY KEY (site, day, rule, extension, group_key, class_key)
 );
 CREATE INDEX violation_rollup_day ON violation_rollup (day);
 
@@ -241,6 +245,8 @@ $f$;
 CREATE FUNCTION cw_calls_rollup_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     EXECUTE cw_rollup_sql('(SELECT n.*, 1::bigint AS s FROM new_rows n)');
+    EXECUTE cw_violation_move_sql('(SELECT site, call_id, started_us, '''' AS old_g, '''' AS old_c,
+        coalesce(group_name, '''') AS new_g, coalesce(class, '''') AS new_c FROM new_rows)');
     RETURN NULL;
 END $$;
 
@@ -259,6 +265,10 @@ DECLARE
 BEGIN
     EXECUTE cw_rollup_sql(src);
     EXECUTE cw_rollup_recount_sql(src);
+    EXECUTE cw_violation_move_sql('(SELECT o.site, o.call_id, o.started_us,
+        coalesce(o.group_name, '''') AS old_g, coalesce(o.class, '''') AS old_c,
+        coalesce(n.group_name, '''') AS new_g, coalesce(n.class, '''') AS new_c
+        FROM old_rows o JOIN new_rows n ON (n.site, n.call_id, n.started_us) = (o.site, o.call_id, o.started_us))');
     RETURN NULL;
 END $$;
 
@@ -266,6 +276,9 @@ CREATE FUNCTION cw_calls_rollup_delete() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     EXECUTE cw_rollup_sql('(SELECT o.*, -1::bigint AS s FROM old_rows o)');
     EXECUTE cw_rollup_recount_sql('(SELECT o.*, -1::bigint AS s FROM old_rows o)');
+    EXECUTE cw_violation_move_sql('(SELECT site, call_id, started_us,
+        coalesce(group_name, '''') AS old_g, coalesce(class, '''') AS old_c, '''' AS new_g, '''' AS new_c
+        FROM old_rows)');
     RETURN NULL;
 END $$;
 
@@ -279,10 +292,28 @@ CREATE TRIGGER calls_rollup_delete AFTER DELETE ON calls REFERENCING OLD TABLE A
 -- Violations: counted per statement the same way.
 CREATE FUNCTION cw_violation_rollup_sql(src TEXT) RETURNS TEXT LANGUAGE sql IMMUTABLE AS $f$
 SELECT format($q$
-    INSERT INTO violation_rollup AS t (site, day, month, rule, extension, n)
-    SELECT site, day, min(month), rule, extension, sum(s) FROM %1$s v GROUP BY site, day, rule, extension
-    ON CONFLICT (site, day, rule, extension) DO UPDATE SET n = t.n + excluded.n
+    INSERT INTO violation_rollup AS t (site, day, month, rule, extension, group_key, class_key, n)
+    SELECT v.site, v.day, min(v.month), v.rule, v.extension, coalesce(c.group_name, ''), coalesce(c.class, ''), sum(v.s)
+    FROM %1$s v LEFT JOIN calls c
+        ON c.site = v.site AND c.call_id = v.call_id AND c.started_us = v.call_started_us
+    GROUP BY v.site, v.day, v.rule, v.extension, coalesce(c.group_name, ''), coalesce(c.class, '')
+    ON CONFLICT (site, day, rule, extension, group_key, class_key) DO UPDATE SET n = t.n + excluded.n
 $q$, src)
+$f$;
+
+-- Calls whose group or class key changed (`moved`: site, call_id, started_us, the old and
+-- the new keys): their violations' counts go from the old key to the new one.
+CREATE FUNCTION cw_violation_move_sql(moved TEXT) RETURNS TEXT LANGUAGE sql IMMUTABLE AS $f$
+SELECT format($q$
+    INSERT INTO violation_rollup AS t (site, day, month, rule, extension, group_key, class_key, n)
+    SELECT v.site, v.day, min(v.month), v.rule, v.extension, k.g, k.c, sum(k.s)
+    FROM %1$s m
+    JOIN violations v ON v.site = m.site AND v.call_id = m.call_id AND v.call_started_us = m.started_us
+    CROSS JOIN LATERAL (VALUES (m.old_g, m.old_c, -1::bigint), (m.new_g, m.new_c, 1::bigint)) AS k(g, c, s)
+    WHERE (m.old_g, m.old_c) IS DISTINCT FROM (m.new_g, m.new_c)
+    GROUP BY v.site, v.day, v.rule, v.extension, k.g, k.c
+    ON CONFLICT (site, day, rule, extension, group_key, class_key) DO UPDATE SET n = t.n + excluded.n
+$q$, moved)
 $f$;
 
 CREATE FUNCTION cw_violations_rollup_insert() RETURNS trigger LANGUAGE plpgsql AS $$
