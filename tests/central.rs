@@ -635,6 +635,17 @@ fn a_recording_is_played_centrally_from_its_site_checked_and_logged() {
         .unwrap();
     assert_eq!(site_log, "central-hq");
 
+    // Its waveform, asked of the site: the site's own answer, and no playback logged
+    // (no audio left the site).
+    let peaks = format!("/api/recordings/{id}/peaks?n=50");
+    let (status, body) = split_answer(&http_get_as(&central, &peaks, Some("hq-secret")));
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let (_, at_site) = split_answer(&http_get_as(&site_http, &peaks, Some("site-secret")));
+    let central_peaks: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(central_peaks, serde_json::from_slice::<serde_json::Value>(&at_site).unwrap());
+    assert_eq!(central_peaks["peaks"][0].as_array().map(Vec::len), Some(50), "{central_peaks}");
+    assert_eq!(pg.count(&format!("SELECT count(*) FROM playback_log WHERE recording_id = '{id}'")), 1);
+
     // The file altered at the site: not served (the site refuses it, and the central
     // hash check would too).
     let mut bad = file.clone();
@@ -643,6 +654,8 @@ fn a_recording_is_played_centrally_from_its_site_checked_and_logged() {
     std::fs::write(site.dir.path().join("rec").join(&path), &bad).unwrap();
     let (status, body) = split_answer(&http_get_as(&central, &audio, Some("hq-secret")));
     assert!(status == 502 || status == 409, "{status} {}", String::from_utf8_lossy(&body));
+    let (status, body) = split_answer(&http_get_as(&central, &peaks, Some("hq-secret")));
+    assert_eq!(status, 502, "the site refuses the altered file's peaks: {}", String::from_utf8_lossy(&body));
     std::fs::write(site.dir.path().join("rec").join(&path), &file).unwrap();
 
     // The site down: the central API says which site cannot be reached.

@@ -10,7 +10,7 @@
 //! Over the central store (`serve --store postgres://...`, `AppState::central`) the same
 //! routes read every site's rows through `CentralReader`; a recording's audio is fetched
 //! from its site and checked (`site_audio`); what writes (approvals, the playback log)
-//! and what needs a site's files otherwise (peaks, samples) answer 501.
+//! and what needs a site's files otherwise (samples) answer 501; audio and peaks are asked of the site.
 //! Invariants: every blocking SQLite call runs on `spawn_blocking` with a reader of its
 //! own (a small pool, WAL lets them read while the writer commits); no path from a
 //! request reaches the file system except a recording's path read from the database,
@@ -99,7 +99,7 @@ impl Db {
 pub(crate) fn not_at_central() -> ApiError {
     ApiError::new(
         StatusCode::NOT_IMPLEMENTED,
-        "not over the central store: approvals, the playback log, waveform peaks and samples are at each site's own API (a recording's audio is fetched from its site: [[api.site]])",
+        "not over the central store: approvals, the playback log and samples are at each site's own API (a recording's audio and peaks are fetched from its site: [[api.site]])",
     )
 }
 

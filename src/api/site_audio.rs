@@ -65,9 +65,9 @@ impl SiteAudio {
         self.sites.is_empty()
     }
 
-    /// Recording `id` of `site`, its bytes checked against `sha256` (lower-case hex).
-    pub fn fetch(&self, site: &str, id: &str, sha256: Option<&str>) -> Result<Vec<u8>, FetchError> {
-        let want = sha256.filter(|h| !h.is_empty()).ok_or_else(|| FetchError::NoHash(id.to_string()))?;
+    /// GET `path` (already encoded) from `site`'s API with its token: the body, at most
+    /// `max` bytes, of a 200 answer.
+    fn get(&self, site: &str, id: &str, path: &str, max: u64) -> Result<Vec<u8>, FetchError> {
         let (base, token_file) = self.sites.get(site).ok_or_else(|| FetchError::NoSite(site.to_string()))?;
         let token = std::fs::read_to_string(token_file)
             .map_err(|e| FetchError::Token { site: site.into(), why: format!("{}: {e}", token_file.display()) })?;
@@ -78,9 +78,7 @@ impl SiteAudio {
             .user_agent(concat!("callwarden-central/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
-        // The id is ours (a hex recording id from the store), but encode it anyway: a
-        // path is built from it.
-        let url = format!("{base}/api/recordings/{}/audio", encode(id));
+        let url = format!("{base}{path}");
         let unreachable = |why: String| FetchError::Unreachable { site: site.into(), why };
         let mut resp = agent
             .get(&url)
@@ -94,19 +92,39 @@ impl SiteAudio {
         let mut bytes = Vec::new();
         resp.body_mut()
             .as_reader()
-            .take(MAX_BYTES + 1)
+            .take(max + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| unreachable(format!("reading recording {id}: {e}")))?;
-        if bytes.len() as u64 > MAX_BYTES {
-            return Err(unreachable(format!("recording {id} is larger than {MAX_BYTES} bytes")));
+        if bytes.len() as u64 > max {
+            return Err(unreachable(format!("recording {id}: more than {max} bytes")));
         }
+        Ok(bytes)
+    }
+
+    /// Recording `id` of `site`, its bytes checked against `sha256` (lower-case hex).
+    pub fn fetch(&self, site: &str, id: &str, sha256: Option<&str>) -> Result<Vec<u8>, FetchError> {
+        let want = sha256.filter(|h| !h.is_empty()).ok_or_else(|| FetchError::NoHash(id.to_string()))?;
+        // The id is ours (a hex recording id from the store), but encode it anyway: a
+        // path is built from it.
+        let bytes = self.get(site, id, &format!("/api/recordings/{}/audio", encode(id)), MAX_BYTES)?;
         let got = hex(&Sha256::digest(&bytes));
         if !got.eq_ignore_ascii_case(want) {
             return Err(FetchError::Altered { site: site.into(), id: id.into(), want: want.into(), got });
         }
         Ok(bytes)
     }
+
+    /// The waveform peaks of recording `id` as its site computes them (`n` buckets): the
+    /// site checks the file against its stored hash before it reads it, and answers
+    /// 409 when it differs (passed on as `Refused`). The JSON as the site sent it.
+    pub fn peaks(&self, site: &str, id: &str, n: usize, sha256: Option<&str>) -> Result<Vec<u8>, FetchError> {
+        sha256.filter(|h| !h.is_empty()).ok_or_else(|| FetchError::NoHash(id.to_string()))?;
+        self.get(site, id, &format!("/api/recordings/{}/peaks?n={n}", encode(id)), MAX_PEAKS_BYTES)
+    }
 }
+
+/// The largest peaks answer taken from a site (the page asks for 800 buckets: ~20 KB).
+const MAX_PEAKS_BYTES: u64 = 4 << 20;
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
