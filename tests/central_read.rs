@@ -304,6 +304,51 @@ fn serve_reads_the_central_store_and_refuses_a_newer_schema() {
     assert_eq!(pg.count("SELECT max(version) FROM callwarden_schema"), 99);
 }
 
+/// A read replica (`[store] central_read`), here a real streaming replica of the
+/// throwaway cluster: `--store` with `central`'s URL reads the replica (the readers'
+/// connections are in recovery, the playback log's is the primary's), so with the primary
+/// stopped the read commands and `serve --store` still answer, from the replica's copy of
+/// the rows; without `central_read` the same commands fail.
+#[test]
+fn a_read_replica_answers_the_queries() {
+    let mut pg = central_store();
+    let hq = site("hq", &["gen-sipp-mixed-calls-udp.pcap"]);
+    copy_site(&hq, "hq", &pg);
+    let replica = pg.replica();
+    let t = std::time::Instant::now();
+    while replica.count("SELECT count(*) FROM calls") != 7 {
+        assert!(t.elapsed() < std::time::Duration::from_secs(30), "the replica did not catch up");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let url = pg.url();
+    let plain = std::fs::read_to_string(&hq.config).unwrap();
+    let store = format!("\n[store]\ncentral = \"{url}\"\n");
+    let with_replica = format!("{plain}{store}central_read = \"{}\"\n", replica.url());
+    std::fs::write(&hq.config, &with_replica).unwrap();
+
+    let settings = hq.settings();
+    let r = CentralReader::for_store(&url, &settings.config.store, &settings.base_dir, "Asia/Shanghai").unwrap();
+    let recovery = "SELECT pg_is_in_recovery()";
+    assert!(r.conn().unwrap().query_one(recovery, &[]).unwrap().get::<_, bool>(0), "reads go to the replica");
+    let primary = r.write_conn().unwrap().query_one(recovery, &[]).unwrap().get::<_, bool>(0);
+    assert!(!primary, "the playback log goes to the primary");
+    drop(r);
+    let own = [json(&hq, None, &["calls"]), json(&hq, None, &["stats", "--by", "site"])];
+    assert_eq!(len(&own[0]), 7);
+    pg.stop();
+    assert_eq!([json(&hq, Some(&url), &["calls"]), json(&hq, Some(&url), &["stats", "--by", "site"])], own);
+    let (mut child, addr) = serve(&hq, &url).expect("serve --store reads the replica");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let page = rt.block_on(async { get_json(&client(), &format!("http://{addr}/api/calls?limit=1000"), SUP).await });
+    assert_eq!(page["calls"], own[0].as_array().unwrap().iter().rev().cloned().collect::<Value>(), "newest first");
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    assert!(child.wait().unwrap().success());
+    // Without the replica the primary is asked, and it is down.
+    std::fs::write(&hq.config, format!("{plain}{store}")).unwrap();
+    let out = hq.cli(&["calls", "--store", &url]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 /// The API of `serve --store` over hq (7 calls) and branch (100).
 async fn ask_the_central_api(addr: &str) {
     let c = client();
