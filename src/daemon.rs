@@ -32,7 +32,6 @@ use crate::settings::Settings;
 use crate::sink::log::LogSink;
 use crate::sink::recorder;
 use crate::store::central::read::CentralReader;
-use crate::store::central::Central;
 use crate::store::reader::{open_error, Reader};
 use anyhow::Context;
 use callwarden_core::config::Config;
@@ -423,20 +422,20 @@ impl Ended {
 /// until Ctrl-C or SIGTERM. Nothing is captured, so the live view is empty; the API writes
 /// only the playback log (every audio fetch) and, for admins, approvals.
 /// With `--store postgres://...` (`settings.read_store`) it serves the central store of
-/// all sites instead, read only: the schema is checked (a newer one is refused) and never
-/// migrated.
+/// all sites instead (its read replica `[store] central_read` when the URL is `central`'s),
+/// read only: the schema is checked (a newer one is refused) and never migrated.
 pub fn serve(settings: Settings, listen: &str) -> anyhow::Result<()> {
     // Fail now, with the file's name, rather than on every request.
     let (state, shown) = match &settings.read_store {
         Some(url) => {
-            let c = Central::from_url(url)?;
-            let c = match Central::of(&settings.config.store, &settings.base_dir) {
-                Some(configured) if configured.url == c.url => configured,
-                _ => c,
-            };
-            let reader = CentralReader::open(&c, &settings.config.site.timezone)
+            let tz = &settings.config.site.timezone;
+            let reader = CentralReader::for_store(url, &settings.config.store, &settings.base_dir, tz)
                 .map_err(|e| anyhow::anyhow!("--store: cannot read the central store: {e:#}"))?;
-            (AppState::central(reader, &settings)?, c.shown())
+            let shown = match reader.primary_shown() {
+                Some(primary) => format!("{} (read replica; playback log to {primary})", reader.shown()),
+                None => reader.shown().to_string(),
+            };
+            (AppState::central(reader, &settings)?, shown)
         }
         None => {
             Reader::open(&settings.db_path).map_err(|e| open_error(&settings.db_path, e))?;

@@ -16,6 +16,7 @@ use std::process::{Command, Output};
 /// report that ignored the group's value would fail.
 const CONFIG: &str = r#"
 [site]
+name = "hq"
 timezone = "Asia/Shanghai"
 area_code = "021"
 outside_prefix = "0"
@@ -142,6 +143,12 @@ fn sta_3_made_answered_and_rate_per_group() {
     let cells: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(cells, ["sales", "3", "3", "2", "66.7%", "1", "3"], "{table}");
 
+    // `--site`: this site's own name is all of it; another site's calls are not here.
+    assert_eq!(site.json(&["callbacks", "--month", "2026-11", "--site", "hq", "--json"]), report);
+    let elsewhere = site.json(&["callbacks", "--month", "2026-11", "--site", "branch", "--json"]);
+    assert_eq!(figures(group(&elsewhere, "sales")), (0, 0, 0, 0));
+    assert_eq!(figures(group(&elsewhere, "callback")), (0, 0, 0, 0));
+
     // Another month: nothing made, no rate.
     let oct = site.json(&["callbacks", "--month", "2026-10", "--json"]);
     let g = group(&oct, "callback");
@@ -238,6 +245,9 @@ async fn sta_3_api_equals_cli() {
         ("month=2026-11", vec!["callbacks", "--month", "2026-11", "--json"]),
         ("month=2026-11&group=sales", vec!["callbacks", "--month", "2026-11", "--group", "sales", "--json"]),
         ("month=2026-10", vec!["callbacks", "--month", "2026-10", "--json"]),
+        ("month=2026-11&site=hq", vec!["callbacks", "--month", "2026-11", "--site", "hq", "--json"]),
+        ("month=2026-11&site=branch", vec!["callbacks", "--month", "2026-11", "--site", "branch", "--json"]),
+        ("month=2026-11&site=", vec!["callbacks", "--month", "2026-11", "--json"]),
     ] {
         let (status, api) = get(q).await;
         assert_eq!(status, 200, "{q}: {api}");
@@ -245,6 +255,8 @@ async fn sta_3_api_equals_cli() {
     }
     let (_, all) = get("month=2026-11").await;
     assert_eq!(figures(group(&all, "sales")), (3, 3, 2, 1));
+    let (_, branch) = get("month=2026-11&site=branch").await;
+    assert_eq!(figures(group(&branch, "sales")), (0, 0, 0, 0), "not this site's calls");
     for (q, says) in [
         ("month=2026-13", "month: \"2026-13\" is not a month YYYY-MM"),
         ("month=2026-11&group=nobody", "group: \"nobody\" is not a [[group]] of the config"),

@@ -9,81 +9,19 @@
 //! sites with the same tokens, and refuses a central schema newer than it knows.
 
 mod api_support;
+mod central_support;
 mod pg_support;
 
 use api_support::*;
 use callwarden::store::central::read::CentralReader;
-use callwarden::store::central::{self, Central};
+use callwarden::store::central::Central;
 use callwarden::store::stats::TALK_BOUNDS_MS;
 use callwarden::store::{Filter, Store};
+use central_support::*;
 use pg_support::Pg;
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
-
-/// A central store with the schema the sites make.
-fn central_store() -> Pg {
-    let pg = Pg::start();
-    let mut client = Central::from_url(&pg.url()).unwrap().connect().unwrap();
-    central::migrate(&mut client).unwrap();
-    pg
-}
-
-/// A site named `name` that replayed `captures`.
-fn site(name: &str, captures: &[&str]) -> Site {
-    let s = Site::new();
-    let text =
-        std::fs::read_to_string(&s.config).unwrap().replacen("[site]\n", &format!("[site]\nname = \"{name}\"\n"), 1);
-    std::fs::write(&s.config, text).unwrap();
-    let files: Vec<std::path::PathBuf> = captures.iter().map(|c| Path::new(PUBLIC).join(c)).collect();
-    s.replay(&files.iter().map(|p| p.as_path()).collect::<Vec<_>>());
-    s
-}
-
-/// Copy every committed row of the site's SQLite into the central tables under `name`,
-/// column by column (the central tables have SQLite's column names), as the forwarder
-/// ships them.
-fn copy_site(s: &Site, name: &str, pg: &Pg) {
-    let mut client = Central::from_url(&pg.url()).unwrap().connect().unwrap();
-    client
-        .execute(
-            "INSERT INTO sites (name, instance, timezone, first_seen_us, last_seen_us)
-             VALUES ($1, $2, 'Asia/Shanghai', 0, 0) ON CONFLICT DO NOTHING",
-            &[&name, &format!("instance-{name}")],
-        )
-        .unwrap();
-    let lite = rusqlite::Connection::open(&s.db).unwrap();
-    for table in ["calls", "violations", "recordings", "playback_log"] {
-        let cols: Vec<(String, String)> = client
-            .query(
-                "SELECT column_name::text, data_type::text FROM information_schema.columns
-                 WHERE table_name = $1 AND column_name <> 'site' ORDER BY ordinal_position",
-                &[&table],
-            )
-            .unwrap()
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
-        let names: Vec<&str> = cols.iter().map(|c| c.0.as_str()).collect();
-        let marks: Vec<String> = (2..=cols.len() + 1).map(|i| format!("${i}")).collect();
-        let insert = format!("INSERT INTO {table} (site, {}) VALUES ($1, {})", names.join(", "), marks.join(", "));
-        let mut stmt = lite.prepare(&format!("SELECT {} FROM {table}", names.join(", "))).unwrap();
-        let mut rows = stmt.query([]).unwrap();
-        while let Some(r) = rows.next().unwrap() {
-            let mut params: Vec<Box<dyn postgres::types::ToSql + Sync>> = vec![Box::new(name.to_string())];
-            for (i, (_, ty)) in cols.iter().enumerate() {
-                if ty == "bigint" {
-                    params.push(Box::new(r.get::<_, Option<i64>>(i).unwrap()));
-                } else {
-                    params.push(Box::new(r.get::<_, Option<String>>(i).unwrap()));
-                }
-            }
-            let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
-            client.execute(&insert, &refs).unwrap();
-        }
-    }
-}
+use std::process::Command;
 
 /// A recording and two playback-log lines at the site, on its first answered call.
 fn add_recording_and_log(s: &Site) {
@@ -107,18 +45,6 @@ fn add_recording_and_log(s: &Site) {
         )
         .unwrap();
     }
-}
-
-/// `callwarden <args> --json` over the site's SQLite (`store` None) or the central store.
-fn json(s: &Site, store: Option<&str>, args: &[&str]) -> Value {
-    let mut all: Vec<&str> = args.to_vec();
-    all.push("--json");
-    if let Some(url) = store {
-        all.extend(["--store", url]);
-    }
-    let out = s.cli(&all);
-    assert!(out.status.success(), "{all:?}: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// Central stats over whole days come from the rollups: every count is the site's own, and
@@ -151,10 +77,6 @@ fn assert_same_stats(central: &Value, lite: &Value, what: &str) {
     assert_eq!(c, l, "{what}");
 }
 
-fn len(v: &Value) -> usize {
-    v.as_array().map_or(0, Vec::len)
-}
-
 #[test]
 fn the_central_store_answers_as_the_site_does() {
     let pg = central_store();
@@ -184,6 +106,7 @@ fn the_central_store_answers_as_the_site_does() {
         &["stats", "--rule", "OUT-1"],
         &["recordings", "list"],
         &["recordings", "log"],
+        &["recordings", "log", "--site", "hq"],
     ];
     let mut estimated = 0;
     for q in questions {
@@ -211,7 +134,12 @@ fn the_central_store_answers_as_the_site_does() {
     assert_eq!(by_site[0]["key"], "hq");
     assert_eq!(by_site[0]["calls"], 7);
     // Another site's rows: none here, none there.
-    for q in [&["calls", "--site", "branch"][..], &["violations", "--site", "branch"], &["stats", "--site", "branch"]] {
+    for q in [
+        &["calls", "--site", "branch"][..],
+        &["violations", "--site", "branch"],
+        &["stats", "--site", "branch"],
+        &["recordings", "log", "--site", "branch"],
+    ] {
         assert_eq!(json(&hq, None, q), serde_json::json!([]), "{q:?}");
         assert_eq!(json(&hq, Some(&url), q), serde_json::json!([]), "{q:?}");
     }
@@ -230,6 +158,8 @@ fn two_sites_union_and_per_site() {
     let pg = central_store();
     let hq = site("hq", &["gen-sipp-mixed-calls-udp.pcap"]);
     let branch = site("branch", &["gen-synth-100-calls.pcap"]);
+    add_recording_and_log(&hq);
+    add_recording_and_log(&branch);
     copy_site(&hq, "hq", &pg);
     copy_site(&branch, "branch", &pg);
     let url = pg.url();
@@ -257,6 +187,38 @@ fn two_sites_union_and_per_site() {
     assert_eq!(sum(&day), (len(&h) + len(&b)) as u64);
     let per_site = json(&hq, Some(&url), &["stats", "--by", "month", "--site", "branch"]);
     assert_same_stats(&per_site, &json(&branch, None, &["stats", "--by", "month"]), "branch by month");
+
+    // The playback log: a site's lines are its own log; together, both.
+    let (hl, bl) = (json(&hq, None, &["recordings", "log"]), json(&branch, None, &["recordings", "log"]));
+    assert_eq!((len(&hl), len(&bl)), (2, 2));
+    assert_eq!(json(&hq, Some(&url), &["recordings", "log", "--site", "branch"]), bl);
+    assert_eq!(json(&hq, Some(&url), &["recordings", "log", "--site", "hq"]), hl);
+    assert_eq!(len(&json(&hq, Some(&url), &["recordings", "log"])), 4);
+    assert_eq!(json(&hq, Some(&url), &["recordings", "log", "--site", "elsewhere"]), serde_json::json!([]));
+
+    // The call-back report (STA-3), in every month with calls: a site's part is the
+    // site's own report, and the union's figures are the sum of both sites'.
+    let mut months: Vec<String> =
+        all.as_array().unwrap().iter().map(|c| c["started_at"].as_str().unwrap()[..7].to_string()).collect();
+    months.dedup();
+    let mut made_anywhere = 0;
+    for month in &months {
+        let args = ["callbacks", "--month", month.as_str()];
+        let (hm, bm) = (json(&hq, None, &args), json(&branch, None, &args));
+        assert_eq!(json(&hq, Some(&url), &[&args[..], &["--site", "hq"]].concat()), hm, "{month}");
+        assert_eq!(json(&hq, Some(&url), &[&args[..], &["--site", "branch"]].concat()), bm, "{month}");
+        let union = json(&hq, Some(&url), &args);
+        let groups = union["groups"].as_array().unwrap();
+        assert_eq!(groups.len(), 1, "the config's one group: {union}");
+        for (i, g) in groups.iter().enumerate() {
+            for k in ["made", "answered", "effective"] {
+                let n = |v: &Value| v["groups"][i][k].as_u64().unwrap();
+                assert_eq!(g[k].as_u64().unwrap(), n(&hm) + n(&bm), "{month} {k}: {union}");
+            }
+            made_anywhere += g["made"].as_u64().unwrap();
+        }
+    }
+    assert!(made_anywhere > 0, "the captures have outbound calls of the dispatch group");
 }
 
 /// The same rows at two sites tie on (start, Call-ID): pages of any size walk them all,
@@ -364,30 +326,6 @@ fn forwarded_sites_read_centrally() {
     assert_same_stats(&serde_json::json!([by_site[1]]), &json(&hq, None, &["stats", "--by", "site"]), "hq");
 }
 
-/// Start `serve --store URL` on an ephemeral port; its address, or its exit and stderr.
-fn serve(s: &Site, url: &str) -> Result<(std::process::Child, String), (Option<i32>, String)> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_callwarden"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--store", url, "--config"])
-        .arg(&s.config)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut said = String::new();
-    while let Some(Ok(line)) = lines.next() {
-        if let Some(rest) = line.split("http://").nth(1) {
-            let addr = rest.trim_end_matches('/').to_string();
-            // Keep draining stderr so the server never blocks on a full pipe.
-            std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| eprintln!("serve: {l}")));
-            return Ok((child, addr));
-        }
-        said.push_str(&line);
-        said.push('\n');
-    }
-    let status = child.wait().unwrap();
-    Err((status.code(), said))
-}
-
 #[test]
 fn serve_reads_the_central_store_and_refuses_a_newer_schema() {
     let pg = central_store();
@@ -421,6 +359,51 @@ fn serve_reads_the_central_store_and_refuses_a_newer_schema() {
     assert_eq!(pg.count("SELECT max(version) FROM callwarden_schema"), 99);
 }
 
+/// A read replica (`[store] central_read`), here a real streaming replica of the
+/// throwaway cluster: `--store` with `central`'s URL reads the replica (the readers'
+/// connections are in recovery, the playback log's is the primary's), so with the primary
+/// stopped the read commands and `serve --store` still answer, from the replica's copy of
+/// the rows; without `central_read` the same commands fail.
+#[test]
+fn a_read_replica_answers_the_queries() {
+    let mut pg = central_store();
+    let hq = site("hq", &["gen-sipp-mixed-calls-udp.pcap"]);
+    copy_site(&hq, "hq", &pg);
+    let replica = pg.replica();
+    let t = std::time::Instant::now();
+    while replica.count("SELECT count(*) FROM calls") != 7 {
+        assert!(t.elapsed() < std::time::Duration::from_secs(30), "the replica did not catch up");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let url = pg.url();
+    let plain = std::fs::read_to_string(&hq.config).unwrap();
+    let store = format!("\n[store]\ncentral = \"{url}\"\n");
+    let with_replica = format!("{plain}{store}central_read = \"{}\"\n", replica.url());
+    std::fs::write(&hq.config, &with_replica).unwrap();
+
+    let settings = hq.settings();
+    let r = CentralReader::for_store(&url, &settings.config.store, &settings.base_dir, "Asia/Shanghai").unwrap();
+    let recovery = "SELECT pg_is_in_recovery()";
+    assert!(r.conn().unwrap().query_one(recovery, &[]).unwrap().get::<_, bool>(0), "reads go to the replica");
+    let primary = r.write_conn().unwrap().query_one(recovery, &[]).unwrap().get::<_, bool>(0);
+    assert!(!primary, "the playback log goes to the primary");
+    drop(r);
+    let own = [json(&hq, None, &["calls"]), json(&hq, None, &["stats", "--by", "site"])];
+    assert_eq!(len(&own[0]), 7);
+    pg.stop();
+    assert_eq!([json(&hq, Some(&url), &["calls"]), json(&hq, Some(&url), &["stats", "--by", "site"])], own);
+    let (mut child, addr) = serve(&hq, &url).expect("serve --store reads the replica");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let page = rt.block_on(async { get_json(&client(), &format!("http://{addr}/api/calls?limit=1000"), SUP).await });
+    assert_eq!(page["calls"], own[0].as_array().unwrap().iter().rev().cloned().collect::<Value>(), "newest first");
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    assert!(child.wait().unwrap().success());
+    // Without the replica the primary is asked, and it is down.
+    std::fs::write(&hq.config, format!("{plain}{store}")).unwrap();
+    let out = hq.cli(&["calls", "--store", &url]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 /// The API of `serve --store` over hq (7 calls) and branch (100).
 async fn ask_the_central_api(addr: &str) {
     let c = client();
@@ -432,6 +415,30 @@ async fn ask_the_central_api(addr: &str) {
     let branch_only = get_json(&c, &format!("{base}/api/calls?limit=1000&site=branch"), SUP).await;
     assert_eq!(branch_only["calls"].as_array().unwrap().len(), 100);
     assert!(branch_only["calls"].as_array().unwrap().iter().all(|c| c["site"] == "branch"));
+    // The CSV export names each row's site; with `site=` only that site's rows.
+    for (q, want) in [("", [("branch", 100), ("hq", 7)].as_slice()), ("&site=hq", &[("hq", 7)])] {
+        let res = c.get(format!("{base}/api/calls?format=csv{q}")).bearer_auth(SUP).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        let text = res.text().await.unwrap();
+        let mut r = csv::Reader::from_reader(text.as_bytes());
+        let col = r.headers().unwrap().iter().position(|h| h == "site").expect("a site column");
+        let mut per_site = std::collections::BTreeMap::new();
+        for rec in r.records() {
+            *per_site.entry(rec.unwrap()[col].to_string()).or_insert(0) += 1;
+        }
+        let want: std::collections::BTreeMap<String, i32> = want.iter().map(|(s, n)| (s.to_string(), *n)).collect();
+        assert_eq!(per_site, want, "calls CSV{q}");
+    }
+    // The call-back report: `site=` gives that site's figures, none the union's.
+    let month = branch_only["calls"][0]["started_at"].as_str().unwrap()[..7].to_string();
+    let cb = |q: &str| format!("{base}/api/callbacks?month={month}{q}");
+    let all_cb = get_json(&c, &cb(""), SUP).await;
+    let hq_cb = get_json(&c, &cb("&site=hq"), SUP).await;
+    let branch_cb = get_json(&c, &cb("&site=branch"), SUP).await;
+    let made = |v: &Value| v["groups"][0]["made"].as_u64().unwrap();
+    assert_eq!(made(&all_cb), made(&hq_cb) + made(&branch_cb), "{all_cb} {hq_cb} {branch_cb}");
+    assert!(made(&branch_cb) > 0, "{branch_cb}");
+    assert_eq!(made(&get_json(&c, &cb("&site=elsewhere"), SUP).await), 0);
     // Pages of 40 over both sites: every call once.
     let mut seen = std::collections::HashSet::new();
     let mut next: Option<String> = None;

@@ -393,6 +393,10 @@ pub struct Store {
     /// site commits locally first and forwards committed rows there. "" = a site alone.
     /// A password in the URL is refused; it comes from `central_password_file` or PGPASSWORD.
     pub central: String,
+    /// A read replica of `central` for queries: `--store` with `central`'s URL (the CLI's
+    /// readers, `serve --store`) reads here instead, with the same login (password file
+    /// or PGPASSWORD, CA file). "" = read `central` itself. Needs `central`; no password.
+    pub central_read: String,
     /// A file holding the central store's password (one line). Relative to the config.
     pub central_password_file: String,
     /// A PEM file of CA certificates for the central store's TLS, beside the public roots.
@@ -409,6 +413,7 @@ impl Default for Store {
             path: "callwarden.db".into(),
             durability: Durability::Full,
             central: String::new(),
+            central_read: String::new(),
             central_password_file: String::new(),
             central_ca_file: String::new(),
             forward_batch: 500,

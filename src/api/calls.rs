@@ -60,7 +60,8 @@ pub async fn list(
     Ok(Json(page).into_response())
 }
 
-pub const CSV_HEADER: [&str; 26] = [
+/// `site` last: the columns before it kept their places when it was added.
+pub const CSV_HEADER: [&str; 27] = [
     "call_id",
     "caller",
     "callee",
@@ -87,9 +88,10 @@ pub const CSV_HEADER: [&str; 26] = [
     "wait_ms",
     "link",
     "legs",
+    "site",
 ];
 
-pub fn csv_row(c: &CallRow) -> [String; 26] {
+pub fn csv_row(c: &CallRow) -> [String; 27] {
     [
         c.call_id.clone(),
         c.caller.clone(),
@@ -118,6 +120,7 @@ pub fn csv_row(c: &CallRow) -> [String; 26] {
         opt(c.link.as_deref()),
         // One cell: each leg as "role Call-ID from→to", in start order.
         c.legs.iter().map(|l| format!("{} {} {}→{}", l.role, l.call_id, l.from, l.to)).collect::<Vec<_>>().join("; "),
+        opt(c.site.as_deref()),
     ]
 }
 

@@ -148,7 +148,11 @@ pub fn spec() -> Value {
         json!(get(
             "the monthly call-back report (STA-3) per group, as `callwarden callbacks --json`",
             "supervisor",
-            vec![param("month", "YYYY-MM (required)"), param("group", "one [[group]] (default: all)")],
+            vec![
+                param("month", "YYYY-MM (required)"),
+                param("group", "one [[group]] (default: all)"),
+                param("site", "one site's calls ([site] name); over the central store, one of several")
+            ],
             "{month, groups: [{group, made, numbers, answered, answered_rate, effective, effective_min_talk_s}]}"
         )),
     );
@@ -232,11 +236,12 @@ pub fn spec() -> Value {
                     param("recording", "recording id"),
                     param("who", "token name"),
                     param("from", "date or instant"),
-                    param("to", "date or instant")
+                    param("to", "date or instant"),
+                    param("site", "one site's log ([site] name); over the central store, one of several")
                 ],
                 paging()
             ),
-            "{rows: [{id, at, who, recording_id, action, via, detail}], next}"
+            "{rows: [{site, id, at, who, recording_id, action, via, detail}], next}"
         )),
     );
     paths.insert("/api/approvals".to_string(), json!({

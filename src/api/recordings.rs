@@ -409,7 +409,7 @@ async fn central_audio(state: &AppState, who: &Principal, id: &str) -> Result<Re
         let reader = state.central_reader().cloned().ok_or_else(super::not_at_central)?;
         let (who2, site2, id2) = (who.name.clone(), site.clone(), rec.id.clone());
         tokio::task::spawn_blocking(move || {
-            let mut conn = reader.conn()?;
+            let mut conn = reader.write_conn()?;
             crate::store::central::playback::log(
                 &mut conn,
                 &site2,

@@ -1,4 +1,4 @@
-//! `callwarden callbacks --month 2026-11 [--group G] [--plan FILE] [--json]`: the monthly
+//! `callwarden callbacks --month 2026-11 [--group G] [--site S] [--plan FILE] [--json]`: the monthly
 //! call-back report (STA-3) as a table or JSON. The figures and their definitions are in
 //! `store::callbacks` (the API's `/api/callbacks` gives the same); this reads the plan file
 //! and prints.
@@ -23,6 +23,9 @@ pub struct Args {
     /// Only this group (a [[group]] name).
     #[arg(long)]
     pub group: Option<String>,
+    /// Only this site's calls (`[site] name`; over the central store, one of several).
+    #[arg(long)]
+    pub site: Option<String>,
     /// Numbers planned for call-back this month (list or CSV, first column); needs --group.
     #[arg(long, value_name = "FILE", requires = "group")]
     pub plan: Option<PathBuf>,
@@ -49,7 +52,15 @@ pub fn run(a: Args, common: &Common) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let plan = plan.as_ref().map(|(file, p)| (file.as_str(), p.as_slice()));
-    let report = match callbacks::report(&*reader, cfg, &a.month, a.group.as_deref(), plan, ("--month", "--group")) {
+    let report = match callbacks::report(
+        &*reader,
+        cfg,
+        &a.month,
+        a.group.as_deref(),
+        a.site.as_deref(),
+        plan,
+        ("--month", "--group"),
+    ) {
         Ok(r) => r,
         Err(ReportError::Db(e)) => return Err(e),
         Err(e) => return Ok(usage_error(&e)),

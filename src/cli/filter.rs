@@ -6,7 +6,6 @@
 pub use crate::report::{table_time, yuan};
 use crate::settings::Settings;
 use crate::store::central::read::CentralReader;
-use crate::store::central::Central;
 use crate::store::{query, Filter, QueryError, Reader, Store};
 use jiff::tz::TimeZone;
 use std::io::Write;
@@ -89,17 +88,11 @@ pub fn open_reader(settings: &Settings) -> anyhow::Result<Box<dyn Store>> {
         .map_err(|e| crate::store::reader::open_error(path, e))
 }
 
-/// The central store at `url` (`--store`), read in the config's zone; the password from
-/// `[store] central_password_file` when the URL is the configured central store, else
-/// PGPASSWORD.
+/// The central store at `url` (`--store`), read in the config's zone; when the URL is the
+/// configured `[store] central`, with its password file and CA, at its read replica
+/// `central_read` if one is set; else with PGPASSWORD.
 pub fn open_central(settings: &Settings, url: &str) -> anyhow::Result<CentralReader> {
-    let mut central = Central::from_url(url)?;
-    if let Some(configured) = Central::of(&settings.config.store, &settings.base_dir) {
-        if configured.url == central.url {
-            central = configured;
-        }
-    }
-    CentralReader::open(&central, &settings.config.site.timezone)
+    CentralReader::for_store(url, &settings.config.store, &settings.base_dir, &settings.config.site.timezone)
 }
 
 /// A bad filter value is bad usage: say which and exit 2.

@@ -58,7 +58,8 @@ pub struct Common {
     )]
     pub db: Option<PathBuf>,
     /// Read the company's central store instead of the SQLite database:
-    /// postgres://user@host/db (password from PGPASSWORD or [store] central_password_file).
+    /// postgres://user@host/db (password from PGPASSWORD or [store] central_password_file;
+    /// [store] central's URL reads its replica [store] central_read when one is set).
     /// For `serve` and the read commands (calls, stats, violations, register, callbacks,
     /// recordings list|log).
     #[arg(long, global = true, value_name = "URL", help_heading = "Config and database (before or after the command)")]

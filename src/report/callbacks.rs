@@ -30,14 +30,16 @@ use callwarden_core::config::Config;
 use serde::Serialize;
 use std::collections::HashSet;
 
-/// The report of `month` for `group` (all groups when None), with `plan` (its name and
-/// numbers) checked against each group's calls. `param` names the parameters in errors
-/// (`--month`/`--group` for the CLI, `month`/`group` for the API).
+/// The report of `month` for `group` (all groups when None), over `site`'s calls (every
+/// site's when None: over the central store the groups are the company's), with `plan`
+/// (its name and numbers) checked against each group's calls. `param` names the
+/// parameters in errors (`--month`/`--group` for the CLI, `month`/`group` for the API).
 pub fn report(
     reader: &dyn Store,
     cfg: &Config,
     month: &str,
     group: Option<&str>,
+    site: Option<&str>,
     plan: Option<(&str, &[Planned])>,
     param: (&'static str, &'static str),
 ) -> Result<Report, ReportError> {
@@ -57,6 +59,7 @@ pub fn report(
             to: Some(to),
             group: Some(g.to_string()),
             direction: Some("outbound".into()),
+            site: site.map(str::to_string),
             ..Filter::default()
         };
         let calls = reader.calls(&q)?;

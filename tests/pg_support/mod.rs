@@ -86,6 +86,31 @@ impl Pg {
         pg
     }
 
+    /// A streaming replica of this running cluster (made without a password): a base
+    /// backup with `pg_basebackup -R` into a temp dir of its own, started on a socket of
+    /// its own. It is read only and follows the primary's writes; stopped by pid as any.
+    pub fn replica(&self) -> Pg {
+        assert!(self.password.is_none(), "a replica of a passwordless cluster only");
+        let dir = tempfile::Builder::new().prefix("cw-pg-replica").tempdir_in("/tmp").expect("temp dir");
+        let root = dir.path().to_path_buf();
+        if is_root() {
+            let st = Command::new("chown").args(["-R", "postgres:postgres"]).arg(&root).status().expect("chown");
+            assert!(st.success(), "chown the replica dir to postgres");
+        }
+        let out = as_owner(&bin("pg_basebackup"))
+            .arg("-D")
+            .arg(root.join("data"))
+            .arg("-h")
+            .arg(&self.socket_dir)
+            .args(["-U", "postgres", "-R", "-X", "stream", "-c", "fast"])
+            .output()
+            .expect("run pg_basebackup");
+        assert!(out.status.success(), "pg_basebackup: {}", String::from_utf8_lossy(&out.stderr));
+        let mut pg = Pg { _dir: dir, socket_dir: root.clone(), root, pid: None, password: None };
+        pg.start_again();
+        pg
+    }
+
     fn data(&self) -> PathBuf {
         self.root.join("data")
     }

@@ -563,6 +563,16 @@ impl Checker<'_> {
                 self.err("store.central", e);
             }
         }
+        let replica = cfg.store.central_read.trim();
+        if !replica.is_empty() {
+            // A replica of nothing: the readers take it for `central`'s URL only.
+            if central.is_empty() {
+                self.err("store.central_read", "needs [store] central, the store it is a replica of");
+            }
+            if let Err(e) = central_url_problem(replica) {
+                self.err("store.central_read", e);
+            }
+        }
         if cfg.store.forward_batch == 0 {
             self.err("store.forward_batch", "must be > 0 rows");
         }
@@ -1106,6 +1116,26 @@ name = \"a\"
         // A token that cannot be read does not hide the rest of [api].
         let text = "[api]\nlisten = \"localhost\"\n[[api.token]]\nname = \"a\"\ntoken = \"x\"\nrole = \"root\"\n";
         assert_eq!(keys(text), vec![("api.listen".to_string(), 2), ("api.token[0].role".to_string(), 6)]);
+    }
+
+    #[test]
+    fn central_store_and_its_read_replica() {
+        let store = |lines: &str| format!("[site]\nname = \"hq\"\n[store]\n{lines}");
+        let primary = "central = \"postgres://cw@db.example/cw\"\n";
+        let replica = "central_read = \"postgres://cw@replica.example/cw?sslmode=require\"\n";
+        let cfg = Config::parse(&store(&format!("{primary}{replica}"))).unwrap();
+        assert_eq!(cfg.store.central_read, "postgres://cw@replica.example/cw?sslmode=require");
+        assert!(Config::parse(&store(primary)).is_ok(), "a replica is optional");
+        // The same rules as `central`: a postgres:// URL, no password in it ...
+        let (key, line, msg) = one(&store(&format!("{primary}central_read = \"postgres://cw:pw@replica/cw\"\n")));
+        assert_eq!((key.as_str(), line), ("store.central_read", 5));
+        assert!(msg.contains("password in the URL is refused"), "{msg}");
+        assert_eq!(one(&store(&format!("{primary}central_read = \"mysql://replica/cw\"\n"))).0, "store.central_read");
+        assert_eq!(one(&store("central = \"postgres://cw:pw@db/cw\"\n")).0, "store.central");
+        // ... and a replica of a configured store only.
+        let (key, _, msg) = one(&store(replica));
+        assert_eq!(key, "store.central_read");
+        assert!(msg.contains("needs [store] central"), "{msg}");
     }
 
     #[test]

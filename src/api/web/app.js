@@ -33,6 +33,7 @@ const I18N = {
     'chart.rings': 'Rings before answer', 'chart.daily': 'Calls and violations per day',
     'chart.talk': 'Talk time per extension (mean and p90, s)', 'chart.calls': 'calls', 'chart.violations': 'violations',
     'chart.mean': 'mean', 'chart.p90': 'p90', 'chart.nodata': 'no data',
+    'tot.calls': 'calls', 'tot.answered': 'answered', 'tot.violations': 'violations',
     'player.logged': 'Every playback is written to the playback log with your name.',
     'sample.title': 'Monthly spot check', 'sample.n': 'How many', 'sample.go': 'Draw',
     'sample.info': '{n} of {total} recordings drawn, seed {seed} (the same seed draws the same sample)',
@@ -74,6 +75,7 @@ const I18N = {
     'chart.rings': '接听前响铃声数', 'chart.daily': '每日通话与违规',
     'chart.talk': '各分机通话时长（平均与90分位，秒）', 'chart.calls': '通话', 'chart.violations': '违规',
     'chart.mean': '平均', 'chart.p90': '90分位', 'chart.nodata': '无数据',
+    'tot.calls': '通话', 'tot.answered': '已接听', 'tot.violations': '违规',
     'player.logged': '每次播放都会以您的名义记入播放日志。',
     'sample.title': '每月抽查', 'sample.n': '数量', 'sample.go': '抽取',
     'sample.info': '从 {total} 条录音中抽取 {n} 条，种子 {seed}（同一种子抽取结果相同）',
@@ -94,6 +96,9 @@ let lang = localStorage.getItem('cw-lang') || ((navigator.language || '').starts
 let me = null;
 let events = null;
 let callsNext = null;
+// Set when the API shows several sites (the central store): filters and the calls table
+// then name the site.
+let multiSite = false;
 const loaded = {};
 
 function t(key, vars) {
@@ -200,6 +205,8 @@ async function addSiteSelectors() {
   let sites = [];
   try { sites = (await api('/api/sites')).sites || []; } catch (e) { return; }
   if (sites.length < 2) return;
+  multiSite = true;
+  for (const th of document.querySelectorAll('th.site-col')) th.hidden = false;
   for (const id of ['#calls-filter', '#charts-filter', '#rec-filter', '#register-filter']) {
     const form = $(id);
     if (!form || form.querySelector('select[name=site]')) continue;
@@ -339,7 +346,8 @@ async function loadCalls(more) {
     body.append(el('tr', { class: 'clickable', 'data-call': c.call_id, onclick: () => showCall(c.call_id, c.site) },
       el('td', null, hhmm(c.started_at)), el('td', null, c.caller), el('td', null, c.dialled || c.callee),
       el('td', null, c.direction), el('td', null, c.class || '–'), el('td', null, c.rings),
-      el('td', null, c.answered ? secs(c.talk_ms) : '–'), el('td', null, c.end_reason), el('td', { class: v ? 'bad' : '' }, v)));
+      el('td', null, c.answered ? secs(c.talk_ms) : '–'), el('td', null, c.end_reason), el('td', { class: v ? 'bad' : '' }, v),
+      multiSite ? el('td', { class: 'site-col' }, c.site || '–') : null));
   }
   callsNext = page.next;
   $('#calls-more').hidden = !page.next;
@@ -565,6 +573,11 @@ async function loadCharts() {
   const sum = (o) => Object.values(o || {}).reduce((a, b) => a + b, 0);
   bars('chart-daily', daily.rows.map((r) => (r.key || '').slice(5)), [daily.rows.map((r) => r.calls), daily.rows.map((r) => sum(r.violations))],
     ['#1f5fbf', '#b42318'], [t('chart.calls'), t('chart.violations')]);
+  // The figures the charts draw, as numbers: over the period (and site) chosen.
+  const tot = { calls: 0, answered: 0, violations: 0 };
+  for (const r of daily.rows) { tot.calls += r.calls; tot.answered += r.answered; tot.violations += sum(r.violations); }
+  $('#charts-totals').replaceChildren(...['calls', 'answered', 'violations'].flatMap((k, i) => [
+    i ? ' · ' : '', el('span', { 'data-figure': k }, String(tot[k])), ' ' + t('tot.' + k)]));
   const ex = exts.rows.filter((r) => r.answered > 0).sort((a, b) => (b.talk_ms.mean || 0) - (a.talk_ms.mean || 0));
   hbars('chart-talk', ex.map((r) => r.key || '–'), [ex.map((r) => (r.talk_ms.mean || 0) / 1000), ex.map((r) => (r.talk_ms.p90 || 0) / 1000)],
     ['#1f5fbf', '#8fb3e8'], [t('chart.mean'), t('chart.p90')]);
@@ -634,7 +647,9 @@ async function loadRecordings() {
 }
 
 async function loadLog() {
-  const doc = await api('/api/playback-log?limit=50');
+  // The log of the site chosen above the recordings (all sites' when none is).
+  const site = query($('#rec-filter')).get('site');
+  const doc = await api('/api/playback-log?limit=50' + (site ? '&site=' + encodeURIComponent(site) : ''));
   $('#log-table tbody').replaceChildren(...doc.rows.map((r) => el('tr', null,
     el('td', null, hhmm(r.at)), el('td', null, r.who), el('td', null, r.recording_id), el('td', null, r.action), el('td', null, r.detail))));
 }
@@ -653,8 +668,9 @@ async function loadRegister() {
   const form = $('#register-filter');
   if (!form.month.value) form.month.value = new Date().toISOString().slice(0, 7);
   const p = query(form);
-  const month = new URLSearchParams(p).get('month');
-  const [doc, cb] = await Promise.all([api('/api/register?' + p), api('/api/callbacks?month=' + encodeURIComponent(month))]);
+  const cbq = new URLSearchParams();
+  for (const k of ['month', 'site']) if (p.get(k)) cbq.set(k, p.get(k));
+  const [doc, cb] = await Promise.all([api('/api/register?' + p), api('/api/callbacks?' + cbq)]);
   const rate = (x) => (x === null ? '–' : (x * 100).toFixed(1) + '%');
   $('#callbacks-table tbody').replaceChildren(...cb.groups.map((g) => el('tr', null,
     el('td', null, g.group), el('td', null, String(g.made)), el('td', null, String(g.numbers)), el('td', null, String(g.answered)),

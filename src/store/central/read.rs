@@ -5,9 +5,11 @@
 //! and correlated lookup also keyed by site; the rows come out as the same types with
 //! the same JSON, and `stats` feeds the same `stats::Aggregator` one row at a time, so the
 //! same rows give the same figures whichever store holds them.
+//! With a read replica (`[store] central_read`) the reader's queries go there, and the
+//! one write it makes, the central playback log (`write_conn`), to the primary.
 //! May use: the postgres client and pool of `central`, the store's row, query and stats
 //! types; nothing above the store.
-//! Invariants: a reader never writes and never migrates (it checks the schema is one it
+//! Invariants: a reader writes nothing but the central playback log, and never migrates (it checks the schema is one it
 //! reads, `check_readable`, and refuses a newer one); lists are ordered as SQLite's with
 //! the site as the last tie-breaker, and a cursor of a row names its site; every value is
 //! read with a checked conversion (a bad row is an error, not a panic); text compares
@@ -27,12 +29,16 @@ use postgres::Row;
 use r2d2_postgres::r2d2::{Pool, PooledConnection};
 use r2d2_postgres::PostgresConnectionManager;
 use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 type Manager = PostgresConnectionManager<MakeRustlsConnect>;
 
 /// Connections the reader keeps (the API asks from a few blocking threads at once).
 pub const POOL_SIZE: u32 = 4;
+/// Connections to the primary when reads go to a replica (only the playback log writes).
+const PRIMARY_POOL_SIZE: u32 = 2;
 
 /// Reads the central store. Cheap to clone (the pool is shared).
 #[derive(Clone)]
@@ -40,6 +46,8 @@ pub struct CentralReader {
     pool: Pool<Manager>,
     tz: TimeZone,
     shown: String,
+    /// The primary's pool and where it is, when `pool` is a read replica's.
+    primary: Option<(Pool<Manager>, String)>,
 }
 
 /// A parameter of a query.
@@ -261,7 +269,37 @@ impl CentralReader {
         let mut conn = pool.get().map_err(|e| anyhow!("{shown}: {e}"))?;
         check_readable(&mut conn).map_err(|e| anyhow!("{shown}: {e:#}"))?;
         drop(conn);
-        Ok(CentralReader { pool, tz: zone, shown })
+        Ok(CentralReader { pool, tz: zone, shown, primary: None })
+    }
+
+    /// The reader of `--store url` (the CLI's read commands, `serve --store`): `url` itself
+    /// (password from PGPASSWORD); or, when `url` is the configured `[store] central`, that
+    /// store with its password file and CA, read at its replica `central_read` when one is
+    /// set (the playback log still written to `central`).
+    pub fn for_store(
+        url: &str,
+        store: &callwarden_core::config::Store,
+        config_dir: &Path,
+        tz: &str,
+    ) -> anyhow::Result<CentralReader> {
+        let given = Central::from_url(url)?;
+        let Some(configured) = Central::of(store, config_dir).filter(|c| c.url == given.url) else {
+            return CentralReader::open(&given, tz);
+        };
+        let replica = store.central_read.trim();
+        if replica.is_empty() {
+            return CentralReader::open(&configured, tz);
+        }
+        let reader = CentralReader::open(&Central { url: replica.to_string(), ..configured.clone() }, tz)?;
+        let shown = configured.shown();
+        // No connection until the first write: a primary that is down must not stop reads.
+        let primary = Pool::builder()
+            .max_size(PRIMARY_POOL_SIZE)
+            .min_idle(Some(0))
+            .connection_timeout(Duration::from_secs(5))
+            .build(Manager::new(configured.config()?, configured.tls()?))
+            .map_err(|e| anyhow!("{shown}: {e}"))?;
+        Ok(CentralReader { primary: Some((primary, shown)), ..reader })
     }
 
     /// The same store, times shown in `tz` (the config's zone, after a reload).
@@ -275,9 +313,22 @@ impl CentralReader {
         &self.shown
     }
 
-    /// A connection of the pool (the central playback log writes through it).
+    /// A connection for reading (of the replica's pool when there is one).
     pub fn conn(&self) -> anyhow::Result<PooledConnection<Manager>> {
         self.pool.get().map_err(|e| anyhow!("{}: {e}", self.shown))
+    }
+
+    /// A connection for the central playback log: the primary's (a replica is read only).
+    pub fn write_conn(&self) -> anyhow::Result<PooledConnection<Manager>> {
+        match &self.primary {
+            Some((pool, shown)) => pool.get().map_err(|e| anyhow!("{shown}: {e}")),
+            None => self.conn(),
+        }
+    }
+
+    /// Where the playback log is written, when not where the reads go (a read replica's).
+    pub fn primary_shown(&self) -> Option<&str> {
+        self.primary.as_ref().map(|(_, shown)| shown.as_str())
     }
 
     fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> anyhow::Result<Vec<Row>> {
