@@ -17,7 +17,7 @@
 use super::params::{nonempty, Paging};
 use super::{now_us, ApiError, AppState};
 use crate::store::query;
-use crate::store::recordings::{self as rows, PlaybackAction, PlaybackEntry, PlaybackQuery, Via};
+use crate::store::recordings::{self as rows, PlaybackAction, PlaybackCursor, PlaybackEntry, PlaybackQuery, Via};
 use axum::extract::{Query, State};
 use axum::Json;
 use callwarden_core::Ts;
@@ -89,9 +89,15 @@ pub async fn list(
     let limit = p.limit()?;
     let from = nonempty(&f.from).map(|s| query::range_start("from", &s, &cfg.tz)).transpose()?;
     let to = nonempty(&f.to).map(|s| query::range_end("to", &s, &cfg.tz)).transpose()?;
-    let before_id = p
+    // A site's log pages by its ids, the central one by time and sequence: a cursor of
+    // the other kind is not one of this API's.
+    let central = state.central_reader().is_some();
+    let before = p
         .after()
-        .map(|a| a.parse().map_err(|_| ApiError::bad_request(format!("after: {a:?} is not a log id"))))
+        .map(|a| match PlaybackCursor::parse("after", a) {
+            Ok(c) if matches!(c, PlaybackCursor::Central { .. }) == central => Ok(c),
+            _ => Err(ApiError::bad_request(format!("after: {a:?} is not a cursor of this log"))),
+        })
         .transpose()?;
     let q = PlaybackQuery {
         from,
@@ -101,13 +107,13 @@ pub async fn list(
         // One more than asked: whether there is a next page.
         limit: Some(limit + 1),
         newest_first: true,
-        before_id,
+        before,
         site: nonempty(&f.site),
     };
     let mut rows = state.with_db(move |db, _| db.reader.playback_log(&q).map_err(ApiError::any)).await?;
     let next = if rows.len() > limit {
         rows.truncate(limit);
-        rows.last().map(|r| r.id.to_string())
+        rows.last().map(|r| r.cursor.to_string())
     } else {
         None
     };

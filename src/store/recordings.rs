@@ -526,10 +526,45 @@ pub struct PlaybackQuery {
     pub limit: Option<usize>,
     /// Newest first by id (the order the lines were written), instead of by time.
     pub newest_first: bool,
-    /// Only lines with an id below this one (the API's paging; with `newest_first`).
-    pub before_id: Option<i64>,
+    /// Only lines after this one in the newest-first order (the API's paging; with
+    /// `newest_first`): the cursor of the last line of the page before.
+    pub before: Option<PlaybackCursor>,
     /// Lines of this site only (a site's own store has no other site's lines).
     pub site: Option<String>,
+}
+
+/// Where a newest-first page of the playback log resumes: below this line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlaybackCursor {
+    /// A site's own log: the line's id (the order the site wrote its lines).
+    Id(i64),
+    /// The central log of every site: the line's time and, among lines of one time, its
+    /// central sequence number (site ids do not compare across sites, and lines logged
+    /// through the central API have none).
+    Central { at_us: i64, seq: i64 },
+}
+
+impl PlaybackCursor {
+    /// As the API hands it out: `ID` or `AT_US.SEQ`.
+    pub fn parse(param: &'static str, s: &str) -> Result<PlaybackCursor, super::query::QueryError> {
+        let bad = || super::query::QueryError::Cursor { param, value: s.to_string() };
+        match s.split_once('.') {
+            None => s.parse().map(PlaybackCursor::Id).map_err(|_| bad()),
+            Some((at, seq)) => Ok(PlaybackCursor::Central {
+                at_us: at.parse().map_err(|_| bad())?,
+                seq: seq.parse().map_err(|_| bad())?,
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for PlaybackCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PlaybackCursor::Id(id) => write!(f, "{id}"),
+            PlaybackCursor::Central { at_us, seq } => write!(f, "{at_us}.{seq}"),
+        }
+    }
 }
 
 /// One line of the playback log as `recordings log --json` prints it.
@@ -546,6 +581,9 @@ pub struct PlaybackRow {
     pub detail: String,
     #[serde(skip)]
     pub at_us: i64,
+    /// Where the next newest-first page starts after this line.
+    #[serde(skip)]
+    pub cursor: PlaybackCursor,
 }
 
 const RECORDING_COLUMNS: &str = "r.id, r.call_id, r.call_started_us, r.caller, r.callee, r.dialled, r.group_name,
@@ -664,8 +702,12 @@ impl Reader {
         if let Some(r) = &q.recording {
             w.add("recording_id = ?", [text(r)]);
         }
-        if let Some(id) = q.before_id {
-            w.add("id < ?", [Value::Integer(id)]);
+        match q.before {
+            Some(PlaybackCursor::Id(id)) => w.add("id < ?", [Value::Integer(id)]),
+            Some(c @ PlaybackCursor::Central { .. }) => {
+                return Err(super::query::QueryError::Cursor { param: "after", value: c.to_string() }.into())
+            }
+            None => {}
         }
         let filter = w.sql();
         let order = if q.newest_first { "id DESC" } else { "at_us, id" };
@@ -678,9 +720,11 @@ impl Reader {
         let mut stmt = self.conn.prepare(&sql)?;
         let rows = stmt.query_map(params_from_iter(params), |r| {
             let at_us: i64 = r.get(1)?;
+            let id: i64 = r.get(0)?;
             Ok(PlaybackRow {
                 site: self.site.clone(),
-                id: r.get(0)?,
+                id,
+                cursor: PlaybackCursor::Id(id),
                 at: format_ts(at_us, &self.tz),
                 at_us,
                 who: r.get(2)?,
@@ -959,8 +1003,11 @@ mod tests {
         let newest = PlaybackQuery { newest_first: true, ..Default::default() };
         assert_eq!(ids(newest.clone()), [3, 2, 1]);
         assert_eq!(ids(PlaybackQuery { limit: Some(2), ..newest.clone() }), [3, 2]);
-        assert_eq!(ids(PlaybackQuery { before_id: Some(3), ..newest.clone() }), [2, 1]);
-        assert_eq!(ids(PlaybackQuery { recording: Some("r1".into()), before_id: Some(3), ..newest }), [1]);
+        assert_eq!(ids(PlaybackQuery { before: Some(PlaybackCursor::Id(3)), ..newest.clone() }), [2, 1]);
+        assert_eq!(
+            ids(PlaybackQuery { recording: Some("r1".into()), before: Some(PlaybackCursor::Id(3)), ..newest }),
+            [1]
+        );
     }
 
     #[test]

@@ -49,7 +49,7 @@ pub fn copy_site(s: &Site, name: &str, pg: &Pg) {
         let cols: Vec<(String, String)> = client
             .query(
                 "SELECT column_name::text, data_type::text FROM information_schema.columns
-                 WHERE table_name = $1 AND column_name <> 'site' ORDER BY ordinal_position",
+                 WHERE table_name = $1 AND column_name NOT IN ('site', 'seq') ORDER BY ordinal_position",
                 &[&table],
             )
             .unwrap()

@@ -18,7 +18,7 @@
 use super::{check_readable, pg_error, rollup, Central};
 use crate::store::query::{Cursor, Filter, QueryError, StatsBy};
 use crate::store::reader::{format_ts, leg_row, CallDetail, CallRow, LegRow, RuleKind, StoredLeg, ViolationRow};
-use crate::store::recordings::{parse_pts, split_paths, PlaybackQuery, PlaybackRow, RecordingRow};
+use crate::store::recordings::{parse_pts, split_paths, PlaybackCursor, PlaybackQuery, PlaybackRow, RecordingRow};
 use crate::store::stats::{self, StatCall, StatViolation, StatsRow};
 use crate::store::Store;
 use anyhow::{anyhow, Context};
@@ -758,8 +758,8 @@ impl Store for CentralReader {
 
     /// The log lines of every site (or `q.site`'s). Oldest first by time; newest first
     /// by time too (SQLite's newest-first is by id, the order one site wrote them, which
-    /// does not compare across sites); `before_id` pages by a site's ids, so it is
-    /// meaningful with `q.site` only.
+    /// does not compare across sites), then by the central sequence number (`seq`,
+    /// central migration 0012), which is also the pages' cursor with the time.
     fn playback_log(&self, q: &PlaybackQuery) -> anyhow::Result<Vec<PlaybackRow>> {
         let mut w = PgWhere::default();
         if let Some(t) = q.from {
@@ -782,15 +782,20 @@ impl Store for CentralReader {
             let a = w.arg(s.clone());
             w.add(format!("site = {a}"));
         }
-        if let Some(id) = q.before_id {
-            let a = w.arg(id);
-            w.add(format!("id < {a}"));
+        match q.before {
+            Some(PlaybackCursor::Central { at_us, seq }) => {
+                let (a, b) = (w.arg(at_us), w.arg(seq));
+                w.add(format!("(at_us, seq) < ({a}, {b})"));
+            }
+            Some(c @ PlaybackCursor::Id(_)) => {
+                return Err(QueryError::Cursor { param: "after", value: c.to_string() }.into());
+            }
+            None => {}
         }
-        let order =
-            if q.newest_first { "at_us DESC, site COLLATE \"C\", id DESC" } else { "at_us, site COLLATE \"C\", id" };
+        let order = if q.newest_first { "at_us DESC, seq DESC" } else { "at_us, site COLLATE \"C\", id, seq" };
         let limit = w.arg(limit_value(q.limit));
         let sql = format!(
-            "SELECT site, coalesce(id, 0), at_us, who, recording_id, action, via, detail FROM playback_log {}
+            "SELECT site, coalesce(id, 0), at_us, who, recording_id, action, via, detail, seq FROM playback_log {}
              ORDER BY {order} LIMIT {limit}",
             w.sql()
         );
@@ -799,6 +804,7 @@ impl Store for CentralReader {
             .map(|r| {
                 let at_us: i64 = get(r, 2)?;
                 Ok(PlaybackRow {
+                    cursor: PlaybackCursor::Central { at_us, seq: get(r, 8)? },
                     site: Some(get(r, 0)?),
                     id: get(r, 1)?,
                     at: format_ts(at_us, &self.tz),

@@ -348,3 +348,9 @@ DO $$ BEGIN
     EXECUTE cw_rollup_sql('(SELECT c.*, 1::bigint AS s FROM calls c)');
     EXECUTE cw_violation_rollup_sql('(SELECT v.*, 1::bigint AS s FROM violations v)');
 END $$;
+
+-- The central playback log's own order among lines of one time (the API pages newest
+-- first by (at_us, seq)): site ids do not compare across sites, and a line logged through
+-- the central API has none. The lines already here are numbered as they are stored.
+ALTER TABLE playback_log ADD COLUMN seq BIGSERIAL;
+CREATE UNIQUE INDEX playback_log_at_seq ON playback_log (at_us, seq);
