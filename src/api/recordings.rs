@@ -369,14 +369,8 @@ pub async fn audio(
     Ok(res)
 }
 
-/// Audio over the central store: the recording stays at its site, so it is fetched from
-/// the site's API (`[[api.site]]`), checked against the SHA-256 the central store holds
-/// (`site_audio`), logged in the central playback log, and served whole (no ranges: the
-/// bytes are checked as a whole before any leaves). 502 when the site cannot be reached
-/// or refuses, 409 when what it sent is not what was sealed.
-async fn central_audio(state: &AppState, who: &Principal, id: &str) -> Result<Response, ApiError> {
-    use super::site_audio::FetchError;
-    use axum::http::StatusCode;
+/// A recording over the central store that still has its files, and its site.
+async fn central_recording(state: &AppState, id: &str) -> Result<(rows::RecordingRow, String), ApiError> {
     valid_id(id)?;
     let id2 = id.to_string();
     let rec = state
@@ -384,12 +378,34 @@ async fn central_audio(state: &AppState, who: &Principal, id: &str) -> Result<Re
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no recording {id:?}")))?;
     if !RecordingStatus::parse(&rec.status).is_some_and(|s| s.has_files()) {
-        return Err(ApiError::new(StatusCode::GONE, format!("recording {id} is {}: no audio", rec.status)));
+        let gone = axum::http::StatusCode::GONE;
+        return Err(ApiError::new(gone, format!("recording {id} is {}: no audio", rec.status)));
     }
     let site = rec.site.clone().ok_or_else(|| ApiError::internal(format!("recording {id} has no site")))?;
+    Ok((rec, site))
+}
+
+/// Ask `rec`'s site for something of it (`what`: audio or peaks), off the async threads;
+/// a refusal is 409 (nothing to check it by, or not what was sealed), 501 (no way to ask
+/// that site) or 502 (the site cannot be reached or refuses), logged once.
+async fn from_site(
+    state: &AppState,
+    rec: &rows::RecordingRow,
+    site: &str,
+    what: &'static str,
+    ask: impl FnOnce(
+            &super::site_audio::SiteAudio,
+            &str,
+            &rows::RecordingRow,
+        ) -> Result<Vec<u8>, super::site_audio::FetchError>
+        + Send
+        + 'static,
+) -> Result<Vec<u8>, ApiError> {
+    use super::site_audio::FetchError;
+    use axum::http::StatusCode;
     let audio = state.config().site_audio.clone();
-    let (site2, id2, sha) = (site.clone(), rec.id.clone(), rec.sha256.clone());
-    let bytes = tokio::task::spawn_blocking(move || audio.fetch(&site2, &id2, sha.as_deref()))
+    let (site2, rec2) = (site.to_string(), rec.clone());
+    tokio::task::spawn_blocking(move || ask(&audio, &site2, &rec2))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?
         .map_err(|e| {
@@ -398,9 +414,21 @@ async fn central_audio(state: &AppState, who: &Principal, id: &str) -> Result<Re
                 FetchError::NoSite(_) | FetchError::Token { .. } => StatusCode::NOT_IMPLEMENTED,
                 FetchError::Unreachable { .. } | FetchError::Refused { .. } => StatusCode::BAD_GATEWAY,
             };
-            tracing::warn!(recording = %id, site = %site, error = %e, "central playback refused");
+            tracing::warn!(recording = %rec.id, site = %site, error = %e, what, "central fetch refused");
             ApiError::new(status, e.to_string())
-        })?;
+        })
+}
+
+/// Audio over the central store: the recording stays at its site, so it is fetched from
+/// the site's API (`[[api.site]]`), checked against the SHA-256 the central store holds
+/// (`site_audio`), logged in the central playback log, and served whole (no ranges: the
+/// bytes are checked as a whole before any leaves). 502 when the site cannot be reached
+/// or refuses, 409 when what it sent is not what was sealed.
+async fn central_audio(state: &AppState, who: &Principal, id: &str) -> Result<Response, ApiError> {
+    let (rec, site) = central_recording(state, id).await?;
+    let bytes =
+        from_site(state, &rec, &site, "audio", |audio, site, rec| audio.fetch(site, &rec.id, rec.sha256.as_deref()))
+            .await?;
     let starts = match state.playback_dedup().lock() {
         Ok(mut d) => d.fetch(&who.name, &rec.id, Instant::now()),
         Err(_) => true,
@@ -501,32 +529,12 @@ pub async fn peaks(
 /// against its stored hash before reading it (its 409 is passed on as 502 naming the
 /// site, as for audio). Not logged as a playback: no audio leaves the site.
 async fn central_peaks(state: &AppState, id: &str, n: usize) -> Result<Response, ApiError> {
-    use super::site_audio::FetchError;
     use axum::http::StatusCode;
-    valid_id(id)?;
-    let id2 = id.to_string();
-    let rec = state
-        .with_db(move |db, _| db.reader.recording(&id2).map_err(ApiError::any))
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no recording {id:?}")))?;
-    if !RecordingStatus::parse(&rec.status).is_some_and(|s| s.has_files()) {
-        return Err(ApiError::new(StatusCode::GONE, format!("recording {id} is {}: no audio", rec.status)));
-    }
-    let site = rec.site.clone().ok_or_else(|| ApiError::internal(format!("recording {id} has no site")))?;
-    let audio = state.config().site_audio.clone();
-    let (site2, id2, sha) = (site.clone(), rec.id.clone(), rec.sha256.clone());
-    let body = tokio::task::spawn_blocking(move || audio.peaks(&site2, &id2, n, sha.as_deref()))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| {
-            let status = match &e {
-                FetchError::NoHash(_) | FetchError::Altered { .. } => StatusCode::CONFLICT,
-                FetchError::NoSite(_) | FetchError::Token { .. } => StatusCode::NOT_IMPLEMENTED,
-                FetchError::Unreachable { .. } | FetchError::Refused { .. } => StatusCode::BAD_GATEWAY,
-            };
-            tracing::warn!(recording = %id, site = %site, error = %e, "central peaks refused");
-            ApiError::new(status, e.to_string())
-        })?;
+    let (rec, site) = central_recording(state, id).await?;
+    let body = from_site(state, &rec, &site, "peaks", move |audio, site, rec| {
+        audio.peaks(site, &rec.id, n, rec.sha256.as_deref())
+    })
+    .await?;
     // Only JSON that parses as peaks leaves (a site answering something else is a 502).
     serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
