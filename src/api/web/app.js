@@ -543,6 +543,8 @@ function bars(id, labels, series, colors, legend) {
 // Horizontal bars: one row per label.
 function hbars(id, labels, series, colors, legend) {
   const { g, w, h } = canvasCtx(id);
+  // The legend, drawn on the canvas, also named for screen readers (and tests).
+  document.getElementById(id)?.setAttribute('aria-label', legend.join(', '));
   if (!labels.length) { g.fillStyle = '#6b7280'; g.fillText(t('chart.nodata'), w / 2 - 20, h / 2); return; }
   const pad = { l: 70, r: 40, t: 18, b: 4 };
   const rows = labels.slice(0, Math.floor((h - pad.t - pad.b) / 14));
@@ -580,7 +582,8 @@ async function loadCharts() {
     i ? ' · ' : '', el('span', { 'data-figure': k }, String(tot[k])), ' ' + t('tot.' + k)]));
   const ex = exts.rows.filter((r) => r.answered > 0).sort((a, b) => (b.talk_ms.mean || 0) - (a.talk_ms.mean || 0));
   hbars('chart-talk', ex.map((r) => r.key || '–'), [ex.map((r) => (r.talk_ms.mean || 0) / 1000), ex.map((r) => (r.talk_ms.p90 || 0) / 1000)],
-    ['#1f5fbf', '#8fb3e8'], [t('chart.mean'), t('chart.p90')]);
+    // ≈: p90 estimated from the central store's talk histograms (talk_ms.estimated).
+    ['#1f5fbf', '#8fb3e8'], [t('chart.mean'), (ex.some((r) => r.talk_ms.estimated) ? '≈ ' : '') + t('chart.p90')]);
   const csv = withBy('ext');
   csv.set('format', 'csv');
   csv.set('bom', '1');
