@@ -669,6 +669,48 @@ fn a_recording_is_played_centrally_from_its_site_checked_and_logged() {
     // SAFETY: as above.
     unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
     let _ = serve.wait();
+
+    // The site's recordings folder mounted at the centre instead ([[api.site]] dir): played
+    // with the site down, checked against the same hash; altered, refused.
+    std::fs::write(
+        hq.path().join("hq-dir.toml"),
+        format!(
+            "[api]\n[[api.token]]\nname = \"auditor-li\"\ntoken = \"hq-secret\"\nrole = \"auditor\"\n[[api.site]]\nname = \"rec-site\"\ndir = \"{}\"\n",
+            site.dir.path().join("rec").display()
+        ),
+    )
+    .unwrap();
+    let mut serve = Proc(
+        Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--store", &pg.url(), "--config"])
+            .arg(hq.path().join("hq-dir.toml"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(hq.path().join("serve-dir.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let t = Instant::now();
+    let central = loop {
+        let text = std::fs::read_to_string(hq.path().join("serve-dir.log")).unwrap_or_default();
+        if let Some(rest) = text.split("http://").nth(1) {
+            break rest.split_whitespace().next().unwrap_or("").trim_end_matches('/').to_string();
+        }
+        assert!(t.elapsed() < Duration::from_secs(15), "serve not ready: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (status, body) = split_answer(&http_get_as(&central, &audio, Some("hq-secret")));
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(body, file);
+    let (status, body) = split_answer(&http_get_as(&central, &peaks, Some("hq-secret")));
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&body).unwrap(), central_peaks, "the site's own peaks");
+    std::fs::write(site.dir.path().join("rec").join(&path), &bad).unwrap();
+    let (status, body) = split_answer(&http_get_as(&central, &audio, Some("hq-secret")));
+    assert_eq!(status, 409, "{}", String::from_utf8_lossy(&body));
+    // SAFETY: kill(2) on the pid of the child this test started.
+    unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
+    let _ = serve.wait();
 }
 
 /// What `stats_rollup` and `violation_rollup` must hold: the same sums made afresh from

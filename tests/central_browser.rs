@@ -210,10 +210,8 @@ async fn drive_the_page(base: &str, want: &Expected) {
     click(&b, "button[data-tab=charts]").await;
     totals(&b, union, "the union's totals").await;
     // p90 over the central store comes from the rollups' histograms: the legend says so.
-    let legend = b
-        .execute("return document.getElementById('chart-talk').getAttribute('aria-label')", vec![])
-        .await
-        .unwrap();
+    let legend =
+        b.execute("return document.getElementById('chart-talk').getAttribute('aria-label')", vec![]).await.unwrap();
     assert_eq!(legend.as_str(), Some("mean, ≈ p90"), "{legend}");
     screenshot(&b, "central-03-charts-all-sites").await;
     choose(&b, "#charts-filter", "hq").await;

@@ -493,6 +493,9 @@ pub struct SiteApi {
     pub url: String,
     /// A file holding a token of that site's with the auditor role (relative to the config).
     pub token_file: String,
+    /// Instead of `url` and `token_file`: the site's recordings folder as mounted here
+    /// (NFS, an object-store mount), read directly; the same hash check before serving.
+    pub dir: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -513,6 +516,25 @@ pub struct ConfigError {
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "line {}: {}: {}", self.line, self.key, self.message)
+    }
+}
+
+#[cfg(test)]
+mod site_api_tests {
+    use super::Config;
+
+    #[test]
+    fn a_site_is_reached_by_its_api_or_by_a_mounted_folder_not_both() {
+        let keys = |site: &str| -> Vec<String> {
+            match Config::parse(&format!("[api]\n[[api.site]]\nname = \"b\"\n{site}")) {
+                Ok(_) => vec![],
+                Err(errs) => errs.into_iter().map(|e| e.key).collect(),
+            }
+        };
+        assert_eq!(keys("dir = \"/mnt/b/rec\"\n"), Vec::<String>::new());
+        assert_eq!(keys("url = \"https://b:8443\"\ntoken_file = \"b.token\"\n"), Vec::<String>::new());
+        assert_eq!(keys("dir = \"/mnt/b\"\nurl = \"https://b:8443\"\n"), ["api.site[0].dir"]);
+        assert_eq!(keys(""), ["api.site[0].url", "api.site[0].token_file"]);
     }
 }
 

@@ -412,7 +412,9 @@ async fn from_site(
             let status = match &e {
                 FetchError::NoHash(_) | FetchError::Altered { .. } => StatusCode::CONFLICT,
                 FetchError::NoSite(_) | FetchError::Token { .. } => StatusCode::NOT_IMPLEMENTED,
-                FetchError::Unreachable { .. } | FetchError::Refused { .. } => StatusCode::BAD_GATEWAY,
+                FetchError::Unreachable { .. } | FetchError::Refused { .. } | FetchError::Folder { .. } => {
+                    StatusCode::BAD_GATEWAY
+                }
             };
             tracing::warn!(recording = %rec.id, site = %site, error = %e, what, "central fetch refused");
             ApiError::new(status, e.to_string())
@@ -426,9 +428,10 @@ async fn from_site(
 /// or refuses, 409 when what it sent is not what was sealed.
 async fn central_audio(state: &AppState, who: &Principal, id: &str) -> Result<Response, ApiError> {
     let (rec, site) = central_recording(state, id).await?;
-    let bytes =
-        from_site(state, &rec, &site, "audio", |audio, site, rec| audio.fetch(site, &rec.id, rec.sha256.as_deref()))
-            .await?;
+    let bytes = from_site(state, &rec, &site, "audio", |audio, site, rec| {
+        audio.fetch(site, &rec.id, &rec.path, rec.sha256.as_deref())
+    })
+    .await?;
     let starts = match state.playback_dedup().lock() {
         Ok(mut d) => d.fetch(&who.name, &rec.id, Instant::now()),
         Err(_) => true,
@@ -484,10 +487,16 @@ pub struct Peaks {
 }
 
 pub fn peaks_of(path: &std::path::Path, buckets: usize) -> Result<Peaks, String> {
-    let mut r = hound::WavReader::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    peaks_from(std::io::BufReader::new(f), &path.display().to_string(), buckets)
+}
+
+/// Peaks of the WAV `name` read from `input` (a file, or bytes already checked).
+pub fn peaks_from<R: std::io::Read>(input: R, name: &str, buckets: usize) -> Result<Peaks, String> {
+    let mut r = hound::WavReader::new(input).map_err(|e| format!("{name}: {e}"))?;
     let spec = r.spec();
     if spec.sample_format != hound::SampleFormat::Int || spec.bits_per_sample != 16 || spec.channels == 0 {
-        return Err(format!("{}: not 16-bit PCM", path.display()));
+        return Err(format!("{name}: not 16-bit PCM"));
     }
     let ch = usize::from(spec.channels);
     let frames = u64::from(r.duration());
@@ -496,7 +505,7 @@ pub fn peaks_of(path: &std::path::Path, buckets: usize) -> Result<Peaks, String>
     let n = usize::try_from(frames.div_ceil(per)).unwrap_or(buckets).min(buckets);
     let mut out = vec![vec![[0f32, 0f32]; n]; ch];
     for (i, s) in r.samples::<i16>().enumerate() {
-        let s = s.map_err(|e| format!("{}: {e}", path.display()))?;
+        let s = s.map_err(|e| format!("{name}: {e}"))?;
         let frame = (i / ch) as u64;
         let b = usize::try_from(frame / per).unwrap_or(usize::MAX);
         let v = f32::from(s) / 32768.0;
@@ -532,7 +541,7 @@ async fn central_peaks(state: &AppState, id: &str, n: usize) -> Result<Response,
     use axum::http::StatusCode;
     let (rec, site) = central_recording(state, id).await?;
     let body = from_site(state, &rec, &site, "peaks", move |audio, site, rec| {
-        audio.peaks(site, &rec.id, n, rec.sha256.as_deref())
+        audio.peaks(site, &rec.id, &rec.path, n, rec.sha256.as_deref())
     })
     .await?;
     // Only JSON that parses as peaks leaves (a site answering something else is a 502).

@@ -763,6 +763,13 @@ impl Checker<'_> {
             } else if let Some(j) = site_at.insert(s.name.trim(), i) {
                 self.err(format!("{at}.name"), format!("{:?} is also api.site[{j}]", s.name));
             }
+            if !s.dir.trim().is_empty() {
+                // A shared folder instead of the site's API: one way to a site's files.
+                if !s.url.trim().is_empty() || !s.token_file.trim().is_empty() {
+                    self.err(format!("{at}.dir"), "either dir (a shared folder) or url and token_file, not both");
+                }
+                continue;
+            }
             if !(s.url.starts_with("http://") || s.url.starts_with("https://")) {
                 self.err(format!("{at}.url"), format!("{:?} is not an http:// or https:// URL", s.url));
             }
