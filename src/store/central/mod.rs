@@ -252,6 +252,13 @@ pub fn check_readable(client: &mut Client) -> anyhow::Result<()> {
     match version(client)? {
         0 => bail!("the central store has no callwarden schema yet: start a site with [store] central first"),
         v if v > latest() => Err(CentralSchemaError::TooNew { found: v, known: latest() }.into()),
+        // Older: tables this build reads (the stats rollups, 0012) are not there yet, and a
+        // reader does not add them; the sites do, when one running this build connects.
+        v if v < latest() => bail!(
+            "the central store is at schema version {v}, older than this build reads ({}): start a site daemon of \
+             this version with [store] central first (it migrates the central store)",
+            latest()
+        ),
         _ => Ok(()),
     }
 }
