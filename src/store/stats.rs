@@ -218,25 +218,6 @@ impl TalkHist {
     }
 }
 
-/// One row of the central store's `stats_rollup` summed over what a query selects: the
-/// counts `Aggregator::add_call` would have made of those calls, and their talk.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RolledCalls {
-    pub calls: u64,
-    pub inbound: u64,
-    pub outbound: u64,
-    pub internal: u64,
-    pub answered: u64,
-    pub missed: u64,
-    pub answered_incoming: u64,
-    pub within_max_rings: u64,
-    pub rings: [u64; 6],
-    pub effective: u64,
-    pub long_calls: u64,
-    pub cost_fen: i64,
-    pub talk: TalkHist,
-}
-
 /// Nearest-rank percentile of sorted values: the value at rank ⌈p·n/100⌉ (1-based).
 pub fn percentile(sorted: &[i64], p: usize) -> Option<i64> {
     let rank = (p.min(100) * sorted.len()).div_ceil(100).max(1);
@@ -449,33 +430,15 @@ impl Aggregator {
         }
     }
 
-    /// Add calls already summed by the central store's rollups, under `key` (by ext: the
+    /// Add calls already summed by the central store's rollups under `key`: their counts
+    /// (a row's figures, as `add_call` would have made them of those calls; by ext, the
     /// rollup row of that extension, whose counts already say where it was called and
-    /// where it paid).
-    pub fn add_rolled(&mut self, key: Option<&str>, c: &RolledCalls) {
-        if !self.wanted(key) || c.calls == 0 {
+    /// where it paid) and their talk histogram.
+    pub fn add_rolled(&mut self, key: Option<&str>, counts: StatsRow, talk: TalkHist) {
+        if !self.wanted(key) || counts.calls == 0 {
             return;
         }
-        let acc = self.acc(key);
-        let row = &mut acc.row;
-        row.calls += c.calls;
-        row.inbound += c.inbound;
-        row.outbound += c.outbound;
-        row.internal += c.internal;
-        row.answered += c.answered;
-        row.missed += c.missed;
-        row.answered_incoming += c.answered_incoming;
-        row.within_max_rings += c.within_max_rings;
-        let h = &mut row.rings_before_answer;
-        for (slot, n) in
-            [&mut h.r0, &mut h.r1, &mut h.r2, &mut h.r3, &mut h.r4, &mut h.r5_plus].into_iter().zip(c.rings)
-        {
-            *slot += n;
-        }
-        row.effective += c.effective;
-        row.long_calls += c.long_calls;
-        row.cost_fen = row.cost_fen.saturating_add(c.cost_fen);
-        acc.hist.get_or_insert_with(Box::default).absorb(&c.talk);
+        self.acc(key).absorb(Acc { row: counts, talk: vec![], hist: Some(Box::new(talk)) });
     }
 
     /// Add `n` violations of `rule` under `key`, as counted by a rollup.
@@ -613,13 +576,14 @@ mod tests {
         // Two rolled-up parts of one key add up as the calls would (counts exactly).
         let mut agg = Aggregator::new(StatsBy::Group, None);
         let mut part =
-            RolledCalls { calls: 3, inbound: 2, answered: 2, answered_incoming: 1, cost_fen: 40, ..Default::default() };
-        part.rings[2] = 1;
-        part.talk.add_exact(30_000);
-        part.talk.add_exact(90_000);
-        agg.add_rolled(Some("dispatch"), &part);
-        agg.add_rolled(Some("dispatch"), &part);
-        agg.add_rolled(None, &RolledCalls::default());
+            StatsRow { calls: 3, inbound: 2, answered: 2, answered_incoming: 1, cost_fen: 40, ..Default::default() };
+        part.rings_before_answer.r2 = 1;
+        let mut talk = TalkHist::default();
+        talk.add_exact(30_000);
+        talk.add_exact(90_000);
+        agg.add_rolled(Some("dispatch"), part.clone(), talk.clone());
+        agg.add_rolled(Some("dispatch"), part, talk);
+        agg.add_rolled(None, StatsRow::default(), TalkHist::default());
         agg.add_violation_count(Some("dispatch"), "OUT-1", 2);
         agg.add_violation_count(Some("dispatch"), "OUT-1", 0);
         let rows = agg.finish();

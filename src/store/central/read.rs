@@ -55,23 +55,23 @@ type Param = Box<dyn ToSql + Sync + Send>;
 
 /// A WHERE clause with numbered parameters ($1, $2, ...).
 #[derive(Default)]
-struct PgWhere {
+pub(super) struct PgWhere {
     clauses: Vec<String>,
     params: Vec<Param>,
 }
 
 impl PgWhere {
     /// Add a parameter; returns its placeholder.
-    fn arg(&mut self, v: impl ToSql + Sync + Send + 'static) -> String {
+    pub(super) fn arg(&mut self, v: impl ToSql + Sync + Send + 'static) -> String {
         self.params.push(Box::new(v));
         format!("${}", self.params.len())
     }
 
-    fn add(&mut self, clause: String) {
+    pub(super) fn add(&mut self, clause: String) {
         self.clauses.push(clause);
     }
 
-    fn sql(&self) -> String {
+    pub(super) fn sql(&self) -> String {
         if self.clauses.is_empty() {
             String::new()
         } else {
@@ -79,7 +79,7 @@ impl PgWhere {
         }
     }
 
-    fn refs(&self) -> Vec<&(dyn ToSql + Sync)> {
+    pub(super) fn refs(&self) -> Vec<&(dyn ToSql + Sync)> {
         self.params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect()
     }
 }
@@ -228,7 +228,7 @@ const RECORDING_COLUMNS: &str = "r.site, r.id, r.call_id, r.call_started_us, r.c
      EXISTS (SELECT 1 FROM calls k WHERE k.site = r.site AND k.call_id = r.call_id AND k.started_us = r.call_started_us)";
 
 /// A column read with a checked conversion; the error names it.
-fn get<'a, T: postgres::types::FromSql<'a>>(r: &'a Row, i: usize) -> anyhow::Result<T> {
+pub(super) fn get<'a, T: postgres::types::FromSql<'a>>(r: &'a Row, i: usize) -> anyhow::Result<T> {
     r.try_get(i).map_err(|e| anyhow!("central store: column {i} ({}): {}", column_name(r, i), pg_error(&e)))
 }
 
@@ -237,7 +237,7 @@ fn column_name(r: &Row, i: usize) -> &str {
 }
 
 /// A BIGINT column as a narrower integer, checked.
-fn get_int<T: TryFrom<i64>>(r: &Row, i: usize) -> anyhow::Result<T> {
+pub(super) fn get_int<T: TryFrom<i64>>(r: &Row, i: usize) -> anyhow::Result<T> {
     let v: i64 = get(r, i)?;
     T::try_from(v).map_err(|_| anyhow!("central store: column {} holds {v}, out of range", column_name(r, i)))
 }

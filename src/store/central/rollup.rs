@@ -10,13 +10,12 @@
 //! talk p50/p90 are estimated from histograms and marked `estimated`. Violations are keyed
 //! by their call's group and class as the calls reader's join finds them ('' for none).
 
-use super::read::CentralReader;
+use super::read::{get, get_int, CentralReader, PgWhere};
 use crate::store::query::{Filter, StatsBy};
-use crate::store::stats::{Aggregator, RolledCalls, TalkHist, TALK_BUCKETS};
+use crate::store::stats::{Aggregator, RingsHistogram, StatsRow, TalkHist, TALK_BUCKETS};
 use anyhow::anyhow;
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
-use postgres::types::ToSql;
 use postgres::Row;
 
 /// The days a selection covers, as the rollups key them ('YYYY-MM-DD', `to` exclusive).
@@ -76,54 +75,47 @@ pub fn zones(reader: &CentralReader, q: &Filter) -> anyhow::Result<Vec<TimeZone>
         .collect()
 }
 
-/// A WHERE clause over a rollup table, with numbered parameters.
-#[derive(Default)]
-struct Where {
-    clauses: Vec<String>,
-    params: Vec<String>,
+/// What both rollups are filtered by: the site, the days, the call's group and class
+/// (keyed '' for none, so a filter's name matches as it does on the calls).
+fn scope(q: &Filter, days: &Days) -> PgWhere {
+    let mut w = PgWhere::default();
+    eq(&mut w, "site", &q.site);
+    if let Some(f) = &days.from {
+        let a = w.arg(f.clone());
+        w.add(format!("day >= {a}"));
+    }
+    if let Some(t) = &days.to {
+        let a = w.arg(t.clone());
+        w.add(format!("day < {a}"));
+    }
+    eq(&mut w, "group_key", &q.group);
+    eq(&mut w, "class_key", &q.class);
+    w
 }
 
-impl Where {
-    fn eq(&mut self, col: &str, v: Option<&String>) {
-        if let Some(v) = v {
-            self.cmp(col, "=", v.clone());
-        }
-    }
-
-    fn cmp(&mut self, col: &str, op: &str, v: String) {
-        self.params.push(v);
-        self.clauses.push(format!("{col} {op} ${}", self.params.len()));
-    }
-
-    fn days(&mut self, d: &Days) {
-        if let Some(f) = &d.from {
-            self.cmp("day", ">=", f.clone());
-        }
-        if let Some(t) = &d.to {
-            self.cmp("day", "<", t.clone());
-        }
-    }
-
-    fn sql(&self) -> String {
-        if self.clauses.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", self.clauses.join(" AND "))
-        }
-    }
-
-    fn refs(&self) -> Vec<&(dyn ToSql + Sync)> {
-        self.params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
+/// Add `col = v` to `w` when there is a `v`.
+fn eq(w: &mut PgWhere, col: &str, v: &Option<String>) {
+    if let Some(v) = v {
+        let a = w.arg(v.clone());
+        w.add(format!("{col} = {a}"));
     }
 }
 
-fn count(r: &Row, i: usize) -> anyhow::Result<u64> {
-    let v: Option<i64> = r.try_get(i).map_err(|e| anyhow!("stats_rollup column {i}: {e}"))?;
-    u64::try_from(v.unwrap_or(0)).map_err(|_| anyhow!("stats_rollup column {i}: a negative count"))
+/// The rollup column a grouping reads its rows' keys from (`ext`: the extension's).
+fn key_column(by: StatsBy, ext: &'static str) -> &'static str {
+    match by {
+        StatsBy::Ext => ext,
+        StatsBy::Group => "group_key",
+        StatsBy::Day => "day",
+        StatsBy::Month => "month",
+        StatsBy::Site => "site",
+    }
 }
 
-fn int(r: &Row, i: usize) -> anyhow::Result<Option<i64>> {
-    r.try_get(i).map_err(|e| anyhow!("stats_rollup column {i}: {e}"))
+/// A row's key as `stats` shows it: the calls in no group are keyed '' in the rollups and
+/// None in the rows (a group is never named '').
+fn row_key(by: StatsBy, k: String) -> Option<String> {
+    (!(by == StatsBy::Group && k.is_empty())).then_some(k)
 }
 
 /// The counters of `stats_rollup` in the order `rolled` reads them.
@@ -149,19 +141,20 @@ const SUMS: [&str; 19] = [
     "talk_sum",
 ];
 
-/// Columns 1.. of a summed `stats_rollup` row (column 0 is the key).
-fn rolled(r: &Row) -> anyhow::Result<RolledCalls> {
-    let c = |i: usize| count(r, i + 1);
+/// Columns 1.. of a summed `stats_rollup` row (column 0 is the key): the row's counts,
+/// and its talk.
+fn rolled(r: &Row) -> anyhow::Result<(StatsRow, TalkHist)> {
+    let c = |i: usize| get_int::<u64>(r, i + 1);
     let mut talk = TalkHist {
         n: c(17)?,
-        sum: i128::from(int(r, 19)?.unwrap_or(0)),
-        max: int(r, SUMS.len() + TALK_BUCKETS + 1)?,
+        sum: i128::from(get::<i64>(r, 19)?),
+        max: get(r, SUMS.len() + TALK_BUCKETS + 1)?,
         ..TalkHist::default()
     };
     for (i, b) in talk.buckets.iter_mut().enumerate() {
-        *b = count(r, SUMS.len() + 1 + i)?;
+        *b = get_int(r, SUMS.len() + 1 + i)?;
     }
-    Ok(RolledCalls {
+    let counts = StatsRow {
         calls: c(0)?,
         inbound: c(1)?,
         outbound: c(2)?,
@@ -170,12 +163,20 @@ fn rolled(r: &Row) -> anyhow::Result<RolledCalls> {
         missed: c(5)?,
         answered_incoming: c(6)?,
         within_max_rings: c(7)?,
-        rings: [c(8)?, c(9)?, c(10)?, c(11)?, c(12)?, c(13)?],
+        rings_before_answer: RingsHistogram {
+            r0: c(8)?,
+            r1: c(9)?,
+            r2: c(10)?,
+            r3: c(11)?,
+            r4: c(12)?,
+            r5_plus: c(13)?,
+        },
         effective: c(14)?,
         long_calls: c(15)?,
-        cost_fen: int(r, 17)?.unwrap_or(0),
-        talk,
-    })
+        cost_fen: get(r, 17)?,
+        ..StatsRow::default()
+    };
+    Ok((counts, talk))
 }
 
 /// Sum the calls `q` selects over `days` into `agg`, from `stats_rollup`.
@@ -186,28 +187,15 @@ pub fn sum_calls(
     days: &Days,
     agg: &mut Aggregator,
 ) -> anyhow::Result<()> {
-    let mut w = Where::default();
-    w.eq("site", q.site.as_ref());
-    w.days(days);
-    w.eq("group_key", q.group.as_ref());
-    w.eq("direction", q.direction.as_ref());
-    w.eq("class_key", q.class.as_ref());
-    let key = match by {
-        StatsBy::Ext => {
-            w.clauses.push("ext <> ''".into());
-            w.eq("ext", q.ext.as_ref());
-            "ext"
-        }
-        other => {
-            w.clauses.push("ext = ''".into());
-            match other {
-                StatsBy::Group => "group_key",
-                StatsBy::Day => "day",
-                StatsBy::Month => "month",
-                _ => "site",
-            }
-        }
-    };
+    let mut w = scope(q, days);
+    eq(&mut w, "direction", &q.direction);
+    if by == StatsBy::Ext {
+        w.add("ext <> ''".into());
+        eq(&mut w, "ext", &q.ext);
+    } else {
+        w.add("ext = ''".into());
+    }
+    let key = key_column(by, "ext");
     let sums: Vec<String> = SUMS
         .iter()
         .map(|c| c.to_string())
@@ -220,10 +208,8 @@ pub fn sum_calls(
         w.sql()
     );
     for r in reader.query_rows(&sql, &w.refs())? {
-        let k: String = r.try_get(0).map_err(|e| anyhow!("stats_rollup key: {e}"))?;
-        // Groups are keyed '' for calls in none (a group is never named '').
-        let k = (!(by == StatsBy::Group && k.is_empty())).then_some(k);
-        agg.add_rolled(k.as_deref(), &rolled(&r)?);
+        let (counts, talk) = rolled(&r)?;
+        agg.add_rolled(row_key(by, get(&r, 0)?).as_deref(), counts, talk);
     }
     Ok(())
 }
@@ -237,28 +223,16 @@ pub fn sum_violations(
     days: &Days,
     agg: &mut Aggregator,
 ) -> anyhow::Result<()> {
-    let mut w = Where::default();
-    w.eq("site", q.site.as_ref());
-    w.days(days);
-    w.eq("extension", q.ext.as_ref());
-    w.eq("group_key", q.group.as_ref());
-    w.eq("class_key", q.class.as_ref());
-    let key = match by {
-        StatsBy::Ext => "extension",
-        StatsBy::Group => "group_key",
-        StatsBy::Day => "day",
-        StatsBy::Month => "month",
-        _ => "site",
-    };
+    let mut w = scope(q, days);
+    eq(&mut w, "extension", &q.ext);
+    let key = key_column(by, "extension");
     let sql = format!(
         "SELECT {key}, rule, sum(n)::bigint FROM violation_rollup {} GROUP BY {key}, rule HAVING sum(n) > 0",
         w.sql()
     );
     for r in reader.query_rows(&sql, &w.refs())? {
-        let k: String = r.try_get(0).map_err(|e| anyhow!("violation_rollup key: {e}"))?;
-        let rule: String = r.try_get(1).map_err(|e| anyhow!("violation_rollup rule: {e}"))?;
-        let k = (!(by == StatsBy::Group && k.is_empty())).then_some(k);
-        agg.add_violation_count(k.as_deref(), &rule, count(&r, 2)?);
+        let rule: String = get(&r, 1)?;
+        agg.add_violation_count(row_key(by, get(&r, 0)?).as_deref(), &rule, get_int(&r, 2)?);
     }
     Ok(())
 }
