@@ -558,6 +558,30 @@ fn a_wrong_password_is_one_clear_error_and_the_rows_wait() {
     assert_eq!(central_keys(&pg, "pw"), a.local_keys());
 }
 
+/// `callwarden serve --store URL` with `config` on an ephemeral port, its log in `log`:
+/// the process and the address it serves on.
+fn start_serve(url: &str, config: &std::path::Path, log: &std::path::Path) -> (Proc, String) {
+    let serve = Proc(
+        Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--store", url, "--config"])
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let t = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(rest) = text.split("http://").nth(1) {
+            return (serve, rest.split_whitespace().next().unwrap_or("").trim_end_matches('/').to_string());
+        }
+        assert!(t.elapsed() < Duration::from_secs(15), "serve not ready: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn a_recording_is_played_centrally_from_its_site_checked_and_logged() {
     use sha2::{Digest, Sha256};
@@ -596,25 +620,7 @@ fn a_recording_is_played_centrally_from_its_site_checked_and_logged() {
         ),
     )
     .unwrap();
-    let mut serve = Proc(
-        Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--store", &pg.url(), "--config"])
-            .arg(hq.path().join("hq.toml"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(hq.path().join("serve.log")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    let t = Instant::now();
-    let central = loop {
-        let text = std::fs::read_to_string(hq.path().join("serve.log")).unwrap_or_default();
-        if let Some(rest) = text.split("http://").nth(1) {
-            break rest.split_whitespace().next().unwrap_or("").trim_end_matches('/').to_string();
-        }
-        assert!(t.elapsed() < Duration::from_secs(15), "serve not ready: {text}");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let (mut serve, central) = start_serve(&pg.url(), &hq.path().join("hq.toml"), &hq.path().join("serve.log"));
     let audio = format!("/api/recordings/{id}/audio");
 
     // Played centrally: the site's file, byte for byte, its hash the stored one.
@@ -680,25 +686,7 @@ fn a_recording_is_played_centrally_from_its_site_checked_and_logged() {
         ),
     )
     .unwrap();
-    let mut serve = Proc(
-        Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--store", &pg.url(), "--config"])
-            .arg(hq.path().join("hq-dir.toml"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(hq.path().join("serve-dir.log")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    let t = Instant::now();
-    let central = loop {
-        let text = std::fs::read_to_string(hq.path().join("serve-dir.log")).unwrap_or_default();
-        if let Some(rest) = text.split("http://").nth(1) {
-            break rest.split_whitespace().next().unwrap_or("").trim_end_matches('/').to_string();
-        }
-        assert!(t.elapsed() < Duration::from_secs(15), "serve not ready: {text}");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let (mut serve, central) = start_serve(&pg.url(), &hq.path().join("hq-dir.toml"), &hq.path().join("serve-dir.log"));
     let (status, body) = split_answer(&http_get_as(&central, &audio, Some("hq-secret")));
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     assert_eq!(body, file);
