@@ -16,6 +16,10 @@
 //! - Never panics on input: every packet that is not used bumps one `counters::DropReason`.
 //! - Data flows one way: a module only uses the modules to its left in the diagram
 //!   (and `config`, `time`, `counters`).
+//! - No `unsafe`: the crate reads untrusted bytes, so memory safety rests on the
+//!   compiler alone (and the fuzz targets need no AddressSanitizer; see scripts/fuzz).
+
+#![forbid(unsafe_code)]
 
 pub mod class;
 pub mod config;
