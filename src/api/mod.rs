@@ -343,6 +343,16 @@ impl AppState {
         }
     }
 
+    /// The store's changes after change `after` (`store::changes`), read on the version
+    /// connection that `data_version` opened: what the stats cache must forget.
+    pub(crate) fn stats_changes(&self, after: Option<i64>) -> Result<crate::store::changes::Since, ApiError> {
+        let guard = self.inner.version_conn.lock().map_err(|_| ApiError::internal("version lock poisoned"))?;
+        match guard.as_ref() {
+            Some(c) => Ok(crate::store::changes::since(c, after)?),
+            None => Ok(crate::store::changes::Since::Unknown { last: None }),
+        }
+    }
+
     pub(crate) fn stats_cache(&self) -> &Mutex<stats::Cache> {
         &self.inner.stats_cache
     }

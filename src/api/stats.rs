@@ -3,14 +3,15 @@
 //! `{"by": ..., "rows": [StatsRow]}`, or as CSV (`format=csv`: one column per figure, the
 //! rings histogram as `rings_0`..`rings_5_plus`, violations as `violations_<RULE>`).
 //! The limits are those of the current config, as the CLI uses them.
-//! Answers are cached per question while the database is unchanged (`PRAGMA
-//! data_version`; a config reload clears them): the same figures, without aggregating a
-//! month of calls again for every page view.
+//! Answers are cached per question (a config reload clears them) and survive commits
+//! that touch none of the calls they count (`Cache`: `PRAGMA data_version` says when to
+//! look, the store's change log what changed): the same figures, without aggregating a
+//! month of calls again for every page view while the site writes today's.
 
 use super::csv_out::{csv_response, opt};
 use super::params::{FilterParams, Paging};
 use super::{ApiError, AppState};
-use crate::store::{StatsBy, StatsRow};
+use crate::store::{changes, StatsBy, StatsRow};
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -32,43 +33,94 @@ struct StatsDoc<'a> {
 /// Answers kept, at most; the oldest half goes when full.
 const CACHE_MAX: usize = 64;
 
-/// Stats answers by question, for one `data_version` of the database.
+/// Stats answers by question. A commit does not empty it: at each new `data_version` the
+/// store's change log (`store::changes`, migration 0013) names the start times of the rows
+/// that changed, and only answers whose range holds one of them go; a past day or month
+/// keeps its answer while today's calls are written.
 #[derive(Default)]
 pub struct Cache {
+    /// The database version the entries are known to be right for.
     version: Option<i64>,
-    entries: HashMap<String, (u64, Arc<Vec<StatsRow>>)>,
+    /// The last change of the store's log taken into account (none: not looked yet).
+    checked: Option<i64>,
+    entries: HashMap<String, Entry>,
     tick: u64,
+    /// Answers given from the cache, and answers computed (for tests and `/metrics`).
+    pub hits: u64,
+    pub misses: u64,
+}
+
+struct Entry {
+    used: u64,
+    /// The calls' start range the answer covers (µs, `from` included, `to` not).
+    range: (Option<i64>, Option<i64>),
+    rows: Arc<Vec<StatsRow>>,
+}
+
+impl Entry {
+    fn covers(&self, start_us: i64) -> bool {
+        self.range.0.is_none_or(|f| start_us >= f) && self.range.1.is_none_or(|t| start_us < t)
+    }
 }
 
 impl Cache {
-    fn get(&mut self, version: i64, key: &str) -> Option<Arc<Vec<StatsRow>>> {
-        if self.version != Some(version) {
-            self.entries.clear();
-            self.version = Some(version);
-            return None;
-        }
-        self.tick += 1;
-        let tick = self.tick;
-        self.entries.get_mut(key).map(|(used, rows)| {
-            *used = tick;
-            Arc::clone(rows)
-        })
+    /// Whether the entries must be brought up to `version` first (with `catch_up`).
+    fn stale(&self, version: i64) -> bool {
+        self.version != Some(version)
     }
 
-    /// Keep `rows`, computed after `version` was read (so a commit during the query makes
-    /// the next request see another version and drop them).
-    fn put(&mut self, version: i64, key: String, rows: Arc<Vec<StatsRow>>) {
+    /// The last change seen, to ask the log from.
+    fn checked(&self) -> Option<i64> {
+        self.checked
+    }
+
+    /// Bring the entries up to `version`: drop those a change falls in (all of them when
+    /// the log cannot say).
+    fn catch_up(&mut self, version: i64, since: changes::Since) {
+        match since {
+            changes::Since::Changes { last, starts } => {
+                if !starts.is_empty() {
+                    self.entries.retain(|_, e| !starts.iter().any(|&s| e.covers(s)));
+                }
+                self.checked = Some(last);
+            }
+            changes::Since::Unknown { last } => {
+                self.entries.clear();
+                self.checked = last;
+            }
+        }
+        self.version = Some(version);
+    }
+
+    fn get(&mut self, key: &str) -> Option<Arc<Vec<StatsRow>>> {
+        self.tick += 1;
+        let tick = self.tick;
+        let hit = self.entries.get_mut(key).map(|e| {
+            e.used = tick;
+            Arc::clone(&e.rows)
+        });
+        if hit.is_some() {
+            self.hits += 1;
+        } else {
+            self.misses += 1;
+        }
+        hit
+    }
+
+    /// Keep `rows`, computed after the cache was brought up to `version` (so a commit
+    /// during the query makes the next request see another version and test them).
+    fn put(&mut self, version: i64, key: String, range: (Option<i64>, Option<i64>), rows: Arc<Vec<StatsRow>>) {
         if self.version != Some(version) {
             return;
         }
         if self.entries.len() >= CACHE_MAX {
-            let mut ticks: Vec<u64> = self.entries.values().map(|(t, _)| *t).collect();
+            let mut ticks: Vec<u64> = self.entries.values().map(|e| e.used).collect();
             ticks.sort_unstable();
             let cut = ticks.get(ticks.len() / 2).copied().unwrap_or(0);
-            self.entries.retain(|_, (t, _)| *t > cut);
+            self.entries.retain(|_, e| e.used > cut);
         }
         self.tick += 1;
-        self.entries.insert(key, (self.tick, rows));
+        self.entries.insert(key, Entry { used: self.tick, range, rows });
     }
 }
 
@@ -93,12 +145,20 @@ pub async fn get_stats(
             let Some(version) = st.data_version()? else {
                 return Ok(Arc::new(db.reader.stats(by, &q).map_err(ApiError::any)?));
             };
-            if let Some(rows) = st.stats_cache().lock().ok().and_then(|mut c| c.get(version, &key)) {
-                return Ok(rows);
+            let range = (q.from.map(|t| t.as_micros()), q.to.map(|t| t.as_micros()));
+            {
+                let mut c = st.stats_cache().lock().map_err(|_| ApiError::internal("stats cache lock poisoned"))?;
+                if c.stale(version) {
+                    let since = st.stats_changes(c.checked())?;
+                    c.catch_up(version, since);
+                }
+                if let Some(rows) = c.get(&key) {
+                    return Ok(rows);
+                }
             }
             let rows = Arc::new(db.reader.stats(by, &q).map_err(ApiError::any)?);
             if let Ok(mut c) = st.stats_cache().lock() {
-                c.put(version, key, Arc::clone(&rows));
+                c.put(version, key, range, Arc::clone(&rows));
             }
             Ok(rows)
         })
@@ -190,22 +250,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cache_is_per_version_and_bounded() {
+    fn a_change_drops_only_the_answers_whose_range_it_falls_in() {
+        use changes::Since;
         let mut c = Cache::default();
         let rows = Arc::new(vec![StatsRow { calls: 3, ..StatsRow::default() }]);
-        assert!(c.get(1, "a").is_none());
-        c.put(1, "a".into(), Arc::clone(&rows));
-        assert_eq!(c.get(1, "a").map(|r| r[0].calls), Some(3));
-        assert!(c.get(1, "b").is_none());
+        assert!(c.stale(1));
+        c.catch_up(1, Since::Unknown { last: Some(10) });
+        assert_eq!(c.checked(), Some(10));
+        let (march, april, all) = ((Some(100), Some(200)), (Some(200), Some(300)), (None, None));
+        c.put(1, "march".into(), march, Arc::clone(&rows));
+        c.put(1, "april".into(), april, Arc::clone(&rows));
+        c.put(1, "all".into(), all, Arc::clone(&rows));
+        assert_eq!(c.get("march").map(|r| r[0].calls), Some(3));
         // Computed under version 1, offered after version 2 was seen: not kept.
-        assert!(c.get(2, "a").is_none());
-        c.put(1, "a".into(), Arc::clone(&rows));
-        assert!(c.get(2, "a").is_none());
+        c.catch_up(2, Since::Changes { last: 11, starts: vec![] });
+        c.put(1, "late".into(), all, Arc::clone(&rows));
+        assert!(c.get("late").is_none());
+        // A change at 250 (April): March survives, April and the open range go; the
+        // range's end is not in it.
+        c.catch_up(3, Since::Changes { last: 12, starts: vec![250] });
+        assert!(c.get("march").is_some() && c.get("april").is_none() && c.get("all").is_none());
+        c.put(3, "april".into(), april, Arc::clone(&rows));
+        c.catch_up(4, Since::Changes { last: 13, starts: vec![200] });
+        assert!(c.get("march").is_some() && c.get("april").is_none());
+        c.catch_up(5, Since::Changes { last: 14, starts: vec![99] });
+        assert!(c.get("march").is_some());
+        // The log cannot say: everything goes.
+        c.catch_up(6, Since::Unknown { last: Some(99) });
+        assert!(c.get("march").is_none());
+        assert_eq!(c.checked(), Some(99));
         for i in 0..200 {
-            c.put(2, format!("k{i}"), Arc::clone(&rows));
+            c.put(6, format!("k{i}"), all, Arc::clone(&rows));
         }
         assert!(c.entries.len() <= CACHE_MAX);
-        assert!(c.get(2, "k199").is_some(), "the newest is kept");
+        assert!(c.get("k199").is_some(), "the newest is kept");
     }
 
     #[test]

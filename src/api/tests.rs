@@ -218,29 +218,53 @@ fn duplicate_token_names_are_refused() {
 }
 
 #[tokio::test]
-async fn stats_answers_are_cached_until_the_database_changes() {
+async fn stats_answers_survive_commits_that_do_not_touch_their_calls() {
     let fx = fixture();
     let calls_of = |body: &str| -> u64 {
         let v: serde_json::Value = serde_json::from_str(body).unwrap();
         v["rows"].as_array().unwrap().iter().map(|r| r["calls"].as_u64().unwrap()).sum()
     };
-    let (status, first) = get(&fx.state, "/api/stats?by=day", Some("sup-token")).await;
+    let counts = || {
+        let c = fx.state.stats_cache().lock().unwrap();
+        (c.hits, c.misses)
+    };
+    // The fixture's call is in March 2026 (Asia/Shanghai).
+    const MARCH: &str = "/api/stats?by=day&month=2026-03";
+    const ALL: &str = "/api/stats?by=day";
+    let (status, first) = get(&fx.state, MARCH, Some("sup-token")).await;
     assert_eq!(status, StatusCode::OK, "{first}");
     assert_eq!(calls_of(&first), 1);
-    let (_, again) = get(&fx.state, "/api/stats?by=day", Some("sup-token")).await;
+    let (_, all) = get(&fx.state, ALL, Some("sup-token")).await;
+    assert_eq!(calls_of(&all), 1);
+    assert_eq!(counts(), (0, 2));
+    let (_, again) = get(&fx.state, MARCH, Some("sup-token")).await;
     assert_eq!(again, first);
-    // Another connection commits a call (as the daemon's writer would): the next answer
-    // counts it.
+    assert_eq!(counts(), (1, 2));
+    // Another connection commits calls (as the daemon's writer would).
     let db = fx.state.db_path().to_path_buf();
-    let (mut sink, writer) = store::open(&db, "Asia/Shanghai").unwrap();
-    let c = testdata::call("c-2", testdata::T0 + 60_000_000, "8002", "13800138001", Direction::Outbound);
-    sink.take(&Output::Call(CallEvent::Ended(Box::new(c)))).unwrap();
-    writer.close().unwrap();
-    let (_, after) = get(&fx.state, "/api/stats?by=day", Some("sup-token")).await;
-    assert_eq!(calls_of(&after), 2, "{after}");
+    let commit = |id: &str, start: i64| {
+        let (mut sink, writer) = store::open(&db, "Asia/Shanghai").unwrap();
+        let c = testdata::call(id, start, "8002", "13800138001", Direction::Outbound);
+        sink.take(&Output::Call(CallEvent::Ended(Box::new(c)))).unwrap();
+        writer.close().unwrap();
+    };
+    // A call in April: March's answer is still right and still served from the cache;
+    // the question over every day counts the new call.
+    commit("c-april", testdata::T0 + 40 * 86_400_000_000);
+    let (_, march) = get(&fx.state, MARCH, Some("sup-token")).await;
+    assert_eq!(march, first);
+    assert_eq!(counts(), (2, 2), "March's answer survived the commit");
+    let (_, all) = get(&fx.state, ALL, Some("sup-token")).await;
+    assert_eq!(calls_of(&all), 2, "{all}");
+    assert_eq!(counts(), (2, 3));
+    // A call in March: its answer is computed again and counts it.
+    commit("c-march", testdata::T0 + 60_000_000);
+    let (_, march) = get(&fx.state, MARCH, Some("sup-token")).await;
+    assert_eq!(calls_of(&march), 2, "{march}");
+    assert_eq!(counts(), (2, 4));
     // A different question is not answered from another's entry.
     let (_, ext) = get(&fx.state, "/api/stats?by=ext&ext=8002", Some("sup-token")).await;
-    assert_eq!(calls_of(&ext), 1, "{ext}");
+    assert_eq!(calls_of(&ext), 2, "{ext}");
 }
 
 /// What the page and scripts read of the recordings and the playback log: the field

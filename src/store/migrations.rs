@@ -20,6 +20,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (10, "0010_central_approvals", include_str!("migrations/0010_central_approvals.sql")),
     (11, "0011_recordings_superseded", include_str!("migrations/0011_recordings_superseded.sql")),
     (12, "0012_central_rollups", include_str!("migrations/0012_central_rollups.sql")),
+    (13, "0013_stats_changes", include_str!("migrations/0013_stats_changes.sql")),
 ];
 
 /// The schema version this build writes and reads.

@@ -17,6 +17,7 @@
 pub mod approvals;
 pub mod backfill;
 pub mod central;
+pub mod changes;
 mod interface;
 pub mod migrations;
 pub mod query;

@@ -31,6 +31,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (10, "0010_approvals", include_str!("migrations/0010_approvals.sql")),
     (11, "0011_recordings_superseded", include_str!("migrations/0011_recordings_superseded.sql")),
     (12, "0012_stats_rollups", include_str!("migrations/0012_stats_rollups.sql")),
+    (13, "0013_stats_changes", include_str!("migrations/0013_stats_changes.sql")),
 ];
 
 /// The central schema version this build writes and reads.
