@@ -23,9 +23,12 @@ CREATE TRIGGER stats_calls_insert AFTER INSERT ON calls
 BEGIN
     INSERT INTO stats_changes (started_us) VALUES (NEW.started_us);
 END;
+-- The writer stores a call's verdicts right after inserting it, in the same transaction:
+-- a start already the log's last entry is not logged again.
 CREATE TRIGGER stats_calls_update AFTER UPDATE ON calls
 BEGIN
-    INSERT INTO stats_changes (started_us) VALUES (OLD.started_us);
+    INSERT INTO stats_changes (started_us) SELECT OLD.started_us
+        WHERE OLD.started_us IS NOT (SELECT started_us FROM stats_changes ORDER BY seq DESC LIMIT 1);
     INSERT INTO stats_changes (started_us) SELECT NEW.started_us WHERE NEW.started_us <> OLD.started_us;
 END;
 CREATE TRIGGER stats_calls_delete AFTER DELETE ON calls
