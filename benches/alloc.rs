@@ -5,7 +5,10 @@
 //! pipeline itself allocates), and the allocations are counted apart for reading frames
 //! and for the engine, after a warm-up of the first tenth of the frames. Prints
 //! allocations and bytes per packet, and per packet kind (SIP / RTP / other) for the
-//! engine.
+//! engine. Then the engine's memory per tracked call: the live heap (bytes allocated and
+//! not yet freed) above what it was before the first frame, at the moment the most calls
+//! were tracked (in progress or lingering after their end), divided by those calls. Run it
+//! on a capture with many calls at once (`scripts/bench-replay` makes one of 10,000).
 
 use callwarden::capture::file::FileCapture;
 use callwarden::pipeline::Driver;
@@ -13,28 +16,33 @@ use callwarden_core::config::Config;
 use callwarden_core::Engine;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 struct Counting;
 
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
 static BYTES: AtomicU64 = AtomicU64::new(0);
+/// Bytes allocated and not freed.
+static LIVE: AtomicI64 = AtomicI64::new(0);
 
 // SAFETY: forwards every call to the system allocator unchanged; only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCS.fetch_add(1, Ordering::Relaxed);
         BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
         // SAFETY: the caller's contract is the system allocator's.
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as i64, Ordering::Relaxed);
         // SAFETY: as above.
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         ALLOCS.fetch_add(1, Ordering::Relaxed);
         BYTES.fetch_add(new_size as u64, Ordering::Relaxed);
+        LIVE.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
         // SAFETY: as above.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -88,6 +96,10 @@ fn main() -> anyhow::Result<()> {
     let (mut read, mut sip, mut rtp, mut other) =
         (Tally::default(), Tally::default(), Tally::default(), Tally::default());
     let mut n = 0u64;
+    // The live heap before the first frame (engine built, capture open), and at the most
+    // calls tracked so far.
+    let live0 = LIVE.load(Ordering::Relaxed);
+    let (mut peak_calls, mut peak_live) = (0usize, live0);
     loop {
         let before = counts();
         let Some(frame) = cap.next_frame()? else { break };
@@ -98,6 +110,10 @@ fn main() -> anyhow::Result<()> {
         // with no sink: what the pipeline itself allocates.
         driver.feed(frame);
         let after = counts();
+        let tracked = driver.engine().tracked_calls();
+        if tracked > peak_calls {
+            (peak_calls, peak_live) = (tracked, LIVE.load(Ordering::Relaxed));
+        }
         n += 1;
         if n <= warm {
             continue;
@@ -118,5 +134,11 @@ fn main() -> anyhow::Result<()> {
     sip.line("engine: SIP");
     rtp.line("engine: RTP");
     other.line("engine: other");
+    let grown = peak_live - live0;
+    println!(
+        "memory per tracked call: {:.0} bytes ({:.1} MiB of heap more than before the first frame at the peak of {peak_calls} calls tracked at once)",
+        grown as f64 / peak_calls.max(1) as f64,
+        grown as f64 / 1048576.0
+    );
     Ok(())
 }
