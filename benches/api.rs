@@ -44,6 +44,9 @@ fn build_db(dir: &Path, n: u64, recordings: &Path) -> anyhow::Result<PathBuf> {
         // Migrations added since it was built (e.g. an index) apply on open.
         let (_sink, writer) = store::open(&db, "Asia/Shanghai")?;
         writer.close()?;
+        // Built before the recordings had their hash: audio without one is refused now.
+        rusqlite::Connection::open(&db)?
+            .execute("UPDATE recordings SET sha256 = ?1 WHERE sha256 IS NULL", [wav_sha256()])?;
         return Ok(db);
     }
     let tmp = dir.join(format!("calls-{n}.db.part"));
@@ -102,8 +105,8 @@ fn build_db(dir: &Path, n: u64, recordings: &Path) -> anyhow::Result<PathBuf> {
                  sample_rate, channels, frames, duration_ms, bytes, sha256, media_started_us, ended_us, retention_days,
                  day, month)
              VALUES (printf('%016x', ?1), 'bench-rec-' || ?1, ?2, '8001', '13800000000', '13800000000', 'g0', ?3,
-                 'complete', 8000, 2, 80000, 10000, ?4, NULL, ?2, ?2 + 10000000, 365, '2026-01-01', '2026-01')",
-            rusqlite::params![r, started, rel, wav.len() as i64],
+                 'complete', 8000, 2, 80000, 10000, ?4, ?5, ?2, ?2 + 10000000, 365, '2026-01-01', '2026-01')",
+            rusqlite::params![r, started, rel, wav.len() as i64, wav_sha256()],
         )?;
     }
     txn.commit()?;
@@ -111,6 +114,13 @@ fn build_db(dir: &Path, n: u64, recordings: &Path) -> anyhow::Result<PathBuf> {
     std::fs::rename(&tmp, &db)?;
     eprintln!("built {} in {:.0} s", db.display(), t.elapsed().as_secs_f64());
     Ok(db)
+}
+
+/// The SHA-256 the recorder would have sealed each bench WAV with (the API refuses audio
+/// without one).
+fn wav_sha256() -> String {
+    use sha2::Digest;
+    callwarden::sink::recorder::wav::hex(&sha2::Sha256::digest(wav_bytes(10)))
 }
 
 fn wav_bytes(secs: u32) -> Vec<u8> {

@@ -31,10 +31,11 @@ pub fn since(conn: &Connection, after: Option<i64>) -> rusqlite::Result<Since> {
     if !has_log {
         return Ok(Since::Unknown { last: None });
     }
-    let (first, last): (i64, i64) =
-        conn.query_row("SELECT coalesce(min(seq), 0), coalesce(max(seq), 0) FROM stats_changes", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
+    // Two queries: SQLite answers a lone min() or max() of the key from the b-tree's edge,
+    // but both in one statement scan the table (20 ms at 100,000 changes).
+    let edge = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).optional().map(Option::unwrap_or_default);
+    let first = edge("SELECT seq FROM stats_changes ORDER BY seq LIMIT 1")?;
+    let last = edge("SELECT seq FROM stats_changes ORDER BY seq DESC LIMIT 1")?;
     let Some(after) = after else { return Ok(Since::Unknown { last: Some(last) }) };
     if last == after {
         return Ok(Since::Changes { last, starts: Vec::new() });
