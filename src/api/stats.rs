@@ -45,9 +45,10 @@ pub struct Cache {
     checked: Option<i64>,
     entries: HashMap<String, Entry>,
     tick: u64,
-    /// Answers given from the cache, and answers computed (for tests and `/metrics`).
-    pub hits: u64,
-    pub misses: u64,
+    /// Answers given from the cache, and questions it could not answer (what the tests
+    /// observe; not exported).
+    pub(crate) hits: u64,
+    pub(crate) misses: u64,
 }
 
 struct Entry {
@@ -67,11 +68,6 @@ impl Cache {
     /// Whether the entries must be brought up to `version` first (with `catch_up`).
     fn stale(&self, version: i64) -> bool {
         self.version != Some(version)
-    }
-
-    /// The last change seen, to ask the log from.
-    fn checked(&self) -> Option<i64> {
-        self.checked
     }
 
     /// Bring the entries up to `version`: drop those a change falls in (all of them when
@@ -149,7 +145,7 @@ pub async fn get_stats(
             {
                 let mut c = st.stats_cache().lock().map_err(|_| ApiError::internal("stats cache lock poisoned"))?;
                 if c.stale(version) {
-                    let since = st.stats_changes(c.checked())?;
+                    let since = st.stats_changes(c.checked)?;
                     c.catch_up(version, since);
                 }
                 if let Some(rows) = c.get(&key) {
@@ -256,7 +252,7 @@ mod tests {
         let rows = Arc::new(vec![StatsRow { calls: 3, ..StatsRow::default() }]);
         assert!(c.stale(1));
         c.catch_up(1, Since::Unknown { last: Some(10) });
-        assert_eq!(c.checked(), Some(10));
+        assert_eq!(c.checked, Some(10));
         let (march, april, all) = ((Some(100), Some(200)), (Some(200), Some(300)), (None, None));
         c.put(1, "march".into(), march, Arc::clone(&rows));
         c.put(1, "april".into(), april, Arc::clone(&rows));
@@ -278,7 +274,7 @@ mod tests {
         // The log cannot say: everything goes.
         c.catch_up(6, Since::Unknown { last: Some(99) });
         assert!(c.get("march").is_none());
-        assert_eq!(c.checked(), Some(99));
+        assert_eq!(c.checked, Some(99));
         for i in 0..200 {
             c.put(6, format!("k{i}"), all, Arc::clone(&rows));
         }
